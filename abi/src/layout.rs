@@ -1,0 +1,174 @@
+//! `Layout`: size, alignment and member offsets of a [`Type`] for one [`Abi`].
+//!
+//! The only per-ABI input is the scalar table ([`AbiSpec::scalar_layout`]); struct and union
+//! layout follows the C rules every covered ABI shares: a member is placed at the next offset
+//! that is a multiple of its alignment, the aggregate's alignment is its largest member's, and
+//! its size is rounded up to that alignment.
+
+use crate::abi::{Abi, AbiSpec};
+use crate::types::{AggregateKind, Scalar, Type};
+use crate::AbiError;
+
+/// The layout of a type on one ABI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// `sizeof`
+    pub size: u32,
+    /// `_Alignof`
+    pub align: u32,
+    /// What the bytes are.
+    pub shape: Shape,
+}
+
+/// What a layout's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `void`: no bytes
+    Void,
+    /// one scalar
+    Scalar(Scalar),
+    /// a struct or union with its members' offsets
+    Aggregate {
+        /// `struct` or `union`
+        kind: AggregateKind,
+        /// members in declaration order
+        fields: Vec<FieldLayout>,
+    },
+    /// `count` elements of `elem`, `elem.size` apart
+    Array {
+        /// the element layout
+        elem: Box<Layout>,
+        /// how many elements
+        count: u32,
+    },
+}
+
+/// One member of an aggregate layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldLayout {
+    /// the member name
+    pub name: String,
+    /// `offsetof`
+    pub offset: u32,
+    /// the member's own layout
+    pub layout: Layout,
+}
+
+/// A scalar at a byte offset inside a value (see [`Layout::leaves`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// offset from the start of the outermost value
+    pub offset: u32,
+    /// the scalar there
+    pub scalar: Scalar,
+    /// its size
+    pub size: u32,
+}
+
+impl Layout {
+    /// Whether this is a struct, union or array (a "composite" in AAPCS64 terms).
+    pub fn is_aggregate(&self) -> bool {
+        matches!(self.shape, Shape::Aggregate { .. } | Shape::Array { .. })
+    }
+
+    /// The scalar, if this layout is one.
+    pub fn scalar(&self) -> Option<Scalar> {
+        match self.shape {
+            Shape::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Every scalar inside the value with its offset, in address order of declaration
+    /// (union members overlap; all of them are listed).
+    pub fn leaves(&self) -> Vec<Leaf> {
+        let mut out = Vec::new();
+        self.collect_leaves(0, &mut out);
+        out
+    }
+
+    fn collect_leaves(&self, base: u32, out: &mut Vec<Leaf>) {
+        match &self.shape {
+            Shape::Void => {}
+            Shape::Scalar(s) => out.push(Leaf { offset: base, scalar: *s, size: self.size }),
+            Shape::Aggregate { fields, .. } => {
+                for f in fields {
+                    f.layout.collect_leaves(base + f.offset, out);
+                }
+            }
+            Shape::Array { elem, count } => {
+                for i in 0..*count {
+                    elem.collect_leaves(base + i * elem.size, out);
+                }
+            }
+        }
+    }
+}
+
+/// Computes the layout of `ty` on `abi`.
+pub fn layout_of(abi: Abi, ty: &Type) -> Result<Layout, AbiError> {
+    layout_with(abi.spec(), ty)
+}
+
+fn layout_with(spec: &dyn AbiSpec, ty: &Type) -> Result<Layout, AbiError> {
+    match ty {
+        Type::Void => Ok(Layout { size: 0, align: 1, shape: Shape::Void }),
+        Type::Scalar(s) => {
+            let (size, align) = spec
+                .scalar_layout(*s)
+                .ok_or_else(|| AbiError::unsupported(spec.abi(), s.c_name()))?;
+            Ok(Layout { size, align, shape: Shape::Scalar(*s) })
+        }
+        Type::Complex(s) => {
+            Err(AbiError::unsupported(spec.abi(), &format!("{} _Complex", s.c_name())))
+        }
+        Type::Array(elem, count) => {
+            let elem = layout_with(spec, elem)?;
+            let size = elem
+                .size
+                .checked_mul(*count)
+                .filter(|&s| s <= MAX_SIZE)
+                .ok_or_else(|| too_large(spec.abi()))?;
+            Ok(Layout {
+                size,
+                align: elem.align,
+                shape: Shape::Array { elem: Box::new(elem), count: *count },
+            })
+        }
+        Type::Aggregate(agg) => {
+            if agg.fields.is_empty() {
+                // C forbids empty structs; GNU C gives them size 0 but ABIs disagree on passing.
+                return Err(AbiError::unsupported(spec.abi(), "an empty struct or union"));
+            }
+            let mut fields = Vec::with_capacity(agg.fields.len());
+            let (mut end, mut align) = (0u32, 1u32);
+            for f in &agg.fields {
+                let layout = layout_with(spec, &f.ty)?;
+                let offset = match agg.kind {
+                    AggregateKind::Struct => round_up(end, layout.align),
+                    AggregateKind::Union => 0,
+                };
+                end = end.max(offset + layout.size);
+                if end > MAX_SIZE {
+                    return Err(too_large(spec.abi()));
+                }
+                align = align.max(layout.align);
+                fields.push(FieldLayout { name: f.name.clone(), offset, layout });
+            }
+            let size = round_up(end, align);
+            Ok(Layout { size, align, shape: Shape::Aggregate { kind: agg.kind, fields } })
+        }
+    }
+}
+
+/// The largest value size accepted; keeps every offset computation far from overflow.
+pub const MAX_SIZE: u32 = 1 << 24;
+
+fn too_large(abi: Abi) -> AbiError {
+    AbiError::unsupported(abi, "a type larger than 16 MiB")
+}
+
+/// Rounds `n` up to a multiple of `align` (a power of two).
+pub fn round_up(n: u32, align: u32) -> u32 {
+    n.div_ceil(align) * align
+}

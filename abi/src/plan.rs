@@ -1,0 +1,315 @@
+//! `CallPlan`: for one signature on one ABI, where every argument's bytes are and how the
+//! result returns.
+//!
+//! The plan is the single source of ABI placement facts: the runtime marshals by it, thunkEntry
+//! returns by its [`ReturnCode`], and the emulated harness checks received bytes against it. Each
+//! ABI file computes plans with the small [`Allocator`] below (register and stack counters).
+
+use std::fmt;
+
+use crate::abi::Abi;
+use crate::layout::{round_up, Layout};
+use crate::types::{Signature, Type};
+use crate::AbiError;
+
+/// A place a piece of a value can live in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Loc {
+    /// general-purpose register number `i` of the ABI's argument (or result) sequence
+    Int(u8),
+    /// floating-point / vector register number `i` of the ABI's argument (or result) sequence
+    Float(u8),
+    /// stack, at this byte offset from the first stack argument (the word above the return
+    /// address on x86, the stack pointer at entry on AArch64)
+    Stack(u32),
+    /// the x87 register stack top `st(0)` (i386 float results)
+    X87,
+}
+
+/// A byte range `offset..offset+size` of a value and where it lives. In a register, the bytes
+/// are the register's low bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Piece {
+    /// first byte of the value held here
+    pub offset: u32,
+    /// how many bytes
+    pub size: u32,
+    /// where
+    pub loc: Loc,
+}
+
+/// How an argument travels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgPass {
+    /// the value's bytes themselves, in these pieces
+    Direct(Vec<Piece>),
+    /// the caller made a copy; its address is in `pointer` (Win64 and AArch64 large composites)
+    Indirect {
+        /// where the address arrives
+        pointer: Loc,
+    },
+}
+
+/// One argument's plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgPlan {
+    /// the argument's layout on this ABI
+    pub layout: Layout,
+    /// where its bytes are
+    pub pass: ArgPass,
+}
+
+/// Extension the callee applies to a sub-word integer result before returning it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Extend {
+    /// no extension (the value fills its register, or is not an integer)
+    None,
+    /// sign-extend to the full register
+    Sign,
+    /// zero-extend to the full register
+    Zero,
+}
+
+/// How thunkEntry returns the result slot (the seed's 1 word, 2 word64, 3 double, 4 struct,
+/// extended for the ABIs covered here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ReturnCode {
+    /// nothing to return
+    Void = 0,
+    /// one integer register
+    Word = 1,
+    /// a 64-bit integer in two 32-bit registers (i386 `edx:eax`)
+    Word64 = 2,
+    /// a double in the first float register (x87 `st(0)` on i386)
+    Double = 3,
+    /// an aggregate in several registers, possibly of both kinds
+    Struct = 4,
+    /// a single float in the first float register (x87 `st(0)` on i386)
+    Float = 5,
+    /// the result was written through the hidden result pointer
+    HiddenPointer = 6,
+}
+
+/// How the result travels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetPlan {
+    /// `void`
+    Void,
+    /// in registers; `pieces` use the ABI's *result* register sequences
+    Direct {
+        /// where each byte range goes
+        pieces: Vec<Piece>,
+        /// extension of a sub-word integer result
+        extend: Extend,
+    },
+    /// through a hidden pointer the caller passes
+    Indirect {
+        /// where the hidden pointer arrives (an argument location)
+        pointer: Loc,
+        /// the result register the callee must return the pointer in, if the ABI requires it
+        returned_in: Option<Loc>,
+    },
+}
+
+/// The complete placement of one signature on one ABI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallPlan {
+    /// the ABI
+    pub abi: Abi,
+    /// the signature this plan is for
+    pub signature: Signature,
+    /// one entry per argument
+    pub args: Vec<ArgPlan>,
+    /// the result's layout
+    pub ret_layout: Layout,
+    /// the result
+    pub ret: RetPlan,
+    /// how thunkEntry returns
+    pub code: ReturnCode,
+    /// bytes of stack arguments the caller provides (hidden pointer included)
+    pub stack_bytes: u32,
+    /// bytes of stack arguments the callee pops on return (`ret $n`)
+    pub callee_pop: u32,
+}
+
+/// Register and stack counters that every ABI file assigns locations with.
+#[derive(Clone, Debug)]
+pub struct Allocator {
+    /// next free integer argument register
+    pub next_int: u8,
+    /// how many integer argument registers exist
+    pub int_regs: u8,
+    /// next free float argument register
+    pub next_float: u8,
+    /// how many float argument registers exist
+    pub float_regs: u8,
+    /// bytes of stack arguments assigned so far
+    pub stack: u32,
+}
+
+impl Allocator {
+    /// Counters for an ABI with these register files.
+    pub fn new(int_regs: u8, float_regs: u8) -> Allocator {
+        Allocator { next_int: 0, int_regs, next_float: 0, float_regs, stack: 0 }
+    }
+
+    /// Takes `n` consecutive integer registers, or none if fewer remain.
+    pub fn take_int(&mut self, n: u8) -> Option<u8> {
+        let first = self.next_int;
+        (first + n <= self.int_regs).then(|| {
+            self.next_int += n;
+            first
+        })
+    }
+
+    /// Takes `n` consecutive float registers, or none if fewer remain.
+    pub fn take_float(&mut self, n: u8) -> Option<u8> {
+        let first = self.next_float;
+        (first + n <= self.float_regs).then(|| {
+            self.next_float += n;
+            first
+        })
+    }
+
+    /// Places `size` bytes on the stack at the next multiple of `align`, then pads the area to
+    /// a multiple of `slot` bytes; returns the offset.
+    pub fn take_stack(&mut self, size: u32, align: u32, slot: u32) -> u32 {
+        let offset = round_up(self.stack, align.max(1));
+        self.stack = round_up(offset + size, slot);
+        offset
+    }
+}
+
+/// Splits `size` bytes starting at `offset` into pieces of at most `chunk` bytes, each at the
+/// location `loc(i)` for chunk `i`.
+pub fn chunks(offset: u32, size: u32, chunk: u32, mut loc: impl FnMut(u32) -> Loc) -> Vec<Piece> {
+    (0..size.div_ceil(chunk))
+        .map(|i| {
+            let start = i * chunk;
+            Piece { offset: offset + start, size: chunk.min(size - start), loc: loc(i) }
+        })
+        .collect()
+}
+
+/// The extension a scalar integer result of this layout needs when it is narrower than a word.
+pub fn result_extend(abi: Abi, layout: &Layout) -> Extend {
+    match layout.scalar() {
+        Some(s) if !s.is_float() && layout.size < abi.word_size() => {
+            if crate::is_signed(abi, s) {
+                Extend::Sign
+            } else {
+                Extend::Zero
+            }
+        }
+        _ => Extend::None,
+    }
+}
+
+/// Computes the plan of `sig` on `abi`: layouts first, then the ABI file's placement.
+pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
+    if sig.variadic {
+        return Err(AbiError::unsupported(abi, "variadic functions (`...`)"));
+    }
+    let ret = abi.layout(&sig.ret)?;
+    if matches!(sig.ret, Type::Array(..)) {
+        return Err(AbiError::invalid(abi, "a function cannot return an array"));
+    }
+    let mut args = Vec::with_capacity(sig.args.len());
+    for (i, ty) in sig.args.iter().enumerate() {
+        match ty {
+            Type::Void => {
+                return Err(AbiError::invalid(abi, &format!("argument {i} has type void")))
+            }
+            Type::Array(..) => {
+                return Err(AbiError::invalid(
+                    abi,
+                    &format!("argument {i} is an array; pass a pointer"),
+                ))
+            }
+            _ => args.push(abi.layout(ty)?),
+        }
+    }
+    abi.spec().plan(sig, &args, &ret)
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loc::Int(i) => write!(f, "int{i}"),
+            Loc::Float(i) => write!(f, "float{i}"),
+            Loc::Stack(o) => write!(f, "stack+{o}"),
+            Loc::X87 => f.write_str("st(0)"),
+        }
+    }
+}
+
+impl CallPlan {
+    fn arg_loc_name(&self, loc: Loc) -> String {
+        let spec = self.abi.spec();
+        match loc {
+            Loc::Int(i) => spec.int_arg_reg_name(i, self.signature.conv).to_string(),
+            Loc::Float(i) => spec.float_reg_name(i).to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    fn ret_loc_name(&self, loc: Loc) -> String {
+        let spec = self.abi.spec();
+        match loc {
+            Loc::Int(i) => spec.int_ret_reg_name(i).to_string(),
+            Loc::Float(i) => spec.float_reg_name(i).to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    fn fmt_pieces(&self, f: &mut fmt::Formatter<'_>, pieces: &[Piece], ret: bool) -> fmt::Result {
+        for (i, p) in pieces.iter().enumerate() {
+            let name = if ret { self.ret_loc_name(p.loc) } else { self.arg_loc_name(p.loc) };
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}[{}..{}] {name}", p.offset, p.offset + p.size)?;
+        }
+        Ok(())
+    }
+}
+
+/// The text form `backcall plan` prints and the snapshots hold.
+impl fmt::Display for CallPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}: {}", self.abi, self.signature)?;
+        for (i, (arg, ty)) in self.args.iter().zip(&self.signature.args).enumerate() {
+            write!(f, "  arg{i:<2} {ty} (size {}, align {}): ", arg.layout.size, arg.layout.align)?;
+            match &arg.pass {
+                ArgPass::Direct(pieces) => self.fmt_pieces(f, pieces, false)?,
+                ArgPass::Indirect { pointer } => {
+                    write!(f, "by reference, pointer in {}", self.arg_loc_name(*pointer))?
+                }
+            }
+            writeln!(f)?;
+        }
+        write!(f, "  ret   {} (size {}): ", self.signature.ret, self.ret_layout.size)?;
+        match &self.ret {
+            RetPlan::Void => f.write_str("none")?,
+            RetPlan::Direct { pieces, extend } => {
+                self.fmt_pieces(f, pieces, true)?;
+                match extend {
+                    Extend::None => {}
+                    Extend::Sign => f.write_str(", sign-extended")?,
+                    Extend::Zero => f.write_str(", zero-extended")?,
+                }
+            }
+            RetPlan::Indirect { pointer, returned_in } => {
+                write!(f, "hidden pointer in {}", self.arg_loc_name(*pointer))?;
+                if let Some(r) = returned_in {
+                    write!(f, ", returned in {}", self.ret_loc_name(*r))?;
+                }
+            }
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  return code {:?}; stack arguments {} bytes; callee pops {}",
+            self.code, self.stack_bytes, self.callee_pop
+        )
+    }
+}

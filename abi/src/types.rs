@@ -1,0 +1,335 @@
+//! ABI-independent C types and signatures (DESIGN §3, §4).
+//!
+//! A [`Type`] says *what* a value is in C terms; it says nothing about size or placement.
+//! Sizes come from [`crate::layout`] for one [`crate::Abi`]; placement comes from
+//! [`crate::plan`]. The parser and printer for the C declarator syntax live in the
+//! `backcall` crate (`backcall::signature`).
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A C scalar type, kept with the spelling it was written in so that printing round-trips.
+///
+/// Spellings that are the same type in every ABI (`_Bool`/`bool`, `unsigned`/`unsigned int`)
+/// share a variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scalar {
+    /// `_Bool` / `bool`
+    Bool,
+    /// plain `char` (signed on every ABI backcall covers except AArch64 Linux)
+    Char,
+    /// `signed char`
+    SChar,
+    /// `unsigned char`
+    UChar,
+    /// `short`
+    Short,
+    /// `unsigned short`
+    UShort,
+    /// `int`
+    Int,
+    /// `unsigned int`
+    UInt,
+    /// `long`
+    Long,
+    /// `unsigned long`
+    ULong,
+    /// `long long`
+    LongLong,
+    /// `unsigned long long`
+    ULongLong,
+    /// `int8_t`
+    I8,
+    /// `uint8_t`
+    U8,
+    /// `int16_t`
+    I16,
+    /// `uint16_t`
+    U16,
+    /// `int32_t`
+    I32,
+    /// `uint32_t`
+    U32,
+    /// `int64_t`
+    I64,
+    /// `uint64_t`
+    U64,
+    /// `size_t`
+    SizeT,
+    /// `ssize_t`
+    SSizeT,
+    /// `intptr_t`
+    IntPtr,
+    /// `uintptr_t`
+    UIntPtr,
+    /// `float`
+    Float,
+    /// `double`
+    Double,
+    /// `long double` (parsed; refused by every ABI for now)
+    LongDouble,
+    /// any data or function pointer; the pointee does not matter to any ABI covered
+    Pointer,
+}
+
+impl Scalar {
+    /// Every scalar, in declaration order (for generators and tables).
+    pub const ALL: [Scalar; 28] = [
+        Scalar::Bool,
+        Scalar::Char,
+        Scalar::SChar,
+        Scalar::UChar,
+        Scalar::Short,
+        Scalar::UShort,
+        Scalar::Int,
+        Scalar::UInt,
+        Scalar::Long,
+        Scalar::ULong,
+        Scalar::LongLong,
+        Scalar::ULongLong,
+        Scalar::I8,
+        Scalar::U8,
+        Scalar::I16,
+        Scalar::U16,
+        Scalar::I32,
+        Scalar::U32,
+        Scalar::I64,
+        Scalar::U64,
+        Scalar::SizeT,
+        Scalar::SSizeT,
+        Scalar::IntPtr,
+        Scalar::UIntPtr,
+        Scalar::Float,
+        Scalar::Double,
+        Scalar::LongDouble,
+        Scalar::Pointer,
+    ];
+
+    /// The C spelling (pointers print as `void *`).
+    pub fn c_name(self) -> &'static str {
+        match self {
+            Scalar::Bool => "_Bool",
+            Scalar::Char => "char",
+            Scalar::SChar => "signed char",
+            Scalar::UChar => "unsigned char",
+            Scalar::Short => "short",
+            Scalar::UShort => "unsigned short",
+            Scalar::Int => "int",
+            Scalar::UInt => "unsigned int",
+            Scalar::Long => "long",
+            Scalar::ULong => "unsigned long",
+            Scalar::LongLong => "long long",
+            Scalar::ULongLong => "unsigned long long",
+            Scalar::I8 => "int8_t",
+            Scalar::U8 => "uint8_t",
+            Scalar::I16 => "int16_t",
+            Scalar::U16 => "uint16_t",
+            Scalar::I32 => "int32_t",
+            Scalar::U32 => "uint32_t",
+            Scalar::I64 => "int64_t",
+            Scalar::U64 => "uint64_t",
+            Scalar::SizeT => "size_t",
+            Scalar::SSizeT => "ssize_t",
+            Scalar::IntPtr => "intptr_t",
+            Scalar::UIntPtr => "uintptr_t",
+            Scalar::Float => "float",
+            Scalar::Double => "double",
+            Scalar::LongDouble => "long double",
+            Scalar::Pointer => "void *",
+        }
+    }
+
+    /// Whether this is a floating-point type.
+    pub fn is_float(self) -> bool {
+        matches!(self, Scalar::Float | Scalar::Double | Scalar::LongDouble)
+    }
+}
+
+/// Whether an aggregate is a `struct` or a `union`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AggregateKind {
+    /// `struct { ... }`: members follow each other
+    Struct,
+    /// `union { ... }`: members overlap at offset 0
+    Union,
+}
+
+/// One member of a struct or union.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Field {
+    /// The member name; generated (`f0`, `f1`, ...) when the declaration had none.
+    pub name: String,
+    /// The member's type.
+    pub ty: Type,
+}
+
+/// A struct or union definition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Aggregate {
+    /// `struct` or `union`.
+    pub kind: AggregateKind,
+    /// The tag (`struct point` has tag `point`); `None` for an anonymous aggregate.
+    pub tag: Option<String>,
+    /// The members in declaration order.
+    pub fields: Vec<Field>,
+}
+
+/// A C type as it appears in a signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// `void` (only as a result type)
+    Void,
+    /// a scalar
+    Scalar(Scalar),
+    /// `T _Complex` (parsed; refused by every ABI for now)
+    Complex(Scalar),
+    /// a struct or union; shared so that named types are cheap to clone
+    Aggregate(Arc<Aggregate>),
+    /// `T name[N]` (only inside aggregates)
+    Array(Box<Type>, u32),
+}
+
+impl Type {
+    /// Shorthand for a scalar type.
+    pub const fn scalar(s: Scalar) -> Type {
+        Type::Scalar(s)
+    }
+
+    /// Shorthand for an anonymous struct with generated member names `f0`, `f1`, ...
+    pub fn anon_struct(members: impl IntoIterator<Item = Type>) -> Type {
+        Type::aggregate(AggregateKind::Struct, members)
+    }
+
+    /// Shorthand for an anonymous struct or union with generated member names.
+    pub fn aggregate(kind: AggregateKind, members: impl IntoIterator<Item = Type>) -> Type {
+        let fields = members
+            .into_iter()
+            .enumerate()
+            .map(|(i, ty)| Field { name: format!("f{i}"), ty })
+            .collect();
+        Type::Aggregate(Arc::new(Aggregate { kind, tag: None, fields }))
+    }
+}
+
+/// A calling convention keyword. Only the i386 ABIs accept anything but `Default`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Convention {
+    /// no keyword: the ABI's default convention
+    #[default]
+    Default,
+    /// `__cdecl`
+    Cdecl,
+    /// `__stdcall`
+    Stdcall,
+    /// `__fastcall`
+    Fastcall,
+    /// `__thiscall`
+    Thiscall,
+}
+
+impl Convention {
+    /// The C keyword, or `None` for the default.
+    pub fn keyword(self) -> Option<&'static str> {
+        match self {
+            Convention::Default => None,
+            Convention::Cdecl => Some("__cdecl"),
+            Convention::Stdcall => Some("__stdcall"),
+            Convention::Fastcall => Some("__fastcall"),
+            Convention::Thiscall => Some("__thiscall"),
+        }
+    }
+}
+
+/// A C function signature: result, arguments, convention, and whether it ends in `...`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Signature {
+    /// The result type (`Type::Void` for none).
+    pub ret: Type,
+    /// The argument types in order.
+    pub args: Vec<Type>,
+    /// The calling convention keyword.
+    pub conv: Convention,
+    /// `true` when the argument list ends in `...` (parsed; refused by every ABI for now).
+    pub variadic: bool,
+}
+
+impl Signature {
+    /// A default-convention, non-variadic signature.
+    pub fn new(ret: Type, args: Vec<Type>) -> Signature {
+        Signature { ret, args, conv: Convention::Default, variadic: false }
+    }
+}
+
+/// Prints a type as an abstract C declarator (no name): `int`, `struct { int f0; } `, ...
+/// Arrays only occur as named members and are printed by [`Field`]'s printer.
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Void => f.write_str("void"),
+            Type::Scalar(s) => f.write_str(s.c_name()),
+            Type::Complex(s) => write!(f, "{} _Complex", s.c_name()),
+            Type::Aggregate(a) => write!(f, "{a}"),
+            Type::Array(elem, n) => write!(f, "{elem}[{n}]"),
+        }
+    }
+}
+
+impl fmt::Display for Aggregate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            AggregateKind::Struct => "struct ",
+            AggregateKind::Union => "union ",
+        })?;
+        if let Some(tag) = &self.tag {
+            write!(f, "{tag} ")?;
+        }
+        f.write_str("{ ")?;
+        for field in &self.fields {
+            write!(f, "{field} ")?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Peel array dimensions: `int a[2][3]` is Array(Array(int, 3), 2).
+        let mut dims = Vec::new();
+        let mut ty = &self.ty;
+        while let Type::Array(elem, n) = ty {
+            dims.push(*n);
+            ty = elem;
+        }
+        match ty {
+            Type::Scalar(Scalar::Pointer) => write!(f, "void *{}", self.name)?,
+            other => write!(f, "{other} {}", self.name)?,
+        }
+        for n in dims {
+            write!(f, "[{n}]")?;
+        }
+        f.write_str(";")
+    }
+}
+
+/// Prints `ret (conv *)(args)`, the form the parser reads.
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (", self.ret)?;
+        if let Some(kw) = self.conv.keyword() {
+            write!(f, "{kw} ")?;
+        }
+        f.write_str("*)(")?;
+        for (i, arg) in self.args.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{arg}")?;
+        }
+        if self.variadic {
+            f.write_str(if self.args.is_empty() { "..." } else { ", ..." })?;
+        } else if self.args.is_empty() {
+            f.write_str("void")?;
+        }
+        f.write_str(")")
+    }
+}

@@ -1,0 +1,168 @@
+//! `x86_64-sysv`: the System V AMD64 psABI (version 1.0), §3.2.3 "Parameter Passing".
+//!
+//! Arguments: rdi rsi rdx rcx r8 r9, xmm0–xmm7, then the stack in eightbytes.
+//! Results: rax rdx, xmm0 xmm1, or memory through a hidden pointer in rdi returned in rax.
+
+use crate::abi::{Abi, AbiSpec};
+use crate::layout::Layout;
+use crate::plan::{
+    result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
+};
+use crate::types::{Convention, Scalar, Signature};
+use crate::AbiError;
+
+/// The System V AMD64 ABI.
+pub struct X86_64Sysv;
+
+const INT_ARGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
+const INT_RETS: [&str; 2] = ["rax", "rdx"];
+const FLOATS: [&str; 8] = ["xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7"];
+
+/// §3.2.3 classes, restricted to what the supported types produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Integer,
+    Sse,
+}
+
+/// §3.2.3 classification: `None` is class MEMORY, otherwise one class per eightbyte.
+fn classify(layout: &Layout) -> Option<Vec<Class>> {
+    // Rule 1 (aggregates): larger than two eightbytes (no __m256 here) goes to memory.
+    if layout.size > 16 {
+        return None;
+    }
+    let mut classes: Vec<Option<Class>> = vec![None; layout.size.div_ceil(8) as usize];
+    for leaf in layout.leaves() {
+        let class = if leaf.scalar.is_float() { Class::Sse } else { Class::Integer };
+        // Rule 4: merging two classes, INTEGER wins over SSE; NO_CLASS yields the other.
+        let slot = &mut classes[(leaf.offset / 8) as usize];
+        *slot = match (*slot, class) {
+            (Some(Class::Integer), _) | (_, Class::Integer) => Some(Class::Integer),
+            _ => Some(Class::Sse),
+        };
+    }
+    // Every eightbyte holds a member: alignments never exceed 8, so padding cannot fill one.
+    classes.into_iter().collect()
+}
+
+/// The pieces of a value classified as `classes`, taking registers from `next` per class.
+fn pieces(layout: &Layout, classes: &[Class], mut next: impl FnMut(Class) -> Loc) -> Vec<Piece> {
+    classes
+        .iter()
+        .enumerate()
+        .map(|(i, &class)| {
+            let offset = i as u32 * 8;
+            Piece { offset, size: (layout.size - offset).min(8), loc: next(class) }
+        })
+        .collect()
+}
+
+impl X86_64Sysv {
+    fn arg(&self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
+        let in_regs = classify(layout).and_then(|classes| {
+            let ints = classes.iter().filter(|&&c| c == Class::Integer).count() as u8;
+            let floats = classes.len() as u8 - ints;
+            // §3.2.3: "If there are no registers available for any eightbyte of an argument,
+            // the whole argument is passed on the stack" — and no register is consumed.
+            if alloc.next_int + ints > alloc.int_regs
+                || alloc.next_float + floats > alloc.float_regs
+            {
+                return None;
+            }
+            Some(pieces(layout, &classes, |class| match class {
+                Class::Integer => Loc::Int(alloc.take_int(1).expect("counted above")),
+                Class::Sse => Loc::Float(alloc.take_float(1).expect("counted above")),
+            }))
+        });
+        let pieces = in_regs.unwrap_or_else(|| {
+            // §3.2.3: stack arguments are eightbyte-aligned and padded to eightbytes.
+            let offset = alloc.take_stack(layout.size, 8, 8);
+            vec![Piece { offset: 0, size: layout.size, loc: Loc::Stack(offset) }]
+        });
+        ArgPlan { layout: layout.clone(), pass: ArgPass::Direct(pieces) }
+    }
+
+    fn ret(&self, alloc: &mut Allocator, layout: &Layout) -> (RetPlan, ReturnCode) {
+        if layout.size == 0 {
+            return (RetPlan::Void, ReturnCode::Void);
+        }
+        let Some(classes) = classify(layout) else {
+            // §3.2.3 returning, MEMORY: the caller passes the address in %rdi (as if it were
+            // the first argument) and the callee returns it in %rax.
+            let pointer = Loc::Int(alloc.take_int(1).expect("first register is free"));
+            return (
+                RetPlan::Indirect { pointer, returned_in: Some(Loc::Int(0)) },
+                ReturnCode::HiddenPointer,
+            );
+        };
+        // §3.2.3 returning, INTEGER: next of %rax, %rdx; SSE: next of %xmm0, %xmm1.
+        let (mut ints, mut floats) = (0u8, 0u8);
+        let pieces = pieces(layout, &classes, |class| match class {
+            Class::Integer => (Loc::Int(ints), ints += 1).0,
+            Class::Sse => (Loc::Float(floats), floats += 1).0,
+        });
+        let code = match (layout.scalar(), pieces.len()) {
+            (Some(Scalar::Float), _) => ReturnCode::Float,
+            (Some(Scalar::Double), _) => ReturnCode::Double,
+            (Some(_), _) => ReturnCode::Word,
+            _ => ReturnCode::Struct,
+        };
+        (RetPlan::Direct { pieces, extend: result_extend(Abi::X86_64Sysv, layout) }, code)
+    }
+}
+
+impl AbiSpec for X86_64Sysv {
+    fn abi(&self) -> Abi {
+        Abi::X86_64Sysv
+    }
+
+    fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
+        // §3.1.2 Figure 3.1 (LP64): long and pointers are 8 bytes.
+        lp64_scalar_layout(s)
+    }
+
+    fn int_arg_reg_name(&self, i: u8, _conv: Convention) -> &'static str {
+        INT_ARGS[i as usize]
+    }
+
+    fn int_ret_reg_name(&self, i: u8) -> &'static str {
+        INT_RETS[i as usize]
+    }
+
+    fn float_reg_name(&self, i: u8) -> &'static str {
+        FLOATS[i as usize]
+    }
+
+    fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
+        crate::default_convention_only(self.abi(), sig)?;
+        let mut alloc = Allocator::new(6, 8);
+        // The hidden result pointer takes %rdi before any argument is placed.
+        let (ret_plan, code) = self.ret(&mut alloc, ret);
+        let args = args.iter().map(|layout| self.arg(&mut alloc, layout)).collect();
+        Ok(CallPlan {
+            abi: self.abi(),
+            signature: sig.clone(),
+            args,
+            ret_layout: ret.clone(),
+            ret: ret_plan,
+            code,
+            stack_bytes: alloc.stack,
+            callee_pop: 0,
+        })
+    }
+}
+
+/// Scalar sizes and alignments of the LP64 data model (x86-64 SysV, AArch64): `long` and
+/// pointers are 8 bytes, every scalar is naturally aligned. `long double` is refused for now.
+pub(crate) fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
+    use Scalar::*;
+    let size = match s {
+        Bool | Char | SChar | UChar | I8 | U8 => 1,
+        Short | UShort | I16 | U16 => 2,
+        Int | UInt | I32 | U32 | Float => 4,
+        Long | ULong | LongLong | ULongLong | I64 | U64 | SizeT | SSizeT | IntPtr | UIntPtr
+        | Double | Pointer => 8,
+        LongDouble => return None,
+    };
+    Some((size, size))
+}

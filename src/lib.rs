@@ -1,0 +1,2 @@
+//! backcall: FFI callbacks.
+pub use backcall_abi as abi;
