@@ -1,2 +1,60 @@
-//! backcall: FFI callbacks.
+//! # backcall: FFI callbacks
+//!
+//! A *callback* turns a C signature plus a handler into a plain C function pointer.
+//!
+//! Layering, bottom up:
+//! 1. [`abi`] (the `backcall-abi` crate): C types, per-ABI layouts, call plans, context layout
+//!    and the encoded thunk/thunkEntry code.
+//! 2. [`signature`]: the C declarator parser (`int (*)(const void *, const void *)`).
+//! 3. [`memory`] and [`marshal`]: reading arguments and writing results by a plan, over the
+//!    memory of either machine (this process, or an emulated guest).
+//! 4. The native runtime: the W^X thunk pool, the slot registry, the dispatcher thunkEntry calls,
+//!    and the public API: [`Callback`] (dynamic) and [`typed`] (`extern "C" fn` closures).
+//! 5. [`corpus`]: the built-in signature corpus every tool and test shares.
+//!
+//! ```
+//! use backcall::Callback;
+//!
+//! let cmp = Callback::new("int (*)(const void *, const void *)", |args| {
+//!     let (a, b) = unsafe { (*args.ptr::<i32>(0), *args.ptr::<i32>(1)) };
+//!     a.cmp(&b) as i32
+//! })
+//! .unwrap();
+//! let f: extern "C" fn(*const i32, *const i32) -> i32 = unsafe { cmp.as_fn() };
+//! assert_eq!(f(&1, &2), -1);
+//! ```
+
 pub use backcall_abi as abi;
+pub use backcall_abi::{ReturnCode, Signature, Type};
+
+mod callback;
+pub mod context;
+pub mod corpus;
+mod dispatch;
+mod error;
+pub mod marshal;
+pub mod memory;
+pub mod plan_table;
+mod pool;
+mod registry;
+pub mod signature;
+pub mod typed;
+
+pub use callback::{host_abi, Args, Callback, Prototype};
+pub use context::CallbackContext;
+pub use dispatch::{current_context, return_from_context};
+pub use error::{set_error_hook, CallbackError, Error};
+pub use marshal::Value;
+pub use registry::ThreadPolicy;
+pub use signature::{parse_signature, ParseError};
+
+/// Caps the thunk pool at `pages` pages (default: 65,536). Creating a callback beyond the cap
+/// fails with [`Error::PoolExhausted`]; meant for tests and for bounding a process.
+pub fn set_pool_page_limit(pages: usize) {
+    registry::registry().set_page_limit(pages);
+}
+
+/// Pages the thunk pool has mapped.
+pub fn pool_pages() -> usize {
+    registry::registry().pages()
+}

@@ -17,9 +17,15 @@
 //! ```
 
 pub mod abi;
+pub mod blobs;
+pub mod context;
 pub mod layout;
 pub mod plan;
+pub mod thunks;
 pub mod types;
+
+#[cfg(feature = "proptest")]
+pub mod arbitrary;
 
 pub mod aarch64_aapcs64;
 pub mod aarch64_apple;

@@ -245,19 +245,13 @@ impl fmt::Display for Loc {
 }
 
 impl CallPlan {
-    fn arg_loc_name(&self, loc: Loc) -> String {
+    /// The ABI's name for `loc`: an argument register (`rdi`, `ecx` under fastcall), a result
+    /// register when `ret` (`rax`, `edx`), or `stack+N` / `st(0)`.
+    pub fn loc_name(&self, loc: Loc, ret: bool) -> String {
         let spec = self.abi.spec();
         match loc {
+            Loc::Int(i) if ret => spec.int_ret_reg_name(i).to_string(),
             Loc::Int(i) => spec.int_arg_reg_name(i, self.signature.conv).to_string(),
-            Loc::Float(i) => spec.float_reg_name(i).to_string(),
-            other => other.to_string(),
-        }
-    }
-
-    fn ret_loc_name(&self, loc: Loc) -> String {
-        let spec = self.abi.spec();
-        match loc {
-            Loc::Int(i) => spec.int_ret_reg_name(i).to_string(),
             Loc::Float(i) => spec.float_reg_name(i).to_string(),
             other => other.to_string(),
         }
@@ -265,7 +259,7 @@ impl CallPlan {
 
     fn fmt_pieces(&self, f: &mut fmt::Formatter<'_>, pieces: &[Piece], ret: bool) -> fmt::Result {
         for (i, p) in pieces.iter().enumerate() {
-            let name = if ret { self.ret_loc_name(p.loc) } else { self.arg_loc_name(p.loc) };
+            let name = self.loc_name(p.loc, ret);
             let sep = if i == 0 { "" } else { ", " };
             write!(f, "{sep}[{}..{}] {name}", p.offset, p.offset + p.size)?;
         }
@@ -282,7 +276,7 @@ impl fmt::Display for CallPlan {
             match &arg.pass {
                 ArgPass::Direct(pieces) => self.fmt_pieces(f, pieces, false)?,
                 ArgPass::Indirect { pointer } => {
-                    write!(f, "by reference, pointer in {}", self.arg_loc_name(*pointer))?
+                    write!(f, "by reference, pointer in {}", self.loc_name(*pointer, false))?
                 }
             }
             writeln!(f)?;
@@ -299,9 +293,9 @@ impl fmt::Display for CallPlan {
                 }
             }
             RetPlan::Indirect { pointer, returned_in } => {
-                write!(f, "hidden pointer in {}", self.arg_loc_name(*pointer))?;
+                write!(f, "hidden pointer in {}", self.loc_name(*pointer, false))?;
                 if let Some(r) = returned_in {
-                    write!(f, ", returned in {}", self.ret_loc_name(*r))?;
+                    write!(f, ", returned in {}", self.loc_name(*r, true))?;
                 }
             }
         }

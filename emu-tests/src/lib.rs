@@ -1,1 +1,6 @@
 //! emu-tests
+
+pub mod asm;
+pub mod guest;
+pub mod loader;
+pub mod machine;

@@ -1,0 +1,346 @@
+//! proptest strategies for random C types and signatures (cargo feature `proptest`).
+//!
+//! Everything generated prints (with `Display`) as valid C that `backcall::parse_signature`
+//! reads back unchanged: names are C identifiers that are neither keywords nor common macros,
+//! member names are unique within their aggregate, and aggregates sharing a tag share a body.
+//!
+//! ```
+//! use backcall_abi::arbitrary::any_supported_signature;
+//! use proptest::strategy::{Strategy, ValueTree};
+//! use proptest::test_runner::TestRunner;
+//!
+//! let mut runner = TestRunner::deterministic();
+//! let sig = any_supported_signature().new_tree(&mut runner).unwrap().current();
+//! assert!(!sig.variadic);
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+
+use crate::types::{Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type};
+
+/// Aggregates nest at most this deep in the generated signatures.
+pub const MAX_LEVELS: u32 = 4;
+
+/// Members per aggregate level, at most.
+pub const MAX_FIELDS: usize = 16;
+
+/// Arguments per generated signature, at most.
+pub const MAX_ARGS: usize = 20;
+
+/// Generated types hold at most this many members and array types (counting nested ones), so
+/// that they print small and stay far inside the parser's limits.
+pub const MAX_NODES: usize = 4096;
+
+/// Any [`Scalar`], `long double` included.
+pub fn any_scalar() -> impl Strategy<Value = Scalar> {
+    select(Scalar::ALL.to_vec())
+}
+
+/// Any [`Scalar`] but `long double`, which no ABI supports yet.
+pub fn supported_scalar() -> impl Strategy<Value = Scalar> {
+    select(Scalar::ALL.iter().copied().filter(|&s| s != Scalar::LongDouble).collect::<Vec<_>>())
+}
+
+/// Any calling convention keyword, or none.
+pub fn any_convention() -> impl Strategy<Value = Convention> {
+    select(vec![
+        Convention::Default,
+        Convention::Cdecl,
+        Convention::Stdcall,
+        Convention::Fastcall,
+        Convention::Thiscall,
+    ])
+}
+
+/// A lower-case C identifier that is not a keyword and not a macro a C header or compiler may
+/// define (such as `errno` or `linux`), so generated C compiles.
+pub fn any_identifier() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9_]{0,7}".prop_map(|s| if RESERVED.contains(&s.as_str()) { s + "_" } else { s })
+}
+
+/// A scalar, `_Complex` or aggregate type whose aggregates nest up to `depth` levels, with any
+/// scalar (including `long double`) and complex types.
+pub fn any_type(depth: u32) -> impl Strategy<Value = Type> {
+    value_type(depth, true).prop_map(|t| TagFixer::default().ty(&t))
+}
+
+/// A struct or union (up to [`MAX_LEVELS`] levels, up to [`MAX_FIELDS`] members per level, with
+/// arrays) that may contain any scalar, `long double` and `_Complex` included.
+pub fn any_aggregate() -> impl Strategy<Value = Type> {
+    aggregate_tree(true).prop_map(|t| TagFixer::default().ty(&t))
+}
+
+/// A struct or union (up to [`MAX_LEVELS`] levels, up to [`MAX_FIELDS`] members per level, with
+/// arrays and mixed scalars) without `long double` or `_Complex`: every ABI can lay it out, so
+/// it suits layout oracles.
+pub fn any_aggregate_type() -> impl Strategy<Value = Type> {
+    aggregate_tree(false).prop_map(|t| TagFixer::default().ty(&t))
+}
+
+/// Any signature the parser accepts: 0 to [`MAX_ARGS`] arguments of any type, any result,
+/// any convention, variadic or not.
+pub fn any_signature() -> impl Strategy<Value = Signature> {
+    let ret = prop_oneof![1 => Just(Type::Void), 4 => arg_type(true)];
+    let args = vec(arg_type(true), 0..=MAX_ARGS);
+    (ret, args, any_convention(), any::<bool>()).prop_map(|(ret, args, conv, variadic)| {
+        TagFixer::default().signature(Signature { ret, args, conv, variadic })
+    })
+}
+
+/// Like [`any_signature`] but without `long double`, `_Complex`, `...` or convention keywords:
+/// signatures every ABI is meant to plan.
+pub fn any_supported_signature() -> impl Strategy<Value = Signature> {
+    let ret = prop_oneof![1 => Just(Type::Void), 4 => arg_type(false)];
+    let args = vec(arg_type(false), 0..=MAX_ARGS);
+    (ret, args).prop_map(|(ret, args)| TagFixer::default().signature(Signature::new(ret, args)))
+}
+
+/// A scalar or (with `exotic`) `_Complex` type; `exotic` also allows `long double`.
+fn leaf(exotic: bool) -> BoxedStrategy<Type> {
+    if !exotic {
+        return supported_scalar().prop_map(Type::Scalar).boxed();
+    }
+    let complex = select(vec![Scalar::Float, Scalar::Double, Scalar::LongDouble]);
+    prop_oneof![8 => any_scalar().prop_map(Type::Scalar), 1 => complex.prop_map(Type::Complex)]
+        .boxed()
+}
+
+/// An argument or result: mostly scalars, as in real signatures, else an aggregate.
+fn arg_type(exotic: bool) -> BoxedStrategy<Type> {
+    prop_oneof![3 => leaf(exotic), 2 => value_type(MAX_LEVELS, exotic)].boxed()
+}
+
+/// An aggregate of 1 to [`MAX_LEVELS`] levels, each depth about as likely.
+fn aggregate_tree(exotic: bool) -> BoxedStrategy<Type> {
+    let levels = (0..MAX_LEVELS).map(|inner| (1, aggregate(value_type(inner, exotic))));
+    small(proptest::strategy::Union::new_weighted(levels.collect()).boxed())
+}
+
+/// A leaf or an aggregate nesting up to `depth` levels.
+fn value_type(depth: u32, exotic: bool) -> BoxedStrategy<Type> {
+    // desired size and branch size keep most values small while still reaching `depth`
+    let tree = leaf(exotic).prop_recursive(depth, 32, 4, aggregate);
+    small(tree.boxed())
+}
+
+fn small(ty: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
+    ty.prop_filter("type too large", |t| nodes(t) <= MAX_NODES).boxed()
+}
+
+/// A struct or union of 1 to [`MAX_FIELDS`] members drawn from `member` (some as arrays).
+fn aggregate(member: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
+    let kind = prop_oneof![3 => Just(AggregateKind::Struct), 1 => Just(AggregateKind::Union)];
+    let tag = proptest::option::weighted(0.25, any_identifier());
+    let field = (any_identifier().boxed(), maybe_array(member));
+    // mostly few members, so that deep nesting stays small enough to reach
+    let fields = prop_oneof![3 => vec(field.clone(), 1..=4), 1 => vec(field, 1..=MAX_FIELDS)];
+    (kind, tag, fields)
+        .prop_map(|(kind, tag, fields)| {
+            let fields = unique_names(fields);
+            Type::Aggregate(Arc::new(Aggregate { kind, tag, fields }))
+        })
+        .boxed()
+}
+
+/// `elem`, or now and then an array of it with one or two dimensions.
+fn maybe_array(elem: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
+    let array = (elem.clone(), vec(1u32..=5, 1..=2))
+        .prop_map(|(elem, dims)| dims.iter().rev().fold(elem, |t, &n| Type::Array(Box::new(t), n)));
+    prop_oneof![4 => elem, 1 => array].boxed()
+}
+
+/// Fields with names made unique by appending `_`.
+fn unique_names(fields: Vec<(String, Type)>) -> Vec<Field> {
+    let mut seen = HashSet::new();
+    fields
+        .into_iter()
+        .map(|(mut name, ty)| {
+            while !seen.insert(name.clone()) {
+                name.push('_');
+            }
+            Field { name, ty }
+        })
+        .collect()
+}
+
+/// Members and array types in `ty`, counting `ty` and each use of a nested type.
+fn nodes(ty: &Type) -> usize {
+    match ty {
+        Type::Array(elem, _) => 1 + nodes(elem),
+        Type::Aggregate(a) => a.fields.iter().fold(1, |n, f| n.saturating_add(nodes(&f.ty))),
+        _ => 1,
+    }
+}
+
+/// Renames tags so that aggregates with one tag have one body, as C (and the parser) require
+/// of a tag defined twice in one signature.
+#[derive(Default)]
+struct TagFixer {
+    bodies: HashMap<String, Arc<Aggregate>>,
+}
+
+impl TagFixer {
+    fn signature(&mut self, sig: Signature) -> Signature {
+        let ret = self.ty(&sig.ret);
+        let args = sig.args.iter().map(|a| self.ty(a)).collect();
+        Signature { ret, args, ..sig }
+    }
+
+    fn ty(&mut self, ty: &Type) -> Type {
+        match ty {
+            Type::Aggregate(a) => Type::Aggregate(self.aggregate(a)),
+            Type::Array(elem, n) => Type::Array(Box::new(self.ty(elem)), *n),
+            other => other.clone(),
+        }
+    }
+
+    /// Fixes the members first, so that a body is final before its tag is compared.
+    fn aggregate(&mut self, a: &Aggregate) -> Arc<Aggregate> {
+        let fields =
+            a.fields.iter().map(|f| Field { name: f.name.clone(), ty: self.ty(&f.ty) }).collect();
+        let mut fixed = Aggregate { kind: a.kind, tag: None, fields };
+        let Some(mut tag) = a.tag.clone() else { return Arc::new(fixed) };
+        loop {
+            match self.bodies.get(&tag) {
+                Some(first) if first.kind == fixed.kind && first.fields == fixed.fields => {
+                    return first.clone();
+                }
+                Some(_) => tag.push('_'),
+                None => break,
+            }
+        }
+        fixed.tag = Some(tag.clone());
+        let fixed = Arc::new(fixed);
+        self.bodies.insert(tag, fixed.clone());
+        fixed
+    }
+}
+
+/// Lower-case C keywords (C23 and GNU) and macros that headers or compilers may define.
+const RESERVED: &[&str] = &[
+    "alignas",
+    "alignof",
+    "asm",
+    "auto",
+    "bool",
+    "break",
+    "case",
+    "char",
+    "const",
+    "constexpr",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "nullptr",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "static_assert",
+    "struct",
+    "switch",
+    "thread_local",
+    "true",
+    "typedef",
+    "typeof",
+    "typeof_unqual",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+    // macros: <errno.h>, <complex.h>, <assert.h>, <stddef.h>, <stdio.h>, <stdnoreturn.h>, GNU C
+    "errno",
+    "complex",
+    "imaginary",
+    "assert",
+    "offsetof",
+    "stdin",
+    "stdout",
+    "stderr",
+    "noreturn",
+    "linux",
+    "unix",
+    "i386",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn tags_have_one_body(sig in any_signature()) {
+            let mut bodies = HashMap::new();
+            let mut check = |a: &Aggregate| {
+                if let Some(tag) = &a.tag {
+                    let first = bodies.entry(tag.clone()).or_insert_with(|| a.clone());
+                    assert_eq!(first, a, "tag {tag}");
+                }
+            };
+            for ty in std::iter::once(&sig.ret).chain(&sig.args) {
+                visit(ty, &mut check);
+            }
+        }
+
+        #[test]
+        fn aggregate_types_are_supported(ty in any_aggregate_type()) {
+            prop_assert!(matches!(ty, Type::Aggregate(_)));
+            let mut exotic = false;
+            visit(&ty, &mut |a| {
+                exotic |= a.fields.iter().any(|f| leaf_of(&f.ty).is_some_and(|t| {
+                    matches!(t, Type::Complex(_) | Type::Scalar(Scalar::LongDouble))
+                }));
+            });
+            prop_assert!(!exotic, "{}", ty);
+            prop_assert!(depth(&ty) <= MAX_LEVELS);
+        }
+    }
+
+    fn visit(ty: &Type, f: &mut impl FnMut(&Aggregate)) {
+        match ty {
+            Type::Aggregate(a) => {
+                f(a);
+                a.fields.iter().for_each(|field| visit(&field.ty, f));
+            }
+            Type::Array(elem, _) => visit(elem, f),
+            _ => {}
+        }
+    }
+
+    fn leaf_of(ty: &Type) -> Option<&Type> {
+        match ty {
+            Type::Array(elem, _) => leaf_of(elem),
+            Type::Aggregate(_) => None,
+            other => Some(other),
+        }
+    }
+
+    fn depth(ty: &Type) -> u32 {
+        match ty {
+            Type::Array(elem, _) => depth(elem),
+            Type::Aggregate(a) => 1 + a.fields.iter().map(|f| depth(&f.ty)).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}

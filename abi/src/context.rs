@@ -1,0 +1,129 @@
+//! The `CallbackContext` layout (the seed's VMCallbackContext), per word size.
+//!
+//! thunkEntry builds one context in its own stack frame per call, fills the argument areas,
+//! and hands its address to the dispatcher; the dispatcher writes the result areas and answers
+//! a [`crate::ReturnCode`]; thunkEntry returns from the result areas by that code. The assembly in
+//! `abi/asm/<abi>/` uses exactly these offsets; the native `CallbackContext` struct of the
+//! `backcall` crate is checked against them by a test, and so is the emulated harness.
+//!
+//! | field | meaning |
+//! | --- | --- |
+//! | `thunk` | the thunk's address (the callback's identity), filled in by the dispatcher |
+//! | `slot` | the pool slot id the thunk loaded into the scratch register |
+//! | `stack_args` | address of the first stack argument (above the return address on x86) |
+//! | `saved_sp`, `saved_fp` | stack and frame pointer [`resume`](Self::resume) runs with |
+//! | `resume` | where `return_from_context` jumps back into thunkEntry |
+//! | `previous` | the context of the enclosing callback on this thread (LIFO chain) |
+//! | `callee_pop` | bytes of stack arguments thunkEntry pops on return (i386 `ret $n`) |
+//! | `int_regs` | integer argument registers as spilled, in the ABI's order (+ x8 on AArch64) |
+//! | `float_regs` | float argument registers as spilled, low 64 bits each |
+//! | `result_int` | integer result registers thunkEntry loads (`eax`/`edx`, `rax`/`rdx`, `x0`/`x1`) |
+//! | `result_float` | float result registers thunkEntry loads (`xmm0`/`xmm1`, `v0`–`v3`, x87 `st(0)`) |
+
+/// Number of integer argument register slots (AArch64: x0–x7 plus x8).
+pub const INT_REG_SLOTS: u32 = 10;
+/// Number of float argument register slots.
+pub const FLOAT_REG_SLOTS: u32 = 8;
+/// Number of integer result register slots.
+pub const RESULT_INT_SLOTS: u32 = 2;
+/// Number of float result register slots (an AArch64 HFA of four doubles).
+pub const RESULT_FLOAT_SLOTS: u32 = 4;
+
+/// Byte offsets of every `CallbackContext` field for one word size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextLayout {
+    /// bytes per word (4 or 8)
+    pub word: u32,
+    /// `thunk`
+    pub thunk: u32,
+    /// `slot`
+    pub slot: u32,
+    /// `stack_args`
+    pub stack_args: u32,
+    /// `saved_sp`
+    pub saved_sp: u32,
+    /// `saved_fp`
+    pub saved_fp: u32,
+    /// `resume`
+    pub resume: u32,
+    /// `previous`
+    pub previous: u32,
+    /// `callee_pop`
+    pub callee_pop: u32,
+    /// `int_regs[0]`; slot `i` is at `int_regs + i * word`
+    pub int_regs: u32,
+    /// `float_regs[0]`; slot `i` is at `float_regs + i * 8`
+    pub float_regs: u32,
+    /// `result_int[0]`; slot `i` is at `result_int + i * word`
+    pub result_int: u32,
+    /// `result_float[0]`; slot `i` is at `result_float + i * 8`
+    pub result_float: u32,
+    /// total size, a multiple of 16
+    pub size: u32,
+}
+
+impl ContextLayout {
+    /// The layout for `word`-byte words: eight word-sized fields, then the register areas
+    /// (float areas are always 8 bytes a slot, 8-aligned).
+    pub const fn for_word(word: u32) -> ContextLayout {
+        let int_regs = 8 * word;
+        let float_regs = int_regs + INT_REG_SLOTS * word;
+        let result_int = float_regs + FLOAT_REG_SLOTS * 8;
+        let result_float = result_int + RESULT_INT_SLOTS * word;
+        let end = result_float + RESULT_FLOAT_SLOTS * 8;
+        ContextLayout {
+            word,
+            thunk: 0,
+            slot: word,
+            stack_args: 2 * word,
+            saved_sp: 3 * word,
+            saved_fp: 4 * word,
+            resume: 5 * word,
+            previous: 6 * word,
+            callee_pop: 7 * word,
+            int_regs,
+            float_regs,
+            result_int,
+            result_float,
+            size: end.div_ceil(16) * 16,
+        }
+    }
+
+    /// `(name, offset, size)` of every field, in address order (for snapshots and docs).
+    pub fn fields(&self) -> Vec<(&'static str, u32, u32)> {
+        let w = self.word;
+        vec![
+            ("thunk", self.thunk, w),
+            ("slot", self.slot, w),
+            ("stack_args", self.stack_args, w),
+            ("saved_sp", self.saved_sp, w),
+            ("saved_fp", self.saved_fp, w),
+            ("resume", self.resume, w),
+            ("previous", self.previous, w),
+            ("callee_pop", self.callee_pop, w),
+            ("int_regs", self.int_regs, INT_REG_SLOTS * w),
+            ("float_regs", self.float_regs, FLOAT_REG_SLOTS * 8),
+            ("result_int", self.result_int, RESULT_INT_SLOTS * w),
+            ("result_float", self.result_float, RESULT_FLOAT_SLOTS * 8),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ContextLayout;
+
+    #[test]
+    fn float_areas_are_8_aligned_and_size_is_16_aligned() {
+        for word in [4, 8] {
+            let l = ContextLayout::for_word(word);
+            assert_eq!(l.float_regs % 8, 0);
+            assert_eq!(l.result_float % 8, 0);
+            assert_eq!(l.size % 16, 0);
+            let fields = l.fields();
+            for pair in fields.windows(2) {
+                assert_eq!(pair[0].1 + pair[0].2, pair[1].1, "{pair:?} overlap or gap");
+            }
+        }
+    }
+}

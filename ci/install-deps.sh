@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Installs what backcall's suites need beyond a Rust toolchain, and only what is missing:
+#
+#   apt:    clang lld (the compiler oracle, every --target), cmake (keystone's LLVM build),
+#           qemu-user (AArch64 binaries on an x86-64 host), gcc-aarch64-linux-gnu
+#           libc6-dev-arm64-cross gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev (linking the
+#           native i686/aarch64 runs), pkg-config
+#   rustup: targets i686-unknown-linux-gnu aarch64-unknown-linux-gnu; components rustfmt clippy
+#
+# Idempotent: on a machine that has everything it changes nothing and touches no network.
+# Runs `apt-get update` at most once. Uses sudo only when not root.
+#
+# Never install gcc-multilib: on Debian 12 it conflicts with gcc-aarch64-linux-gnu (apt removes
+# one for the other). `gcc -m32` works with libc6-dev-i386 + lib32gcc-12-dev instead.
+set -euo pipefail
+
+APT_PACKAGES=(
+    clang lld cmake qemu-user
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev
+    pkg-config
+)
+RUST_TARGETS=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
+RUST_COMPONENTS=(rustfmt clippy)
+
+log() { printf 'install-deps: %s\n' "$*"; }
+die() {
+    printf 'install-deps: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Runs a command as root: directly when root, else through sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "not root and no sudo: cannot run: $*"
+    fi
+}
+
+apt_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+install_apt_packages() {
+    command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script supports Debian/Ubuntu only"
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        apt_installed "$p" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "apt packages: all present (${APT_PACKAGES[*]})"
+        return
+    fi
+    log "apt packages missing: ${missing[*]}"
+    log "running apt-get update (once)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+        die "apt-get update failed"
+    log "installing: ${missing[*]}"
+    # With recommends: gcc-i686-linux-gnu's libc6-dev-i386-cross, clang's compiler-rt.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" ||
+        die "apt-get install failed for: ${missing[*]}"
+    for p in "${missing[@]}"; do
+        apt_installed "$p" || die "$p is still not installed after apt-get install"
+    done
+}
+
+install_rust_parts() {
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (rustup) first"
+    if ! command -v rustup >/dev/null 2>&1; then
+        log "no rustup: cannot check or add targets (${RUST_TARGETS[*]}) and components (${RUST_COMPONENTS[*]}); skipping"
+        return
+    fi
+    local installed missing=() t c
+    installed="$(rustup target list --installed)"
+    for t in "${RUST_TARGETS[@]}"; do
+        grep -qx "$t" <<<"$installed" || missing+=("$t")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "rust targets: all present (${RUST_TARGETS[*]})"
+    else
+        log "adding rust targets: ${missing[*]}"
+        rustup target add "${missing[@]}" ||
+            die "rustup target add ${missing[*]} failed (rustup downloads from the Rust distribution server)"
+    fi
+    missing=()
+    for c in "${RUST_COMPONENTS[@]}"; do
+        case "$c" in
+            rustfmt) cargo fmt --version >/dev/null 2>&1 || missing+=("$c") ;;
+            clippy) cargo clippy --version >/dev/null 2>&1 || missing+=("$c") ;;
+            *) missing+=("$c") ;;
+        esac
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "rust components: all present (${RUST_COMPONENTS[*]})"
+    else
+        log "adding rust components: ${missing[*]}"
+        rustup component add "${missing[@]}" ||
+            die "rustup component add ${missing[*]} failed"
+    fi
+}
+
+install_apt_packages
+install_rust_parts
+command -v clang >/dev/null 2>&1 || die "clang is still not on PATH"
+log "done"

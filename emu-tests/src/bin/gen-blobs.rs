@@ -1,0 +1,72 @@
+//! Encodes `abi/asm/<abi>/{thunk,entry}.s` into `abi/src/blobs/<abi>.rs`.
+//!
+//! ```text
+//! cargo run -p backcall-emu-tests --bin gen-blobs            # (re)write the blob files
+//! cargo run -p backcall-emu-tests --bin gen-blobs -- --check # exit 1 if any file is stale
+//! ```
+//!
+//! Every source is assembled by keystone and by clang's integrated assembler; any difference
+//! fails loudly (see `backcall_emu_tests::asm`). A new ABI directory also needs its module
+//! declared and its `BLOB` listed in `abi/src/blobs.rs`; the generator says so when it is not.
+
+use std::process::ExitCode;
+
+use backcall_emu_tests::asm;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let check = match args.as_slice() {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        _ => {
+            eprintln!("usage: gen-blobs [--check]");
+            return ExitCode::from(2);
+        }
+    };
+    match run(check) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("gen-blobs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Encodes every ABI; writes (or, with `check`, compares) its file. `Ok(false)`: stale files.
+fn run(check: bool) -> Result<bool, String> {
+    let root = asm::workspace_root();
+    let blobs_rs = std::fs::read_to_string(root.join("abi/src/blobs.rs"))
+        .map_err(|e| format!("abi/src/blobs.rs: {e}"))?;
+    let mut fresh = true;
+    for abi in asm::abis_with_asm()? {
+        let encoded = asm::encode(abi)?;
+        let text = asm::render_blob_file(&encoded.blob)?;
+        let path = asm::blob_path(abi);
+        let shown = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+        let current = std::fs::read_to_string(&path).ok();
+        let summary = format!(
+            "thunk {} bytes, entry {} bytes",
+            encoded.blob.thunk.len(),
+            encoded.blob.entry.len()
+        );
+        if current.as_deref() == Some(text.as_str()) {
+            println!("{shown}: up to date ({summary})");
+        } else if check {
+            println!("{shown}: STALE — run `cargo run -p backcall-emu-tests --bin gen-blobs`");
+            fresh = false;
+        } else {
+            std::fs::write(&path, &text).map_err(|e| format!("{shown}: {e}"))?;
+            println!("{shown}: written ({summary})");
+        }
+        let module = asm::module_name(abi);
+        let declared = blobs_rs.contains(&format!("mod {module};"));
+        if !declared || !blobs_rs.contains(&format!("{module}::BLOB")) {
+            println!(
+                "abi/src/blobs.rs: declare `mod {module};` and list `{module}::BLOB` in `ALL`"
+            );
+            fresh = false;
+        }
+    }
+    Ok(fresh)
+}

@@ -1,0 +1,29 @@
+//! Collects the runtime's [`CallbackError`] reports so tests can assert on them.
+
+use std::sync::{Mutex, Once};
+
+use backcall::CallbackError;
+
+static LOG: Mutex<Vec<CallbackError>> = Mutex::new(Vec::new());
+
+/// Installs the collecting error hook (once per process).
+pub fn capture() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        backcall::set_error_hook(|e| LOG.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()))
+    });
+}
+
+/// The reports so far that concern `thunk`.
+pub fn for_thunk(thunk: usize) -> Vec<CallbackError> {
+    let log = LOG.lock().unwrap_or_else(|p| p.into_inner());
+    log.iter().filter(|e| e.thunk() == thunk).cloned().collect()
+}
+
+/// Asserts that no mapping of this process is writable and executable at once.
+pub fn assert_no_rwx_mapping() {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps is readable");
+    let rwx: Vec<&str> =
+        maps.lines().filter(|l| l.split_whitespace().nth(1) == Some("rwxp")).collect();
+    assert!(rwx.is_empty(), "writable+executable mappings: {rwx:#?}");
+}

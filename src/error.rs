@@ -1,0 +1,135 @@
+//! Errors: those returned to the creator of a callback ([`Error`]) and those reported when a
+//! call cannot be served as asked ([`CallbackError`], delivered to the error hook).
+
+use std::fmt;
+use std::sync::RwLock;
+
+/// An error creating or using a callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// the signature does not parse
+    Parse(crate::ParseError),
+    /// the signature has no plan on the host ABI
+    Abi(backcall_abi::AbiError),
+    /// backcall has no runtime for the ABI this process runs on
+    UnsupportedHost,
+    /// no executable memory could be obtained
+    PoolExhausted(String),
+    /// the thunk code could not be laid out
+    Code(String),
+    /// `return_from_context` was asked to return a context that is not the most recent one
+    OutOfOrderReturn,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Parse(e) => write!(f, "bad signature: {e}"),
+            Error::Abi(e) => e.fmt(f),
+            Error::UnsupportedHost => f.write_str("backcall has no callback runtime for this host"),
+            Error::PoolExhausted(why) => write!(f, "the thunk pool cannot grow: {why}"),
+            Error::Code(why) => write!(f, "thunk code: {why}"),
+            Error::OutOfOrderReturn => f.write_str(
+                "return_from_context: only the most recent callback context can be returned from",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<crate::ParseError> for Error {
+    fn from(e: crate::ParseError) -> Error {
+        Error::Parse(e)
+    }
+}
+
+impl From<backcall_abi::AbiError> for Error {
+    fn from(e: backcall_abi::AbiError) -> Error {
+        Error::Abi(e)
+    }
+}
+
+/// Something that went wrong *during* a call from C. The call still returns a defined value
+/// (zero, or -1 for a refused thread as in the seed) and the error goes to the error hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallbackError {
+    /// the thunk was called after its callback was released
+    Stale {
+        /// the thunk's address
+        thunk: usize,
+    },
+    /// a single-threaded callback was called from a thread other than its owner's
+    WrongThread {
+        /// the thunk's address
+        thunk: usize,
+    },
+    /// the handler panicked; the panic was stopped at the C boundary
+    Panicked {
+        /// the thunk's address
+        thunk: usize,
+        /// the panic message
+        message: String,
+    },
+    /// the handler's result does not fit the signature's result type
+    BadResult {
+        /// the thunk's address
+        thunk: usize,
+        /// what was wrong
+        message: String,
+    },
+}
+
+impl CallbackError {
+    /// The thunk address the error concerns.
+    pub fn thunk(&self) -> usize {
+        match self {
+            CallbackError::Stale { thunk }
+            | CallbackError::WrongThread { thunk }
+            | CallbackError::Panicked { thunk, .. }
+            | CallbackError::BadResult { thunk, .. } => *thunk,
+        }
+    }
+}
+
+impl fmt::Display for CallbackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallbackError::Stale { thunk } => {
+                write!(f, "call through released callback {thunk:#x}; returned zero")
+            }
+            CallbackError::WrongThread { thunk } => write!(
+                f,
+                "single-threaded callback {thunk:#x} called from a foreign thread; returned -1"
+            ),
+            CallbackError::Panicked { thunk, message } => {
+                write!(f, "callback {thunk:#x} panicked ({message}); returned zero")
+            }
+            CallbackError::BadResult { thunk, message } => {
+                write!(f, "callback {thunk:#x}: {message}; returned zero")
+            }
+        }
+    }
+}
+
+type Hook = Box<dyn Fn(&CallbackError) + Send + Sync>;
+
+static HOOK: RwLock<Option<Hook>> = RwLock::new(None);
+
+/// Installs the function that receives every [`CallbackError`] (the default prints to stderr).
+///
+/// ```
+/// backcall::set_error_hook(|e| eprintln!("callback trouble: {e}"));
+/// ```
+pub fn set_error_hook(hook: impl Fn(&CallbackError) + Send + Sync + 'static) {
+    *HOOK.write().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
+}
+
+/// Delivers `e` to the hook.
+pub(crate) fn report(e: CallbackError) {
+    let hook = HOOK.read().unwrap_or_else(|p| p.into_inner());
+    match hook.as_ref() {
+        Some(h) => h(&e),
+        None => eprintln!("backcall: {e}"),
+    }
+}

@@ -1,0 +1,281 @@
+//! Marshalling by a precomputed [`CallPlan`]: reading arguments out of a `CallbackContext` and
+//! writing the result back, over any [`Memory`].
+//!
+//! Nothing here classifies: every location comes from the plan, computed once when the callback
+//! was created. No allocation happens on a call unless the handler asks for an aggregate as a
+//! `Vec`.
+
+use backcall_abi::context::ContextLayout;
+use backcall_abi::{is_signed, ArgPass, CallPlan, Extend, Loc, RetPlan, ReturnCode, Scalar, Shape};
+
+use crate::memory::Memory;
+
+/// A value a dynamic handler returns (or an argument decoded generically).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// no value (`void`)
+    Void,
+    /// any signed integer, `_Bool` or `char`
+    Int(i64),
+    /// any unsigned integer or pointer
+    UInt(u64),
+    /// `float`
+    F32(f32),
+    /// `double`
+    F64(f64),
+    /// the bytes of a struct or union, exactly its size
+    Bytes(Vec<u8>),
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident as $as:ty),* $(,)?) => {
+        $(impl From<$t> for Value {
+            fn from(v: $t) -> Value {
+                Value::$variant(v as $as)
+            }
+        })*
+    };
+}
+
+value_from!(
+    i8 => Int as i64, i16 => Int as i64, i32 => Int as i64, i64 => Int as i64, isize => Int as i64,
+    u8 => UInt as u64, u16 => UInt as u64, u32 => UInt as u64, u64 => UInt as u64,
+    usize => UInt as u64, bool => UInt as u64, f32 => F32 as f32, f64 => F64 as f64,
+);
+
+impl From<()> for Value {
+    fn from(_: ()) -> Value {
+        Value::Void
+    }
+}
+
+impl<T> From<*const T> for Value {
+    fn from(p: *const T) -> Value {
+        Value::UInt(p as usize as u64)
+    }
+}
+
+impl<T> From<*mut T> for Value {
+    fn from(p: *mut T) -> Value {
+        Value::UInt(p as usize as u64)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(b: Vec<u8>) -> Value {
+        Value::Bytes(b)
+    }
+}
+
+/// One call's context as the dispatcher sees it: memory, context address, plan.
+#[derive(Clone, Copy)]
+pub struct Frame<'a> {
+    /// the machine's memory
+    pub mem: &'a dyn Memory,
+    /// offsets of the context's fields
+    pub layout: ContextLayout,
+    /// address of the CallbackContext
+    pub ctx: u64,
+    /// the callback's plan
+    pub plan: &'a CallPlan,
+}
+
+impl<'a> Frame<'a> {
+    fn word(&self) -> u32 {
+        self.layout.word
+    }
+
+    /// Where argument location `loc` was spilled (registers) or lies (stack).
+    fn arg_loc_addr(&self, loc: Loc) -> u64 {
+        match loc {
+            Loc::Int(i) => self.ctx + u64::from(self.layout.int_regs + u32::from(i) * self.word()),
+            Loc::Float(i) => self.ctx + u64::from(self.layout.float_regs + u32::from(i) * 8),
+            Loc::Stack(off) => self.stack_args() + u64::from(off),
+            Loc::X87 => unreachable!("no argument lives in st(0)"),
+        }
+    }
+
+    /// Where result location `loc` is loaded from by thunkEntry.
+    fn ret_loc_addr(&self, loc: Loc) -> u64 {
+        match loc {
+            Loc::Int(i) => {
+                self.ctx + u64::from(self.layout.result_int + u32::from(i) * self.word())
+            }
+            Loc::Float(i) => self.ctx + u64::from(self.layout.result_float + u32::from(i) * 8),
+            Loc::X87 => self.ctx + u64::from(self.layout.result_float),
+            Loc::Stack(_) => unreachable!("no result lives on the stack"),
+        }
+    }
+
+    fn stack_args(&self) -> u64 {
+        self.mem.read_word(self.ctx + u64::from(self.layout.stack_args), self.word())
+    }
+
+    /// The address argument `i`'s bytes are at, if they are contiguous in memory (stack
+    /// arguments, by-reference arguments, single-register pieces).
+    pub fn arg_address(&self, i: usize) -> Option<u64> {
+        match &self.plan.args[i].pass {
+            ArgPass::Direct(pieces) if pieces.len() == 1 => Some(self.arg_loc_addr(pieces[0].loc)),
+            ArgPass::Direct(_) => None,
+            ArgPass::Indirect { pointer } => {
+                Some(self.mem.read_word(self.arg_loc_addr(*pointer), self.word()))
+            }
+        }
+    }
+
+    /// Copies argument `i`'s bytes into `out` (exactly its size).
+    pub fn read_arg(&self, i: usize, out: &mut [u8]) {
+        match &self.plan.args[i].pass {
+            ArgPass::Direct(pieces) => {
+                for p in pieces {
+                    let dst = &mut out[p.offset as usize..(p.offset + p.size) as usize];
+                    self.mem.read(self.arg_loc_addr(p.loc), dst);
+                }
+            }
+            ArgPass::Indirect { pointer } => {
+                let src = self.mem.read_word(self.arg_loc_addr(*pointer), self.word());
+                self.mem.read(src, out);
+            }
+        }
+    }
+
+    /// Argument `i` as a scalar's bits, sign- or zero-extended to 64 bits from its size.
+    pub fn scalar_bits(&self, i: usize) -> Option<(Scalar, u64)> {
+        let layout = &self.plan.args[i].layout;
+        let Shape::Scalar(s) = layout.shape else { return None };
+        let mut b = [0u8; 8];
+        self.read_arg(i, &mut b[..layout.size as usize]);
+        let raw = u64::from_le_bytes(b);
+        let bits = extend(raw, layout.size, !s.is_float() && is_signed(self.plan.abi, s));
+        Some((s, bits))
+    }
+
+    /// Writes `bytes` (exactly the result's size) where the plan returns the result, and
+    /// answers the code thunkEntry returns by.
+    pub fn write_result(&self, bytes: &[u8]) -> ReturnCode {
+        match &self.plan.ret {
+            RetPlan::Void => {}
+            RetPlan::Direct { pieces, extend: ext } => {
+                for p in pieces {
+                    let src = &bytes[p.offset as usize..(p.offset + p.size) as usize];
+                    self.write_piece(p.loc, src, *ext);
+                }
+            }
+            RetPlan::Indirect { pointer, returned_in } => {
+                let dst = self.mem.read_word(self.arg_loc_addr(*pointer), self.word());
+                self.mem.write(dst, bytes);
+                if let Some(loc) = returned_in {
+                    self.mem.write_word(self.ret_loc_addr(*loc), self.word(), dst);
+                }
+            }
+        }
+        self.finish()
+    }
+
+    fn write_piece(&self, loc: Loc, src: &[u8], ext: Extend) {
+        let at = self.ret_loc_addr(loc);
+        if ext == Extend::None || !matches!(loc, Loc::Int(_)) {
+            return self.mem.write(at, src);
+        }
+        // Sub-word integer results are extended to the whole register (DESIGN §7).
+        let mut b = [0u8; 8];
+        b[..src.len()].copy_from_slice(src);
+        let value = extend(u64::from_le_bytes(b), src.len() as u32, ext == Extend::Sign);
+        self.mem.write_word(at, self.word(), value);
+    }
+
+    /// Records the callee-pop count thunkEntry needs and answers the plan's return code.
+    pub fn finish(&self) -> ReturnCode {
+        let at = self.ctx + u64::from(self.layout.callee_pop);
+        self.mem.write_word(at, self.word(), u64::from(self.plan.callee_pop));
+        self.plan.code
+    }
+
+    /// Writes an all-zero result (the defined value of a failed call) and answers the code.
+    pub fn write_zero_result(&self) -> ReturnCode {
+        self.write_default(0)
+    }
+
+    /// Writes `fill` (e.g. -1) as an integer result, or zeros for any other result kind.
+    pub fn write_default(&self, fill: i64) -> ReturnCode {
+        let size = self.plan.ret_layout.size as usize;
+        let is_int = self.plan.ret_layout.scalar().is_some_and(|s| !s.is_float());
+        let mut buf = [0u8; 8];
+        if is_int && size <= 8 {
+            buf[..size].copy_from_slice(&fill.to_le_bytes()[..size]);
+            return self.write_result(&buf[..size]);
+        }
+        match &self.plan.ret {
+            // A hidden-pointer result still has to honour the pointer protocol.
+            RetPlan::Indirect { .. } => self.write_result(&vec![0u8; size]),
+            _ => self.write_result(&[0u8; 64][..size.min(64)]),
+        }
+    }
+
+    /// Encodes `value` for this plan's result type and writes it.
+    pub fn write_value(&self, value: &Value) -> Result<ReturnCode, String> {
+        let ret = &self.plan.ret_layout;
+        let size = ret.size as usize;
+        let mut buf = [0u8; 8];
+        match (&ret.shape, value) {
+            (Shape::Void, _) => Ok(self.finish()),
+            (Shape::Scalar(Scalar::Float), v) => {
+                let f = as_f64(v).ok_or_else(|| mismatch("float", v))?;
+                Ok(self.write_result(&(f as f32).to_le_bytes()))
+            }
+            (Shape::Scalar(Scalar::Double), v) => {
+                let f = as_f64(v).ok_or_else(|| mismatch("double", v))?;
+                Ok(self.write_result(&f.to_le_bytes()))
+            }
+            (Shape::Scalar(Scalar::Bool), Value::Int(x)) => {
+                Ok(self.write_result(&[(*x != 0) as u8]))
+            }
+            (Shape::Scalar(Scalar::Bool), Value::UInt(x)) => {
+                Ok(self.write_result(&[(*x != 0) as u8]))
+            }
+            (Shape::Scalar(_), Value::Int(x)) => {
+                buf.copy_from_slice(&x.to_le_bytes());
+                Ok(self.write_result(&buf[..size]))
+            }
+            (Shape::Scalar(_), Value::UInt(x)) => {
+                buf.copy_from_slice(&x.to_le_bytes());
+                Ok(self.write_result(&buf[..size]))
+            }
+            (Shape::Aggregate { .. }, Value::Bytes(b)) if b.len() == size => {
+                Ok(self.write_result(b))
+            }
+            (Shape::Aggregate { .. }, Value::Bytes(b)) => {
+                Err(format!("the handler returned {} bytes for a {size}-byte result", b.len()))
+            }
+            (Shape::Scalar(s), v) => Err(mismatch(s.c_name(), v)),
+            (_, v) => Err(mismatch("an aggregate", v)),
+        }
+    }
+}
+
+fn as_f64(v: &Value) -> Option<f64> {
+    match *v {
+        Value::F32(f) => Some(f64::from(f)),
+        Value::F64(f) => Some(f),
+        Value::Int(i) => Some(i as f64),
+        Value::UInt(u) => Some(u as f64),
+        _ => None,
+    }
+}
+
+fn mismatch(expected: &str, got: &Value) -> String {
+    format!("the handler returned {got:?} where the signature returns {expected}")
+}
+
+/// Sign- or zero-extends the low `size` bytes of `raw` to 64 bits.
+pub fn extend(raw: u64, size: u32, signed: bool) -> u64 {
+    if size >= 8 {
+        return raw;
+    }
+    let shift = 64 - size * 8;
+    if signed {
+        (((raw << shift) as i64) >> shift) as u64
+    } else {
+        (raw << shift) >> shift
+    }
+}

@@ -1,0 +1,1023 @@
+//! The C signature parser (DESIGN §4): `int (*)(const void *, const void *)` → [`Signature`].
+//!
+//! The input is C declarator syntax: optional declarations, each ending in `;`, then one type
+//! that must be a function pointer, optionally named and optionally followed by `;`:
+//!
+//! ```text
+//! struct point { int x, y; }; typedef struct point pt; double (__cdecl *dist)(pt, pt *)
+//! ```
+//!
+//! * Declarations are `typedef`s and `struct`/`union` definitions or forward declarations.
+//! * The calling convention keyword goes just inside the parentheses: `(__stdcall *)`.
+//! * Typedef names (including the built-in `size_t`, `int32_t`, ...) resolve to their types, so
+//!   the [`Signature`] holds none; every pointer is [`Scalar::Pointer`].
+//! * All tags share one scope (C would give tags declared in a parameter list their own). A tag
+//!   may be defined again with an identical body, which is what the printer produces when a
+//!   tagged type occurs twice: `parse_signature(&sig.to_string())` gives `sig` back.
+//! * An untagged struct or union member without a name (C11's anonymous member) is named `f<i>`
+//!   after its position `i`.
+//!
+//! Errors carry the byte offset, what was expected and what was found; no input panics, and
+//! nesting is bounded ([`MAX_NESTING`], [`MAX_TYPE_DEPTH`], [`MAX_TYPE_NODES`]).
+
+mod lexer;
+mod specifiers;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use backcall_abi::{Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type};
+
+use lexer::{Tok, Token};
+use specifiers::{Kw, Specifiers};
+
+/// The deepest nesting of parentheses, brackets and braces the parser follows.
+pub const MAX_NESTING: usize = 64;
+
+/// The deepest nesting of structs, unions and array dimensions a type may have (typedefs can
+/// build types deeper than their text, so this is checked on the types themselves).
+pub const MAX_TYPE_DEPTH: usize = 32;
+
+/// The most members and array types one type may contain, counting nested ones once per use.
+/// Bounds the printed size of types built by stacking typedefs.
+pub const MAX_TYPE_NODES: usize = 1 << 16;
+
+/// The most elements an array may have, counting all of its dimensions.
+pub const MAX_ARRAY_ELEMENTS: u64 = 1 << 24;
+
+/// Why a signature did not parse: at byte `offset`, `expected` was expected but `found` was
+/// there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// Byte offset into the input where the problem is.
+    pub offset: usize,
+    /// What the parser expected, in words (`` `)` ``, `a type name`, ...).
+    pub expected: String,
+    /// What it found instead (`` `,` ``, `end of input`, ...).
+    pub found: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at byte {}: expected {}, found {}", self.offset, self.expected, self.found)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl ParseError {
+    fn with_found(mut self, found: String) -> ParseError {
+        self.found = found;
+        self
+    }
+}
+
+/// Parses a C function pointer type, with optional `typedef` and `struct` declarations before
+/// it (see the [module documentation](self) for the accepted language).
+///
+/// ```
+/// use backcall::abi::{Convention, Scalar, Type};
+/// use backcall::parse_signature;
+///
+/// let sig = parse_signature("int (__stdcall *cmp)(const void *, const void *)").unwrap();
+/// assert_eq!(sig.ret, Type::Scalar(Scalar::Int));
+/// assert_eq!(sig.args, [Type::Scalar(Scalar::Pointer), Type::Scalar(Scalar::Pointer)]);
+/// assert_eq!(sig.conv, Convention::Stdcall);
+/// assert_eq!(parse_signature(&sig.to_string()), Ok(sig));
+///
+/// let err = parse_signature("int (*)(int, void)").unwrap_err();
+/// assert_eq!(err.to_string(), "at byte 13: expected a parameter type other than `void`, found `void`");
+/// ```
+pub fn parse_signature(src: &str) -> Result<Signature, ParseError> {
+    Parser::new(src).signature()
+}
+
+type PResult<T> = Result<T, ParseError>;
+
+fn error_at(offset: usize, expected: impl Into<String>, found: impl Into<String>) -> ParseError {
+    ParseError { offset, expected: expected.into(), found: found.into() }
+}
+
+/// A complete object type with the measures that keep types bounded.
+#[derive(Clone, Debug)]
+struct Obj {
+    ty: Type,
+    /// struct, union and array levels
+    depth: usize,
+    /// members and array types inside, counting this type
+    nodes: usize,
+}
+
+impl Obj {
+    fn leaf(ty: Type) -> Obj {
+        Obj { ty, depth: 0, nodes: 1 }
+    }
+
+    fn pointer() -> Obj {
+        Obj::leaf(Type::Scalar(Scalar::Pointer))
+    }
+}
+
+/// A type while parsing: unlike [`Type`] it can be `void`, a function, or a not yet defined tag.
+#[derive(Clone, Debug)]
+enum Ty {
+    Void,
+    Obj(Obj),
+    /// `struct tag` before (or without) its definition; only pointers to it are usable
+    Incomplete(AggregateKind, String),
+    Func(Box<FnTy>),
+    /// kept apart from other pointers because the signature itself is one
+    FnPtr(Box<FnTy>),
+}
+
+/// A function type. Its result and parameters never hold functions (they decay to pointers), so
+/// typedef chains cannot nest `FnTy`s.
+#[derive(Clone, Debug)]
+struct FnTy {
+    ret: Ty,
+    ret_offset: usize,
+    params: Vec<Param>,
+    variadic: bool,
+    conv: Convention,
+}
+
+#[derive(Clone, Debug)]
+struct Param {
+    ty: Ty,
+    offset: usize,
+}
+
+/// What declaration specifiers produced, and whether they were a `struct`/`union` specifier
+/// (which may stand alone before `;`).
+struct Base {
+    ty: Ty,
+    offset: usize,
+    form: Form,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Plain,
+    /// `struct tag` or `struct tag { ... }`
+    Tagged,
+    /// `struct { ... }`
+    AnonymousBody,
+}
+
+/// A declarator: the name, if any, and the derivations to apply to the base type, innermost
+/// first (`*a[3]` is `[Pointer, Array 3]`: an array of pointers).
+struct Declarator {
+    name: Option<(String, usize)>,
+    derivs: Vec<Deriv>,
+    offset: usize,
+}
+
+enum Deriv {
+    Pointer,
+    Array { len: u32, offset: usize },
+    Function(FnParams),
+    Conv { conv: Convention, offset: usize },
+}
+
+struct FnParams {
+    params: Vec<Param>,
+    variadic: bool,
+    offset: usize,
+}
+
+/// A tag's kind, where it was first declared, and its definition once seen.
+struct Tag {
+    kind: AggregateKind,
+    offset: usize,
+    def: Option<Obj>,
+}
+
+struct Parser<'a> {
+    toks: Vec<Token<'a>>,
+    pos: usize,
+    nesting: usize,
+    typedefs: HashMap<String, Ty>,
+    tags: HashMap<String, Tag>,
+    /// tags whose bodies are being parsed (a nested definition of one is an error)
+    defining: Vec<String>,
+}
+
+// Token access. The token list always ends in `Eof`, and `pos` never moves past it.
+impl<'a> Parser<'a> {
+    fn new(src: &'a str) -> Parser<'a> {
+        Parser {
+            toks: lexer::tokenize(src),
+            pos: 0,
+            nesting: 0,
+            typedefs: HashMap::new(),
+            tags: HashMap::new(),
+            defining: Vec::new(),
+        }
+    }
+
+    fn peek(&self) -> Token<'a> {
+        self.peek_at(0)
+    }
+
+    fn peek_at(&self, ahead: usize) -> Token<'a> {
+        let eof = self.toks.last().copied().unwrap_or(Token { tok: Tok::Eof, offset: 0 });
+        self.toks.get(self.pos.saturating_add(ahead)).copied().unwrap_or(eof)
+    }
+
+    fn offset(&self) -> usize {
+        self.peek().offset
+    }
+
+    fn bump(&mut self) {
+        if self.pos + 1 < self.toks.len() {
+            self.pos += 1;
+        }
+    }
+
+    fn is_punct(&self, p: &str) -> bool {
+        matches!(self.peek().tok, Tok::Punct(q) if q == p)
+    }
+
+    fn is_word(&self, w: &str) -> bool {
+        matches!(self.peek().tok, Tok::Ident(v) if v == w)
+    }
+
+    fn eat(&mut self, p: &str) -> bool {
+        let hit = self.is_punct(p);
+        if hit {
+            self.bump();
+        }
+        hit
+    }
+
+    fn expect(&mut self, p: &str, expected: &str) -> PResult<()> {
+        if self.eat(p) {
+            Ok(())
+        } else {
+            Err(self.error_here(expected))
+        }
+    }
+
+    fn error_here(&self, expected: impl Into<String>) -> ParseError {
+        let tok = self.peek();
+        error_at(tok.offset, expected, tok.tok.describe())
+    }
+
+    /// Runs `f` one nesting level deeper, refusing to go past [`MAX_NESTING`] so that the
+    /// recursive descent cannot exhaust the stack.
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        if self.nesting >= MAX_NESTING {
+            let expected = format!("at most {MAX_NESTING} levels of nested brackets");
+            return Err(self.error_here(expected));
+        }
+        self.nesting += 1;
+        let result = f(self);
+        self.nesting -= 1;
+        result
+    }
+}
+
+// The whole input, typedefs, and the final conversion to a `Signature`.
+impl Parser<'_> {
+    fn signature(&mut self) -> PResult<Signature> {
+        loop {
+            if self.is_word("typedef") {
+                self.bump();
+                self.typedef_declaration()?;
+                continue;
+            }
+            let base = self.specifiers()?;
+            if base.form != Form::Plain && self.eat(";") {
+                continue;
+            }
+            let sig = self.function_pointer(&base)?;
+            self.eat(";");
+            if self.peek().tok != Tok::Eof {
+                return Err(self.error_here("end of input"));
+            }
+            return Ok(sig);
+        }
+    }
+
+    fn typedef_declaration(&mut self) -> PResult<()> {
+        let base = self.specifiers()?;
+        loop {
+            let decl = self.declarator()?;
+            let Some((name, offset)) = decl.name else {
+                return Err(self.error_here("a typedef name"));
+            };
+            if self.typedef(&name).is_some() {
+                return Err(error_at(offset, "a new typedef name", format!("`{name}` again")));
+            }
+            let ty = self.apply(&base, decl.derivs)?;
+            self.typedefs.insert(name, ty);
+            if !self.eat(",") {
+                return self.expect(";", "`;` or `,` after a typedef");
+            }
+        }
+    }
+
+    /// The declarator after `base`, which must make a function pointer.
+    fn function_pointer(&mut self, base: &Base) -> PResult<Signature> {
+        let decl = self.declarator()?;
+        let bare = decl.derivs.is_empty();
+        match self.apply(base, decl.derivs)? {
+            Ty::FnPtr(f) => self.signature_of(*f),
+            _ if bare => Err(self.error_here("`(*)` and a parameter list")),
+            Ty::Func(_) => {
+                Err(error_at(decl.offset, "`(*)` before the parameter list", "a function"))
+            }
+            // stopped early, as in `int (*))(int)`: the next token is the culprit
+            _ if !matches!(self.peek().tok, Tok::Eof | Tok::Punct(";")) => {
+                Err(self.error_here("a parameter list `(...)`"))
+            }
+            other => Err(error_at(decl.offset, "a function pointer `(*)(...)`", describe(&other))),
+        }
+    }
+
+    fn signature_of(&self, f: FnTy) -> PResult<Signature> {
+        let ret = match f.ret {
+            Ty::Void => Type::Void,
+            other => self.object(other, f.ret_offset, "result")?.ty,
+        };
+        let args = f
+            .params
+            .into_iter()
+            .map(|p| Ok(self.object(p.ty, p.offset, "parameter")?.ty))
+            .collect::<PResult<Vec<_>>>()?;
+        Ok(Signature { ret, args, conv: f.conv, variadic: f.variadic })
+    }
+
+    /// `ty` as a complete object type for a `role` (member, parameter, ...).
+    fn object(&self, ty: Ty, offset: usize, role: &str) -> PResult<Obj> {
+        let a = if role.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        match ty {
+            Ty::Obj(obj) => Ok(obj),
+            Ty::FnPtr(_) => Ok(Obj::pointer()),
+            Ty::Void => {
+                Err(error_at(offset, format!("{a} {role} type other than `void`"), "`void`"))
+            }
+            Ty::Func(_) => Err(error_at(
+                offset,
+                format!("{a} {role} type other than a function"),
+                "a function",
+            )),
+            Ty::Incomplete(kind, tag) => self.definition(kind, &tag).ok_or_else(|| {
+                let found = format!("`{} {tag}`, which is not defined", kind_word(kind));
+                error_at(offset, format!("a complete {role} type (or a pointer)"), found)
+            }),
+        }
+    }
+
+    fn definition(&self, kind: AggregateKind, tag: &str) -> Option<Obj> {
+        self.tags.get(tag).filter(|t| t.kind == kind).and_then(|t| t.def.clone())
+    }
+
+    fn typedef(&self, name: &str) -> Option<Ty> {
+        let builtin = || builtin_typedef(name).map(|s| Ty::Obj(Obj::leaf(Type::Scalar(s))));
+        self.typedefs.get(name).cloned().or_else(builtin)
+    }
+}
+
+// Declaration specifiers: qualifiers, type keywords, typedef names, struct/union specifiers.
+impl Parser<'_> {
+    fn specifiers(&mut self) -> PResult<Base> {
+        let offset = self.offset();
+        let mut spec = Specifiers::default();
+        let mut named = None;
+        while let Tok::Ident(word) = self.peek().tok {
+            if QUALIFIERS.contains(&word) {
+                self.bump();
+            } else if word == "struct" || word == "union" {
+                self.add_specifier(&mut spec, Kw::Named)?;
+                named = Some(self.struct_specifier()?);
+            } else if let Some(kw) = Kw::from_word(word) {
+                self.add_specifier(&mut spec, kw)?;
+                self.bump();
+            } else if spec.has_type() || is_keyword(word) {
+                // C: an identifier after a type specifier is the declarator's name
+                break;
+            } else {
+                let ty = self.typedef(word).ok_or_else(|| {
+                    self.error_here("a type name").with_found(format!("`{word}`, not a type"))
+                })?;
+                self.add_specifier(&mut spec, Kw::Named)?;
+                named = Some((ty, Form::Plain));
+                self.bump();
+            }
+        }
+        self.resolve(&spec, named, offset)
+    }
+
+    fn add_specifier(&self, spec: &mut Specifiers, kw: Kw) -> PResult<()> {
+        let tok = self.peek();
+        let word = match tok.tok {
+            Tok::Ident(w) => w,
+            _ => "",
+        };
+        if spec.add(kw, word) {
+            Ok(())
+        } else {
+            let expected = format!("a type specifier that combines with `{}`", spec.spelled());
+            Err(error_at(tok.offset, expected, tok.tok.describe()))
+        }
+    }
+
+    fn resolve(
+        &self,
+        spec: &Specifiers,
+        named: Option<(Ty, Form)>,
+        offset: usize,
+    ) -> PResult<Base> {
+        if let Some((ty, form)) = named {
+            return Ok(Base { ty, offset, form });
+        }
+        if spec.is_lone_complex() {
+            return Err(self.error_here("`float`, `double` or `long double` with `_Complex`"));
+        }
+        let ty = match spec.keyword_type() {
+            Some(Type::Void) => Ty::Void,
+            Some(ty) => Ty::Obj(Obj::leaf(ty)),
+            None => return Err(self.error_here("a type")),
+        };
+        Ok(Base { ty, offset, form: Form::Plain })
+    }
+}
+
+// Structs and unions.
+impl Parser<'_> {
+    /// `struct tag`, `struct tag { ... }` or `struct { ... }`; the current token is the keyword.
+    fn struct_specifier(&mut self) -> PResult<(Ty, Form)> {
+        let offset = self.offset();
+        let kind = if self.is_word("union") { AggregateKind::Union } else { AggregateKind::Struct };
+        self.bump();
+        let tag = self.tag_name();
+        if !self.is_punct("{") {
+            let Some((name, tag_offset)) = tag else {
+                return Err(self.error_here("a tag name or `{`"));
+            };
+            return Ok((self.reference_tag(kind, name, tag_offset)?, Form::Tagged));
+        }
+        if let Some((name, tag_offset)) = &tag {
+            self.check_definable(kind, name, *tag_offset)?;
+            self.defining.push(name.clone());
+        }
+        let members = self.nested(|p| p.struct_body());
+        if tag.is_some() {
+            self.defining.pop();
+        }
+        let (name, tag_offset) = tag.unzip();
+        let obj = aggregate(kind, name.clone(), members?, offset)?;
+        match (name, tag_offset) {
+            (Some(name), Some(at)) => Ok((Ty::Obj(self.define_tag(name, obj, at)?), Form::Tagged)),
+            _ => Ok((Ty::Obj(obj), Form::AnonymousBody)),
+        }
+    }
+
+    fn tag_name(&mut self) -> Option<(String, usize)> {
+        let tok = self.peek();
+        match tok.tok {
+            Tok::Ident(w) if !is_keyword(w) => {
+                self.bump();
+                Some((w.to_string(), tok.offset))
+            }
+            _ => None,
+        }
+    }
+
+    fn reference_tag(&mut self, kind: AggregateKind, name: String, offset: usize) -> PResult<Ty> {
+        match self.tags.get(&name) {
+            Some(tag) if tag.kind != kind => Err(kind_mismatch(tag, kind, &name, offset)),
+            Some(Tag { def: Some(obj), .. }) => Ok(Ty::Obj(obj.clone())),
+            Some(_) => Ok(Ty::Incomplete(kind, name)),
+            None => {
+                self.tags.insert(name.clone(), Tag { kind, offset, def: None });
+                Ok(Ty::Incomplete(kind, name))
+            }
+        }
+    }
+
+    fn check_definable(&self, kind: AggregateKind, name: &str, offset: usize) -> PResult<()> {
+        if self.defining.iter().any(|d| d == name) {
+            let expected = format!("a tag other than `{name}`, whose body this is inside");
+            return Err(error_at(offset, expected, format!("`{name}`")));
+        }
+        match self.tags.get(name) {
+            Some(tag) if tag.kind != kind => Err(kind_mismatch(tag, kind, name, offset)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the definition of tag `name`; a repeated identical definition gives the first.
+    fn define_tag(&mut self, name: String, obj: Obj, offset: usize) -> PResult<Obj> {
+        let kind = match &obj.ty {
+            Type::Aggregate(a) => a.kind,
+            _ => AggregateKind::Struct,
+        };
+        if let Some(Tag { def: Some(first), offset: first_at, .. }) = self.tags.get(&name) {
+            if first.ty == obj.ty {
+                return Ok(first.clone());
+            }
+            let what = format!("`{} {name}`", kind_word(kind));
+            let expected = format!("the same body as the definition of {what} at byte {first_at}");
+            return Err(error_at(offset, expected, "a different body"));
+        }
+        self.tags.insert(name, Tag { kind, offset, def: Some(obj.clone()) });
+        Ok(obj)
+    }
+
+    /// `{ members }`; the current token is `{`.
+    fn struct_body(&mut self) -> PResult<Vec<(String, Obj)>> {
+        self.bump();
+        let mut members = Vec::new();
+        let mut names = HashMap::new();
+        loop {
+            match self.peek().tok {
+                Tok::Punct("}") if members.is_empty() => {
+                    return Err(self.error_here("a member declaration"))
+                }
+                Tok::Punct("}") => {
+                    self.bump();
+                    return Ok(members);
+                }
+                Tok::Eof => return Err(self.error_here("a member declaration or `}`")),
+                _ => self.member_declaration(&mut members, &mut names)?,
+            }
+        }
+    }
+
+    /// `T a, *b, c[3];`, an anonymous `struct { ... };`, or a nested tag declaration.
+    fn member_declaration(
+        &mut self,
+        members: &mut Vec<(String, Obj)>,
+        names: &mut HashMap<String, usize>,
+    ) -> PResult<()> {
+        let base = self.specifiers()?;
+        if self.is_punct(";") {
+            match base.form {
+                Form::Plain => return Err(self.error_here("a member name")),
+                // C: a tagged struct without a member name only declares the tag
+                Form::Tagged => {}
+                Form::AnonymousBody => {
+                    let obj = self.object(base.ty, base.offset, "member")?;
+                    add_member(members, names, format!("f{}", members.len()), obj, base.offset)?;
+                }
+            }
+            self.bump();
+            return Ok(());
+        }
+        loop {
+            let decl = self.declarator()?;
+            let Some((name, name_offset)) = decl.name else {
+                return Err(self.error_here("a member name"));
+            };
+            let ty = self.apply(&base, decl.derivs)?;
+            let obj = self.object(ty, base.offset, "member")?;
+            add_member(members, names, name, obj, name_offset)?;
+            if !self.eat(",") {
+                return self.expect(";", "`;` or `,` after a member");
+            }
+        }
+    }
+}
+
+fn add_member(
+    members: &mut Vec<(String, Obj)>,
+    names: &mut HashMap<String, usize>,
+    name: String,
+    obj: Obj,
+    offset: usize,
+) -> PResult<()> {
+    if let Some(first) = names.get(&name) {
+        let found = format!("`{name}` again (first at byte {first})");
+        return Err(error_at(
+            offset,
+            "a member name not used before in this struct or union",
+            found,
+        ));
+    }
+    names.insert(name.clone(), offset);
+    members.push((name, obj));
+    Ok(())
+}
+
+fn aggregate(
+    kind: AggregateKind,
+    tag: Option<String>,
+    members: Vec<(String, Obj)>,
+    offset: usize,
+) -> PResult<Obj> {
+    let depth = 1 + members.iter().map(|(_, m)| m.depth).max().unwrap_or(0);
+    let nodes = members.iter().fold(1usize, |n, (_, m)| n.saturating_add(m.nodes));
+    check_measures(depth, nodes, offset)?;
+    let fields = members.into_iter().map(|(name, m)| Field { name, ty: m.ty }).collect();
+    let ty = Type::Aggregate(Arc::new(Aggregate { kind, tag, fields }));
+    Ok(Obj { ty, depth, nodes })
+}
+
+fn check_measures(depth: usize, nodes: usize, offset: usize) -> PResult<()> {
+    if depth > MAX_TYPE_DEPTH {
+        let expected =
+            format!("at most {MAX_TYPE_DEPTH} levels of nested structs, unions and arrays");
+        return Err(error_at(offset, expected, "a deeper type"));
+    }
+    if nodes > MAX_TYPE_NODES {
+        let expected = format!("a type with at most {MAX_TYPE_NODES} members and arrays in all");
+        return Err(error_at(offset, expected, "a larger type"));
+    }
+    Ok(())
+}
+
+fn kind_mismatch(tag: &Tag, kind: AggregateKind, name: &str, offset: usize) -> ParseError {
+    let expected = format!("`{} {name}` as declared at byte {}", kind_word(tag.kind), tag.offset);
+    error_at(offset, expected, format!("`{} {name}`", kind_word(kind)))
+}
+
+// Declarators: pointers, names, arrays, parameter lists and conventions.
+impl Parser<'_> {
+    fn declarator(&mut self) -> PResult<Declarator> {
+        let offset = self.offset();
+        let mut pointers = 0;
+        while self.eat("*") {
+            pointers += 1;
+            while self.peek().tok.is_ident_in(&["const", "volatile", "restrict"]) {
+                self.bump();
+            }
+        }
+        let mut name = None;
+        let mut inner = None;
+        let tok = self.peek();
+        match tok.tok {
+            Tok::Punct("(") if self.starts_nested_declarator() => {
+                inner = Some(self.nested(|p| p.nested_declarator())?);
+            }
+            Tok::Ident(w) if !is_keyword(w) => {
+                name = Some((w.to_string(), tok.offset));
+                self.bump();
+            }
+            _ => {}
+        }
+        let suffixes = self.suffixes()?;
+        let mut derivs: Vec<Deriv> =
+            std::iter::repeat_with(|| Deriv::Pointer).take(pointers).collect();
+        // `a[2][3]` is an array of 2 arrays of 3: the last suffix applies first
+        derivs.extend(suffixes.into_iter().rev());
+        if let Some((conv, inner)) = inner {
+            derivs.extend(conv);
+            derivs.extend(inner.derivs);
+            name = inner.name;
+        }
+        Ok(Declarator { name, derivs, offset })
+    }
+
+    /// Whether the `(` here opens a nested declarator (`(*)`, `(name)`) rather than a
+    /// parameter list (`(int)`, `()`).
+    fn starts_nested_declarator(&self) -> bool {
+        match self.peek_at(1).tok {
+            Tok::Punct("*" | "(" | "[") => true,
+            Tok::Ident(w) => {
+                convention(w).is_some() || (!is_keyword(w) && self.typedef(w).is_none())
+            }
+            _ => false,
+        }
+    }
+
+    /// `( [convention] declarator )`; the current token is `(`.
+    fn nested_declarator(&mut self) -> PResult<(Option<Deriv>, Declarator)> {
+        self.bump();
+        let conv = self.convention()?;
+        let inner = self.declarator()?;
+        self.expect(")", "`)`")?;
+        Ok((conv, inner))
+    }
+
+    fn convention(&mut self) -> PResult<Option<Deriv>> {
+        let tok = self.peek();
+        let Tok::Ident(word) = tok.tok else { return Ok(None) };
+        if let Some(conv) = convention(word) {
+            self.bump();
+            return Ok(Some(Deriv::Conv { conv, offset: tok.offset }));
+        }
+        if self.peek_at(1).tok == Tok::Punct("*") {
+            // a name right before `*` can only be meant as a convention keyword
+            let expected = "a calling convention (`__cdecl`, `__stdcall`, `__fastcall` or \
+                            `__thiscall`) or `*`";
+            return Err(error_at(tok.offset, expected, tok.tok.describe()));
+        }
+        Ok(None)
+    }
+
+    fn suffixes(&mut self) -> PResult<Vec<Deriv>> {
+        let mut out = Vec::new();
+        loop {
+            if self.is_punct("[") {
+                out.push(self.array_suffix()?);
+            } else if self.is_punct("(") {
+                out.push(Deriv::Function(self.nested(|p| p.parameter_list())?));
+            } else {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// `[N]`; the current token is `[`.
+    fn array_suffix(&mut self) -> PResult<Deriv> {
+        self.bump();
+        let tok = self.peek();
+        let Tok::Number(text) = tok.tok else {
+            return Err(self.error_here("an array size"));
+        };
+        let Some(len) = parse_integer(text) else {
+            return Err(self.error_here("an integer array size (decimal, hex or octal)"));
+        };
+        let len = u32::try_from(len).ok().filter(|&n| n > 0 && u64::from(n) <= MAX_ARRAY_ELEMENTS);
+        let Some(len) = len else {
+            return Err(self.error_here(format!("an array size from 1 to {MAX_ARRAY_ELEMENTS}")));
+        };
+        self.bump();
+        self.expect("]", "`]`")?;
+        Ok(Deriv::Array { len, offset: tok.offset })
+    }
+
+    /// `(params)`, `()`, `(void)` or `(params, ...)`; the current token is `(`.
+    fn parameter_list(&mut self) -> PResult<FnParams> {
+        let offset = self.offset();
+        self.bump();
+        let mut params = Vec::new();
+        if self.eat(")") {
+            return Ok(FnParams { params, variadic: false, offset });
+        }
+        loop {
+            if self.eat("...") {
+                self.expect(")", "`)` after `...`")?;
+                return Ok(FnParams { params, variadic: true, offset });
+            }
+            let at = self.offset();
+            let base = self.specifiers()?;
+            let decl = self.declarator()?;
+            let bare = decl.derivs.is_empty() && decl.name.is_none();
+            match self.apply(&base, decl.derivs)? {
+                Ty::Void if bare && params.is_empty() && self.eat(")") => {
+                    return Ok(FnParams { params, variadic: false, offset });
+                }
+                Ty::Void if bare && params.is_empty() => {
+                    return Err(self.error_here("`)` (`void` must be the only parameter)"));
+                }
+                Ty::Void => {
+                    return Err(error_at(at, "a parameter type other than `void`", "`void`"));
+                }
+                ty => params.push(Param { ty: decay(ty), offset: at }),
+            }
+            if !self.eat(",") {
+                self.expect(")", "`,` or `)`")?;
+                return Ok(FnParams { params, variadic: false, offset });
+            }
+        }
+    }
+
+    /// Applies the declarator's derivations to the base type.
+    fn apply(&self, base: &Base, derivs: Vec<Deriv>) -> PResult<Ty> {
+        let mut ty = base.ty.clone();
+        for deriv in derivs {
+            ty = match deriv {
+                Deriv::Pointer => pointer_to(ty),
+                Deriv::Array { len, offset } => self.array_of(ty, len, offset)?,
+                Deriv::Function(params) => function_returning(ty, base.offset, params)?,
+                Deriv::Conv { conv, offset } => with_convention(ty, conv, offset)?,
+            };
+        }
+        Ok(ty)
+    }
+
+    fn array_of(&self, elem: Ty, len: u32, offset: usize) -> PResult<Ty> {
+        let elem = self.object(elem, offset, "array element")?;
+        let count = u64::from(len).saturating_mul(array_elements(&elem.ty));
+        if count > MAX_ARRAY_ELEMENTS {
+            let expected = format!("an array of at most {MAX_ARRAY_ELEMENTS} elements in all");
+            return Err(error_at(offset, expected, format!("{count} elements")));
+        }
+        let (depth, nodes) = (elem.depth + 1, elem.nodes.saturating_add(1));
+        check_measures(depth, nodes, offset)?;
+        Ok(Ty::Obj(Obj { ty: Type::Array(Box::new(elem.ty), len), depth, nodes }))
+    }
+}
+
+impl Tok<'_> {
+    fn is_ident_in(&self, words: &[&str]) -> bool {
+        matches!(self, Tok::Ident(w) if words.contains(w))
+    }
+}
+
+fn pointer_to(ty: Ty) -> Ty {
+    match ty {
+        Ty::Func(f) => Ty::FnPtr(f),
+        _ => Ty::Obj(Obj::pointer()),
+    }
+}
+
+/// C's parameter adjustment: arrays and functions are passed as pointers.
+fn decay(ty: Ty) -> Ty {
+    match ty {
+        Ty::Func(_) | Ty::FnPtr(_) => Ty::Obj(Obj::pointer()),
+        Ty::Obj(Obj { ty: Type::Array(..), .. }) => Ty::Obj(Obj::pointer()),
+        other => other,
+    }
+}
+
+fn function_returning(ret: Ty, ret_offset: usize, fp: FnParams) -> PResult<Ty> {
+    let ret = match ret {
+        Ty::FnPtr(_) => Ty::Obj(Obj::pointer()),
+        Ty::Func(_) | Ty::Obj(Obj { ty: Type::Array(..), .. }) => {
+            let found = format!("a function returning {}", describe(&ret));
+            return Err(error_at(
+                fp.offset,
+                "a result type that is not an array or function",
+                found,
+            ));
+        }
+        other => other,
+    };
+    let f = FnTy {
+        ret,
+        ret_offset,
+        params: fp.params,
+        variadic: fp.variadic,
+        conv: Convention::Default,
+    };
+    Ok(Ty::Func(Box::new(f)))
+}
+
+fn with_convention(ty: Ty, conv: Convention, offset: usize) -> PResult<Ty> {
+    match ty {
+        Ty::Func(mut f) if f.conv == Convention::Default => {
+            f.conv = conv;
+            Ok(Ty::Func(f))
+        }
+        _ => {
+            let found = format!("`{}`", conv.keyword().unwrap_or_default());
+            let expected = "a calling convention only as `(convention *)` before a parameter list";
+            Err(error_at(offset, expected, found))
+        }
+    }
+}
+
+/// Elements of `ty` counting all array dimensions (1 for a non-array).
+fn array_elements(ty: &Type) -> u64 {
+    match ty {
+        Type::Array(elem, n) => u64::from(*n).saturating_mul(array_elements(elem)),
+        _ => 1,
+    }
+}
+
+/// A C integer literal: decimal, `0x` hex or `0` octal, with an optional `u`/`l`/`ll` suffix.
+/// Saturates instead of overflowing, so a huge size reads as too large rather than malformed.
+fn parse_integer(text: &str) -> Option<u64> {
+    let digits = text.trim_end_matches(['u', 'U', 'l', 'L']);
+    let suffix = text.get(digits.len()..)?.to_ascii_lowercase();
+    if !["", "u", "l", "ul", "lu", "ll", "ull", "llu"].contains(&suffix.as_str()) {
+        return None;
+    }
+    let (digits, radix) = if let Some(hex) = digits.strip_prefix("0x").or(digits.strip_prefix("0X"))
+    {
+        (hex, 16)
+    } else if let Some(oct) = digits.strip_prefix('0').filter(|o| !o.is_empty()) {
+        (oct, 8)
+    } else {
+        (digits, 10)
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    digits.chars().try_fold(0u64, |n, c| {
+        c.to_digit(radix).map(|d| n.saturating_mul(u64::from(radix)).saturating_add(u64::from(d)))
+    })
+}
+
+/// A type in words, for errors about the wrong kind of type.
+fn describe(ty: &Ty) -> String {
+    match ty {
+        Ty::Void => "`void`".to_string(),
+        Ty::Obj(obj) => match &obj.ty {
+            Type::Scalar(Scalar::Pointer) => "a pointer that does not point to a function".into(),
+            Type::Array(..) => "an array".to_string(),
+            Type::Aggregate(a) => format!("a {}", kind_word(a.kind)),
+            other => format!("`{other}`"),
+        },
+        Ty::Incomplete(kind, tag) => format!("`{} {tag}`", kind_word(*kind)),
+        Ty::Func(_) => "a function".to_string(),
+        Ty::FnPtr(_) => "a function pointer".to_string(),
+    }
+}
+
+fn kind_word(kind: AggregateKind) -> &'static str {
+    match kind {
+        AggregateKind::Struct => "struct",
+        AggregateKind::Union => "union",
+    }
+}
+
+/// Qualifiers accepted among the specifiers and ignored.
+const QUALIFIERS: [&str; 2] = ["const", "volatile"];
+
+/// Words that cannot be names: C23's keywords plus the convention keywords.
+const KEYWORDS: [&str; 63] = [
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+    "_Alignas",
+    "_Alignof",
+    "_Atomic",
+    "_Bool",
+    "_Complex",
+    "_Generic",
+    "_Imaginary",
+    "_Noreturn",
+    "_Static_assert",
+    "_Thread_local",
+    "alignas",
+    "alignof",
+    "bool",
+    "constexpr",
+    "false",
+    "nullptr",
+    "static_assert",
+    "thread_local",
+    "true",
+    "typeof",
+    "typeof_unqual",
+    "_BitInt",
+    "_Decimal32",
+    "_Decimal64",
+    "_Decimal128",
+    "__cdecl",
+    "__stdcall",
+    "__fastcall",
+    "__thiscall",
+];
+
+fn is_keyword(word: &str) -> bool {
+    KEYWORDS.contains(&word)
+}
+
+fn convention(word: &str) -> Option<Convention> {
+    match word {
+        "__cdecl" => Some(Convention::Cdecl),
+        "__stdcall" => Some(Convention::Stdcall),
+        "__fastcall" => Some(Convention::Fastcall),
+        "__thiscall" => Some(Convention::Thiscall),
+        _ => None,
+    }
+}
+
+/// The `<stdint.h>`/`<stddef.h>` names that are scalars of their own in [`Scalar`].
+fn builtin_typedef(name: &str) -> Option<Scalar> {
+    Some(match name {
+        "int8_t" => Scalar::I8,
+        "uint8_t" => Scalar::U8,
+        "int16_t" => Scalar::I16,
+        "uint16_t" => Scalar::U16,
+        "int32_t" => Scalar::I32,
+        "uint32_t" => Scalar::U32,
+        "int64_t" => Scalar::I64,
+        "uint64_t" => Scalar::U64,
+        "size_t" => Scalar::SizeT,
+        "ssize_t" => Scalar::SSizeT,
+        "intptr_t" => Scalar::IntPtr,
+        "uintptr_t" => Scalar::UIntPtr,
+        _ => return None,
+    })
+}
