@@ -72,6 +72,14 @@ impl Callback {
         self.slot.thunk as *const c_void
     }
 
+    /// The executable page holding this callback's thunk, as mapped (read-only view): thunkEntry
+    /// at its start, then the thunks. Its bytes are [`backcall_abi::thunks::CodePage::build`]'s
+    /// for the page's address, which is what the emulated harness runs too.
+    pub fn code_page(&self) -> &'static [u8] {
+        // SAFETY: pool pages stay mapped (read+execute) for the life of the process.
+        unsafe { std::slice::from_raw_parts(self.slot.page.base as *const u8, crate::pool::page_size()) }
+    }
+
     /// The thunk as a typed function pointer.
     ///
     /// # Safety

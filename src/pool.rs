@@ -12,6 +12,8 @@ use crate::error::Error;
 /// One mapped, executable page.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExecPage {
+    /// the page's address
+    pub base: usize,
     /// address of thunk 0
     pub first_thunk: usize,
     /// how many thunks it holds
@@ -67,6 +69,7 @@ pub(crate) fn map_page(abi: Abi, dispatch: usize, first_slot: u32) -> Result<Exe
         return Err(unmap(Error::PoolExhausted(format!("mprotect(PROT_EXEC) failed: {os}"))));
     }
     Ok(ExecPage {
+        base: base as usize,
         first_thunk: base as usize + page.first_thunk as usize,
         thunks: page.thunks,
         return_from_context: base as usize + page.return_from_context as usize,
