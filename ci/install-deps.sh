@@ -4,7 +4,7 @@
 #   apt:    clang lld (the compiler oracle, every --target), cmake (keystone's LLVM build),
 #           qemu-user (AArch64 binaries on an x86-64 host), gcc-aarch64-linux-gnu
 #           libc6-dev-arm64-cross gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev (linking the
-#           native i686/aarch64 runs), pkg-config
+#           native i686/aarch64 runs), pkg-config, libffi-dev (the native benches' libffi peer)
 #   rustup: targets i686-unknown-linux-gnu aarch64-unknown-linux-gnu; components rustfmt clippy
 #
 # Idempotent: on a machine that has everything it changes nothing and touches no network.
@@ -18,7 +18,7 @@ APT_PACKAGES=(
     clang lld cmake qemu-user
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev
-    pkg-config
+    pkg-config libffi-dev
 )
 RUST_TARGETS=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
 RUST_COMPONENTS=(rustfmt clippy)

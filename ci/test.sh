@@ -39,7 +39,19 @@ run_tests() {
 # host (i386-sysv, with the stdcall/fastcall/thiscall conventions).
 run_native_i686() {
     section "native suites on i686-unknown-linux-gnu (i386-sysv)"
-    cargo test --target i686-unknown-linux-gnu -p backcall -p backcall-native-tests --no-fail-fast
+    # The runtime's unit tests and every native suite (the parser's properties are target-independent).
+    cargo test --target i686-unknown-linux-gnu -p backcall --lib --no-fail-fast
+    cargo test --target i686-unknown-linux-gnu -p backcall-native-tests --no-fail-fast
+}
+
+# The same suites built for aarch64-unknown-linux-gnu, run under qemu-user (aarch64-aapcs64):
+# the runner and linker come from .cargo/config.toml, the oracle's C compiler is
+# aarch64-linux-gnu-gcc (a second compiler beside the emulated harness's clang).
+run_native_aarch64() {
+    section "native suites on aarch64-unknown-linux-gnu under qemu-aarch64 (aarch64-aapcs64)"
+    # The runtime's unit tests and every native suite (the parser's properties are target-independent).
+    cargo test --target aarch64-unknown-linux-gnu -p backcall --lib --no-fail-fast
+    cargo test --target aarch64-unknown-linux-gnu -p backcall-native-tests --no-fail-fast
 }
 
 install_deps
@@ -47,4 +59,5 @@ check_format
 check_lints
 run_tests
 run_native_i686
+run_native_aarch64
 section "all steps passed"

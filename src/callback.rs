@@ -8,8 +8,9 @@ use backcall_abi::{Abi, CallPlan, ReturnCode, Scalar, Signature};
 
 use crate::context::CallbackContext;
 use crate::error::Error;
-use crate::marshal::{Frame, Value};
-use crate::registry::{registry, Handler, Record, Slot, ThreadPolicy};
+use crate::marshal::{as_f64, Value};
+use crate::native::{Native, PlanInfo, RetKind};
+use crate::registry::{owner_key, registry, HandlerBox, HandlerVt, ThreadPolicy};
 
 /// A live callback: a thunk address C can call, until this value is dropped.
 ///
@@ -24,7 +25,7 @@ use crate::registry::{registry, Handler, Record, Slot, ThreadPolicy};
 /// assert_eq!(f(40, 2), 42);
 /// ```
 pub struct Callback {
-    slot: &'static Slot,
+    id: u32,
 }
 
 impl Callback {
@@ -69,7 +70,7 @@ impl Callback {
 
     /// The C function pointer (the thunk's address).
     pub fn code_ptr(&self) -> *const c_void {
-        self.slot.thunk as *const c_void
+        registry().thunk(self.id) as *const c_void
     }
 
     /// The executable page holding this callback's thunk, as mapped (read-only view): thunkEntry
@@ -77,7 +78,12 @@ impl Callback {
     /// for the page's address, which is what the emulated harness runs too.
     pub fn code_page(&self) -> &'static [u8] {
         // SAFETY: pool pages stay mapped (read+execute) for the life of the process.
-        unsafe { std::slice::from_raw_parts(self.slot.page.base as *const u8, crate::pool::page_size()) }
+        unsafe {
+            std::slice::from_raw_parts(
+                registry().page(self.id).base as *const u8,
+                crate::pool::page_size(),
+            )
+        }
     }
 
     /// The thunk as a typed function pointer.
@@ -89,25 +95,26 @@ impl Callback {
     pub unsafe fn as_fn<F: Copy>(&self) -> F {
         assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>(), "F is a fn pointer");
         // SAFETY: F is a function pointer type (checked size; the caller vouches for the rest).
-        unsafe { std::mem::transmute_copy(&self.slot.thunk) }
+        unsafe { std::mem::transmute_copy(&registry().thunk(self.id)) }
     }
 
     /// The plan the callback marshals by.
+    #[inline]
     pub fn plan(&self) -> Arc<CallPlan> {
-        let call = self.slot.enter();
-        call.record.expect("a live callback has its record").plan.clone()
+        let slot = registry().slot(self.id).expect("a live callback's slot");
+        slot.live_info().plan.clone()
     }
 }
 
 impl Drop for Callback {
     fn drop(&mut self) {
-        registry().release(self.slot);
+        registry().release(self.id);
     }
 }
 
 impl std::fmt::Debug for Callback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Callback({:#x})", self.slot.thunk)
+        write!(f, "Callback({:#x})", registry().thunk(self.id))
     }
 }
 
@@ -126,7 +133,7 @@ impl std::fmt::Debug for Callback {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Prototype {
-    plan: Arc<CallPlan>,
+    pub(crate) info: Arc<PlanInfo>,
 }
 
 impl Prototype {
@@ -137,12 +144,12 @@ impl Prototype {
 
     /// Plans an already parsed signature for the host ABI.
     pub fn from_signature(sig: &Signature) -> Result<Prototype, Error> {
-        Ok(Prototype { plan: Arc::new(host_abi()?.plan(sig)?) })
+        Ok(Prototype { info: Arc::new(PlanInfo::new(host_abi()?.plan(sig)?)) })
     }
 
     /// The plan callbacks of this prototype marshal by.
     pub fn plan(&self) -> &CallPlan {
-        &self.plan
+        &self.info.plan
     }
 
     /// A callback running `handler`, which returns anything convertible into a [`Value`].
@@ -151,8 +158,7 @@ impl Prototype {
         policy: ThreadPolicy,
         handler: impl Fn(&Args) -> R + Send + Sync + 'static,
     ) -> Result<Callback, Error> {
-        let handler = Handler::Dynamic(Box::new(move |args| handler(args).into()));
-        self.install(policy, handler)
+        self.install(policy, dynamic_handler(handler))
     }
 
     /// A callback with a raw handler (see [`Callback::raw`]).
@@ -161,19 +167,46 @@ impl Prototype {
         policy: ThreadPolicy,
         handler: impl Fn(&Args) -> ReturnCode + Send + Sync + 'static,
     ) -> Result<Callback, Error> {
-        self.install(policy, Handler::Raw(Box::new(handler)))
+        self.install(policy, handler_box(handler))
     }
 
     pub(crate) fn install(
         &self,
         policy: ThreadPolicy,
-        handler: Handler,
+        handler: HandlerBox,
     ) -> Result<Callback, Error> {
-        let owner = crate::dispatch::thread_id();
-        let record = Record { plan: self.plan.clone(), handler, policy, owner };
-        let slot = registry().install(self.plan.abi, record)?;
-        Ok(Callback { slot })
+        let owner = owner_key(policy)?;
+        let id = registry().install(self.info.plan.abi, self.info.clone(), owner, handler)?;
+        Ok(Callback { id })
     }
+}
+
+/// A dynamic handler: decoded arguments in, a [`Value`] out.
+fn dynamic_handler<R: Into<Value>>(
+    handler: impl Fn(&Args) -> R + Send + Sync + 'static,
+) -> HandlerBox {
+    handler_box(move |args: &Args| args.write_result(&handler(args).into()))
+}
+
+/// Boxes a handler that writes its own result, with its monomorphized vtable.
+pub(crate) fn handler_box<H>(handler: H) -> HandlerBox
+where
+    H: Fn(&Args) -> ReturnCode + Send + Sync + 'static,
+{
+    /// # Safety
+    /// `data` is a live `Box<H>`'s pointer.
+    unsafe fn call<H: Fn(&Args) -> ReturnCode>(data: *const (), args: &Args) -> ReturnCode {
+        // SAFETY: per the contract.
+        unsafe { (*data.cast::<H>())(args) }
+    }
+    /// # Safety
+    /// `data` is a `Box<H>`'s pointer, dropped once.
+    unsafe fn drop_box<H>(data: *mut ()) {
+        // SAFETY: per the contract.
+        drop(unsafe { Box::from_raw(data.cast::<H>()) });
+    }
+    let vt: &'static HandlerVt = &HandlerVt { call: call::<H>, drop: drop_box::<H> };
+    HandlerBox { vt, data: Box::into_raw(Box::new(handler)).cast() }
 }
 
 /// The ABI this process runs, if backcall has a runtime for it.
@@ -187,43 +220,64 @@ pub fn host_abi() -> Result<Abi, Error> {
 /// short, sign-extended); asking for a scalar of an aggregate argument, or an index out of
 /// range, panics (and the panic is contained at the C boundary).
 pub struct Args<'a> {
-    pub(crate) frame: Frame<'a>,
-    pub(crate) slot: &'a Slot,
+    pub(crate) native: Native<'a>,
+    pub(crate) thunk: usize,
 }
 
 impl Args<'_> {
     /// Number of arguments.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.frame.plan.args.len()
+        self.native.info.plan.args.len()
     }
 
     /// Whether the signature takes no arguments.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The plan of the call.
     pub fn plan(&self) -> &CallPlan {
-        self.frame.plan
+        &self.native.info.plan
     }
 
     /// The thunk address called.
+    #[inline]
     pub fn thunk(&self) -> usize {
-        self.slot.thunk
+        self.thunk
     }
 
     /// The call's context (for [`crate::return_from_context`]).
+    #[inline]
     pub fn context(&self) -> *mut CallbackContext {
-        self.frame.ctx as usize as *mut CallbackContext
+        self.native.ctx
     }
 
+    /// Argument `i`'s scalar and bits, extended to 64 bits: straight from the context when the
+    /// plan allows (native.rs), else through the generic frame.
+    #[inline(always)]
     fn scalar(&self, i: usize) -> (Scalar, u64) {
-        self.frame.scalar_bits(i).unwrap_or_else(|| {
-            panic!("argument {i} of `{}` is not a scalar", self.frame.plan.signature)
+        match self.native.fast_bits(i) {
+            Some(bits) => (self.native.info.arg(i).scalar, bits),
+            None => self.scalar_slow(i),
+        }
+    }
+
+    #[inline(never)]
+    fn scalar_slow(&self, i: usize) -> (Scalar, u64) {
+        self.native.frame().scalar_bits(i).unwrap_or_else(|| {
+            panic!("argument {i} of `{}` is not a scalar", self.plan().signature)
         })
     }
 
+    /// Whether scalar `s` is signed on this ABI.
+    fn signed(&self, s: Scalar) -> bool {
+        backcall_abi::is_signed(self.plan().abi, s)
+    }
+
     /// Argument `i` as a signed 64-bit integer (floats are truncated).
+    #[inline]
     pub fn i64(&self, i: usize) -> i64 {
         match self.scalar(i) {
             (Scalar::Float, bits) => f32::from_bits(bits as u32) as i64,
@@ -233,31 +287,36 @@ impl Args<'_> {
     }
 
     /// Argument `i` as an unsigned 64-bit integer (floats are truncated).
+    #[inline]
     pub fn u64(&self, i: usize) -> u64 {
         self.i64(i) as u64
     }
 
     /// Argument `i` as `i32` (truncating wider integers).
+    #[inline]
     pub fn i32(&self, i: usize) -> i32 {
         self.i64(i) as i32
     }
 
     /// Argument `i` as `u32` (truncating wider integers).
+    #[inline]
     pub fn u32(&self, i: usize) -> u32 {
         self.i64(i) as u32
     }
 
     /// Argument `i` as `f64`.
+    #[inline]
     pub fn f64(&self, i: usize) -> f64 {
         match self.scalar(i) {
             (Scalar::Float, bits) => f64::from(f32::from_bits(bits as u32)),
             (Scalar::Double, bits) => f64::from_bits(bits),
-            (s, bits) if backcall_abi::is_signed(self.frame.plan.abi, s) => bits as i64 as f64,
+            (s, bits) if self.signed(s) => bits as i64 as f64,
             (_, bits) => bits as f64,
         }
     }
 
     /// Argument `i` as `f32`.
+    #[inline]
     pub fn f32(&self, i: usize) -> f32 {
         match self.scalar(i) {
             (Scalar::Float, bits) => f32::from_bits(bits as u32),
@@ -266,18 +325,17 @@ impl Args<'_> {
     }
 
     /// Argument `i` as a pointer.
+    #[inline]
     pub fn ptr<T>(&self, i: usize) -> *mut T {
         self.u64(i) as usize as *mut T
     }
 
     /// Argument `i` as a generic [`Value`] (aggregates as [`Value::Bytes`]).
     pub fn value(&self, i: usize) -> Value {
-        match self.frame.scalar_bits(i) {
+        match self.native.frame().scalar_bits(i) {
             Some((Scalar::Float, bits)) => Value::F32(f32::from_bits(bits as u32)),
             Some((Scalar::Double, bits)) => Value::F64(f64::from_bits(bits)),
-            Some((s, bits)) if backcall_abi::is_signed(self.frame.plan.abi, s) => {
-                Value::Int(bits as i64)
-            }
+            Some((s, bits)) if self.signed(s) => Value::Int(bits as i64),
             Some((_, bits)) => Value::UInt(bits),
             None => Value::Bytes(self.bytes(i)),
         }
@@ -285,19 +343,99 @@ impl Args<'_> {
 
     /// The bytes of argument `i` (any type), exactly its size.
     pub fn bytes(&self, i: usize) -> Vec<u8> {
-        let mut out = vec![0u8; self.frame.plan.args[i].layout.size as usize];
-        self.frame.read_arg(i, &mut out);
+        let mut out = vec![0u8; self.plan().args[i].layout.size as usize];
+        self.native.frame().read_arg(i, &mut out);
         out
     }
 
     /// Copies the bytes of argument `i` into `out`, which must be exactly its size.
     pub fn read_bytes(&self, i: usize, out: &mut [u8]) {
-        assert_eq!(out.len(), self.frame.plan.args[i].layout.size as usize, "argument size");
-        self.frame.read_arg(i, out);
+        assert_eq!(out.len(), self.plan().args[i].layout.size as usize, "argument size");
+        self.native.frame().read_arg(i, out);
     }
 
     /// Writes the call's result now (for raw handlers and [`crate::return_from_context`]).
     pub fn write(&self, value: &Value) -> Result<ReturnCode, Error> {
-        self.frame.write_value(value).map_err(Error::Code)
+        self.write_value(value).map_err(Error::Code)
+    }
+
+    /// Writes a handler's result; a value the plan cannot encode is reported
+    /// ([`crate::CallbackError::BadResult`]) and the call returns zeros.
+    #[inline(always)]
+    pub(crate) fn write_result(&self, value: &Value) -> ReturnCode {
+        match self.write_value(value) {
+            Ok(code) => code,
+            Err(message) => self.bad_result(message),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_result(&self, message: String) -> ReturnCode {
+        crate::error::report(crate::CallbackError::BadResult { thunk: self.thunk, message });
+        self.native.frame().write_zero_result()
+    }
+
+    /// Writes a typed callback's result (`value` is the variant of the result type; `size` its
+    /// size, known at compile time): the same bytes as [`Args::write_result`], without
+    /// matching the value against the result kind.
+    #[inline(always)]
+    pub(crate) fn write_typed(&self, value: Value, size: usize) -> ReturnCode {
+        let bits = match value {
+            Value::Void => 0,
+            Value::Int(x) => x as u64,
+            Value::UInt(x) => x,
+            // As `write_value` encodes a float: through f64 (the same NaN quieting).
+            Value::F32(f) => u64::from((f64::from(f) as f32).to_bits()),
+            Value::F64(f) => f.to_bits(),
+            Value::Bytes(_) => return self.write_result(&value),
+        };
+        match self.native.store_sized(bits, size as u8) {
+            Some(code) => code,
+            None => self.write_result(&value),
+        }
+    }
+
+    /// Encodes `value` for the result type and writes it: a scalar straight into the context
+    /// when the plan allows (the same bytes as the generic frame; native.rs tests), anything
+    /// else through the generic frame.
+    #[inline(always)]
+    pub(crate) fn write_value(&self, value: &Value) -> Result<ReturnCode, String> {
+        let bits = match (self.native.info.ret.kind, value) {
+            (RetKind::Void, _) => return Ok(self.native.finish()),
+            (RetKind::Int, Value::Int(x)) => *x as u64,
+            (RetKind::Int, Value::UInt(x)) => *x,
+            (RetKind::Bool, Value::Int(x)) => u64::from(*x != 0),
+            (RetKind::Bool, Value::UInt(x)) => u64::from(*x != 0),
+            (RetKind::Float, v) => match as_f64(v) {
+                Some(f) => u64::from((f as f32).to_bits()),
+                None => return self.native.frame().write_value(value),
+            },
+            (RetKind::Double, v) => match as_f64(v) {
+                Some(f) => f.to_bits(),
+                None => return self.native.frame().write_value(value),
+            },
+            _ => return self.native.frame().write_value(value),
+        };
+        match self.native.store_bits(bits) {
+            Some(code) => Ok(code),
+            None => self.native.frame().write_value(value),
+        }
+    }
+
+    /// Argument `i`'s bits, extended to 64 bits, for a typed callback, whose argument `i` has
+    /// `T`'s size (a size known here at compile time): straight from its location, or through
+    /// the generic path when it is not a fast scalar.
+    #[inline(always)]
+    pub(crate) fn typed_bits<T>(&self, i: usize) -> u64 {
+        let a = self.native.info.arg(i);
+        let size = std::mem::size_of::<T>() as u8;
+        if a.size == size {
+            // SAFETY: the plan placed argument `i`'s `size` bytes at this address of the call.
+            let raw = unsafe { crate::native::load(self.native.arg_addr(a), size) };
+            crate::marshal::extend(raw, u32::from(size), a.signed)
+        } else {
+            self.scalar(i).1
+        }
     }
 }

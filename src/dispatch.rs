@@ -1,41 +1,26 @@
 //! The native dispatcher: what thunkEntry calls with the context it built.
 //!
 //! Order of work (the seed's `thunkEntry` → `ownVM` → `invokeCallbackContext` → result):
-//! slot lookup (stale check) → thread policy → push the context on this thread's LIFO chain →
-//! run the handler (panics stopped here) → result written by the plan → pop → return code.
+//! slot lookup → announce the call (a hazard on the owner thread, else the slot's in-flight
+//! counter; see `registry.rs`) → stale check → thread policy → push the context on this
+//! thread's LIFO chain → run the handler (panics stopped here) → result written by the plan →
+//! pop → end the call → return code.
 
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex};
 
 use backcall_abi::{Loc, ReturnCode};
 
-use crate::context::{CallbackContext, HOST_LAYOUT};
+use crate::context::CallbackContext;
 use crate::error::{report, CallbackError, Error};
-use crate::marshal::Frame;
-use crate::memory::NativeMemory;
-use crate::registry::{registry, Handler, InFlight, Record, Slot, ThreadPolicy};
+use crate::hazard::{light_fence, thread_state, ThreadState, SERIALIZED};
+use crate::native::Native;
+use crate::registry::{registry, Live, Slot, HAZARDS};
 use crate::Args;
 
 /// The address thunkEntry calls (patched into every code page).
 pub(crate) fn entry_address() -> usize {
     dispatch as extern "C" fn(*mut CallbackContext) -> u32 as usize
-}
-
-thread_local! {
-    static THREAD_ID: u64 = next_thread_id();
-    static CURRENT: Cell<*mut CallbackContext> = const { Cell::new(std::ptr::null_mut()) };
-    static SERIAL_DEPTH: Cell<u32> = const { Cell::new(0) };
-}
-
-fn next_thread_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-/// This thread's id as the thread policy sees it.
-pub(crate) fn thread_id() -> u64 {
-    THREAD_ID.with(|t| *t)
 }
 
 /// Called by thunkEntry. Never unwinds: every failure becomes a defined result and a report.
@@ -45,68 +30,101 @@ extern "C" fn dispatch(ctx: *mut CallbackContext) -> u32 {
     outcome.unwrap_or(ReturnCode::Void) as u32
 }
 
+#[inline(always)]
 fn dispatch_inner(ctx: *mut CallbackContext) -> ReturnCode {
     // SAFETY: thunkEntry passes the context it built in its own live frame.
     let c = unsafe { &mut *ctx };
-    let Some(slot) = registry().slot(c.slot as u32) else {
+    let id = c.slot as u32;
+    let Some((slot, thunk)) = registry().lookup(id) else {
         return ReturnCode::Void;
     };
-    c.thunk = slot.thunk;
-    let call = slot.enter();
-    let Some(record) = call.record else {
-        return stale(c, slot);
+    c.thunk = thunk;
+    let me = thread_state();
+    let depth = me.depth.get();
+    me.depth.set(depth + 1);
+    let code = if (depth as usize) < HAZARDS && slot.owner() == me.key() {
+        owner_call(c, id, slot, me, depth as usize)
+    } else {
+        counted_call(c, id, slot, me)
     };
-    let frame =
-        Frame { mem: &NativeMemory, layout: HOST_LAYOUT, ctx: ctx as u64, plan: &record.plan };
-    match record.policy {
-        ThreadPolicy::SingleThreaded if record.owner != thread_id() => {
-            report(CallbackError::WrongThread { thunk: slot.thunk });
-            frame.write_default(-1)
-        }
-        ThreadPolicy::SingleThreaded => run(c, &call, record, frame),
-        ThreadPolicy::Serialized => {
-            let _turn = SerialTurn::take();
-            run(c, &call, record, frame)
-        }
-    }
+    me.depth.set(depth);
+    code
 }
 
-fn run(
+/// A call on the owner thread of a single-threaded callback: announced in this thread's
+/// hazards, no atomic read-modify-write.
+#[inline(always)]
+fn owner_call(
     c: &mut CallbackContext,
-    call: &InFlight<'_>,
-    record: &Record,
-    frame: Frame<'_>,
+    id: u32,
+    slot: &Slot,
+    me: &ThreadState,
+    depth: usize,
 ) -> ReturnCode {
-    c.previous = CURRENT.with(|cur| cur.replace(c));
-    let _pop = PopOnExit(c.previous);
-    let args = Args { frame, slot: call.slot };
-    let outcome = catch_unwind(AssertUnwindSafe(|| match &record.handler {
-        Handler::Dynamic(h) => {
-            let value = h(&args);
-            frame.write_value(&value).map_err(|message| (message, false))
+    let hazard = &me.hazards[depth];
+    hazard.store(id + 1, std::sync::atomic::Ordering::Relaxed);
+    light_fence();
+    let state = slot.state();
+    // Re-checked after reading the state: if the slot was freed and reused by another owner
+    // since the first check, this call must not touch its handler (hazard.rs).
+    let mine = slot.owner() == me.key();
+    let code = if !Slot::is_live(state) {
+        Some(stale(c, slot))
+    } else if mine {
+        // SAFETY: announced by the hazard, and the callback is this thread's own.
+        Some(run(c, unsafe { slot.live(state) }, me))
+    } else {
+        None
+    };
+    hazard.store(0, std::sync::atomic::Ordering::Release);
+    light_fence();
+    if slot.released() {
+        registry().try_free(id, slot);
+    }
+    // Not this thread's callback after all: the ordinary counted call decides (wrong thread).
+    code.unwrap_or_else(|| counted_call(c, id, slot, me))
+}
+
+/// Any other call: counted in the slot's in-flight counter.
+fn counted_call(c: &mut CallbackContext, id: u32, slot: &Slot, me: &ThreadState) -> ReturnCode {
+    slot.enter_counted();
+    let state = slot.state_counted();
+    let code = if !Slot::is_live(state) {
+        stale(c, slot)
+    } else {
+        // SAFETY: announced by the counter.
+        let live = unsafe { slot.live(state) };
+        match slot.owner() {
+            SERIALIZED => {
+                let _turn = SerialTurn::take(me);
+                run(c, live, me)
+            }
+            owner if owner == me.key() => run(c, live, me),
+            _ => {
+                report(CallbackError::WrongThread { thunk: c.thunk });
+                Native { ctx: c, info: live.info }.frame().write_default(-1)
+            }
         }
-        Handler::Raw(h) => Ok(h(&args)),
-    }));
-    let thunk = call.slot.thunk;
+    };
+    slot.exit_counted(id);
+    code
+}
+
+#[inline(always)]
+fn run(c: &mut CallbackContext, live: Live<'_>, me: &ThreadState) -> ReturnCode {
+    let thunk = c.thunk;
+    c.previous = me.current.replace(c);
+    let previous = c.previous;
+    let args = Args { native: Native { ctx: c, info: live.info }, thunk };
+    // SAFETY: `live` is the announced callback; its vtable was made for its data.
+    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { (live.vt.call)(live.data, &args) }));
+    me.current.set(previous);
     match outcome {
-        Ok(Ok(code)) => code,
-        Ok(Err((message, _))) => {
-            report(CallbackError::BadResult { thunk, message });
-            frame.write_zero_result()
-        }
+        Ok(code) => code,
         Err(panic) => {
             report(CallbackError::Panicked { thunk, message: panic_message(&panic) });
-            frame.write_zero_result()
+            args.native.frame().write_zero_result()
         }
-    }
-}
-
-/// Restores the LIFO chain however the handler ends (normal return or contained panic).
-struct PopOnExit(*mut CallbackContext);
-
-impl Drop for PopOnExit {
-    fn drop(&mut self) {
-        CURRENT.with(|cur| cur.set(self.0));
     }
 }
 
@@ -122,8 +140,9 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 /// A call through a released thunk: return zeros the way the released callback's caller
 /// expects (same return code, callee pops, hidden pointer returned), and report it.
+#[cold]
 fn stale(c: &mut CallbackContext, slot: &Slot) -> ReturnCode {
-    report(CallbackError::Stale { thunk: slot.thunk });
+    report(CallbackError::Stale { thunk: c.thunk });
     let tomb = slot.tombstone();
     c.callee_pop = tomb.callee_pop as usize;
     if let Some((loc, true)) = tomb.hidden {
@@ -138,32 +157,29 @@ fn stale(c: &mut CallbackContext, slot: &Slot) -> ReturnCode {
 }
 
 /// One turn of the process-wide reentrant lock of serialized callbacks.
-struct SerialTurn;
+struct SerialTurn<'a>(&'a ThreadState);
 
-static SERIAL: Mutex<Option<u64>> = Mutex::new(None);
+static SERIAL: Mutex<Option<u32>> = Mutex::new(None);
 static SERIAL_FREE: Condvar = Condvar::new();
 
-impl SerialTurn {
-    fn take() -> SerialTurn {
-        if SERIAL_DEPTH.with(|d| d.get()) == 0 {
-            let me = thread_id();
+impl SerialTurn<'_> {
+    fn take(me: &ThreadState) -> SerialTurn<'_> {
+        if me.serial_depth.get() == 0 {
             let mut owner = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
             while owner.is_some() {
                 owner = SERIAL_FREE.wait(owner).unwrap_or_else(|p| p.into_inner());
             }
-            *owner = Some(me);
+            *owner = Some(me.key());
         }
-        SERIAL_DEPTH.with(|d| d.set(d.get() + 1));
-        SerialTurn
+        me.serial_depth.set(me.serial_depth.get() + 1);
+        SerialTurn(me)
     }
 }
 
-impl Drop for SerialTurn {
+impl Drop for SerialTurn<'_> {
     fn drop(&mut self) {
-        let depth = SERIAL_DEPTH.with(|d| {
-            d.set(d.get() - 1);
-            d.get()
-        });
+        let depth = self.0.serial_depth.get() - 1;
+        self.0.serial_depth.set(depth);
         if depth == 0 {
             *SERIAL.lock().unwrap_or_else(|p| p.into_inner()) = None;
             SERIAL_FREE.notify_one();
@@ -173,7 +189,7 @@ impl Drop for SerialTurn {
 
 /// The innermost callback context of this thread, if a callback is running.
 pub fn current_context() -> Option<*mut CallbackContext> {
-    let c = CURRENT.with(|c| c.get());
+    let c = thread_state().current.get();
     (!c.is_null()).then_some(c)
 }
 
@@ -187,27 +203,167 @@ pub fn current_context() -> Option<*mut CallbackContext> {
 /// # Safety
 /// Every Rust frame between the handler and thunkEntry is skipped without running
 /// destructors (as with `longjmp`): the caller guarantees none of them owns anything that needs
-/// dropping. The serialized-call lock and the in-flight count are released here.
+/// dropping. The serialized-call lock and the call's announcement are released here.
 pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -> Error {
     if current_context() != Some(ctx) {
         return Error::OutOfOrderReturn;
     }
     // SAFETY: `ctx` is this thread's live innermost context (checked above).
     let c = unsafe { &mut *ctx };
-    let Some(slot) = registry().slot(c.slot as u32) else {
+    let id = c.slot as u32;
+    let Some((slot, _)) = registry().lookup(id) else {
         return Error::OutOfOrderReturn;
     };
-    // Undo what the skipped frames would have undone: the chain, the serial turn, the count.
-    CURRENT.with(|cur| cur.set(c.previous));
-    // SAFETY: the record is live: this call holds an in-flight count on its slot.
-    let serialized =
-        matches!(unsafe { slot.peek_record() }.map(|r| r.policy), Some(ThreadPolicy::Serialized));
-    if serialized {
-        drop(SerialTurn);
+    let me = thread_state();
+    // Undo what the skipped frames would have undone: the chain, the serial turn, the call's
+    // announcement (a hazard at this depth names the slot exactly when the call took the
+    // hazard path), the depth. The owner is unchanged while the call is announced.
+    me.current.set(c.previous);
+    if slot.owner() == SERIALIZED {
+        drop(SerialTurn(me));
     }
-    slot.exit_raw();
+    let depth = me.depth.get() - 1;
+    let hazard = me.hazards.get(depth as usize);
+    match hazard.filter(|h| h.load(std::sync::atomic::Ordering::Relaxed) == id + 1) {
+        Some(h) => {
+            h.store(0, std::sync::atomic::Ordering::Release);
+            light_fence();
+            if slot.released() {
+                registry().try_free(id, slot);
+            }
+        }
+        None => slot.exit_counted(id),
+    }
+    me.depth.set(depth);
     let jump: extern "C" fn(*mut CallbackContext, u32) -> ! =
         // SAFETY: the page's return_from_context follows this signature (abi/asm/<abi>/entry.s).
-        unsafe { std::mem::transmute(slot.page.return_from_context) };
+        unsafe { std::mem::transmute(registry().page(id).return_from_context) };
     jump(ctx, code as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc, Barrier, Mutex};
+
+    use crate::{Callback, Prototype, ThreadPolicy};
+
+    /// Sets its flag when dropped (the handler's captures are freed).
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The owner is inside a hazard-path call when another thread releases the callback: the
+    /// release must not free the handler; the call, ending, frees it.
+    #[test]
+    fn a_release_from_another_thread_waits_for_the_owners_call() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let (entered_tx, entered_rx) = mpsc::channel::<()>();
+        let (released_tx, released_rx) = mpsc::channel::<()>();
+        let (entered_tx, released_rx) = (Mutex::new(entered_tx), Mutex::new(released_rx));
+        let (handle_tx, handle_rx) = mpsc::channel::<Callback>();
+        let seen = dropped.clone();
+        let releaser = std::thread::spawn(move || {
+            let cb = handle_rx.recv().unwrap();
+            entered_rx.recv().unwrap();
+            drop(cb);
+            released_tx.send(()).unwrap();
+        });
+        let cb = Callback::new("int (*)(int)", move |args| {
+            entered_tx.lock().unwrap().send(()).unwrap();
+            released_rx.lock().unwrap().recv().unwrap();
+            // Released by now, but not freed: the captures are alive.
+            assert!(!seen.load(Ordering::SeqCst), "freed during the call");
+            let _ = &flag;
+            args.i32(0) + 1
+        })
+        .unwrap();
+        let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
+        handle_tx.send(cb).unwrap();
+        assert_eq!(f(41), 42);
+        releaser.join().unwrap();
+        assert!(dropped.load(Ordering::SeqCst), "the ending call freed the released callback");
+    }
+
+    /// Calls on the owner thread race releases on another thread, thousands of times: every
+    /// call answers either its value or zero (stale), and every handler is dropped once.
+    #[test]
+    fn owner_calls_race_foreign_releases() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Counted;
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        const N: usize = 2000;
+        let proto = Prototype::new("int (*)(int)").unwrap();
+        let (tx, rx) = mpsc::channel::<Callback>();
+        let start = Arc::new(Barrier::new(2));
+        let go = start.clone();
+        let releaser = std::thread::spawn(move || {
+            go.wait();
+            for cb in rx {
+                drop(cb);
+            }
+        });
+        start.wait();
+        let mut stale = 0;
+        for i in 0..N as i32 {
+            let c = Counted;
+            let cb = proto
+                .callback(ThreadPolicy::SingleThreaded, move |a| {
+                    let _ = &c;
+                    a.i32(0) + i
+                })
+                .unwrap();
+            let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
+            tx.send(cb).unwrap();
+            for _ in 0..3 {
+                match f(1) {
+                    0 => stale += 1,
+                    v => assert_eq!(v, i + 1),
+                }
+            }
+        }
+        drop(tx);
+        releaser.join().unwrap();
+        // Each handler was dropped exactly once, by the release or by the call that ended last.
+        assert_eq!(DROPS.load(Ordering::SeqCst), N, "{stale} stale calls");
+    }
+
+    /// Nested deeper than the hazards reach, calls are counted; releasing at the deepest level
+    /// frees only when the outermost call ends.
+    #[test]
+    fn deep_nesting_past_the_hazards_releases_after_the_outermost_call() {
+        thread_local! {
+            static SELF: std::cell::RefCell<Option<Callback>> = const { std::cell::RefCell::new(None) };
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let seen = dropped.clone();
+        let cb = Callback::new("int (*)(int)", move |args| {
+            let _ = &flag;
+            let d = args.i32(0);
+            if d == 0 {
+                SELF.with(|s| drop(s.borrow_mut().take()));
+                return 0;
+            }
+            let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(args.thunk()) };
+            let r = f(d - 1) + 1;
+            assert!(!seen.load(Ordering::SeqCst), "freed while calls are in flight");
+            r
+        })
+        .unwrap();
+        let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
+        SELF.with(|s| *s.borrow_mut() = Some(cb));
+        let depth = super::HAZARDS as i32 * 2;
+        assert_eq!(f(depth), depth);
+        assert!(dropped.load(Ordering::SeqCst));
+    }
 }

@@ -1,8 +1,14 @@
 //! The `backcall` command line.
 //!
-//! `backcall plan --abi <id|all> '<signature>'...` prints call plans;
-//! `--builtin-corpus` or `--corpus FILE` plans every signature of a corpus.
-//! Exit codes: 0 success, 2 bad input (unknown ABI, unparseable signature).
+//! * `backcall verify ...`: the main job, cross-ABI verification against clang (see USAGE);
+//! * `backcall thunks --abi <id>`: the encoded thunk/thunkEntry with disassembly;
+//! * `backcall plan --abi <id|all> '<signature>'...`: call plans (`--builtin-corpus`,
+//!   `--corpus FILE` plan every signature of a corpus).
+//!
+//! `verify` and `thunks` need the emulator and assemblers, which are GPL and stay out of this
+//! crate: they live in the `backcall-harness` program (crate `backcall-emu-tests`), which this
+//! command runs from its own directory (or `PATH`) with the same arguments.
+//! Exit codes: 0 success, 1 a verification disagreed, 2 bad input.
 
 use std::process::ExitCode;
 
@@ -10,17 +16,41 @@ use backcall::abi::Abi;
 use backcall::{corpus, parse_signature, plan_table};
 
 const USAGE: &str = "\
-usage: backcall plan [--abi <id|all>]... [--builtin-corpus] [--corpus FILE] ['<signature>'...]
+usage: backcall verify [--abi <id|all>]... [--sig '<signature>']... [--corpus FILE]...
+                       [--random N] [--seed S] [--opt 0,2] [--json]
+       backcall thunks --abi <id|all>
+       backcall plan [--abi <id|all>]... [--builtin-corpus] [--corpus FILE] ['<signature>'...]
 
 ABI ids: i386-sysv i386-win32 x86_64-sysv x86_64-win64 aarch64-aapcs64 aarch64-apple
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("verify" | "thunks")) {
+        return harness(&args);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("backcall: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs `backcall-harness` with `args`, answering its exit code.
+fn harness(args: &[String]) -> ExitCode {
+    let name = format!("backcall-harness{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join(&name)));
+    let program = beside.filter(|p| p.exists()).unwrap_or_else(|| name.clone().into());
+    match std::process::Command::new(&program).args(args).status() {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!(
+                "backcall: `{}` needs {name} ({e}); build it with \
+                 `cargo build --release -p backcall-emu-tests` (ci/main.sh does)",
+                args[0]
+            );
             ExitCode::from(2)
         }
     }

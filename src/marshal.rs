@@ -253,7 +253,8 @@ impl<'a> Frame<'a> {
     }
 }
 
-fn as_f64(v: &Value) -> Option<f64> {
+/// A numeric value as `f64` (what a float or double result is encoded from).
+pub(crate) fn as_f64(v: &Value) -> Option<f64> {
     match *v {
         Value::F32(f) => Some(f64::from(f)),
         Value::F64(f) => Some(f),

@@ -1,28 +1,42 @@
-//! The registry: thunk slot id → callback record, in O(1), for every page of the pool.
+//! The registry: thunk slot id → callback, in O(1), for every page of the pool.
 //!
 //! A slot id is `page << shift | index`; the thunk loads it into a scratch register, so the
-//! dispatcher finds its record with one shift, one mask and two loads. Records are freed only
-//! when no call is in flight through their slot (`inflight` counts calls; the last one out frees
-//! a record released meanwhile), so releasing a callback from inside its own handler, or from
-//! another thread during a call, never frees memory a call still uses.
+//! dispatcher finds its slot with one shift, one mask and two loads. A slot holds its callback
+//! inline (no allocation beyond the handler's own captures): the handler's data pointer and
+//! vtable, the plan, the owner and the return protocol a stale call still needs.
+//!
+//! ## Lifetime: release, in-flight calls, free
+//!
+//! A slot's `state` is `0` (free), `vtable | LIVE`, or `vtable | RELEASED` (released, not yet
+//! freed). Releasing flips LIVE to RELEASED, so every later call is stale; the handler and plan
+//! are *freed* (and the slot recycled) only when no call is in flight through the slot, by
+//! whoever notices last: the releaser, or the call that ends last. A call is "in flight" in one
+//! of two ways:
+//!
+//! * the owner thread of a single-threaded callback, nested at most [`HAZARDS`] deep, announces
+//!   it in its thread's hazards (no atomic read-modify-write; see `hazard.rs` for the
+//!   asymmetric fence that makes this sound against a release from another thread);
+//! * every other call (another thread, a serialized callback, deep nesting) counts itself in the
+//!   slot's `inflight` counter (`SeqCst` read-modify-write, the classic protocol).
+//!
+//! [`Registry::try_free`] frees only when the counter is zero and no hazard names the slot, and
+//! each party that may have blocked a free (a call ending, a counter reaching zero) calls it
+//! again, so exactly one party frees (a compare-exchange on `state` decides), and never while a
+//! call can still touch the handler or the plan.
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use backcall_abi::{Abi, CallPlan, Loc, RetPlan, ReturnCode};
 
 use crate::error::Error;
-use crate::marshal::Value;
+use crate::hazard::{self, SERIALIZED};
+use crate::native::PlanInfo;
 use crate::pool::{self, ExecPage};
 
-/// What runs when a callback is called.
-pub(crate) enum Handler {
-    /// decoded arguments in, a [`Value`] out
-    Dynamic(Box<dyn Fn(&crate::Args) -> Value + Send + Sync>),
-    /// the context itself: the handler writes the result and answers the return code
-    Raw(Box<dyn Fn(&crate::Args) -> ReturnCode + Send + Sync>),
-}
+pub(crate) use crate::hazard::HAZARDS;
 
 /// Who may call a callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -36,23 +50,59 @@ pub enum ThreadPolicy {
     Serialized,
 }
 
-/// A live callback's record.
-pub(crate) struct Record {
-    pub plan: std::sync::Arc<CallPlan>,
-    pub handler: Handler,
-    pub policy: ThreadPolicy,
-    pub owner: u64,
+/// How a handler runs: monomorphized per handler type (see `callback.rs`).
+pub(crate) struct HandlerVt {
+    /// runs the handler on one call, result written, and answers the return code
+    pub call: unsafe fn(data: *const (), args: &crate::Args<'_>) -> ReturnCode,
+    /// drops the handler
+    pub drop: unsafe fn(data: *mut ()),
 }
+
+/// A handler: its vtable and its boxed data. Dropping it drops the handler.
+pub(crate) struct HandlerBox {
+    pub vt: &'static HandlerVt,
+    pub data: *mut (),
+}
+
+impl Drop for HandlerBox {
+    fn drop(&mut self) {
+        // SAFETY: `data` came from the box `vt` was made for, and is dropped once.
+        unsafe { (self.vt.drop)(self.data) }
+    }
+}
+
+const LIVE: usize = 1;
+const RELEASED: usize = 2;
+const TAGS: usize = LIVE | RELEASED;
 
 /// One thunk's slot.
 pub(crate) struct Slot {
-    pub id: u32,
-    pub thunk: usize,
-    pub page: ExecPage,
-    record: AtomicPtr<Record>,
-    pending: AtomicPtr<Record>,
-    inflight: AtomicU32,
+    /// `0`, `vtable | LIVE` or `vtable | RELEASED`
+    state: AtomicUsize,
+    /// the handler's data (valid while `state` is not 0)
+    data: UnsafeCell<*mut ()>,
+    /// the plan, an `Arc<PlanInfo>` turned raw (valid while `state` is not 0)
+    info: UnsafeCell<*const PlanInfo>,
+    /// the return protocol of the callback last installed here, for stale calls
     tombstone: AtomicU64,
+    /// the owner thread's key, or [`SERIALIZED`]
+    owner: AtomicU32,
+    /// calls in flight that are not on the hazard path
+    inflight: AtomicU32,
+}
+
+// SAFETY: `data` and `info` are written only while the slot is free (no call can read them:
+// `state` is 0) and published by the Release store of `state`; readers read them only after an
+// Acquire load of a LIVE state, under an in-flight count or hazard that keeps them from being
+// freed.
+unsafe impl Sync for Slot {}
+
+/// A live callback's parts, borrowed for one call.
+#[derive(Clone, Copy)]
+pub(crate) struct Live<'a> {
+    pub vt: &'static HandlerVt,
+    pub data: *const (),
+    pub info: &'a PlanInfo,
 }
 
 /// How a stale call through a released slot still returns the way its caller expects.
@@ -107,69 +157,106 @@ impl Tombstone {
     }
 }
 
-/// A call in flight through a slot: holds the slot's in-flight count until dropped.
-pub(crate) struct InFlight<'a> {
-    pub slot: &'a Slot,
-    pub record: Option<&'a Record>,
-}
-
 impl Slot {
-    /// Starts a call: counts it, then looks at the record (null after release).
-    pub fn enter(&self) -> InFlight<'_> {
-        self.inflight.fetch_add(1, SeqCst);
-        let ptr = self.record.load(SeqCst);
-        // SAFETY: a non-null record stays allocated while `inflight` counts this call (see
-        // `release`: it frees only when no call is in flight, else the last call frees it).
-        InFlight { slot: self, record: unsafe { ptr.as_ref() } }
+    fn empty() -> Slot {
+        Slot {
+            state: AtomicUsize::new(0),
+            data: UnsafeCell::new(std::ptr::null_mut()),
+            info: UnsafeCell::new(std::ptr::null()),
+            tombstone: AtomicU64::new(0),
+            owner: AtomicU32::new(0),
+            inflight: AtomicU32::new(0),
+        }
+    }
+
+    /// The owner key (for the dispatcher's choice of path).
+    #[inline(always)]
+    pub fn owner(&self) -> u32 {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    /// The state, read after a hazard-path call announced itself (hazard + fence).
+    #[inline(always)]
+    pub fn state(&self) -> usize {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// The state, read after a counted call announced itself (the counter's increment and
+    /// this load are `SeqCst`, against the release's swap and `try_free`'s counter read).
+    #[inline(always)]
+    pub fn state_counted(&self) -> usize {
+        self.state.load(Ordering::SeqCst)
+    }
+
+    /// Whether a state is a live callback's.
+    #[inline(always)]
+    pub fn is_live(state: usize) -> bool {
+        state & LIVE != 0
+    }
+
+    /// The live callback of a live state read by [`Slot::state`] or [`Slot::state_counted`].
+    ///
+    /// # Safety
+    /// `state` is live; the caller announced its call before reading it (a hazard on the
+    /// owner thread of this very callback, or the in-flight counter) and keeps it announced
+    /// while it uses the answer.
+    #[inline(always)]
+    pub unsafe fn live(&self, state: usize) -> Live<'_> {
+        debug_assert!(Slot::is_live(state));
+        // SAFETY: a LIVE state was stored (Release) after `data` and `info` were written; the
+        // announced call keeps them from being freed.
+        unsafe {
+            Live {
+                vt: &*((state & !TAGS) as *const HandlerVt),
+                data: *self.data.get(),
+                info: &**self.info.get(),
+            }
+        }
+    }
+
+    /// Whether the callback in the slot was released and waits to be freed.
+    #[inline(always)]
+    pub fn released(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & RELEASED != 0
     }
 
     /// The return protocol of the callback last installed here.
     pub fn tombstone(&self) -> Tombstone {
-        Tombstone::unpack(self.tombstone.load(SeqCst))
+        Tombstone::unpack(self.tombstone.load(Ordering::Acquire))
     }
 
-    /// The record without counting a call; for a caller that already holds a count.
-    ///
-    /// # Safety
-    /// The caller holds an in-flight count on this slot (a skipped [`InFlight`]).
-    pub unsafe fn peek_record(&self) -> Option<&Record> {
-        // SAFETY: per the contract, the count keeps a non-null record allocated.
-        unsafe { self.record.load(SeqCst).as_ref() }
+    /// Counts a call that is not on the hazard path.
+    #[inline]
+    pub fn enter_counted(&self) {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Ends a call whose [`InFlight`] guard was skipped by `return_from_context`.
-    pub fn exit_raw(&self) {
-        self.exit();
-    }
-
-    fn exit(&self) {
-        if self.inflight.fetch_sub(1, SeqCst) == 1 {
-            self.free_pending();
+    /// Ends a counted call; the last one out frees a callback released meanwhile.
+    #[inline]
+    pub fn exit_counted(&self, id: u32) {
+        if self.inflight.fetch_sub(1, Ordering::SeqCst) == 1 && self.released() {
+            registry().try_free(id, self);
         }
     }
 
-    fn free_pending(&self) {
-        let ptr = self.pending.swap(std::ptr::null_mut(), SeqCst);
-        if !ptr.is_null() {
-            // SAFETY: `pending` holds a record released by its owner; the swap makes this the
-            // only party to free it, and no call is in flight.
-            drop(unsafe { Box::from_raw(ptr) });
-            registry().recycle(self);
-        }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.slot.exit();
+    /// The live callback's plan, for a caller holding the live handle.
+    pub fn live_info(&self) -> &PlanInfo {
+        // SAFETY: the caller (a `Callback`) has not released the slot, so it is not freed.
+        unsafe { &**self.info.get() }
     }
 }
 
 const MAX_PAGES: usize = 1 << 16;
 
+/// One mapped page of thunks and their slots.
+pub(crate) struct Page {
+    pub exec: ExecPage,
+    slots: Box<[Slot]>,
+}
+
 /// Every page's slots; page `p` is published once, never moved or freed.
 pub(crate) struct Registry {
-    pages: [AtomicPtr<Box<[Slot]>>; MAX_PAGES],
+    pages: [AtomicPtr<Page>; MAX_PAGES],
     shift: AtomicU32,
     state: Mutex<PoolState>,
 }
@@ -188,48 +275,133 @@ static REGISTRY: Registry = Registry {
 };
 
 /// The process-wide registry.
+#[inline(always)]
 pub(crate) fn registry() -> &'static Registry {
     &REGISTRY
 }
 
 impl Registry {
-    /// The slot with this id, if it exists.
-    #[inline]
-    pub fn slot(&self, id: u32) -> Option<&Slot> {
-        let shift = self.shift.load(SeqCst);
-        let page = (id >> shift) as usize;
-        let ptr = self.pages.get(page)?.load(SeqCst);
+    /// The page and index of slot `id`, if the page exists.
+    #[inline(always)]
+    fn locate(&self, id: u32) -> Option<(&Page, usize)> {
+        let shift = self.shift.load(Ordering::Acquire);
+        let ptr = self.pages.get((id >> shift) as usize)?.load(Ordering::Acquire);
         // SAFETY: published pages are leaked boxes, never freed.
-        let slots = unsafe { ptr.as_ref() }?;
-        slots.get((id & ((1 << shift) - 1)) as usize)
+        let page = unsafe { ptr.as_ref() }?;
+        Some((page, (id & ((1 << shift) - 1)) as usize))
     }
 
-    /// Installs `record` in a free slot (growing the pool by a page if none is free) and
-    /// answers the slot.
-    pub fn install(&self, abi: Abi, record: Record) -> Result<&Slot, Error> {
-        let tomb = Tombstone::of(&record.plan).pack();
+    /// The slot with this id, if it exists.
+    #[inline(always)]
+    pub fn slot(&self, id: u32) -> Option<&Slot> {
+        let (page, i) = self.locate(id)?;
+        page.slots.get(i)
+    }
+
+    /// The slot with this id and its thunk address, if it exists.
+    #[inline(always)]
+    pub fn lookup(&self, id: u32) -> Option<(&Slot, usize)> {
+        let (page, i) = self.locate(id)?;
+        let thunk = page.exec.first_thunk + i * backcall_abi::thunks::THUNK_STRIDE as usize;
+        Some((page.slots.get(i)?, thunk))
+    }
+
+    /// The page slot `id` lives in.
+    pub fn page(&self, id: u32) -> &ExecPage {
+        &self.locate(id).expect("a slot id names a published page").0.exec
+    }
+
+    /// The thunk address of slot `id` (C's function pointer).
+    #[inline(always)]
+    pub fn thunk(&self, id: u32) -> usize {
+        let (page, i) = self.locate(id).expect("a slot id names a published page");
+        page.exec.first_thunk + i * backcall_abi::thunks::THUNK_STRIDE as usize
+    }
+
+    /// Installs a callback in a free slot (growing the pool by a page if none is free) and
+    /// answers the slot id. `owner` is the owner thread's key or [`SERIALIZED`].
+    pub fn install(
+        &self,
+        abi: Abi,
+        info: Arc<PlanInfo>,
+        owner: u32,
+        handler: HandlerBox,
+    ) -> Result<u32, Error> {
+        let tomb = Tombstone::of(&info.plan).pack();
         let id = self.take_free(abi)?;
         let slot = self.slot(id).expect("free ids name published slots");
-        slot.tombstone.store(tomb, SeqCst);
-        slot.record.store(Box::into_raw(Box::new(record)), SeqCst);
-        Ok(slot)
+        let vt = handler.vt as *const HandlerVt as usize;
+        debug_assert_eq!(vt & TAGS, 0, "vtables are word-aligned");
+        // SAFETY: the slot is free (state 0, off the free list): no call reads these fields.
+        unsafe {
+            *slot.data.get() = handler.data;
+            *slot.info.get() = Arc::into_raw(info);
+        }
+        std::mem::forget(handler);
+        slot.tombstone.store(tomb, Ordering::Release);
+        slot.owner.store(owner, Ordering::Relaxed);
+        // Publishes data, info, tombstone and owner (hazard.rs: the owner re-check after this
+        // Acquire-read state relies on the owner store coming first).
+        slot.state.store(vt | LIVE, Ordering::Release);
+        Ok(id)
     }
 
-    /// Releases the callback in `slot`: later calls are stale; the record is freed now, or by
-    /// the last call still in flight.
-    pub fn release(&self, slot: &Slot) {
-        let ptr = slot.record.swap(std::ptr::null_mut(), SeqCst);
-        if ptr.is_null() {
+    /// Releases the callback in slot `id`: later calls are stale; it is freed now, or by the
+    /// last call still in flight.
+    pub fn release(&self, id: u32) {
+        let slot = self.slot(id).expect("a live callback's slot");
+        let state = slot.state.load(Ordering::Relaxed);
+        if state & LIVE == 0 {
             return;
         }
-        slot.pending.store(ptr, SeqCst);
-        if slot.inflight.load(SeqCst) == 0 {
-            slot.free_pending();
-        }
+        // SeqCst: ordered before the in-flight counter read in `try_free` (Dekker with the
+        // counted calls' increment-then-read).
+        slot.state.swap(state ^ TAGS, Ordering::SeqCst);
+        self.try_free(id, slot);
     }
 
-    fn recycle(&self, slot: &Slot) {
-        self.lock().free.push_back(slot.id);
+    /// Frees the released callback in `slot` if no call is in flight through it.
+    ///
+    /// Runs under the pool lock: a slot is freed and reused only under it, so the
+    /// installation checked here cannot be freed, reused and released again (the same state
+    /// value) by another party before this one decides.
+    pub fn try_free(&self, id: u32, slot: &Slot) {
+        let mut pool = self.lock();
+        let state = slot.state.load(Ordering::SeqCst);
+        if state & RELEASED == 0 || slot.inflight.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        let me = hazard::thread_state();
+        let owner = slot.owner();
+        if owner == SERIALIZED {
+            // No thread takes the hazard path for a serialized callback.
+        } else if owner == me.key() {
+            // Only this thread takes the hazard path for this callback, and its own hazards
+            // are in program order. (Another thread's hazard on this slot belongs to a call
+            // that will find it is not the owner and never touch the handler.)
+            if me.holds(id) {
+                return;
+            }
+        } else {
+            hazard::heavy_barrier();
+            if hazard::any_holds(id) {
+                return;
+            }
+        }
+        slot.state.store(0, Ordering::Relaxed);
+        // SAFETY: this party freed the state under the lock; no call is in flight; the fields
+        // are the released callback's, taken exactly once (the slot is reused only after the
+        // id is pushed below).
+        let (handler, info) = unsafe {
+            let handler =
+                HandlerBox { vt: &*((state & !TAGS) as *const HandlerVt), data: *slot.data.get() };
+            (handler, Arc::from_raw(std::mem::replace(&mut *slot.info.get(), std::ptr::null())))
+        };
+        pool.free.push_back(id);
+        drop(pool);
+        // The handler's captures may run arbitrary code when dropped: no lock is held.
+        drop(info);
+        drop(handler);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
@@ -253,22 +425,13 @@ impl Registry {
             return Err(Error::PoolExhausted(format!("page limit of {} reached", state.limit)));
         }
         let shift = (pool::page_size() / backcall_abi::thunks::THUNK_STRIDE as usize).ilog2();
-        self.shift.store(shift, SeqCst);
+        self.shift.store(shift, Ordering::Release);
         let first = (state.pages as u32) << shift;
-        let page = pool::map_page(abi, crate::dispatch::entry_address(), first)?;
-        let slots: Box<[Slot]> = (0..page.thunks)
-            .map(|i| Slot {
-                id: first | i,
-                thunk: page.first_thunk + (i * backcall_abi::thunks::THUNK_STRIDE) as usize,
-                page,
-                record: AtomicPtr::new(std::ptr::null_mut()),
-                pending: AtomicPtr::new(std::ptr::null_mut()),
-                inflight: AtomicU32::new(0),
-                tombstone: AtomicU64::new(0),
-            })
-            .collect();
+        let exec = pool::map_page(abi, crate::dispatch::entry_address(), first)?;
+        let slots: Box<[Slot]> = (0..exec.thunks).map(|_| Slot::empty()).collect();
         let count = slots.len() as u32;
-        self.pages[state.pages].store(Box::into_raw(Box::new(slots)), SeqCst);
+        let page = Box::into_raw(Box::new(Page { exec, slots }));
+        self.pages[state.pages].store(page, Ordering::Release);
         state.free.extend((0..count).map(|i| first | i));
         state.pages += 1;
         state.abi = Some(abi);
@@ -283,6 +446,19 @@ impl Registry {
     /// Pages mapped so far.
     pub fn pages(&self) -> usize {
         self.lock().pages
+    }
+}
+
+/// The owner key a new callback of `policy` gets on this thread.
+pub(crate) fn owner_key(policy: ThreadPolicy) -> Result<u32, Error> {
+    match policy {
+        ThreadPolicy::Serialized => Ok(SERIALIZED),
+        ThreadPolicy::SingleThreaded => match hazard::thread_state().key() {
+            0 => Err(Error::PoolExhausted(
+                "more than 2^32 threads created callbacks: no thread key left".into(),
+            )),
+            key => Ok(key),
+        },
     }
 }
 

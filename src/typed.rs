@@ -12,12 +12,16 @@
 //! assert_eq!((cb.get())(2, 0.5), 3.0);
 //! ```
 
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use backcall_abi::{Scalar, Signature, Type};
 
+use crate::callback::handler_box;
 use crate::marshal::Value;
-use crate::registry::{Handler, ThreadPolicy};
+use crate::registry::ThreadPolicy;
 use crate::{Args, Callback, Error, Prototype};
 
 /// A Rust type with a C scalar counterpart.
@@ -139,9 +143,23 @@ impl<F: Copy> TypedCallback<F> {
     }
 }
 
+#[inline(always)]
 fn typed_arg<T: CType>(args: &Args, i: usize) -> T {
-    let (_, bits) = args.frame.scalar_bits(i).expect("typed arguments are scalars");
-    T::from_bits(bits)
+    T::from_bits(args.typed_bits::<T>(i))
+}
+
+/// The prototype of the `extern "C" fn` type `F`, planned once per thread and type.
+fn prototype_of<F: 'static>(signature: impl FnOnce() -> Signature) -> Result<Prototype, Error> {
+    thread_local! {
+        static PROTOTYPES: RefCell<HashMap<TypeId, Prototype>> = RefCell::new(HashMap::new());
+    }
+    let key = TypeId::of::<F>();
+    if let Some(p) = PROTOTYPES.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(p);
+    }
+    let proto = Prototype::from_signature(&signature())?;
+    PROTOTYPES.with(|c| c.borrow_mut().insert(key, proto.clone()));
+    Ok(proto)
 }
 
 macro_rules! typed_arity {
@@ -157,12 +175,15 @@ macro_rules! typed_arity {
                 policy: ThreadPolicy,
                 f: impl Fn($($a),*) -> R + Send + Sync + 'static,
             ) -> Result<Self, Error> {
-                let sig = Signature::new(R::c_type(), vec![$(Type::Scalar($a::SCALAR)),*]);
+                let proto = prototype_of::<extern "C" fn($($a),*) -> R>(|| {
+                    Signature::new(R::c_type(), vec![$(Type::Scalar($a::SCALAR)),*])
+                })?;
                 #[allow(unused_variables)]
-                let handler = Handler::Dynamic(Box::new(move |args: &Args| {
-                    f($(typed_arg::<$a>(args, $i)),*).into_value()
-                }));
-                let inner = Prototype::from_signature(&sig)?.install(policy, handler)?;
+                let handler = handler_box(move |args: &Args| {
+                    let value = f($(typed_arg::<$a>(args, $i)),*).into_value();
+                    args.write_typed(value, std::mem::size_of::<R>())
+                });
+                let inner = proto.install(policy, handler)?;
                 Ok(TypedCallback { inner, _f: PhantomData })
             }
         }

@@ -3,12 +3,17 @@
 //! The files under `abi/src/blobs/` are **generated** from `abi/asm/<abi>/*.s` by
 //! `cargo run -p backcall-emu-tests --bin gen-blobs` (keystone, cross-checked against clang's
 //! integrated assembler); never edit them by hand. A test re-assembles the sources and fails
-//! when a committed blob differs.
+//! when a committed blob differs. `aarch64-apple` and `i386-win32` have no sources of their
+//! own: `abi/asm/<abi>/SAME_AS` names the ABI whose code they run byte for byte.
 
 use crate::Abi;
 
+mod aarch64_aapcs64;
+mod aarch64_apple;
 mod i386_sysv;
+mod i386_win32;
 mod x86_64_sysv;
+mod x86_64_win64;
 
 /// How a thunk's branch to thunkEntry is patched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,4 +55,11 @@ pub fn for_abi(abi: Abi) -> Option<&'static Blob> {
 }
 
 /// Every ABI's blob.
-pub const ALL: &[Blob] = &[x86_64_sysv::BLOB, i386_sysv::BLOB];
+pub const ALL: &[Blob] = &[
+    x86_64_sysv::BLOB,
+    i386_sysv::BLOB,
+    x86_64_win64::BLOB,
+    i386_win32::BLOB,
+    aarch64_aapcs64::BLOB,
+    aarch64_apple::BLOB,
+];

@@ -2,9 +2,11 @@
 //! "Two assemblers must agree").
 //!
 //! Each source is assembled twice: by keystone (in process) and by clang's integrated assembler
-//! (`clang --target=<abi.clang_target()> -c -x assembler`, its ELF `.text` and symbols read with
-//! the `object` crate). The bytes must be identical, or encoding fails with both disassemblies.
-//! keystone yields bytes only, so the symbol offsets come from clang's object.
+//! (`clang --target=<abi.clang_target()> -c -x assembler`, its `.text` (Mach-O `__text`) and
+//! symbols read with the `object` crate from the ELF, COFF or Mach-O object). The bytes must be
+//! identical, or encoding fails with both disassemblies. keystone yields bytes only, so the
+//! symbol offsets come from clang's object. Symbols are read as written: an assembler label is
+//! not decorated, not even in COFF or Mach-O (the leading `_` there belongs to C identifiers).
 //!
 //! # What the sources must define
 //!
@@ -16,10 +18,21 @@
 //!   assembly cannot drift from `abi/src/context.rs` and `abi/src/plan.rs`.
 //!
 //! **Patch fields.** A label cannot point inside an instruction, so `bc_thunk_slot` and
-//! `bc_thunk_jump` label the *end* of the instruction whose last 4 bytes are the field (the
-//! x86 `imm32` of `mov reg, imm32` and the `rel32` of `jmp`): the field is the 4 bytes just
-//! before the label ([`field_before`]). Capstone confirms that the instruction ending at the
-//! label has exactly that immediate span.
+//! `bc_thunk_jump` label the *end* of their 4-byte field: the field is the 4 bytes just before
+//! the label ([`field_before`]).
+//! * x86: the fields are the last 4 bytes of an instruction (the `imm32` of `mov reg, imm32`
+//!   and the `rel32` of `jmp`); capstone confirms that the instruction ending at the label has
+//!   exactly that immediate span.
+//! * AArch64: `bc_thunk_slot` ends a literal word that an `ldr w<n>, <literal>` of the thunk
+//!   loads, and `bc_thunk_jump` ends a `b imm26` instruction, patched whole
+//!   ([`Patch::Branch26`]); capstone confirms both.
+//!
+//! **`SAME_AS`.** An ABI whose machine code is another ABI's, byte for byte (its differences
+//! are all in the call plans), has no sources of its own: `abi/asm/<abi>/SAME_AS` names the ABI
+//! whose directory holds them (`aarch64-apple` → `aarch64-aapcs64`, `i386-win32` →
+//! `i386-sysv`). Its blob is generated from those sources, assembled by keystone and by clang
+//! for *its own* target (`arm64-apple-macos` Mach-O, `i686-pc-windows-msvc` COFF), and encoding
+//! fails unless the bytes and every patch point equal those of the named ABI.
 //!
 //! # keystone (0.9.2, LLVM MC of 2016) traps
 //!
@@ -28,12 +41,25 @@
 //!   nothing since everything is in clang's default `.text` anyway. Nothing else is stripped.
 //! * Any `ks_option` call, even `KS_OPT_SYNTAX_INTEL`, switches keystone to radix 16
 //!   (`[esp + 24]` becomes `[esp + 0x24]`): the engine is used with its defaults (Intel syntax).
-//! * In memory operands, arithmetic on a symbol is wrong: `[reg - SYM]` loses the minus,
+//! * In x86 memory operands, arithmetic on a symbol is wrong: `[reg - SYM]` loses the minus,
 //!   `[reg + SYM*2]` the scale, and `[reg + SYM + 8]` gets a disp32 where clang uses a disp8.
 //!   The sources name every offset with a `.set` constant and use one constant per operand.
 //! * `jmp label + 0x100` is refused: the sources `.set` the target first.
 //! * No `endbr64`/`endbr32` (written as `.byte`), `.type`, `.size`, `.hidden`; `.inst` is
 //!   silently dropped (DESIGN §6).
+//! * AArch64: no `bti` mnemonic (written `hint #34` / `hint #36`). A numeric PC-relative
+//!   operand means something else to each assembler: keystone reads `b #0x100` and
+//!   `ldr w16, #8` (literal) as absolute addresses, clang as offsets from the instruction
+//!   (they agree only at address 0), and DESIGN §6 reports the same of `adr`. The sources name
+//!   every PC-relative target with a label. Checked to agree with clang: `ldr w16, label` and
+//!   `ldr x17, label` literal loads, `adr x9, label`, `stp`/`ldp` of `x`, `d` and `q` registers
+//!   with `#SYM` offsets, pre/post-index `#-SYM`/`#SYM` writeback, `b label` with the target
+//!   `.set` to `label + 0x100`, `//` comments.
+//! * AArch64 alignment: both assemblers (like every LLVM) pad code with `nop` even for
+//!   `.balign 8, 0`; the sources accept that (the padding is never executed).
+//!
+//! The AArch64 blob's [`Blob::fill`] is 0 (`udf #0`) and x86's `0xcc` (`int3`): the bytes a
+//! code page holds between and after thunks.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -67,8 +93,8 @@ pub fn blob_path(abi: Abi) -> PathBuf {
     workspace_root().join("abi/src/blobs").join(format!("{}.rs", module_name(abi)))
 }
 
-/// Every ABI whose directory under `abi/asm/` has both `thunk.s` and `entry.s`, in [`Abi::ALL`]
-/// order. A directory that is not an ABI id is an error.
+/// Every ABI whose directory under `abi/asm/` has both `thunk.s` and `entry.s`, or a
+/// [`SAME_AS`] file, in [`Abi::ALL`] order. A directory that is not an ABI id is an error.
 pub fn abis_with_asm() -> Result<Vec<Abi>, String> {
     let root = workspace_root().join("abi/asm");
     let entries = std::fs::read_dir(&root).map_err(|e| format!("{}: {e}", root.display()))?;
@@ -80,12 +106,50 @@ pub fn abis_with_asm() -> Result<Vec<Abi>, String> {
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let abi: Abi = name.parse().map_err(|e| format!("{}: {e}", path.display()))?;
-        if path.join("thunk.s").is_file() && path.join("entry.s").is_file() {
+        let sources = path.join("thunk.s").is_file() && path.join("entry.s").is_file();
+        if sources || path.join(SAME_AS).is_file() {
             abis.push(abi);
         }
     }
     abis.sort();
     Ok(abis)
+}
+
+/// The file in `abi/asm/<abi>/` that names the ABI whose sources `abi` shares (see the module
+/// documentation): one line, an ABI id; lines starting with `#` are comments.
+pub const SAME_AS: &str = "SAME_AS";
+
+/// The ABI whose `abi/asm/` directory holds `abi`'s sources: `abi` itself, or the one its
+/// [`SAME_AS`] file names. That ABI must have its own sources (no chains), the same
+/// instruction set and word size, and `abi`'s directory no `.s` files of its own.
+pub fn source_abi(abi: Abi) -> Result<Abi, String> {
+    let dir = asm_dir(abi);
+    let file = dir.join(SAME_AS);
+    if !file.is_file() {
+        return Ok(abi);
+    }
+    let shown = format!("abi/asm/{}/{SAME_AS}", abi.id());
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{shown}: {e}"))?;
+    let mut ids = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let (Some(id), None) = (ids.next(), ids.next()) else {
+        return Err(format!("{shown}: expected exactly one ABI id"));
+    };
+    let source: Abi = id.parse().map_err(|e| format!("{shown}: {e}"))?;
+    for name in ["thunk.s", "entry.s"] {
+        if dir.join(name).exists() {
+            return Err(format!("{shown}: abi/asm/{}/{name} exists too", abi.id()));
+        }
+        if !asm_dir(source).join(name).is_file() {
+            return Err(format!("{shown}: abi/asm/{source}/{name} does not exist"));
+        }
+    }
+    if source == abi || asm_dir(source).join(SAME_AS).exists() {
+        return Err(format!("{shown}: names {source}, which has no sources of its own"));
+    }
+    if Isa::of(source) != Isa::of(abi) || source.word_size() != abi.word_size() {
+        return Err(format!("{shown}: {source} is another instruction set than {abi}"));
+    }
+    Ok(source)
 }
 
 /// The instruction set an ABI's code is written for.
@@ -95,36 +159,45 @@ pub enum Isa {
     X86,
     /// x86-64
     X86_64,
+    /// AArch64 (A64, little endian)
+    Aarch64,
 }
 
 impl Isa {
-    /// The ISA of `abi`, if the encoder knows it yet.
-    pub fn of(abi: Abi) -> Result<Isa, String> {
+    /// The ISA of `abi`.
+    pub fn of(abi: Abi) -> Isa {
         match abi {
-            Abi::I386Sysv | Abi::I386Win32 => Ok(Isa::X86),
-            Abi::X86_64Sysv | Abi::X86_64Win64 => Ok(Isa::X86_64),
-            Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => {
-                Err(format!("emu-tests/src/asm.rs cannot encode {abi} yet (no AArch64 setup)"))
-            }
+            Abi::I386Sysv | Abi::I386Win32 => Isa::X86,
+            Abi::X86_64Sysv | Abi::X86_64Win64 => Isa::X86_64,
+            Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => Isa::Aarch64,
         }
     }
 
     fn keystone(self) -> Result<keystone_engine::Keystone, String> {
         use keystone_engine::{Arch, Keystone, Mode};
-        let mode = match self {
-            Isa::X86 => Mode::MODE_32,
-            Isa::X86_64 => Mode::MODE_64,
+        let (arch, mode) = match self {
+            Isa::X86 => (Arch::X86, Mode::MODE_32),
+            Isa::X86_64 => (Arch::X86, Mode::MODE_64),
+            Isa::Aarch64 => (Arch::ARM64, Mode::LITTLE_ENDIAN),
         };
         // No `option()` call: any option switches keystone to radix 16 (see the module docs).
-        Keystone::new(Arch::X86, mode).map_err(|e| format!("keystone: {e}"))
+        Keystone::new(arch, mode).map_err(|e| format!("keystone: {e}"))
     }
 
-    /// A capstone disassembler for this ISA (Intel syntax, with instruction details).
+    /// A capstone disassembler for this ISA (x86: Intel syntax), with instruction details.
     pub fn capstone(self) -> Capstone {
         use capstone::arch::x86::{ArchMode, ArchSyntax};
         let mode = match self {
             Isa::X86 => ArchMode::Mode32,
             Isa::X86_64 => ArchMode::Mode64,
+            Isa::Aarch64 => {
+                return Capstone::new()
+                    .arm64()
+                    .mode(capstone::arch::arm64::ArchMode::Arm)
+                    .detail(true)
+                    .build()
+                    .expect("capstone supports AArch64");
+            }
         };
         Capstone::new()
             .x86()
@@ -135,13 +208,20 @@ impl Isa {
             .expect("capstone supports x86")
     }
 
-    fn patch(self) -> Patch {
-        Patch::Rel32
+    /// How a thunk's branch to thunkEntry is patched.
+    pub fn patch(self) -> Patch {
+        match self {
+            Isa::X86 | Isa::X86_64 => Patch::Rel32,
+            Isa::Aarch64 => Patch::Branch26,
+        }
     }
 
-    /// The byte that fills gaps: `int3`.
-    fn fill(self) -> u8 {
-        0xcc
+    /// The byte that fills gaps: `int3` on x86; on AArch64 0, so a word of it is `udf #0`.
+    pub fn fill(self) -> u8 {
+        match self {
+            Isa::X86 | Isa::X86_64 => 0xcc,
+            Isa::Aarch64 => 0x00,
+        }
     }
 }
 
@@ -171,7 +251,10 @@ impl Assembled {
 pub fn keystone_source(src: &str) -> String {
     src.lines()
         .map(|line| {
-            let code = line.split('#').next().unwrap_or("").trim();
+            // Comments: `#` on x86, `//` on AArch64 (where `#` starts an immediate: harmless
+            // here, only `.text` lines are looked for).
+            let code = line.split("//").next().unwrap_or("");
+            let code = code.split('#').next().unwrap_or("").trim();
             if code == ".text" {
                 ""
             } else {
@@ -253,12 +336,23 @@ fn read_object(data: &[u8]) -> Result<Assembled, String> {
             _ => {}
         }
     }
+    // `object` answers address 0 for every absolute COFF symbol: read their raw values
+    // (32 bits, sign-extended like an ELF `.set` of a negative number).
+    if let object::File::Coff(coff) = &file {
+        use object::read::coff::Symbol as _;
+        for sym in coff.symbols() {
+            if let (Ok(name), SymbolSection::Absolute) = (sym.name(), sym.section()) {
+                let value = sym.coff_symbol().value() as i32 as i64 as u64;
+                constants.insert(name.to_string(), value);
+            }
+        }
+    }
     Ok(Assembled { bytes, labels, constants })
 }
 
 /// Assembles `path` with keystone and clang; fails unless both give the same bytes.
 pub fn assemble(abi: Abi, path: &Path) -> Result<Assembled, String> {
-    let isa = Isa::of(abi)?;
+    let isa = Isa::of(abi);
     let src = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let keystone = keystone_assemble(isa, &src).map_err(|e| format!("{}: {e}", path.display()))?;
     let clang = clang_assemble(abi, path)?;
@@ -301,7 +395,7 @@ fn disagreement(isa: Isa, keystone: &[u8], clang: &[u8]) -> String {
     out
 }
 
-/// The offset of a 4-byte patch field whose label marks the end of its instruction.
+/// The offset of a 4-byte patch field whose label marks its end.
 pub fn field_before(label: u32) -> u32 {
     label - 4
 }
@@ -311,6 +405,9 @@ pub fn field_before(label: u32) -> u32 {
 pub struct Encoded {
     /// the ABI
     pub abi: Abi,
+    /// the ABI whose `abi/asm/` sources were assembled ([`source_abi`]: `abi` itself, or the one
+    /// its [`SAME_AS`] names)
+    pub source: Abi,
     /// `thunk.s`
     pub thunk: Assembled,
     /// `entry.s`
@@ -319,13 +416,42 @@ pub struct Encoded {
     pub blob: Blob,
 }
 
-/// Assembles and checks `abi/asm/<abi>/`.
+/// Assembles and checks `abi`'s sources (`abi/asm/<abi>/`, or those its [`SAME_AS`] names,
+/// assembled for `abi`'s own target and checked equal to the named ABI's encoding).
 pub fn encode(abi: Abi) -> Result<Encoded, String> {
-    let isa = Isa::of(abi)?;
-    let dir = asm_dir(abi);
+    let source = source_abi(abi)?;
+    let encoded = encode_sources(abi, source)?;
+    if source != abi {
+        let theirs = encode_sources(source, source)?;
+        let (a, b) = (&encoded.blob, &theirs.blob);
+        let same = a.entry == b.entry
+            && a.thunk == b.thunk
+            && (a.dispatch_literal, a.return_from_context, a.resume)
+                == (b.dispatch_literal, b.return_from_context, b.resume)
+            && (a.thunk_slot, a.thunk_jump, a.jump, a.fill)
+                == (b.thunk_slot, b.thunk_jump, b.jump, b.fill);
+        if !same {
+            return Err(format!(
+                "abi/asm/{}/{SAME_AS}: abi/asm/{source}/ assembles differently for {} ({}) \
+                 than for {source} ({}): give {abi} its own sources",
+                abi.id(),
+                abi,
+                abi.clang_target(),
+                source.clang_target()
+            ));
+        }
+    }
+    Ok(encoded)
+}
+
+/// Assembles and checks `abi/asm/<source>/` as `abi`'s code.
+fn encode_sources(abi: Abi, source: Abi) -> Result<Encoded, String> {
+    let isa = Isa::of(abi);
+    let dir = asm_dir(source);
     let (thunk_path, entry_path) = (dir.join("thunk.s"), dir.join("entry.s"));
-    let thunk = assemble(abi, &thunk_path)?;
-    let entry = assemble(abi, &entry_path)?;
+    let for_abi = |e: String| if abi == source { e } else { format!("{e} (assembled for {abi})") };
+    let thunk = assemble(abi, &thunk_path).map_err(for_abi)?;
+    let entry = assemble(abi, &entry_path).map_err(for_abi)?;
     let word = abi.word_size();
 
     let at_zero = |a: &Assembled, path: &Path, name: &str| -> Result<(), String> {
@@ -338,10 +464,13 @@ pub fn encode(abi: Abi) -> Result<Encoded, String> {
     at_zero(&entry, &entry_path, "bc_thunk_entry")?;
     let thunk_slot = field_before(thunk.label(&thunk_path, "bc_thunk_slot")?);
     let thunk_jump = field_before(thunk.label(&thunk_path, "bc_thunk_jump")?);
-    check_field(isa, &thunk, thunk_slot, "bc_thunk_slot", false)
-        .map_err(|e| format!("{}: {e}", thunk_path.display()))?;
-    check_field(isa, &thunk, thunk_jump, "bc_thunk_jump", true)
-        .map_err(|e| format!("{}: {e}", thunk_path.display()))?;
+    let checked = match isa {
+        Isa::X86 | Isa::X86_64 => check_field(isa, &thunk, thunk_slot, "bc_thunk_slot", false)
+            .and_then(|()| check_field(isa, &thunk, thunk_jump, "bc_thunk_jump", true)),
+        Isa::Aarch64 => check_literal_field(&thunk, thunk_slot, "bc_thunk_slot")
+            .and_then(|()| check_branch26_field(&thunk, thunk_jump, "bc_thunk_jump")),
+    };
+    checked.map_err(|e| format!("{}: {e}", thunk_path.display()))?;
     if thunk.bytes.len() > backcall_abi::thunks::THUNK_STRIDE as usize {
         return Err(format!("{}: the thunk is longer than 16 bytes", thunk_path.display()));
     }
@@ -369,11 +498,11 @@ pub fn encode(abi: Abi) -> Result<Encoded, String> {
         jump: isa.patch(),
         fill: isa.fill(),
     };
-    Ok(Encoded { abi, thunk, entry, blob })
+    Ok(Encoded { abi, source, thunk, entry, blob })
 }
 
-/// Checks that the instruction ending at `field + 4` keeps its 32-bit immediate (the x86 imm32
-/// or rel32) exactly in `field..field + 4`, and is a jump when `jump`.
+/// x86: checks that the instruction ending at `field + 4` keeps its 32-bit immediate (the
+/// imm32 or rel32) exactly in `field..field + 4`, and is a jump when `jump`.
 fn check_field(isa: Isa, a: &Assembled, field: u32, label: &str, jump: bool) -> Result<(), String> {
     let cs = isa.capstone();
     let insns = cs.disasm_all(&a.bytes, 0).map_err(|e| e.to_string())?;
@@ -399,6 +528,89 @@ fn check_field(isa: Isa, a: &Assembled, field: u32, label: &str, jump: bool) -> 
     if is_jump != jump {
         let what = if jump { "must" } else { "must not" };
         return Err(format!("the instruction before `{label}` {what} be a jump"));
+    }
+    Ok(())
+}
+
+/// The A64 word at `offset`, if it is inside `bytes` and 4-aligned.
+fn a64_word(bytes: &[u8], offset: u32) -> Option<u32> {
+    let b = bytes.get(offset as usize..offset as usize + 4)?;
+    offset.is_multiple_of(4).then(|| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+}
+
+/// The target of an A64 `ldr w<t>, <literal>` (LDR literal, 32-bit: `0x18` in bits 31..24)
+/// at `pc`, if `insn` is one.
+pub fn a64_ldr_w_literal_target(insn: u32, pc: u64) -> Option<u64> {
+    if insn & 0xff00_0000 != 0x1800_0000 {
+        return None;
+    }
+    let imm19 = ((insn >> 5) & 0x7_ffff) as i64;
+    let words = (imm19 << 45) >> 45; // sign-extend 19 bits
+    Some(pc.wrapping_add((words * 4) as u64))
+}
+
+/// The target of an A64 `b imm26` at `pc`, if `insn` is one.
+pub fn a64_branch26_target(insn: u32, pc: u64) -> Option<u64> {
+    if insn & 0xfc00_0000 != 0x1400_0000 {
+        return None;
+    }
+    let words = (((insn & 0x03ff_ffff) as i64) << 38) >> 38; // sign-extend 26 bits
+    Some(pc.wrapping_add((words * 4) as u64))
+}
+
+/// AArch64: checks that `field..field + 4` is a 4-aligned literal word, 0 in the template,
+/// loaded by an `ldr w<n>, <literal>` of `a` (capstone agrees), and never executed (it follows
+/// an unconditional `b`).
+fn check_literal_field(a: &Assembled, field: u32, label: &str) -> Result<(), String> {
+    if a64_word(&a.bytes, field) != Some(0) {
+        return Err(format!("`{label}` does not end a 4-aligned literal word 0"));
+    }
+    let cs = Isa::Aarch64.capstone();
+    let loads = (0..a.bytes.len() as u32).step_by(4).filter(|&pc| {
+        let insn = a64_word(&a.bytes, pc).expect("in range");
+        a64_ldr_w_literal_target(insn, u64::from(pc)) == Some(u64::from(field))
+    });
+    let mut found = false;
+    for pc in loads {
+        let decoded = cs.disasm_count(&a.bytes[pc as usize..pc as usize + 4], u64::from(pc), 1);
+        let text = decoded.ok().and_then(|insns| {
+            let insn = insns.iter().next()?;
+            Some(format!("{} {}", insn.mnemonic()?, insn.op_str()?))
+        });
+        match text {
+            Some(t) if t.starts_with("ldr w") && t.ends_with(&format!("#{field:#x}")) => {
+                found = true;
+            }
+            other => return Err(format!("capstone reads the load of `{label}` as {other:?}")),
+        }
+    }
+    if !found {
+        return Err(format!("no `ldr w<n>, <literal>` loads the word before `{label}`"));
+    }
+    let before = field.checked_sub(4).and_then(|pc| a64_word(&a.bytes, pc));
+    if before.and_then(|insn| a64_branch26_target(insn, 0)).is_none() {
+        return Err(format!("the literal before `{label}` must follow an unconditional `b`"));
+    }
+    Ok(())
+}
+
+/// AArch64: checks that `field..field + 4` is a `b imm26` instruction (capstone agrees: a
+/// jump).
+fn check_branch26_field(a: &Assembled, field: u32, label: &str) -> Result<(), String> {
+    let insn = a64_word(&a.bytes, field)
+        .ok_or_else(|| format!("`{label}` does not end a 4-aligned word"))?;
+    if a64_branch26_target(insn, 0).is_none() {
+        return Err(format!("the instruction before `{label}` ({insn:#010x}) is not `b imm26`"));
+    }
+    let cs = Isa::Aarch64.capstone();
+    let bytes = &a.bytes[field as usize..field as usize + 4];
+    let insns = cs.disasm_count(bytes, u64::from(field), 1).map_err(|e| e.to_string())?;
+    let insn = insns.iter().next().ok_or("capstone cannot decode the branch")?;
+    let detail = cs.insn_detail(insn).map_err(|e| e.to_string())?;
+    let is_jump =
+        detail.groups().iter().any(|g| u32::from(g.0) == capstone::InsnGroupType::CS_GRP_JUMP);
+    if insn.mnemonic() != Some("b") || !is_jump {
+        return Err(format!("capstone reads the instruction before `{label}` as {insn}"));
     }
     Ok(())
 }
@@ -562,14 +774,34 @@ fn entry_data(blob: &Blob) -> Option<(u32, u32, &'static str)> {
     Some((blob.dispatch_literal, blob.abi.word_size(), "dispatcher address (patched)"))
 }
 
+/// The thunk's data: the AArch64 slot id is a literal word, not an instruction's immediate.
+fn thunk_data(blob: &Blob) -> Option<(u32, u32, &'static str)> {
+    match blob.jump {
+        Patch::Rel32 => None,
+        Patch::Branch26 => Some((blob.thunk_slot, 4, "slot id (patched)")),
+    }
+}
+
+/// Where `abi`'s code comes from, as generated files and snapshots say it: `abi/asm/<abi>/`,
+/// or `abi/asm/<source>/ via abi/asm/<abi>/SAME_AS`.
+fn provenance(abi: Abi) -> Result<String, String> {
+    let source = source_abi(abi)?;
+    Ok(if source == abi {
+        format!("abi/asm/{}/", abi.id())
+    } else {
+        format!("abi/asm/{}/ via abi/asm/{}/{SAME_AS}", source.id(), abi.id())
+    })
+}
+
 /// The text of the generated `abi/src/blobs/<module>.rs`.
 pub fn render_blob_file(blob: &Blob) -> Result<String, String> {
-    let isa = Isa::of(blob.abi)?;
+    let isa = Isa::of(blob.abi);
     let mut out = String::new();
     let id = blob.abi.id();
+    let from = provenance(blob.abi)?;
     let _ = writeln!(
         out,
-        "// @generated by `cargo run -p backcall-emu-tests --bin gen-blobs` from abi/asm/{id}/ \
+        "// @generated by `cargo run -p backcall-emu-tests --bin gen-blobs` from {from} \
          — do not edit."
     );
     let _ = writeln!(
@@ -577,7 +809,7 @@ pub fn render_blob_file(blob: &Blob) -> Result<String, String> {
         "//! {id}: thunk and thunkEntry, encoded by keystone and clang's integrated assembler \
          (identical)."
     );
-    let thunk = listing(isa, blob.thunk, &thunk_labels(blob), None);
+    let thunk = listing(isa, blob.thunk, &thunk_labels(blob), thunk_data(blob));
     let entry = listing(isa, blob.entry, &entry_labels(blob), entry_data(blob));
     render_array(&mut out, "THUNK", "The thunk template (`thunk.s`).", &thunk, blob.thunk.len());
     render_array(
@@ -645,10 +877,10 @@ fn render_array(out: &mut String, name: &str, doc: &str, lines: &[Line], len: us
 /// A human-readable description of a blob: both listings with their symbols and patch fields,
 /// and the context layout of the ABI's word size (the `thunks__<abi>` snapshots).
 pub fn describe_blob(blob: &Blob) -> Result<String, String> {
-    let isa = Isa::of(blob.abi)?;
+    let isa = Isa::of(blob.abi);
     let mut out = String::new();
     let word = blob.abi.word_size();
-    let _ = writeln!(out, "abi {} (abi/asm/{}/)", blob.abi, blob.abi.id());
+    let _ = writeln!(out, "abi {} ({})", blob.abi, provenance(blob.abi)?);
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -670,7 +902,7 @@ pub fn describe_blob(blob: &Blob) -> Result<String, String> {
         blob.thunk_jump + 4,
         blob.jump
     );
-    write_listing(&mut out, &listing(isa, blob.thunk, &thunk_labels(blob), None));
+    write_listing(&mut out, &listing(isa, blob.thunk, &thunk_labels(blob), thunk_data(blob)));
     let _ = writeln!(out);
     let _ = writeln!(out, "entry: {} bytes", blob.entry.len());
     for (offset, name) in entry_labels(blob) {

@@ -4,3 +4,5 @@ pub mod asm;
 pub mod guest;
 pub mod loader;
 pub mod machine;
+pub mod oracle;
+pub mod verify;

@@ -430,8 +430,9 @@ fn register_file(abi: Abi) -> &'static RegisterFile {
 }
 
 /// Unicorn's id for a register named as the ABI files name them (`rdi`, `ecx`, `x3`, ...) or as
-/// the machine needs them (`xmm6`, `q8`).
-fn reg_id(name: &str) -> i32 {
+/// the machine needs them (`xmm6`, `q8`). Public for hooks added from outside (the compiler
+/// oracle's return probe, [`crate::oracle`]).
+pub fn reg_id(name: &str) -> i32 {
     use RegisterARM64 as A;
     use RegisterX86 as X;
     let x86 = |r: X| r as i32;

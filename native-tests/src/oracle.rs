@@ -581,12 +581,13 @@ impl fmt::Display for Report {
             }
         }
         if let Some(dir) = &self.kept {
-            writeln!(f, "\nthe C file and libraries are kept in {}", dir.display())?;
+            writeln!(f, "\nthe C file and compiled callers are kept in {}", dir.display())?;
         } else if !self.failures.is_empty() {
             writeln!(
                 f,
                 "\nBACKCALL_ORACLE_KEEP=1 keeps the generated C (function bc_case_<case>) and \
-                 libraries; BACKCALL_ORACLE_CC=<command> picks another compiler"
+                 the compiled callers; BACKCALL_ORACLE_CC=<command> (host oracle) or \
+                 BACKCALL_CLANG=<clang> (emulated oracle) picks another compiler"
             )?;
         }
         if !self.skipped.is_empty() {
@@ -820,94 +821,111 @@ impl Oracle {
         received_ret: Option<&[u8]>,
         returned: &[u8],
     ) -> Vec<String> {
-        let [args] = calls else {
-            return vec![format!(
-                "the handler ran {} times for one call from C (expected once)",
-                calls.len()
-            )];
-        };
-        let passed: Vec<Vec<u8>> =
-            p.args.iter().enumerate().map(|(i, l)| arg_graffiti(self.abi, i, l)).collect();
-        let mut problems = Vec::new();
-        for (i, (layout, sent)) in p.args.iter().zip(&passed).enumerate() {
-            let ty = &p.case.signature.args[i];
-            let Some(got) = args.get(i) else {
-                problems.push(format!(
-                    "argument {i} ({ty}): the handler received no argument {i} (it got {})",
-                    args.len()
-                ));
-                continue;
-            };
-            let mask = value_mask(layout);
-            let Some(diff) = differing(&mask, sent, got) else { continue };
-            let mut text = format!(
-                "argument {i} ({ty}, {} bytes): received bytes differ at {}\n  \
-                 passed by C: {}\n  received:    {}",
-                layout.size,
-                ranges(&diff),
-                hex_masked(sent, &mask),
-                hex_masked(got, &mask),
-            );
-            if got.len() != sent.len() {
-                let _ = write!(text, "\n  (received {} bytes, C passed {})", got.len(), sent.len());
-            }
-            if let Some(origin) = guess_origin(got, &diff, &passed, returned) {
-                let _ = write!(text, "\n  received {origin}");
-            }
-            if let Some(loc) = arg_location(plan, i, &diff) {
-                let _ = write!(text, "\n  the callback's plan: {loc}");
-            }
-            problems.push(text);
-        }
-        if args.len() > p.args.len() {
-            problems.push(format!(
-                "the handler received {} arguments; C passed {}",
-                args.len(),
-                p.args.len()
-            ));
-        }
-        if let Some(got) = received_ret {
-            let mask = value_mask(&p.ret);
-            let expected = result_graffiti(self.abi, &p.ret);
-            if let Some(diff) = differing(&mask, &expected, got) {
-                let flipped = if p.case.flip_result_byte.is_some() {
-                    " (this case's handler deliberately returns a wrong byte)"
-                } else {
-                    ""
-                };
-                let mut text = format!(
-                    "result ({}, {} bytes): C received bytes that differ at {}{flipped}\n  \
-                     handler returned: {}\n  C received:       {}\n  the callback's plan: {}",
-                    p.case.signature.ret,
-                    p.ret.size,
-                    ranges(&diff),
-                    hex_masked(&expected, &mask),
-                    hex_masked(got, &mask),
-                    ret_location(plan)
-                );
-                if let Some(origin) = guess_origin(got, &diff, &passed, &expected) {
-                    let _ = write!(text, "\n  received {origin}");
-                }
-                problems.push(text);
-            }
-        }
-        if !problems.is_empty() && p.case.callee.is_some() {
-            let note = format!("(deliberately) the callback was created for `{}`", p.case.callee());
-            problems.insert(0, note);
-        }
-        problems
+        compare(self.abi, p, plan, calls, received_ret, returned)
     }
 }
 
+/// Compares what one case's handler received (`calls`: the bytes of every argument, per call)
+/// with what the C caller passed, and the result bytes the caller stored (`received_ret`) with
+/// what the handler returned; answers one paragraph per problem (empty: the case agrees).
+///
+/// `returned` is what the handler actually wrote (it names the source of misplaced bytes).
+/// Shared by the host oracle and the emulated one (`backcall-emu-tests`).
+pub fn compare(
+    abi: Abi,
+    p: &Prepared,
+    plan: &CallPlan,
+    calls: &[Vec<Vec<u8>>],
+    received_ret: Option<&[u8]>,
+    returned: &[u8],
+) -> Vec<String> {
+    let [args] = calls else {
+        return vec![format!(
+            "the handler ran {} times for one call from C (expected once)",
+            calls.len()
+        )];
+    };
+    let passed: Vec<Vec<u8>> =
+        p.args.iter().enumerate().map(|(i, l)| arg_graffiti(abi, i, l)).collect();
+    let mut problems = Vec::new();
+    for (i, (layout, sent)) in p.args.iter().zip(&passed).enumerate() {
+        let ty = &p.case.signature.args[i];
+        let Some(got) = args.get(i) else {
+            problems.push(format!(
+                "argument {i} ({ty}): the handler received no argument {i} (it got {})",
+                args.len()
+            ));
+            continue;
+        };
+        let mask = value_mask(layout);
+        let Some(diff) = differing(&mask, sent, got) else { continue };
+        let mut text = format!(
+            "argument {i} ({ty}, {} bytes): received bytes differ at {}\n  \
+             passed by C: {}\n  received:    {}",
+            layout.size,
+            ranges(&diff),
+            hex_masked(sent, &mask),
+            hex_masked(got, &mask),
+        );
+        if got.len() != sent.len() {
+            let _ = write!(text, "\n  (received {} bytes, C passed {})", got.len(), sent.len());
+        }
+        if let Some(origin) = guess_origin(got, &diff, &passed, returned) {
+            let _ = write!(text, "\n  received {origin}");
+        }
+        if let Some(loc) = arg_location(plan, i, &diff) {
+            let _ = write!(text, "\n  the callback's plan: {loc}");
+        }
+        problems.push(text);
+    }
+    if args.len() > p.args.len() {
+        problems.push(format!(
+            "the handler received {} arguments; C passed {}",
+            args.len(),
+            p.args.len()
+        ));
+    }
+    if let Some(got) = received_ret {
+        let mask = value_mask(&p.ret);
+        let expected = result_graffiti(abi, &p.ret);
+        if let Some(diff) = differing(&mask, &expected, got) {
+            let flipped = if p.case.flip_result_byte.is_some() {
+                " (this case's handler deliberately returns a wrong byte)"
+            } else {
+                ""
+            };
+            let mut text = format!(
+                "result ({}, {} bytes): C received bytes that differ at {}{flipped}\n  \
+                 handler returned: {}\n  C received:       {}\n  the callback's plan: {}",
+                p.case.signature.ret,
+                p.ret.size,
+                ranges(&diff),
+                hex_masked(&expected, &mask),
+                hex_masked(got, &mask),
+                ret_location(plan)
+            );
+            if let Some(origin) = guess_origin(got, &diff, &passed, &expected) {
+                let _ = write!(text, "\n  received {origin}");
+            }
+            problems.push(text);
+        }
+    }
+    if !problems.is_empty() && p.case.callee.is_some() {
+        let note = format!("(deliberately) the callback was created for `{}`", p.case.callee());
+        problems.insert(0, note);
+    }
+    problems
+}
+
 /// Offsets (within `mask`) where `got` differs from `sent` (a missing byte differs).
-fn differing(mask: &[bool], sent: &[u8], got: &[u8]) -> Option<Vec<usize>> {
+pub fn differing(mask: &[bool], sent: &[u8], got: &[u8]) -> Option<Vec<usize>> {
     let diff: Vec<usize> =
         (0..mask.len()).filter(|&k| mask[k] && got.get(k) != sent.get(k)).collect();
     (!diff.is_empty()).then_some(diff)
 }
 
 /// `0..3, 8, 12..15` for sorted offsets.
-fn ranges(offsets: &[usize]) -> String {
+pub fn ranges(offsets: &[usize]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut k = 0;
     while k < offsets.len() {
@@ -928,7 +946,7 @@ fn ranges(offsets: &[usize]) -> String {
 }
 
 /// Hex bytes, `--` for padding (and `..` for missing bytes).
-fn hex_masked(bytes: &[u8], mask: &[bool]) -> String {
+pub fn hex_masked(bytes: &[u8], mask: &[bool]) -> String {
     let len = bytes.len().max(mask.len());
     let items: Vec<String> = (0..len)
         .map(|k| match (bytes.get(k), mask.get(k).copied().unwrap_or(true)) {
@@ -995,7 +1013,7 @@ fn arg_location(plan: &CallPlan, i: usize, diff: &[usize]) -> Option<String> {
 }
 
 /// How the plan returns the result, in the Display form's words.
-fn ret_location(plan: &CallPlan) -> String {
+pub fn ret_location(plan: &CallPlan) -> String {
     let text = plan.to_string();
     let line = text.lines().find(|l| l.trim_start().starts_with("ret "));
     let mut out = line.map(|l| l.trim().to_string()).unwrap_or_default();
@@ -1010,7 +1028,18 @@ fn attribute_messages(
     c_file: &Path,
     lines: &[(usize, usize)],
 ) -> BTreeMap<usize, Vec<String>> {
-    let prefix = format!("{}:", c_file.display());
+    attribute_compiler_messages(stderr, &c_file.display().to_string(), lines)
+}
+
+/// Compiler error messages about the file the compiler calls `file_name` (a path, or
+/// `<stdin>` for source piped in) grouped by the case (position in the batch) whose caller
+/// they point into, through the line ranges [`c_source`] answered; at most a few per case.
+pub fn attribute_compiler_messages(
+    stderr: &str,
+    file_name: &str,
+    lines: &[(usize, usize)],
+) -> BTreeMap<usize, Vec<String>> {
+    let prefix = format!("{file_name}:");
     let mut by_case: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for msg in stderr.lines() {
         let Some(rest) = msg.strip_prefix(&prefix) else { continue };

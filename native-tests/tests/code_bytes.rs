@@ -20,14 +20,9 @@ fn the_native_pool_maps_the_byte_identical_code_page() {
     let index = (thunk_index - first_thunk) / THUNK_STRIDE;
     let slot_at = (thunk_index + blob.thunk_slot) as usize;
     let slot = u32::from_le_bytes(page[slot_at..slot_at + 4].try_into().unwrap());
-    let expected = CodePage::build(
-        abi,
-        base,
-        page.len() as u32,
-        u64::from_le_bytes(dispatch),
-        slot - index,
-    )
-    .unwrap();
+    let expected =
+        CodePage::build(abi, base, page.len() as u32, u64::from_le_bytes(dispatch), slot - index)
+            .unwrap();
     assert_eq!(page, &expected.bytes[..], "the mapped page differs from CodePage::build");
     assert_eq!(&page[..blob.entry.len()][..dispatch_at], &blob.entry[..dispatch_at]);
     assert_ne!(u64::from_le_bytes(dispatch), 0, "the dispatcher address is patched in");

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Every source is assembled by keystone and by clang's integrated assembler; any difference
-//! fails loudly (see `backcall_emu_tests::asm`). A new ABI directory also needs its module
+//! fails loudly (see `backcall_emu_tests::asm`). An ABI directory holding only a `SAME_AS` file
+//! gets its blob from the sources of the ABI it names, assembled for its own target and checked
+//! byte-equal (`aarch64-apple`, `i386-win32`). A new ABI directory also needs its module
 //! declared and its `BLOB` listed in `abi/src/blobs.rs`; the generator says so when it is not.
 
 use std::process::ExitCode;

@@ -1,0 +1,39 @@
+//! Throughput of the emulated harness (`cargo bench -p backcall-emu-tests`): oracle-verified
+//! cases per second per ABI, with the compiler oracle (clang compile + load + emulated calls +
+//! byte comparison) and without it (emulated calls and comparison only, the object already
+//! compiled). Random signatures from the suites' strategy, 256 per ABI at -O2.
+
+use std::time::Duration;
+
+use backcall_abi::Abi;
+use backcall_emu_tests::{oracle, verify};
+use backcall_native_tests::oracle::{Case, Opt};
+
+const CASES: usize = 256;
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench` absent: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let n = if quick { 16 } else { CASES };
+    let cases: Vec<Case> =
+        verify::random_signatures(n, 2026).into_iter().map(|(_, s)| Case::new(s)).collect();
+    println!("emulated harness throughput, {n} random signatures per ABI at -O2");
+    println!(
+        "{:<17} {:>14} {:>14} {:>12} {:>12}",
+        "ABI", "with oracle/s", "calls only/s", "compile", "calls"
+    );
+    for abi in Abi::ALL {
+        let report = oracle::run(abi, &cases, Opt::O2).expect("the oracle runs");
+        assert!(report.failures.is_empty(), "{report}");
+        let total = report.compile_time + report.call_time;
+        let rate = |d: Duration| report.ran as f64 / d.as_secs_f64().max(1e-9);
+        println!(
+            "{:<17} {:>14.0} {:>14.0} {:>12.2?} {:>12.2?}",
+            abi.id(),
+            rate(total),
+            rate(report.call_time),
+            report.compile_time,
+            report.call_time
+        );
+    }
+}

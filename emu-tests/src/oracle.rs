@@ -1,0 +1,878 @@
+//! The emulated compiler oracle (DESIGN §6): for every ABI, clang compiles C callers for the
+//! ABI's own triple, the object is loaded into that ABI's Unicorn [`Machine`], and the callers
+//! call the byte-identical thunk/thunkEntry code with graffiti values. The handler must receive
+//! exactly what the compiler passed and the compiled caller must receive exactly what the
+//! handler returned, and every call must keep the machine's invariants.
+//!
+//! It is the host oracle ([`backcall_native_tests::oracle`]) on an emulated machine: the C text
+//! ([`c_source`]: one caller `bc_case_N(thunk)` per case, results stored into the exported
+//! buffers `bc_ret_N`), the graffiti values, the byte comparison ([`host::compare`]) and the
+//! [`Report`] with its failure messages are that module's; this one compiles, loads, calls and
+//! adds what only a machine can see.
+//!
+//! One run ([`run`], [`EmuOracle::run`]) takes a batch of [`Case`]s and one level:
+//!
+//! 1. ONE compile of the whole batch: `clang --target=<abi.clang_target()> -c` with the flags
+//!    [`guest::clang_args`] gives every guest (freestanding, `-fno-pic`, no unwind tables, no
+//!    stack probes on Windows). A caller the compiler rejects (a layout `_Static_assert`)
+//!    becomes that case's failure and the rest is compiled again.
+//! 2. The object is loaded into fresh machines, one per code page's worth of thunks (a
+//!    machine's page holds a couple of hundred; the batch is split, never recompiled). The
+//!    cases after a failing one get a fresh machine (it may have written anywhere).
+//! 3. Per case: a callback with the case's plan (`abi.plan(sig)`) whose handler copies every
+//!    argument's bytes ([`Frame::read_arg`]) and writes the result graffiti
+//!    ([`Frame::write_result`]); then `bc_case_N(thunk)` is called with [`Machine::call`] (the
+//!    caller itself is a plain default-convention function even when the callback is
+//!    `__stdcall`/`__fastcall`/`__thiscall`).
+//! 4. Checks: the received argument bytes and the caller's result buffer, byte-exact over
+//!    non-padding bytes ([`host::compare`]); the machine's invariants for that call
+//!    ([`Violation`]s: canaries in the callee-saved registers around `bc_case_N`, its stack
+//!    balance, stack alignment at dispatch); and the **return probe** below.
+//!
+//! # The return probe
+//!
+//! A C caller cannot reliably observe `rax` after a call, nor where exactly the stack pointer
+//! came back, nor a stray write next to the hidden result object (at `-O2` the object may be a
+//! temporary the caller never reads around). So the machine watches the thunk's own return:
+//!
+//! * a code hook on the thunks sees the thunk entered; it records the stack pointer and the
+//!   return address the caller left (`[sp]` on x86, `x30` on AArch64), replaces that return
+//!   address with [`PROBE_ADDR`] (a page of its own, mapped by the oracle), snapshots the
+//!   caller's stack from its stack pointer at the call up to [`STACK_TOP`], and reads the hidden
+//!   result pointer from where the plan says the caller put it;
+//! * the thunk's `ret` lands on [`PROBE_ADDR`], before a single caller instruction runs; a code
+//!   hook there records the stack pointer, the plan's `returned_in` register and the stack
+//!   again, and resumes at the caller's real return address.
+//!
+//! Checked from those two moments, against the plan of the *caller's* signature (what the
+//! caller is entitled to; the callback runs with its own plan, which is the same one unless a
+//! test of the oracle deliberately breaks it: see [`EmuOracle::tampered`]):
+//!
+//! * **return address**: the thunk returned to where the caller's call would have returned;
+//! * **stack balance of the thunk itself**: `sp` after its return is the caller's `sp` at the
+//!   call plus the plan's `callee_pop` (x86), or equal to it (AArch64). (The whole caller's
+//!   balance and canaries are the machine's checks; a caller that restores its stack pointer
+//!   from a frame pointer may hide a wrong pop from them, the probe does not.)
+//! * **hidden result pointer returned**: where the plan says
+//!   `RetPlan::Indirect { returned_in: Some(reg) }` (i386, x86-64 SysV and Win64: `eax`/`rax`),
+//!   `reg` holds the pointer the caller passed;
+//! * **x87 register stack** (x86): the thunk leaves exactly one more value on it when the plan
+//!   returns the result in `st(0)` (i386 `float`/`double`), and none otherwise;
+//! * **no stray writes (the poison pad)**: between the thunk's entry and its return, nothing in
+//!   the caller's stack above its stack pointer at the call may change except the hidden result
+//!   object itself and the callee's own incoming argument area (`plan.stack_bytes` above that
+//!   stack pointer: C lets a callee modify its parameters, and Win64's home space is there).
+//!   So the bytes around the hidden result object, around every by-value or by-reference
+//!   aggregate copy the caller made, the caller's saved registers and its return address are
+//!   all a poison pad that must come back intact; the caller's untouched locals serve as the
+//!   poison. A hidden result object outside the stack (a global) gets a pad of
+//!   [`RESULT_PAD`] bytes on each side, snapshotted the same way.
+//!
+//! What the probe cannot see: whether a *plan* rule the compiled caller does not depend on is
+//! right (clang's callers never read `rax` after a hidden-pointer call, so a plan that forgets
+//! `returned_in` is only caught if the rule is stated in the plan). The callee-saved registers
+//! are checked by the machine's canaries around the whole `bc_case_N` call.
+//!
+//! Environment (as the host oracle): `BACKCALL_ORACLE_KEEP=1` keeps the C file and objects (the
+//! report names the directory), `BACKCALL_ORACLE_TRACE=1` prints each case before its call,
+//! `BACKCALL_CLANG` names the clang to run.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use backcall::marshal::Frame;
+use backcall_abi::thunks::CodePage;
+use backcall_abi::{Abi, CallPlan, Loc, RetPlan, Shape};
+use backcall_native_tests::oracle::{self as host, c_source, caller_name, result_name};
+pub use backcall_native_tests::oracle::{Case, Failure, Opt, Prepared, Report, RunError, Skip};
+use unicorn_engine::{Prot, RegisterX86, Unicorn};
+
+use crate::guest;
+use crate::loader::Image;
+use crate::machine::{
+    reg_id, Machine, MachineError, Violation, CODE_BASE, CODE_PAGE_SIZE, DISPATCH_ADDR, STACK_TOP,
+};
+
+/// Where the probe page is mapped; the thunk's return address is replaced with this address.
+pub const PROBE_ADDR: u64 = 0x0018_0000;
+/// Bytes of poison pad checked on each side of a hidden result object outside the stack.
+pub const RESULT_PAD: u64 = 32;
+/// The longest one case's call may run.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Changed byte runs described per stray-write problem.
+const STRAY_RUNS: usize = 4;
+
+/// What to change in a callback's plan before it is registered: tests of the oracle itself
+/// make one rule wrong and check that the oracle says so.
+pub type Tamper = dyn Fn(&Prepared, &mut CallPlan) + Send + Sync;
+
+/// Runs `cases` on `abi` at `opt` (see the [module documentation](self)).
+pub fn run(abi: Abi, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
+    EmuOracle::new(abi).run(cases, opt)
+}
+
+/// Whether the oracle's clang runs; the error is the install hint.
+pub fn require_clang() -> Result<(), String> {
+    let clang = std::env::var("BACKCALL_CLANG").unwrap_or_else(|_| "clang".into());
+    match std::process::Command::new(&clang).arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err(format!(
+            "the emulated compiler oracle needs `{clang}` (clang with every --target): run \
+             ci/install-deps.sh (or `apt-get install clang lld`), or set BACKCALL_CLANG"
+        )),
+    }
+}
+
+/// The emulated oracle for one ABI.
+pub struct EmuOracle {
+    /// the ABI (the machine, the triple and the plans)
+    pub abi: Abi,
+    tamper: Option<Box<Tamper>>,
+}
+
+impl std::fmt::Debug for EmuOracle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmuOracle")
+            .field("abi", &self.abi)
+            .field("tampered", &self.tamper.is_some())
+            .finish()
+    }
+}
+
+impl EmuOracle {
+    /// The oracle for `abi`, with the plans `abi.plan` computes.
+    pub fn new(abi: Abi) -> EmuOracle {
+        EmuOracle { abi, tamper: None }
+    }
+
+    /// The same oracle, but every callback's plan passes through `tamper` first (the C callers
+    /// are unchanged): for tests that show a wrong plan is caught.
+    pub fn tampered(
+        self,
+        tamper: impl Fn(&Prepared, &mut CallPlan) + Send + Sync + 'static,
+    ) -> Self {
+        EmuOracle { tamper: Some(Box::new(tamper)), ..self }
+    }
+
+    /// The compiler, as reports name it.
+    pub fn compiler(&self) -> String {
+        format!("clang --target={} (emulated)", self.abi.clang_target())
+    }
+
+    /// Runs `cases` as one batch at `opt`: one C file, one compile, as many machines as the
+    /// thunks need.
+    pub fn run(&self, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
+        let abi = self.abi;
+        let mut report = Report {
+            abi,
+            compiler: self.compiler(),
+            opt,
+            cases: cases.len(),
+            ran: 0,
+            skipped: Vec::new(),
+            failures: Vec::new(),
+            compile_time: Duration::ZERO,
+            call_time: Duration::ZERO,
+            kept: None,
+        };
+        // The thunks a machine's code page holds (and whether this ABI has thunk code at all).
+        let capacity = CodePage::build(abi, CODE_BASE, CODE_PAGE_SIZE, DISPATCH_ADDR, 0)
+            .map_err(|e| RunError(format!("{abi}: {e} (abi/src/blobs/)")))?
+            .thunks as usize;
+        let capacity = capacity.max(1);
+        let mut prepared = Vec::new();
+        for (index, case) in cases.iter().enumerate() {
+            match Prepared::new(abi, index, case) {
+                Ok(p) => prepared.push(p),
+                Err(e) => report.skipped.push(Skip {
+                    index,
+                    signature: case.signature.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        if prepared.is_empty() {
+            return Ok(report);
+        }
+        let keep = keep_dir(abi, opt);
+        let started = Instant::now();
+        let object = compile_dropping_rejected(abi, opt, &mut prepared, &mut report, &keep)?;
+        report.compile_time = started.elapsed();
+        let started = Instant::now();
+        if let Some(object) = object {
+            // A machine per page of thunks; a failing case may have written anywhere (the
+            // loaded code included), so the cases after it get a fresh machine.
+            let mut bench: Option<Bench> = None;
+            for p in &prepared {
+                let fresh = bench.as_ref().is_none_or(|b| b.used >= capacity || b.dirty);
+                if fresh {
+                    bench = Some(Bench::new(abi, &object)?);
+                }
+                let bench = bench.as_mut().expect("a machine");
+                bench.used += 1;
+                let outcome = bench.run_case(p, self.tamper.as_deref());
+                bench.dirty = !matches!(outcome, Ok(None));
+                match outcome {
+                    Ok(None) => report.ran += 1,
+                    Ok(Some(failure)) => {
+                        report.ran += 1;
+                        report.failures.push(failure);
+                    }
+                    Err(failure) => report.failures.push(failure),
+                }
+            }
+        }
+        report.call_time = started.elapsed();
+        report.failures.sort_by_key(|f| f.index);
+        report.kept = keep;
+        Ok(report)
+    }
+}
+
+/// `BACKCALL_ORACLE_KEEP=1`: a fresh directory for this run's C file and object.
+fn keep_dir(abi: Abi, opt: Opt) -> Option<PathBuf> {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    std::env::var_os("BACKCALL_ORACLE_KEEP")?;
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "backcall-emu-oracle-{}-{abi}{}-{n}",
+        std::process::id(),
+        opt.flag()
+    ));
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
+fn guest_opt(opt: Opt) -> guest::Opt {
+    match opt {
+        Opt::O0 => guest::Opt::O0,
+        Opt::O2 => guest::Opt::O2,
+    }
+}
+
+/// Compiles the batch; a case whose caller clang rejects becomes a failure and the rest is
+/// compiled again. `None`: every caller was rejected.
+fn compile_dropping_rejected(
+    abi: Abi,
+    opt: Opt,
+    prepared: &mut Vec<Prepared>,
+    report: &mut Report,
+    keep: &Option<PathBuf>,
+) -> Result<Option<Vec<u8>>, RunError> {
+    loop {
+        if prepared.is_empty() {
+            return Ok(None);
+        }
+        let (source, lines) = c_source(abi, prepared);
+        if let Some(dir) = keep {
+            let _ = std::fs::write(dir.join("oracle.c"), &source);
+        }
+        let error = match guest::compile_c(abi, &source, guest_opt(opt)) {
+            Ok(object) => {
+                if let Some(dir) = keep {
+                    let _ = std::fs::write(dir.join(format!("oracle{}.o", opt.flag())), &object);
+                }
+                return Ok(Some(object));
+            }
+            Err(e) => e,
+        };
+        if error.message.starts_with("cannot run") {
+            let hint = require_clang().err().unwrap_or_default();
+            return Err(RunError(format!("{error}\n{hint}")));
+        }
+        let by_case = host::attribute_compiler_messages(&error.message, "<stdin>", &lines);
+        if by_case.is_empty() {
+            let head: String = error.message.lines().take(40).collect::<Vec<_>>().join("\n");
+            return Err(RunError(format!(
+                "`{}` failed on the batch and no message names a case:\n{head}",
+                error.command
+            )));
+        }
+        let mut kept = Vec::with_capacity(prepared.len());
+        for (k, p) in prepared.drain(..).enumerate() {
+            match by_case.get(&k) {
+                None => kept.push(p),
+                Some(messages) => report.failures.push(Failure {
+                    index: p.index,
+                    signature: p.case.signature.clone(),
+                    problems: vec![format!(
+                        "`{}` rejected the caller; a failed _Static_assert means backcall's \
+                         layout of a type differs from the compiler's:\n{}",
+                        error.command,
+                        messages.join("\n")
+                    )],
+                    plan: None,
+                }),
+            }
+        }
+        *prepared = kept;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One machine with the object loaded and the return probe installed
+
+/// What the probe saw of the thunk's entry.
+#[derive(Clone, Debug)]
+struct Entry {
+    /// the caller's stack pointer at its call instruction (above the return address on x86)
+    sp_at_call: u64,
+    /// the return address the caller left
+    return_to: u64,
+    /// the caller's stack `sp_at_call..STACK_TOP`
+    stack: Vec<u8>,
+    /// the hidden result pointer, read where the plan says the caller passed it
+    hidden: Option<u64>,
+    /// a hidden result object outside the stack: its pad `(start, bytes)`, `RESULT_PAD` bytes
+    /// on each side of the object
+    pad: Option<(u64, Vec<u8>)>,
+    /// why a hidden result object's pad could not be read
+    pad_unreadable: Option<String>,
+    /// x86: the x87 register stack's top (FPU status word bits 11..13)
+    x87_top: Option<u8>,
+}
+
+/// What the probe saw when the thunk returned (to [`PROBE_ADDR`]).
+#[derive(Clone, Debug)]
+struct Return {
+    sp: u64,
+    /// the plan's `returned_in` register, named, and its value
+    returned_in: Option<(String, u64)>,
+    stack: Vec<u8>,
+    pad: Option<Vec<u8>>,
+    x87_top: Option<u8>,
+}
+
+/// State shared by the probe hooks and the current case's handler.
+#[derive(Default)]
+struct Probe {
+    /// the current case's thunk
+    thunk: u64,
+    /// the plan of the caller's signature: what the caller expects of the callee (the
+    /// callback's own plan is the same unless a test made it differ)
+    expect: Option<Rc<CallPlan>>,
+    /// argument bytes per handler run
+    calls: Vec<Vec<Vec<u8>>>,
+    entries: usize,
+    entry: Option<Entry>,
+    ret: Option<Return>,
+    /// a hook failed (a bug of the oracle, or unreadable registers)
+    hook_error: Option<String>,
+}
+
+struct Bench {
+    abi: Abi,
+    machine: Machine,
+    image: Image,
+    probe: Rc<RefCell<Probe>>,
+    /// callbacks created (each takes a thunk of the machine's page)
+    used: usize,
+    /// a case failed on this machine
+    dirty: bool,
+}
+
+fn is_x86(abi: Abi) -> bool {
+    !matches!(abi, Abi::Aarch64Aapcs64 | Abi::Aarch64Apple)
+}
+
+fn sp_name(abi: Abi) -> &'static str {
+    match abi {
+        Abi::I386Sysv | Abi::I386Win32 => "esp",
+        Abi::X86_64Sysv | Abi::X86_64Win64 => "rsp",
+        Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => "sp",
+    }
+}
+
+/// `reg_id` for a name a (possibly tampered) plan produced: `None` for the ABI files'
+/// `<no such register>`. (Any other unknown name panics in `reg_id`; the hooks run under
+/// [`guarded`], which records that as the case's problem.)
+fn try_reg_id(name: &str) -> Option<i32> {
+    (!name.starts_with('<')).then(|| reg_id(name))
+}
+
+fn read_word(uc: &Unicorn<'_, ()>, addr: u64, word: u32) -> Result<u64, String> {
+    let mut b = [0u8; 8];
+    uc.mem_read(addr, &mut b[..word as usize])
+        .map_err(|e| format!("reading {word} bytes at {addr:#x}: {e:?}"))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn read_bytes(uc: &Unicorn<'_, ()>, addr: u64, len: u64) -> Result<Vec<u8>, String> {
+    let mut v = vec![0u8; len as usize];
+    uc.mem_read(addr, &mut v).map_err(|e| format!("reading {len} bytes at {addr:#x}: {e:?}"))?;
+    Ok(v)
+}
+
+fn reg(uc: &Unicorn<'_, ()>, name: &str) -> Result<u64, String> {
+    let id = try_reg_id(name).ok_or_else(|| format!("no register `{name}`"))?;
+    uc.reg_read(id).map_err(|e| format!("reading {name}: {e:?}"))
+}
+
+/// Runs a hook body; an error or a panic is recorded, never unwound into Unicorn.
+fn guarded(probe: &Rc<RefCell<Probe>>, what: &str, body: impl FnOnce() -> Result<(), String>) {
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    let error = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(_) => "it panicked".to_string(),
+    };
+    let mut p = probe.borrow_mut();
+    if p.hook_error.is_none() {
+        p.hook_error = Some(format!("the oracle's {what} hook failed: {error}"));
+    }
+}
+
+impl Bench {
+    fn new(abi: Abi, object: &[u8]) -> Result<Bench, RunError> {
+        let fail = |what: &str, e: MachineError| RunError(format!("{abi}: {what}: {e}"));
+        let mut machine = Machine::new(abi).map_err(|e| fail("the machine", e))?;
+        machine.set_timeout(CALL_TIMEOUT);
+        machine.load_runtime().map_err(|e| fail("the guest runtime", e))?;
+        let image = machine.load(object).map_err(|e| fail("loading the callers", e))?;
+        let page = machine.code_page().cloned().ok_or_else(|| {
+            RunError(format!("{abi}: no thunk code (abi/src/blobs/) for the machine"))
+        })?;
+        let probe: Rc<RefCell<Probe>> = Rc::default();
+        let uc = machine.unicorn();
+        let fill = if is_x86(abi) { 0xcc } else { 0x00 }; // int3 / udf: never executed
+        uc.mem_map(PROBE_ADDR, 0x1000, Prot::READ | Prot::EXEC)
+            .and_then(|()| uc.mem_write(PROBE_ADDR, &[fill; 0x1000]))
+            .map_err(|e| RunError(format!("{abi}: mapping the probe page: {e:?}")))?;
+
+        let first = page.thunk_address(0);
+        let last = page.base + page.bytes.len() as u64 - 1;
+        let on_entry = probe.clone();
+        uc.add_code_hook(first, last, move |uc, pc, _| {
+            if on_entry.borrow().thunk != pc {
+                return;
+            }
+            guarded(&on_entry, "thunk entry", || thunk_entered(uc, abi, &on_entry));
+        })
+        .map_err(|e| RunError(format!("{abi}: the thunk entry hook: {e:?}")))?;
+        let on_return = probe.clone();
+        uc.add_code_hook(PROBE_ADDR, PROBE_ADDR, move |uc, _, _| {
+            guarded(&on_return, "thunk return", || thunk_returned(uc, abi, &on_return));
+        })
+        .map_err(|e| RunError(format!("{abi}: the probe hook: {e:?}")))?;
+        Ok(Bench { abi, machine, image, probe, used: 0, dirty: false })
+    }
+
+    /// Runs one case: `Ok(None)` agrees, `Ok(Some(_))` ran and disagrees, `Err(_)` could not
+    /// run.
+    fn run_case(
+        &mut self,
+        p: &Prepared,
+        tamper: Option<&Tamper>,
+    ) -> Result<Option<Failure>, Failure> {
+        let abi = self.abi;
+        let n = p.index;
+        let could_not = |why: String, plan: Option<&CallPlan>| Failure {
+            index: n,
+            signature: p.case.signature.clone(),
+            problems: vec![why],
+            plan: plan.map(|pl| pl.to_string()),
+        };
+        let callee = p.case.callee.as_ref().unwrap_or(&p.case.signature);
+        let mut plan = abi
+            .plan(callee)
+            .map_err(|e| could_not(format!("no plan for the callback `{callee}`: {e}"), None))?;
+        if let Some(tamper) = tamper {
+            tamper(p, &mut plan);
+        }
+        let mut returned = host::result_graffiti(abi, &plan.ret_layout);
+        if let Some(b) = p.case.flip_result_byte.and_then(|k| returned.get_mut(k)) {
+            *b ^= 1;
+        }
+        let caller = self.image.lookup(&caller_name(n));
+        let ret_buf = self.image.lookup(&result_name(n));
+        let void = matches!(p.ret.shape, Shape::Void);
+        let (Some(caller), Some(ret_buf)) = (caller, if void { Some(0) } else { ret_buf }) else {
+            return Err(could_not(
+                format!("{} or its result buffer is not in the object", caller_name(n)),
+                Some(&plan),
+            ));
+        };
+
+        let plan = Rc::new(plan);
+        let expect = match abi.plan(&p.case.signature) {
+            Ok(caller_plan) if caller_plan == *plan => plan.clone(),
+            Ok(caller_plan) => Rc::new(caller_plan),
+            Err(e) => return Err(could_not(format!("no plan for the caller: {e}"), Some(&plan))),
+        };
+        let record = self.probe.clone();
+        let value = returned.clone();
+        let thunk = self
+            .machine
+            .add_callback((*plan).clone(), move |frame: &Frame<'_>| {
+                let args = (0..frame.plan.args.len())
+                    .map(|i| {
+                        let mut bytes = vec![0u8; frame.plan.args[i].layout.size as usize];
+                        frame.read_arg(i, &mut bytes);
+                        bytes
+                    })
+                    .collect();
+                record.borrow_mut().calls.push(args);
+                frame.write_result(&value)
+            })
+            .map_err(|e| could_not(format!("creating the callback failed: {e}"), Some(&plan)))?;
+        *self.probe.borrow_mut() =
+            Probe { thunk, expect: Some(expect.clone()), ..Probe::default() };
+        let _ = self.machine.take_violations();
+        if std::env::var_os("BACKCALL_ORACLE_TRACE").is_some() {
+            eprintln!("emu oracle: {abi} case {n}: {}", p.case.signature);
+        }
+
+        let outcome = self.machine.call(caller, &[thunk]);
+        let violations = self.machine.take_violations();
+        let probe = std::mem::take(&mut *self.probe.borrow_mut());
+        let mut problems = Vec::new();
+        let received = match &outcome {
+            Err(e) => {
+                problems.push(format!(
+                    "the call of {}(thunk) failed: {e}\n  ({})",
+                    caller_name(n),
+                    probe_story(&probe)
+                ));
+                None
+            }
+            Ok(_) if void => None,
+            Ok(_) => {
+                let mut bytes = vec![0u8; p.ret.size as usize];
+                match self.machine.mem().try_read(ret_buf, &mut bytes) {
+                    Ok(()) => Some(bytes),
+                    Err(e) => {
+                        problems.push(format!("reading {}: {e:?}", result_name(n)));
+                        None
+                    }
+                }
+            }
+        };
+        if outcome.is_err() && probe.calls.is_empty() {
+            // Nothing to compare: the handler never ran.
+        } else {
+            let mut compared =
+                host::compare(abi, p, &plan, &probe.calls, received.as_deref(), &returned);
+            if outcome.is_err() && !void {
+                // The caller never stored a result; only the arguments say something.
+                compared.retain(|t| !t.starts_with("result ("));
+            }
+            problems.extend(compared);
+        }
+        if outcome.is_ok() || probe.ret.is_some() {
+            // (after a fault, what the probe saw at the thunk's return may explain it)
+            problems.extend(probe_problems(abi, &expect, &probe));
+        }
+        if !problems.is_empty() && !Rc::ptr_eq(&plan, &expect) {
+            problems.push(format!(
+                "(the callback's plan differs from the plan of the caller's signature, which \
+                 the return probe checks against:\n{})",
+                expect.to_string().trim_end()
+            ));
+        }
+        for v in &violations {
+            problems.push(describe_violation(v, caller, n));
+        }
+        if problems.is_empty() {
+            return Ok(None);
+        }
+        let failure = Failure {
+            index: n,
+            signature: p.case.signature.clone(),
+            problems,
+            plan: Some(plan.to_string()),
+        };
+        if outcome.is_err() && probe.calls.is_empty() {
+            Err(failure)
+        } else {
+            Ok(Some(failure))
+        }
+    }
+}
+
+/// The entry hook: record, snapshot, and redirect the thunk's return to the probe.
+fn thunk_entered(
+    uc: &mut Unicorn<'_, ()>,
+    abi: Abi,
+    probe: &Rc<RefCell<Probe>>,
+) -> Result<(), String> {
+    let word = abi.word_size();
+    let sp = reg(uc, sp_name(abi))?;
+    let (sp_at_call, return_to) = if is_x86(abi) {
+        (sp + u64::from(word), read_word(uc, sp, word)?)
+    } else {
+        (sp, reg(uc, "x30")?)
+    };
+    if is_x86(abi) {
+        uc.mem_write(sp, &PROBE_ADDR.to_le_bytes()[..word as usize])
+            .map_err(|e| format!("redirecting the return address: {e:?}"))?;
+    } else {
+        uc.reg_write(reg_id("x30"), PROBE_ADDR).map_err(|e| format!("writing x30: {e:?}"))?;
+    }
+    let stack = read_bytes(uc, sp_at_call, STACK_TOP.saturating_sub(sp_at_call))?;
+    let plan = probe.borrow().expect.clone().ok_or("no plan for the caller")?;
+    let mut hidden = None;
+    let (mut pad, mut pad_unreadable) = (None, None);
+    if let RetPlan::Indirect { pointer, .. } = plan.ret {
+        let dst = match pointer {
+            Loc::Int(_) => reg(uc, &plan.loc_name(pointer, false))?,
+            Loc::Stack(off) => read_word(uc, sp_at_call + u64::from(off), word)?,
+            other => return Err(format!("a hidden result pointer in {other}")),
+        };
+        hidden = Some(dst);
+        let size = u64::from(plan.ret_layout.size);
+        let outside = dst < sp_at_call || dst.saturating_add(size) > STACK_TOP;
+        if outside {
+            let start = dst.saturating_sub(RESULT_PAD);
+            match read_bytes(uc, start, size + 2 * RESULT_PAD) {
+                Ok(bytes) => pad = Some((start, bytes)),
+                Err(e) => pad_unreadable = Some(e),
+            }
+        }
+    }
+    let x87_top = x87_top(uc, abi)?;
+    let mut p = probe.borrow_mut();
+    p.entries += 1;
+    p.entry = Some(Entry { sp_at_call, return_to, stack, hidden, pad, pad_unreadable, x87_top });
+    Ok(())
+}
+
+/// The probe hook: the thunk returned; record, and resume at the caller's return address.
+fn thunk_returned(
+    uc: &mut Unicorn<'_, ()>,
+    abi: Abi,
+    probe: &Rc<RefCell<Probe>>,
+) -> Result<(), String> {
+    let (entry, plan) = {
+        let p = probe.borrow();
+        (p.entry.clone(), p.expect.clone())
+    };
+    let entry = entry.ok_or("the probe was reached without a thunk entry")?;
+    let plan = plan.ok_or("no plan for the caller")?;
+    let sp = reg(uc, sp_name(abi))?;
+    let returned_in = match plan.ret {
+        RetPlan::Indirect { returned_in: Some(loc), .. } => {
+            let name = plan.loc_name(loc, true);
+            let value = reg(uc, &name)?;
+            let mask = if abi.word_size() == 4 { 0xffff_ffff } else { u64::MAX };
+            Some((name, value & mask))
+        }
+        _ => None,
+    };
+    let stack = read_bytes(uc, entry.sp_at_call, STACK_TOP.saturating_sub(entry.sp_at_call))?;
+    let pad = match &entry.pad {
+        Some((start, before)) => Some(read_bytes(uc, *start, before.len() as u64)?),
+        None => None,
+    };
+    let x87_top = x87_top(uc, abi)?;
+    probe.borrow_mut().ret = Some(Return { sp, returned_in, stack, pad, x87_top });
+    uc.set_pc(entry.return_to).map_err(|e| format!("resuming the caller: {e:?}"))
+}
+
+/// x86: the top of the x87 register stack (a push decrements it, modulo 8).
+fn x87_top(uc: &Unicorn<'_, ()>, abi: Abi) -> Result<Option<u8>, String> {
+    if !is_x86(abi) {
+        return Ok(None);
+    }
+    let fpsw = uc.reg_read(RegisterX86::FPSW).map_err(|e| format!("reading fpsw: {e:?}"))?;
+    Ok(Some(((fpsw >> 11) & 7) as u8))
+}
+
+/// What the probe saw, in a few words (for a failed call).
+fn probe_story(probe: &Probe) -> String {
+    match (&probe.entry, &probe.ret, probe.calls.len()) {
+        (None, _, _) => "the thunk was never entered".to_string(),
+        (Some(_), None, 0) => "the thunk was entered, the handler never ran, the thunk never \
+                               returned to its caller"
+            .to_string(),
+        (Some(_), None, k) => {
+            format!("the thunk was entered, the handler ran {k} time(s), the thunk never returned")
+        }
+        (Some(e), Some(r), k) => format!(
+            "the handler ran {k} time(s) and the thunk returned to its caller at {:#x} with sp \
+             {:#x} (sp at the call {:#x}); the caller failed afterwards",
+            e.return_to, r.sp, e.sp_at_call
+        ),
+    }
+}
+
+/// The return probe's checks (see the module documentation) against `plan`, the plan of the
+/// caller's signature.
+fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(e) = &probe.hook_error {
+        problems.push(e.clone());
+    }
+    let Some(entry) = &probe.entry else {
+        problems.push("the C caller never entered the thunk".to_string());
+        return problems;
+    };
+    if probe.entries != 1 {
+        problems.push(format!("the thunk was entered {} times for one call", probe.entries));
+    }
+    let Some(ret) = &probe.ret else {
+        problems.push(format!(
+            "the thunk did not return to the address its caller's call left ({:#x})",
+            entry.return_to
+        ));
+        return problems;
+    };
+    // Stack balance of the thunk itself.
+    let pop = if is_x86(abi) { u64::from(plan.callee_pop) } else { 0 };
+    let expected = entry.sp_at_call + pop;
+    if ret.sp != expected {
+        problems.push(format!(
+            "stack pointer after the thunk returned: {:#x}; the caller's sp at the call was \
+             {:#x} and the plan's callee pop is {} bytes, so it should be {expected:#x} \
+             ({:+} bytes)",
+            ret.sp,
+            entry.sp_at_call,
+            plan.callee_pop,
+            ret.sp as i64 - expected as i64
+        ));
+    }
+    // The hidden result pointer, returned where the plan says.
+    if let (Some((name, value)), Some(dst)) = (&ret.returned_in, entry.hidden) {
+        if *value != dst {
+            problems.push(format!(
+                "hidden result pointer not returned: the plan returns it in {name}, which holds \
+                 {value:#x} after the thunk returned; the caller passed {dst:#x} ({})",
+                ret_words(plan)
+            ));
+        }
+    }
+    // The x87 register stack: one value more (st(0)) for a float result in st(0), else as the
+    // caller left it.
+    if let (Some(before), Some(after)) = (entry.x87_top, ret.x87_top) {
+        let x87_result = matches!(&plan.ret, RetPlan::Direct { pieces, .. }
+            if pieces.iter().any(|pc| pc.loc == Loc::X87));
+        let pushed = before.wrapping_sub(after) & 7;
+        let expected = u8::from(x87_result);
+        if pushed != expected {
+            problems.push(format!(
+                "x87 register stack: the thunk left {pushed} more value(s) on it than the \
+                 caller had (top {before} -> {after}); the plan returns {}, so {expected}",
+                if x87_result { "the result in st(0)" } else { "nothing in st(0)" }
+            ));
+        }
+    }
+    // Stray writes into the caller's stack (the poison pad).
+    let size = u64::from(plan.ret_layout.size);
+    let allowed = |addr: u64| {
+        let in_args = addr < entry.sp_at_call + u64::from(plan.stack_bytes);
+        let in_result = entry.hidden.is_some_and(|dst| addr >= dst && addr < dst + size);
+        in_args || in_result
+    };
+    let changed: Vec<u64> = (0..entry.stack.len().min(ret.stack.len()))
+        .filter(|&k| entry.stack[k] != ret.stack[k])
+        .map(|k| entry.sp_at_call + k as u64)
+        .filter(|&a| !allowed(a))
+        .collect();
+    if !changed.is_empty() {
+        let before = |a: u64| entry.stack[(a - entry.sp_at_call) as usize];
+        let after = |a: u64| ret.stack[(a - entry.sp_at_call) as usize];
+        problems.push(stray_writes(
+            "the caller's stack",
+            &changed,
+            before,
+            after,
+            entry,
+            size,
+            &format!(
+                "outside the hidden result object and the callee's argument area (sp at the \
+                 call {:#x} + {} bytes)",
+                entry.sp_at_call, plan.stack_bytes
+            ),
+        ));
+    }
+    if let (Some((start, before)), Some(after)) = (&entry.pad, &ret.pad) {
+        let dst = entry.hidden.unwrap_or(0);
+        let changed: Vec<u64> = (0..before.len())
+            .filter(|&k| before[k] != after[k])
+            .map(|k| start + k as u64)
+            .filter(|&a| a < dst || a >= dst + size)
+            .collect();
+        if !changed.is_empty() {
+            problems.push(stray_writes(
+                "the pad around the hidden result object",
+                &changed,
+                |a| before[(a - start) as usize],
+                |a| after[(a - start) as usize],
+                entry,
+                size,
+                &format!("within {RESULT_PAD} bytes of the object"),
+            ));
+        }
+    }
+    if let Some(why) = &entry.pad_unreadable {
+        problems.push(format!(
+            "the hidden result pointer {:#x} ({}) does not point at readable memory: {why}",
+            entry.hidden.unwrap_or(0),
+            ret_words(plan)
+        ));
+    }
+    problems
+}
+
+/// "hidden pointer in rdi, returned in rax", from the plan's words.
+fn ret_words(plan: &CallPlan) -> String {
+    host::ret_location(plan)
+}
+
+/// A stray-write problem: the changed addresses in runs, with old and new bytes, and where
+/// they are relative to the hidden result object.
+fn stray_writes(
+    region: &str,
+    changed: &[u64],
+    before: impl Fn(u64) -> u8,
+    after: impl Fn(u64) -> u8,
+    entry: &Entry,
+    result_size: u64,
+    what: &str,
+) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &a in changed {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == a => *end = a,
+            _ => runs.push((a, a)),
+        }
+    }
+    let mut text =
+        format!("stray writes: the callback changed {} byte(s) of {region} {what}", changed.len());
+    for &(start, end) in runs.iter().take(STRAY_RUNS) {
+        let old: Vec<String> = (start..=end).map(|a| format!("{:02x}", before(a))).collect();
+        let new: Vec<String> = (start..=end).map(|a| format!("{:02x}", after(a))).collect();
+        let _ = write!(
+            text,
+            "\n  {start:#x}..={end:#x} (caller sp at the call + {})",
+            start as i64 - entry.sp_at_call as i64
+        );
+        if let Some(dst) = entry.hidden {
+            if end < dst {
+                let _ = write!(text, ", {} byte(s) before the hidden result object", dst - end);
+            } else if start >= dst + result_size {
+                let _ = write!(
+                    text,
+                    ", {} byte(s) past the end of the hidden result object",
+                    start - (dst + result_size) + 1
+                );
+            }
+        }
+        let _ = write!(text, "\n    before: {}\n    after:  {}", old.join(" "), new.join(" "));
+    }
+    if runs.len() > STRAY_RUNS {
+        let _ = write!(text, "\n  ... and {} more runs", runs.len() - STRAY_RUNS);
+    }
+    text
+}
+
+fn describe_violation(v: &Violation, caller: u64, n: usize) -> String {
+    let text = v
+        .to_string()
+        .replace(&format!("{caller:#x}"), &format!("{} ({caller:#x})", caller_name(n)));
+    format!("machine invariant broken: {text}")
+}

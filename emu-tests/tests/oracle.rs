@@ -1,0 +1,462 @@
+//! The emulated compiler oracle (DESIGN §6; `backcall_emu_tests::oracle`) on every ABI: clang
+//! for the ABI's triple calls the real thunks in Unicorn with graffiti values at -O0 and -O2;
+//! every byte must arrive both ways and every call must keep the machine's invariants.
+//!
+//! One test per ABI and kind, named with the ABI id, so a failing ABI shows by name:
+//!
+//! * `corpus_<abi>`: the built-in corpus (signatures an ABI refuses are counted as skipped);
+//! * `conventions_<abi>` (i386 only): the corpus again as `__stdcall`, `__fastcall` and
+//!   `__thiscall`;
+//! * `random_<abi>`: `PROPTEST_CASES` (default 256) random signatures from
+//!   `backcall_abi::arbitrary::any_supported_signature()`, one batch (one compile) per level;
+//!   failing cases are run again alone so that proptest shrinks the first ones to the smallest
+//!   failing signature. `PROPTEST_RNG_SEED=<seed>` replays a run (the seed is printed);
+//! * `wrong_plan_<abi>`: a correct plan with one rule flipped (two arguments' locations
+//!   swapped; the hidden result pointer not returned in `eax`/`rax`; the hidden result pointer
+//!   read from the wrong place; the callee pop dropped; a `double` not returned in `st(0)`) is
+//!   reported, naming what is wrong.
+//!
+//! An ABI without thunk code yet (`abi/src/blobs/`) is skipped with a message; a missing clang
+//! fails with the install hint. `cargo test -p backcall-emu-tests --test oracle -- --nocapture`
+//! prints the counts and times.
+
+use std::time::{Duration, Instant};
+
+use backcall::corpus;
+use backcall_abi::arbitrary::any_supported_signature;
+use backcall_abi::{
+    Abi, ArgPass, CallPlan, Convention, RetPlan, ReturnCode, Scalar, Signature, Type,
+};
+use backcall_emu_tests::oracle::{self, Case, EmuOracle, Opt, Prepared, Report};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
+
+/// Failing random cases shrunk per level (each shrink step is one compile).
+const SHRUNK: usize = 2;
+/// Shrink steps per failing case, unless `PROPTEST_MAX_SHRINK_ITERS` says otherwise.
+const SHRINK_STEPS: u32 = 200;
+const SHRINK_TIME: Duration = Duration::from_secs(60);
+
+/// Whether `abi` can run: clang must be there (else the test fails with the install hint);
+/// an ABI without thunk code is skipped with a message.
+fn ready(abi: Abi) -> bool {
+    if let Err(hint) = oracle::require_clang() {
+        panic!("{hint}");
+    }
+    if backcall_abi::blobs::for_abi(abi).is_none() {
+        eprintln!("{abi}: no thunk code yet (abi/src/blobs/): the emulated oracle is skipped");
+        return false;
+    }
+    true
+}
+
+/// The built-in corpus; with `conv`, every signature under that convention instead of its own.
+fn corpus_cases(conv: Option<Convention>) -> Vec<Case> {
+    corpus::builtin()
+        .into_iter()
+        .map(|e| {
+            let conv = conv.unwrap_or(e.signature.conv);
+            Case::new(Signature { conv, ..e.signature })
+        })
+        .collect()
+}
+
+fn run_with(oracle: &EmuOracle, cases: &[Case], opt: Opt) -> Report {
+    let report = oracle.run(cases, opt).unwrap_or_else(|e| panic!("{}: {e}", oracle.abi));
+    println!("{}", report.summary());
+    report
+}
+
+fn run(abi: Abi, cases: &[Case], opt: Opt) -> Report {
+    run_with(&EmuOracle::new(abi), cases, opt)
+}
+
+/// Runs `cases` at both levels; fails with every report that is not ok.
+fn check_batch(abi: Abi, cases: &[Case], what: &str) {
+    let mut message = String::new();
+    for opt in Opt::ALL {
+        let report = run(abi, cases, opt);
+        if !report.is_ok() {
+            message.push_str(&format!("{what}:\n{report}\n"));
+        }
+    }
+    assert!(message.is_empty(), "{message}");
+}
+
+fn check_corpus(abi: Abi) {
+    if ready(abi) {
+        check_batch(abi, &corpus_cases(None), "the corpus");
+    }
+}
+
+/// i386 only: the corpus under each callee-popping convention.
+fn check_conventions(abi: Abi) {
+    if ready(abi) {
+        for conv in [Convention::Stdcall, Convention::Fastcall, Convention::Thiscall] {
+            check_batch(abi, &corpus_cases(Some(conv)), &format!("the corpus as {conv:?}"));
+        }
+    }
+}
+
+// --- random signatures ----------------------------------------------------------------------
+
+/// The seed of this run: `PROPTEST_RNG_SEED`, or one drawn from the clock (and printed).
+fn seed() -> u64 {
+    match Config::default().rng_seed {
+        RngSeed::Fixed(seed) => seed,
+        RngSeed::Random => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map(|d| d.as_nanos() as u64).unwrap_or(0x5eed)
+        }
+    }
+}
+
+fn config(seed: u64) -> Config {
+    let mut config = Config { rng_seed: RngSeed::Fixed(seed), ..Config::default() };
+    if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
+        config.max_shrink_iters = SHRINK_STEPS;
+    }
+    if std::env::var_os("PROPTEST_MAX_SHRINK_TIME").is_none() {
+        config.max_shrink_time = SHRINK_TIME.as_millis() as u32;
+    }
+    config
+}
+
+/// Runs `sig` alone on `abi` at `opt`, as a proptest test case.
+fn alone(abi: Abi, sig: Signature, opt: Opt) -> Result<(), TestCaseError> {
+    match oracle::run(abi, &[Case::new(sig)], opt) {
+        Ok(report) if report.failures.is_empty() => Ok(()),
+        Ok(report) => Err(TestCaseError::fail(report.to_string())),
+        Err(e) => Err(TestCaseError::fail(e.to_string())),
+    }
+}
+
+fn check_random(abi: Abi) {
+    if !ready(abi) {
+        return;
+    }
+    let seed = seed();
+    let config = config(seed);
+    let mut runner = TestRunner::new(config.clone());
+    let strategy = any_supported_signature();
+    let mut trees: Vec<Option<_>> = (0..config.cases)
+        .map(|_| Some(strategy.new_tree(&mut runner).expect("a signature")))
+        .collect();
+    let cases: Vec<Case> =
+        trees.iter().map(|t| Case::new(t.as_ref().expect("fresh").current())).collect();
+    let mut message = String::new();
+    for opt in Opt::ALL {
+        let report = run(abi, &cases, opt);
+        if report.is_ok() {
+            continue;
+        }
+        message.push_str(&format!("{report}\n"));
+        for index in report.failing().into_iter().take(SHRUNK) {
+            let Some(tree) = trees[index].take() else { continue };
+            let started = Instant::now();
+            let shrunk = match runner.run_one(tree, |sig| alone(abi, sig, opt)) {
+                Err(TestError::Fail(why, sig)) => format!(
+                    "smallest failing signature ({:.1?} shrinking): {sig}\n{why}",
+                    started.elapsed()
+                ),
+                Err(TestError::Abort(why)) => format!("shrinking aborted: {why}"),
+                Ok(_) => "it passes when run alone (it failed only in the batch)".into(),
+            };
+            message.push_str(&format!("\n{abi} case {index} shrunk at {opt}: {shrunk}\n"));
+        }
+    }
+    assert!(
+        message.is_empty(),
+        "{message}\nreplay with PROPTEST_RNG_SEED={seed} PROPTEST_CASES={}",
+        config.cases
+    );
+}
+
+// --- the oracle itself: a wrong plan is caught ------------------------------------------------
+
+fn s(scalar: Scalar) -> Type {
+    Type::scalar(scalar)
+}
+
+/// A struct of `n` `long long`s: returned through a hidden pointer everywhere, and passed by
+/// reference where the ABI passes large aggregates so (Win64, AArch64).
+fn big(n: usize) -> Type {
+    Type::anon_struct(std::iter::repeat_n(s(Scalar::LongLong), n))
+}
+
+fn tampered_report(
+    abi: Abi,
+    sig: Signature,
+    opt: Opt,
+    tamper: impl Fn(&Prepared, &mut CallPlan) + Send + Sync + 'static,
+) -> String {
+    let oracle = EmuOracle::new(abi).tampered(tamper);
+    let report = run_with(&oracle, &[Case::new(sig)], opt);
+    assert_eq!(report.failing(), vec![0], "{abi} {opt}: the wrong plan was not caught:\n{report}");
+    report.to_string()
+}
+
+fn assert_mentions(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+    }
+}
+
+fn check_wrong_plans(abi: Abi) {
+    if !ready(abi) {
+        return;
+    }
+    let untouched = EmuOracle::new(abi);
+    for opt in Opt::ALL {
+        // 1. Two arguments' locations swapped: both are named, with the bytes each received.
+        let sig = Signature::new(s(Scalar::Int), vec![s(Scalar::Int); 4]);
+        run_with(&untouched, &[Case::new(sig.clone())], opt).assert_ok();
+        let text = tampered_report(abi, sig, opt, |_, plan| {
+            let loc = |plan: &CallPlan, i: usize| match &plan.args[i].pass {
+                ArgPass::Direct(pieces) => pieces[0].loc,
+                ArgPass::Indirect { pointer } => *pointer,
+            };
+            let (a, b) = (loc(plan, 1), loc(plan, 2));
+            for (i, to) in [(1, b), (2, a)] {
+                if let ArgPass::Direct(pieces) = &mut plan.args[i].pass {
+                    pieces[0].loc = to;
+                }
+            }
+        });
+        assert_mentions(
+            &text,
+            &[
+                &format!("FAILED: {abi} /"),
+                &format!("{opt}, case 0"),
+                "argument 1 (int, 4 bytes): received bytes differ at bytes 0..=3",
+                "argument 2 (int, 4 bytes): received bytes differ at bytes 0..=3",
+                "received bytes 0..=3 are argument 2's bytes 0..=3",
+                "passed by C: 10 11 12 13",
+                "the callback's plan:",
+            ],
+        );
+        assert!(!text.contains("argument 0 ("), "argument 0 arrived:\n{text}");
+        assert!(!text.contains("argument 3 ("), "argument 3 arrived:\n{text}");
+
+        // A large struct result: through a hidden pointer on every ABI.
+        let sig = Signature::new(big(5), vec![big(5), s(Scalar::Int)]);
+        run_with(&untouched, &[Case::new(sig.clone())], opt).assert_ok();
+        let plan = abi.plan(&sig).expect("a plan");
+        let RetPlan::Indirect { returned_in, .. } = plan.ret else {
+            panic!("{abi}: a 40-byte struct is returned through a hidden pointer:\n{plan}")
+        };
+
+        // 2. The hidden result pointer not returned in eax/rax where the ABI says so.
+        if let Some(reg) = returned_in {
+            let name = plan.loc_name(reg, true);
+            let text = tampered_report(abi, sig.clone(), opt, |_, plan| {
+                if let RetPlan::Indirect { returned_in, .. } = &mut plan.ret {
+                    *returned_in = None;
+                }
+            });
+            assert_mentions(
+                &text,
+                &["hidden result pointer not returned", &format!("the plan returns it in {name}")],
+            );
+        }
+
+        // 3. The hidden result pointer taken from the wrong place: the by-reference copy of
+        // argument 0 (Win64, AArch64) receives the result, which the probe sees as stray writes
+        // into the caller's frame and C as a wrong result.
+        if let ArgPass::Indirect { pointer } = plan.args[0].pass {
+            let text = tampered_report(abi, sig.clone(), opt, move |_, plan| {
+                if let RetPlan::Indirect { pointer: p, .. } = &mut plan.ret {
+                    *p = pointer;
+                }
+            });
+            assert_mentions(
+                &text,
+                &["result (struct {", "C received bytes that differ", "stray writes"],
+            );
+        }
+
+        // 4. i386: the callee pop of a `__stdcall` callback dropped.
+        if abi.word_size() == 4 {
+            let sig = Signature {
+                conv: Convention::Stdcall,
+                ..Signature::new(s(Scalar::Int), vec![s(Scalar::Int); 3])
+            };
+            run_with(&untouched, &[Case::new(sig.clone())], opt).assert_ok();
+            let text = tampered_report(abi, sig, opt, |_, plan| plan.callee_pop = 0);
+            assert_mentions(
+                &text,
+                &[
+                    "stack pointer after the thunk returned",
+                    "the plan's callee pop is 12 bytes",
+                    "(-12 bytes)",
+                ],
+            );
+
+            // 5. i386: a `double` result returned by the wrong code (in eax, not st(0)).
+            let sig = Signature::new(s(Scalar::Double), vec![s(Scalar::Int)]);
+            let text = tampered_report(abi, sig, opt, |_, plan| plan.code = ReturnCode::Word);
+            assert_mentions(
+                &text,
+                &[
+                    "result (double, 8 bytes): C received bytes that differ",
+                    "x87 register stack: the thunk left 0 more value(s) on it",
+                    "the plan returns the result in st(0), so 1",
+                ],
+            );
+        }
+    }
+}
+
+// --- per ABI --------------------------------------------------------------------------------
+
+#[test]
+fn corpus_i386_sysv() {
+    check_corpus(Abi::I386Sysv);
+}
+
+#[test]
+fn corpus_i386_win32() {
+    check_corpus(Abi::I386Win32);
+}
+
+#[test]
+fn corpus_x86_64_sysv() {
+    check_corpus(Abi::X86_64Sysv);
+}
+
+#[test]
+fn corpus_x86_64_win64() {
+    check_corpus(Abi::X86_64Win64);
+}
+
+#[test]
+fn corpus_aarch64_aapcs64() {
+    check_corpus(Abi::Aarch64Aapcs64);
+}
+
+#[test]
+fn corpus_aarch64_apple() {
+    check_corpus(Abi::Aarch64Apple);
+}
+
+#[test]
+fn conventions_i386_sysv() {
+    check_conventions(Abi::I386Sysv);
+}
+
+#[test]
+fn conventions_i386_win32() {
+    check_conventions(Abi::I386Win32);
+}
+
+#[test]
+fn random_i386_sysv() {
+    check_random(Abi::I386Sysv);
+}
+
+#[test]
+fn random_i386_win32() {
+    check_random(Abi::I386Win32);
+}
+
+#[test]
+fn random_x86_64_sysv() {
+    check_random(Abi::X86_64Sysv);
+}
+
+#[test]
+fn random_x86_64_win64() {
+    check_random(Abi::X86_64Win64);
+}
+
+#[test]
+fn random_aarch64_aapcs64() {
+    check_random(Abi::Aarch64Aapcs64);
+}
+
+#[test]
+fn random_aarch64_apple() {
+    check_random(Abi::Aarch64Apple);
+}
+
+#[test]
+fn wrong_plan_i386_sysv() {
+    check_wrong_plans(Abi::I386Sysv);
+}
+
+#[test]
+fn wrong_plan_i386_win32() {
+    check_wrong_plans(Abi::I386Win32);
+}
+
+#[test]
+fn wrong_plan_x86_64_sysv() {
+    check_wrong_plans(Abi::X86_64Sysv);
+}
+
+#[test]
+fn wrong_plan_x86_64_win64() {
+    check_wrong_plans(Abi::X86_64Win64);
+}
+
+#[test]
+fn wrong_plan_aarch64_aapcs64() {
+    check_wrong_plans(Abi::Aarch64Aapcs64);
+}
+
+#[test]
+fn wrong_plan_aarch64_apple() {
+    check_wrong_plans(Abi::Aarch64Apple);
+}
+
+// --- the oracle's own plumbing ----------------------------------------------------------------
+
+/// A wrong result byte and an every-case-skipped batch are reported like the host oracle's.
+#[test]
+fn wrong_results_and_empty_runs_are_reported() {
+    let abi = Abi::X86_64Sysv;
+    if !ready(abi) {
+        return;
+    }
+    let sig = Signature::new(big(5), vec![s(Scalar::Int)]);
+    let flipped = Case { flip_result_byte: Some(9), ..Case::new(sig.clone()) };
+    let short = Case {
+        flip_result_byte: Some(0),
+        ..Case::new(Signature::new(s(Scalar::Short), vec![s(Scalar::Double)]))
+    };
+    for opt in Opt::ALL {
+        let report = run(abi, &[flipped.clone(), Case::new(sig.clone()), short.clone()], opt);
+        assert_eq!((report.ran, report.failing()), (3, vec![0, 2]), "{report}");
+        assert_mentions(&report.to_string(), &["differ at byte 9", "deliberately returns"]);
+    }
+    let report = run(abi, &[Case::new(Signature::new(s(Scalar::LongDouble), vec![]))], Opt::O0);
+    assert_eq!((report.ran, report.skipped.len()), (0, 1));
+    assert!(!report.is_ok() && report.to_string().contains("every case was skipped"));
+}
+
+/// More cases than one machine's code page has thunks: the batch is split over machines.
+#[test]
+fn a_batch_larger_than_a_code_page_runs() {
+    let abi = Abi::X86_64Sysv;
+    if !ready(abi) {
+        return;
+    }
+    let thunks = backcall_abi::thunks::CodePage::build(
+        abi,
+        backcall_emu_tests::machine::CODE_BASE,
+        backcall_emu_tests::machine::CODE_PAGE_SIZE,
+        backcall_emu_tests::machine::DISPATCH_ADDR,
+        0,
+    )
+    .expect("a code page")
+    .thunks as usize;
+    let cases: Vec<Case> = (0..thunks + 3)
+        .map(|i| {
+            let args = vec![s(if i % 2 == 0 { Scalar::Int } else { Scalar::Double }); i % 7];
+            Case::new(Signature::new(s(Scalar::Long), args))
+        })
+        .collect();
+    let report = run(abi, &cases, Opt::O2);
+    report.assert_ok();
+    assert_eq!(report.ran, cases.len());
+}
