@@ -18,10 +18,11 @@
 //!   release. This is the asymmetric Dekker protocol of liburcu-memb and folly's hazard
 //!   pointers: the frequent side (calls) pays a compiler fence, the rare side a system call.
 //!
-//! Without `membarrier` (old kernels, some sandboxes; or `BACKCALL_NO_MEMBARRIER=1`) both sides
-//! fall back to a `SeqCst` fence: still correct, about as slow as a counter. Calls from other threads, calls of serialized
-//! callbacks and calls nested deeper than [`HAZARDS`] use the slot's shared in-flight counter
-//! (see `registry.rs`).
+//! Without `membarrier` (old kernels, some sandboxes; or `BACKCALL_NO_MEMBARRIER=1`) both
+//! sides fall back to a `SeqCst` fence: still correct, about as slow as a counter.
+//!
+//! Calls from other threads, calls of serialized callbacks and calls nested deeper than
+//! [`HAZARDS`] use the slot's shared in-flight counter (see `registry.rs`).
 
 use std::cell::Cell;
 use std::ptr;

@@ -11,7 +11,7 @@
 //! The planner here is shared with `aarch64-apple` (`aarch64_apple.rs`), which states only the
 //! platform's deltas as a [`Variant`].
 
-use crate::abi::{Abi, AbiSpec};
+use crate::abi::{Abi, AbiSpec, RegisterFile};
 use crate::layout::{round_up, Layout};
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
@@ -246,6 +246,38 @@ impl AbiSpec for Aarch64Aapcs64 {
 
     fn float_reg_name(&self, i: u8) -> &'static str {
         VREGS[i as usize]
+    }
+
+    fn registers(&self) -> RegisterFile {
+        RegisterFile {
+            stack_pointer: "sp",
+            // `bl`/`blr` leave the return address in the link register, x30.
+            link_register: Some("x30"),
+            // §6.1.1: "A subroutine invocation must preserve the contents of the registers
+            // r19-r29 and SP" (x29 is the frame pointer). x0–x7 (arguments, results), x8 (the
+            // indirect result address), x9–x15 (temporaries) and x16/x17 (IP0/IP1) need not
+            // be preserved. x18, the platform register, is in neither list: "If a platform
+            // ABI has no such requirements, it should use r18 as an additional temporary
+            // register" — Linux compilers do, Apple reserves it (`aarch64_apple.rs`).
+            callee_saved: &[
+                "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29",
+            ],
+            // §6.1.2: "Registers v8-v15 must be preserved by a callee across subroutine calls
+            // [...] only the bottom 64 bits of each value stored in v8-v15 need to be
+            // preserved" (d8–d15); v0–v7 and v16–v31 need not be.
+            callee_saved_float: &["d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15"],
+            callee_saved_float_bytes: 8,
+            caller_saved: &[
+                "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12",
+                "x13", "x14", "x15", "x16", "x17",
+            ],
+            caller_saved_float: &[
+                "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17", "v18", "v19", "v20",
+                "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31",
+            ],
+            // "The Stack", stack constraints at a public interface: "SP mod 16 = 0".
+            call_alignment: 16,
+        }
     }
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {

@@ -22,7 +22,7 @@
 //!   aligned to more than 8.
 
 use crate::aarch64_aapcs64::{Aarch64Aapcs64, Variant};
-use crate::abi::{Abi, AbiSpec};
+use crate::abi::{Abi, AbiSpec, RegisterFile};
 use crate::layout::Layout;
 use crate::plan::CallPlan;
 use crate::types::{Convention, Scalar, Signature};
@@ -54,6 +54,13 @@ impl AbiSpec for Aarch64Apple {
 
     fn float_reg_name(&self, i: u8) -> &'static str {
         Aarch64Aapcs64.float_reg_name(i)
+    }
+
+    fn registers(&self) -> RegisterFile {
+        // "Respect the purpose of specific CPU registers": x18 is reserved for the platform
+        // ("Don't use this register"), where the base standard lets Linux use it as a
+        // temporary. The base standard's lists leave x18 out, so they serve unchanged.
+        Aarch64Aapcs64.registers()
     }
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {

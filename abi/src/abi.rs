@@ -152,6 +152,117 @@ pub trait AbiSpec: Sync {
     /// Name of float/vector register `i` (`xmm0`, `v3`, ...).
     fn float_reg_name(&self, i: u8) -> &'static str;
 
+    /// What a call preserves and what it may destroy, and the stack alignment at a call.
+    fn registers(&self) -> RegisterFile;
+
     /// Assigns every argument and the result of `sig` (whose layouts are given) a place.
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError>;
+}
+
+/// The register contract of a call on one ABI: what a caller may rely on across a call and
+/// what it must expect to lose. Registers are named as the ABI documents and the rest of this
+/// crate spell them (`rbx`, `xmm6`, `x19`, `v8`); a register named in neither list (x87's
+/// stack, flags, AArch64's `x18`) is not described.
+///
+/// The emulated machine (`backcall-emu-tests`) puts canaries in every callee-saved register
+/// around a guest call and poisons every caller-saved one at a dispatch (DESIGN §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegisterFile {
+    /// the stack pointer (`esp`, `rsp`, `sp`)
+    pub stack_pointer: &'static str,
+    /// where a call leaves its return address: the link register (`x30`), or `None` when the
+    /// call instruction pushes it on the stack (x86)
+    pub link_register: Option<&'static str>,
+    /// general registers a callee must preserve
+    pub callee_saved: &'static [&'static str],
+    /// float/vector registers a callee must preserve, but only their low
+    /// [`RegisterFile::callee_saved_float_bytes`] bytes, and named by that view where it is not
+    /// the whole register (AArch64 `d8`, the low 64 bits of `v8`): the rest is caller-saved
+    pub callee_saved_float: &'static [&'static str],
+    /// how many low bytes of each [`RegisterFile::callee_saved_float`] register survive a call
+    pub callee_saved_float_bytes: u32,
+    /// general registers a call may destroy: argument and result registers included
+    pub caller_saved: &'static [&'static str],
+    /// float/vector registers a call may destroy whole
+    pub caller_saved_float: &'static [&'static str],
+    /// the alignment of the stack pointer at a call instruction (on x86: before the call
+    /// pushes the return address)
+    pub call_alignment: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ArgPass, Convention, Loc, RetPlan, Type};
+
+    /// Every register a plan puts an argument, a result or the hidden result pointer in.
+    fn plan_registers(abi: Abi, conv: Convention) -> Vec<(String, bool)> {
+        let s = Type::scalar;
+        let big = Type::anon_struct(std::iter::repeat_n(s(Scalar::LongLong), 5));
+        let mut args = vec![s(Scalar::Int); 10];
+        args.extend(vec![s(Scalar::Double); 10]);
+        let sigs = [
+            Signature { conv, ..Signature::new(big, args.clone()) },
+            Signature { conv, ..Signature::new(s(Scalar::LongLong), args.clone()) },
+            Signature { conv, ..Signature::new(s(Scalar::Double), args) },
+        ];
+        let mut found = Vec::new();
+        for sig in &sigs {
+            let plan = abi.plan(sig).unwrap();
+            let mut locs: Vec<(Loc, bool)> = Vec::new();
+            for arg in &plan.args {
+                match &arg.pass {
+                    ArgPass::Direct(pieces) => locs.extend(pieces.iter().map(|p| (p.loc, false))),
+                    ArgPass::Indirect { pointer } => locs.push((*pointer, false)),
+                }
+            }
+            match &plan.ret {
+                RetPlan::Direct { pieces, .. } => locs.extend(pieces.iter().map(|p| (p.loc, true))),
+                RetPlan::Indirect { pointer, returned_in } => {
+                    locs.push((*pointer, false));
+                    locs.extend(returned_in.map(|r| (r, true)));
+                }
+                RetPlan::Void => {}
+            }
+            for (loc, ret) in locs {
+                if let Loc::Int(_) | Loc::Float(_) = loc {
+                    found.push((plan.loc_name(loc, ret), matches!(loc, Loc::Float(_))));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn register_files_are_consistent_with_the_plans() {
+        for abi in Abi::ALL {
+            let r = abi.spec().registers();
+            let lists =
+                [r.callee_saved, r.caller_saved, r.callee_saved_float, r.caller_saved_float];
+            let all: Vec<&str> = lists.concat();
+            let mut unique = all.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), all.len(), "{abi}: a register in two lists: {all:?}");
+            assert!(!all.contains(&r.stack_pointer), "{abi}");
+            assert!(r.link_register.is_none_or(|lr| !all.contains(&lr)), "{abi}");
+            assert!(r.call_alignment.is_power_of_two() && r.call_alignment >= abi.word_size());
+            assert!(r.callee_saved_float_bytes <= 16, "{abi}");
+            assert_eq!(r.callee_saved_float.is_empty(), r.callee_saved_float_bytes == 0, "{abi}");
+            // Argument and result registers are the callee's to destroy.
+            let convs: &[Convention] = match abi.word_size() {
+                4 => &[Convention::Default, Convention::Fastcall, Convention::Thiscall],
+                _ => &[Convention::Default],
+            };
+            for &conv in convs {
+                for (name, float) in plan_registers(abi, conv) {
+                    let list = if float { r.caller_saved_float } else { r.caller_saved };
+                    assert!(
+                        list.contains(&name.as_str()),
+                        "{abi} {conv:?}: {name} not caller-saved"
+                    );
+                }
+            }
+        }
+    }
 }

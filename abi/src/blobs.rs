@@ -4,7 +4,8 @@
 //! `cargo run -p backcall-emu-tests --bin gen-blobs` (keystone, cross-checked against clang's
 //! integrated assembler); never edit them by hand. A test re-assembles the sources and fails
 //! when a committed blob differs. `aarch64-apple` and `i386-win32` have no sources of their
-//! own: `abi/asm/<abi>/SAME_AS` names the ABI whose code they run byte for byte.
+//! own: `abi/asm/<abi>/SAME_AS` names the ABI whose code they run byte for byte, and their
+//! generated files reuse that ABI's blob (its arrays and patch points) with their own `abi`.
 
 use crate::Abi;
 

@@ -50,7 +50,7 @@
 //! * Sub-word integer results come back in `al`/`ax`; clang's callee does not extend them and
 //!   its caller does (`movsbl %al, %eax`). The plan still asks thunkEntry to extend: harmless.
 
-use crate::abi::{Abi, AbiSpec};
+use crate::abi::{Abi, AbiSpec, RegisterFile};
 use crate::layout::{FieldLayout, Layout, Shape};
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
@@ -87,6 +87,21 @@ const SYSV: Flavor = Flavor {
 const SLOT: u32 = 4;
 
 const RESULT_REGS: [&str; 2] = ["eax", "edx"];
+
+/// §2.2, register usage: `%ebx`, `%esi`, `%edi` and `%ebp` belong to the calling function;
+/// `%eax`, `%ecx`, `%edx` and every x87 and SSE register to the callee. §2.2, the stack frame:
+/// "the value (%esp + 4) is always a multiple of 16 when control is transferred to the
+/// function entry point". (`i386-win32` keeps the lists, not the alignment.)
+pub(crate) const REGISTERS: RegisterFile = RegisterFile {
+    stack_pointer: "esp",
+    link_register: None,
+    callee_saved: &["ebx", "esi", "edi", "ebp"],
+    callee_saved_float: &[],
+    callee_saved_float_bytes: 0,
+    caller_saved: &["eax", "ecx", "edx"],
+    caller_saved_float: &["xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7"],
+    call_alignment: 16,
+};
 const X87: [&str; 8] = ["st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)"];
 
 /// `Int(i)` argument register names: fastcall `ecx`, `edx`; thiscall `ecx`; none otherwise.
@@ -385,15 +400,7 @@ impl AbiSpec for I386Sysv {
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
         // §2.1 scalar types: 8-byte scalars are 4-aligned (clang: `_Alignof(double) == 4`,
         // `_Alignof(long long) == 4`). `long double` (12 bytes, 4-aligned) is refused for now.
-        use Scalar::*;
-        Some(match s {
-            Bool | Char | SChar | UChar | I8 | U8 => (1, 1),
-            Short | UShort | I16 | U16 => (2, 2),
-            Int | UInt | Long | ULong | I32 | U32 | SizeT | SSizeT | IntPtr | UIntPtr | Float
-            | Pointer => (4, 4),
-            LongLong | ULongLong | I64 | U64 | Double => (8, 4),
-            LongDouble => return None,
-        })
+        ilp32_scalar_layout(s, 4)
     }
 
     fn int_arg_reg_name(&self, i: u8, conv: Convention) -> &'static str {
@@ -408,9 +415,27 @@ impl AbiSpec for I386Sysv {
         float_reg_name(i)
     }
 
+    fn registers(&self) -> RegisterFile {
+        REGISTERS
+    }
+
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
         plan_i386(&SYSV, sig, args, ret)
     }
+}
+
+/// Scalar sizes of the ILP32 data model (both i386 ABIs): `long` and pointers are 4 bytes;
+/// 8-byte scalars are aligned to `eight_byte_align` (4 on SysV, 8 on Win32).
+pub(crate) fn ilp32_scalar_layout(s: Scalar, eight_byte_align: u32) -> Option<(u32, u32)> {
+    use Scalar::*;
+    Some(match s {
+        Bool | Char | SChar | UChar | I8 | U8 => (1, 1),
+        Short | UShort | I16 | U16 => (2, 2),
+        Int | UInt | Long | ULong | I32 | U32 | SizeT | SSizeT | IntPtr | UIntPtr | Float
+        | Pointer => (4, 4),
+        LongLong | ULongLong | I64 | U64 | Double => (8, eight_byte_align),
+        LongDouble => return None,
+    })
 }
 
 /// Every expected value below was read off clang 14's assembly for the C given in the comment,

@@ -25,7 +25,7 @@
 //!   The `long long` rule is the same as on Linux (clang 14 deviates from MSVC's
 //!   documentation there, see [`crate::i386_sysv`]).
 
-use crate::abi::{Abi, AbiSpec};
+use crate::abi::{Abi, AbiSpec, RegisterFile};
 use crate::i386_sysv::{float_reg_name, int_arg_reg_name, int_ret_reg_name, plan_i386, Flavor};
 use crate::layout::{Layout, Shape};
 use crate::plan::CallPlan;
@@ -67,15 +67,7 @@ impl AbiSpec for I386Win32 {
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
         // MSVC "Data Type Ranges" and natural alignment: 8-byte scalars are 8-aligned (clang:
         // `_Alignof(long long) == 8`, `_Alignof(double) == 8`). `long double` refused for now.
-        use Scalar::*;
-        Some(match s {
-            Bool | Char | SChar | UChar | I8 | U8 => (1, 1),
-            Short | UShort | I16 | U16 => (2, 2),
-            Int | UInt | Long | ULong | I32 | U32 | SizeT | SSizeT | IntPtr | UIntPtr | Float
-            | Pointer => (4, 4),
-            LongLong | ULongLong | I64 | U64 | Double => (8, 8),
-            LongDouble => return None,
-        })
+        crate::i386_sysv::ilp32_scalar_layout(s, 8)
     }
 
     fn int_arg_reg_name(&self, i: u8, conv: Convention) -> &'static str {
@@ -88,6 +80,13 @@ impl AbiSpec for I386Win32 {
 
     fn float_reg_name(&self, i: u8) -> &'static str {
         float_reg_name(i)
+    }
+
+    fn registers(&self) -> RegisterFile {
+        // "x86 calling conventions": EBX, ESI, EDI and EBP are preserved, EAX, ECX and EDX
+        // are not — i386-sysv's lists. But the stack is only 4-aligned at a call (clang and
+        // LLVM's `X86Subtarget` for `i686-pc-windows-msvc`, as MSVC: no realignment to 16).
+        RegisterFile { call_alignment: 4, ..crate::i386_sysv::REGISTERS }
     }
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {

@@ -36,7 +36,7 @@ pub mod x86_64_win64;
 
 use std::fmt;
 
-pub use abi::{Abi, AbiSpec};
+pub use abi::{Abi, AbiSpec, RegisterFile};
 pub use layout::{FieldLayout, Layout, Leaf, Shape};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
 pub use types::{Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type};

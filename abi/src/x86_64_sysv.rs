@@ -3,7 +3,7 @@
 //! Arguments: rdi rsi rdx rcx r8 r9, xmm0–xmm7, then the stack in eightbytes.
 //! Results: rax rdx, xmm0 xmm1, or memory through a hidden pointer in rdi returned in rax.
 
-use crate::abi::{Abi, AbiSpec};
+use crate::abi::{Abi, AbiSpec, RegisterFile};
 use crate::layout::Layout;
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
@@ -131,6 +131,26 @@ impl AbiSpec for X86_64Sysv {
 
     fn float_reg_name(&self, i: u8) -> &'static str {
         FLOATS[i as usize]
+    }
+
+    fn registers(&self) -> RegisterFile {
+        RegisterFile {
+            stack_pointer: "rsp",
+            link_register: None,
+            // §3.2.1, Figure 3.4: %rbx, %rbp and %r12–%r15 "belong to the calling function";
+            // the remaining registers, every %xmm register included, belong to the callee.
+            callee_saved: &["rbx", "rbp", "r12", "r13", "r14", "r15"],
+            callee_saved_float: &[],
+            callee_saved_float_bytes: 0,
+            caller_saved: &["rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"],
+            caller_saved_float: &[
+                "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+                "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
+            ],
+            // §3.2.2: "(%rsp + 8) is always a multiple of 16 when control is transferred to the
+            // function entry point".
+            call_alignment: 16,
+        }
     }
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {

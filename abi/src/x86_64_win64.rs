@@ -12,7 +12,7 @@
 //! argument is at `Stack(32)`. `stack_bytes` includes the shadow space, which the caller always
 //! allocates ("x64 stack usage", Stack allocation): `32 + 8 * (slots - 4)`.
 
-use crate::abi::{Abi, AbiSpec};
+use crate::abi::{Abi, AbiSpec, RegisterFile};
 use crate::layout::Layout;
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
@@ -121,6 +121,27 @@ impl AbiSpec for X86_64Win64 {
 
     fn float_reg_name(&self, i: u8) -> &'static str {
         FLOATS[i as usize]
+    }
+
+    fn registers(&self) -> RegisterFile {
+        RegisterFile {
+            stack_pointer: "rsp",
+            link_register: None,
+            // "x64 ABI conventions", Caller/callee saved registers: RBX, RBP, RDI, RSI, RSP,
+            // R12–R15 and XMM6–XMM15 are nonvolatile (all 128 bits); RAX, RCX, RDX, R8–R11 and
+            // XMM0–XMM5 are volatile.
+            callee_saved: &["rbx", "rbp", "rdi", "rsi", "r12", "r13", "r14", "r15"],
+            callee_saved_float: &[
+                "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
+                "xmm15",
+            ],
+            callee_saved_float_bytes: 16,
+            caller_saved: &["rax", "rcx", "rdx", "r8", "r9", "r10", "r11"],
+            caller_saved_float: &["xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5"],
+            // "x64 stack usage": "The stack will always be maintained 16-byte aligned, except
+            // within the prolog (for example, after the return address is pushed)".
+            call_alignment: 16,
+        }
     }
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {

@@ -18,27 +18,9 @@ use std::sync::{Mutex, OnceLock};
 
 use backcall_abi::Abi;
 
-/// An optimisation level the oracle compiles at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Opt {
-    /// `-O0`: every value goes through memory, struct copies call `memcpy`
-    O0,
-    /// `-O2`: values stay in registers, calls may become tail calls
-    O2,
-}
-
-impl Opt {
-    /// Both levels, in order.
-    pub const ALL: [Opt; 2] = [Opt::O0, Opt::O2];
-
-    /// The clang flag.
-    pub fn flag(self) -> &'static str {
-        match self {
-            Opt::O0 => "-O0",
-            Opt::O2 => "-O2",
-        }
-    }
-}
+/// An optimisation level the oracle compiles at (the host oracle's: one set of levels for
+/// both). At `-O0` struct copies call `memcpy`; at `-O2` calls may become tail calls.
+pub use backcall_native_tests::oracle::Opt;
 
 /// clang failed (or could not be started).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -680,18 +680,23 @@ fn loadable(section: &object::Section<'_, '_>) -> bool {
         }
         _ => false,
     };
-    allocated
-        && matches!(
-            section.kind(),
-            SectionKind::Text
-                | SectionKind::Data
-                | SectionKind::ReadOnlyData
-                | SectionKind::ReadOnlyDataWithRel
-                | SectionKind::ReadOnlyString
-                | SectionKind::UninitializedData
-                | SectionKind::Tls
-                | SectionKind::UninitializedTls
-        )
+    allocated && is_image_kind(section.kind())
+}
+
+/// Whether sections of `kind` hold the program's code or data (as opposed to debug info,
+/// metadata, notes ...).
+pub fn is_image_kind(kind: SectionKind) -> bool {
+    matches!(
+        kind,
+        SectionKind::Text
+            | SectionKind::Data
+            | SectionKind::ReadOnlyData
+            | SectionKind::ReadOnlyDataWithRel
+            | SectionKind::ReadOnlyString
+            | SectionKind::UninitializedData
+            | SectionKind::Tls
+            | SectionKind::UninitializedTls
+    )
 }
 
 /// Writes a 21-bit `adr`/`adrp` immediate: low 2 bits to bits 29–30, the rest to bits 5–23.

@@ -19,6 +19,9 @@
 //! Invariants (DESIGN §6) are collected as [`Violation`]s, never panicked on inside a hook:
 //! callee-saved registers (canaries) and stack balance after every [`Machine::call`], and
 //! stack alignment at every dispatch (all dispatches are recorded as [`DispatchRecord`]s).
+//! Which registers a call preserves or clobbers, and the alignment, are the ABI's own facts
+//! ([`RegisterFile`], from `abi.spec().registers()`); this module only maps their names to
+//! Unicorn's ids ([`reg_id`]).
 //!
 //! Memory map (all below 2 GiB, so `-fno-pic` x86-64 code with 32-bit absolute addresses works):
 //!
@@ -43,12 +46,14 @@ use backcall::memory::Memory;
 use backcall_abi::context::ContextLayout;
 use backcall_abi::thunks::{CodePage, PageError};
 use backcall_abi::{
-    Abi, AbiError, ArgPass, CallPlan, Convention, Loc, ReturnCode, Scalar, Signature, Type,
+    Abi, AbiError, ArgPass, CallPlan, Convention, Loc, RegisterFile, ReturnCode, Scalar, Signature,
+    Type,
 };
-use unicorn_engine::{Arch, HookType, MemType, Mode, Prot, RegisterARM64, RegisterX86, Unicorn};
+use unicorn_engine::{Arch, HookType, MemType, Prot, RegisterARM64, RegisterX86, Unicorn};
 
 pub use unicorn_engine::uc_error;
 
+use crate::asm::Isa;
 use crate::guest::{self, CompileError, Opt};
 use crate::loader::{self, Image, LoadError};
 
@@ -342,96 +347,12 @@ fn uc_err(what: &'static str) -> impl Fn(uc_error) -> MachineError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Registers
+// Registers: the ABI's own facts (`AbiSpec::registers`, abi/src/<abi>.rs), by Unicorn id
 
-/// The register facts the machine needs per ABI: which registers a callee must preserve (the
-/// canaries), which ones a call may clobber (poisoned at dispatch), the stack alignment at a
-/// call.
-struct RegisterFile {
-    sp: i32,
-    /// general registers a callee preserves
-    callee_saved: &'static [&'static str],
-    /// vector registers a callee preserves, and how many of their low bytes
-    callee_saved_vec: &'static [&'static str],
-    callee_saved_vec_bytes: usize,
-    /// general registers a call may clobber (other than the result register)
-    scratch: &'static [&'static str],
-    /// vector registers a call may clobber entirely
-    scratch_vec: &'static [&'static str],
-    /// the alignment of sp at a call instruction
-    call_alignment: u64,
-}
-
-// The callee-saved sets: i386 SysV ABI §2.2.2 (ebx, esi, edi, ebp) and MSVC x86 (the same);
-// x86-64 psABI §3.2.1 (rbx, rbp, r12–r15); Microsoft x64 "Caller/callee saved registers"
-// (rbx, rbp, rdi, rsi, r12–r15, xmm6–xmm15); AAPCS64 §6.1.1/§6.1.2 (x19–x29, low 64 bits of
-// v8–v15). Apple AArch64 keeps AAPCS64's sets (and reserves x18, left alone here).
-const I386: RegisterFile = RegisterFile {
-    sp: RegisterX86::ESP as i32,
-    callee_saved: &["ebx", "esi", "edi", "ebp"],
-    callee_saved_vec: &[],
-    callee_saved_vec_bytes: 0,
-    scratch: &["ecx", "edx"],
-    scratch_vec: &[],
-    call_alignment: 16,
-};
-
-const I386_WIN32: RegisterFile = RegisterFile { call_alignment: 4, ..I386 };
-
-const X86_64_SYSV: RegisterFile = RegisterFile {
-    sp: RegisterX86::RSP as i32,
-    callee_saved: &["rbx", "rbp", "r12", "r13", "r14", "r15"],
-    callee_saved_vec: &[],
-    callee_saved_vec_bytes: 0,
-    scratch: &["rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"],
-    scratch_vec: &[
-        "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
-        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
-    ],
-    call_alignment: 16,
-};
-
-const X86_64_WIN64: RegisterFile = RegisterFile {
-    sp: RegisterX86::RSP as i32,
-    callee_saved: &["rbx", "rbp", "rdi", "rsi", "r12", "r13", "r14", "r15"],
-    callee_saved_vec: &[
-        "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
-    ],
-    callee_saved_vec_bytes: 16,
-    scratch: &["rcx", "rdx", "r8", "r9", "r10", "r11"],
-    scratch_vec: &["xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5"],
-    call_alignment: 16,
-};
-
-const AARCH64: RegisterFile = RegisterFile {
-    sp: RegisterARM64::SP as i32,
-    callee_saved: &["x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29"],
-    callee_saved_vec: &["d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15"],
-    callee_saved_vec_bytes: 8,
-    scratch: &[
-        "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
-        "x15", "x16", "x17",
-    ],
-    scratch_vec: &[
-        "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q16", "q17", "q18", "q19", "q20", "q21",
-        "q22", "q23", "q24", "q25", "q26", "q27", "q28", "q29", "q30", "q31",
-    ],
-    call_alignment: 16,
-};
-
-fn register_file(abi: Abi) -> &'static RegisterFile {
-    match abi {
-        Abi::I386Sysv => &I386,
-        Abi::I386Win32 => &I386_WIN32,
-        Abi::X86_64Sysv => &X86_64_SYSV,
-        Abi::X86_64Win64 => &X86_64_WIN64,
-        Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => &AARCH64,
-    }
-}
-
-/// Unicorn's id for a register named as the ABI files name them (`rdi`, `ecx`, `x3`, ...) or as
-/// the machine needs them (`xmm6`, `q8`). Public for hooks added from outside (the compiler
-/// oracle's return probe, [`crate::oracle`]).
+/// Unicorn's id for a register named as the ABI files name them (`rdi`, `ecx`, `x3`, `xmm6`,
+/// `d8`, `v8`: an AArch64 `v` register is its whole 128-bit `q` register) or as the machine
+/// needs them (`q8`). Public for hooks added from outside (the compiler oracle's return probe,
+/// [`crate::oracle`]).
 pub fn reg_id(name: &str) -> i32 {
     use RegisterARM64 as A;
     use RegisterX86 as X;
@@ -471,7 +392,7 @@ pub fn reg_id(name: &str) -> i32 {
                 x86(X::XMM0) + n
             } else if let Some(n @ 0..=28) = numbered("x") {
                 arm(A::X0) + n
-            } else if let Some(n @ 0..=31) = numbered("q") {
+            } else if let Some(n @ 0..=31) = numbered("q").or_else(|| numbered("v")) {
                 arm(A::Q0) + n
             } else if let Some(n @ 0..=31) = numbered("d") {
                 arm(A::D0) + n
@@ -481,6 +402,40 @@ pub fn reg_id(name: &str) -> i32 {
         }
     };
     id
+}
+
+/// The id of the whole 128-bit register that vector register `name` (`xmm6`, `v8`) is, or is
+/// the low part of (AArch64 `d8`).
+fn whole_vector_id(name: &str) -> i32 {
+    match name.strip_prefix('d').and_then(|n| n.parse::<i32>().ok()) {
+        Some(n @ 0..=31) => RegisterARM64::Q0 as i32 + n,
+        _ => reg_id(name),
+    }
+}
+
+/// Writes all 128 bits of vector register `name`, or of the register `name` is the low part
+/// of (`xmm6`, `v8`, `d8`).
+pub fn write_vector(uc: &mut Unicorn<'_, ()>, name: &str, value: u128) -> Result<(), uc_error> {
+    uc.reg_write_long(whole_vector_id(name), &value.to_le_bytes())
+}
+
+/// Reads all 128 bits of vector register `name`, or of the register `name` is the low part
+/// of (`xmm6`, `v8`, `d8`).
+pub fn read_vector(uc: &Unicorn<'_, ()>, name: &str) -> Result<u128, uc_error> {
+    let long = uc.reg_read_long(whole_vector_id(name))?;
+    let mut b = [0u8; 16];
+    let n = long.len().min(16);
+    b[..n].copy_from_slice(&long[..n]);
+    Ok(u128::from_le_bytes(b))
+}
+
+/// The low `bytes` bytes of `value` (what [`RegisterFile::callee_saved_float_bytes`] keeps).
+pub fn low_bytes(value: u128, bytes: u32) -> u128 {
+    if bytes >= 16 {
+        value
+    } else {
+        value & ((1u128 << (bytes * 8)) - 1)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,7 +468,10 @@ struct Core {
     layout: ContextLayout,
     page: Option<CodePage>,
     mem: GuestMemory,
-    regs: &'static RegisterFile,
+    /// the ABI's register contract
+    regs: RegisterFile,
+    /// the stack pointer's id
+    sp: i32,
     /// where the dispatcher's context argument arrives
     dispatch_arg: Loc,
     /// the result register
@@ -539,11 +497,7 @@ impl Machine {
     /// the machine has no code page ([`Machine::code_page`] is `None`, [`Machine::add_callback`]
     /// fails) but loads and calls code all the same.
     pub fn new(abi: Abi) -> Result<Machine, MachineError> {
-        let (arch, mode) = match abi {
-            Abi::I386Sysv | Abi::I386Win32 => (Arch::X86, Mode::MODE_32),
-            Abi::X86_64Sysv | Abi::X86_64Win64 => (Arch::X86, Mode::MODE_64),
-            Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => (Arch::ARM64, Mode::ARM),
-        };
+        let (arch, mode) = Isa::of(abi).unicorn();
         let mut uc = Unicorn::new(arch, mode).map_err(uc_err("open"))?;
         let fill = if arch == Arch::X86 { 0xcc } else { 0x00 }; // int3 / udf
         let page = match CodePage::build(abi, CODE_BASE, CODE_PAGE_SIZE, DISPATCH_ADDR, 0) {
@@ -552,11 +506,8 @@ impl Machine {
             Err(e) => return Err(MachineError::Page(e)),
         };
         let map = |uc: &mut Unicorn<'static, ()>, base: u64, size: u64, prot: Prot| {
-            uc.mem_map(base, size.div_ceil(MAP_PAGE) * MAP_PAGE, prot).map_err(uc_map)
+            uc.mem_map(base, size.div_ceil(MAP_PAGE) * MAP_PAGE, prot).map_err(uc_err("map memory"))
         };
-        fn uc_map(error: uc_error) -> MachineError {
-            MachineError::Unicorn { what: "map memory", error }
-        }
         map(&mut uc, STOP_BASE, MAP_PAGE, Prot::READ | Prot::EXEC)?;
         map(&mut uc, CODE_BASE, u64::from(CODE_PAGE_SIZE), Prot::READ | Prot::EXEC)?;
         map(&mut uc, DISPATCH_ADDR, MAP_PAGE, Prot::READ | Prot::EXEC)?;
@@ -591,7 +542,8 @@ impl Machine {
             layout: ContextLayout::for_word(abi.word_size()),
             page,
             mem: GuestMemory::new(&uc),
-            regs: register_file(abi),
+            regs: spec.registers(),
+            sp: reg_id(spec.registers().stack_pointer),
             dispatch_arg,
             ret_reg: reg_id(spec.int_ret_reg_name(0)),
             timeout: std::cell::Cell::new(Duration::from_secs(30)),
@@ -877,7 +829,9 @@ impl Guest<'_> {
 // ---------------------------------------------------------------------------------------------
 // Calling into the guest
 
-fn canary(word: u32, depth: u32, i: usize) -> u64 {
+/// The canary [`Machine::call`] puts in callee-saved general register `i` at nesting depth
+/// `depth` (word-sized).
+pub fn canary(word: u32, depth: u32, i: usize) -> u64 {
     let v = 0xCA11_5AFE_0000_0000u64 | u64::from(depth) << 12 | (i as u64 + 1);
     if word == 4 {
         0xCA50_0000 | u64::from(depth) << 12 | (i as u64 + 1)
@@ -886,35 +840,10 @@ fn canary(word: u32, depth: u32, i: usize) -> u64 {
     }
 }
 
-fn vec_canary(depth: u32, i: usize) -> u128 {
+/// The canary [`Machine::call`] puts in callee-saved vector register `i` at nesting depth
+/// `depth` (all 128 bits; only the ABI's preserved low bytes are checked).
+pub fn vec_canary(depth: u32, i: usize) -> u128 {
     0x5AFE_F00D_0000_0000_C0DE_0000_0000_0000u128 | u128::from(depth) << 72 | (i as u128 + 1) << 8
-}
-
-/// Writes the low `bytes` (8 or 16) of a vector register.
-fn write_vec(
-    uc: &mut Unicorn<'_, ()>,
-    name: &str,
-    bytes: usize,
-    value: u128,
-) -> Result<(), uc_error> {
-    if bytes > 8 {
-        uc.reg_write_long(reg_id(name), &value.to_le_bytes())
-    } else {
-        uc.reg_write(reg_id(name), value as u64)
-    }
-}
-
-/// Reads the low `bytes` (8 or 16) of a vector register.
-fn read_vec(uc: &Unicorn<'_, ()>, name: &str, bytes: usize) -> Result<u128, uc_error> {
-    if bytes > 8 {
-        let long = uc.reg_read_long(reg_id(name))?;
-        let mut b = [0u8; 16];
-        let n = long.len().min(16);
-        b[..n].copy_from_slice(&long[..n]);
-        Ok(u128::from_le_bytes(b))
-    } else {
-        uc.reg_read(reg_id(name)).map(u128::from)
-    }
 }
 
 fn call_in(
@@ -929,7 +858,6 @@ fn call_in(
     let word = abi.word_size();
     let w = u64::from(word);
     let regs = core.regs;
-    let is_x86 = !matches!(abi, Abi::Aarch64Aapcs64 | Abi::Aarch64Apple);
     let depth = core.state.borrow().depth;
     if depth >= MAX_DEPTH {
         return Err(MachineError::TooDeep);
@@ -946,7 +874,7 @@ fn call_in(
     let saved =
         if depth > 0 { Some(uc.context_init().map_err(uc_err("save context"))?) } else { None };
     let top = if depth > 0 {
-        (uc.reg_read(regs.sp).map_err(uc_err("read sp"))? - NESTED_GAP) & !15
+        (uc.reg_read(core.sp).map_err(uc_err("read sp"))? - NESTED_GAP) & !15
     } else {
         STACK_TOP - 64
     };
@@ -969,24 +897,25 @@ fn call_in(
             other => unreachable!("an integer argument in {other:?}"),
         }
     }
-    let sp_entry = if is_x86 {
-        let sp = sp_call - w;
-        core.mem.write_word(sp, word, stop);
-        sp
-    } else {
-        uc.reg_write(RegisterARM64::X30, stop).map_err(uc_err("write lr"))?;
-        sp_call
+    // The return address: pushed by x86's `call`, in the link register on AArch64.
+    let (sp_entry, expected_sp) = match regs.link_register {
+        None => {
+            core.mem.write_word(sp_call - w, word, stop);
+            (sp_call - w, sp_call + u64::from(plan.callee_pop))
+        }
+        Some(lr) => {
+            uc.reg_write(reg_id(lr), stop).map_err(uc_err("write lr"))?;
+            (sp_call, sp_call)
+        }
     };
-    let expected_sp = if is_x86 { sp_call + u64::from(plan.callee_pop) } else { sp_call };
-    uc.reg_write(regs.sp, sp_entry).map_err(uc_err("write sp"))?;
+    uc.reg_write(core.sp, sp_entry).map_err(uc_err("write sp"))?;
 
     // Canaries in every callee-saved register.
     for (i, name) in regs.callee_saved.iter().enumerate() {
         uc.reg_write(reg_id(name), canary(word, depth, i)).map_err(uc_err("write a canary"))?;
     }
-    for (i, name) in regs.callee_saved_vec.iter().enumerate() {
-        write_vec(uc, name, regs.callee_saved_vec_bytes, vec_canary(depth, i))
-            .map_err(uc_err("write a vector canary"))?;
+    for (i, name) in regs.callee_saved_float.iter().enumerate() {
+        write_vector(uc, name, vec_canary(depth, i)).map_err(uc_err("write a vector canary"))?;
     }
 
     core.state.borrow_mut().depth += 1;
@@ -1023,11 +952,10 @@ fn call_in(
                 });
             }
         }
-        let keep = regs.callee_saved_vec_bytes;
-        for (i, name) in regs.callee_saved_vec.iter().enumerate() {
-            let value = read_vec(uc, name, keep).map_err(uc_err("read a vector canary"))?;
-            let low = |v: u128| if keep >= 16 { v } else { v & ((1u128 << (keep * 8)) - 1) };
-            let expected = low(vec_canary(depth, i));
+        let keep = regs.callee_saved_float_bytes;
+        for (i, name) in regs.callee_saved_float.iter().enumerate() {
+            let value = read_vector(uc, name).map_err(uc_err("read a vector canary"))?;
+            let (value, expected) = (low_bytes(value, keep), low_bytes(vec_canary(depth, i), keep));
             if value != expected {
                 found.push(Violation::CalleeSaved {
                     function: func,
@@ -1037,7 +965,7 @@ fn call_in(
                 });
             }
         }
-        let sp = uc.reg_read(regs.sp).map_err(uc_err("read sp"))?;
+        let sp = uc.reg_read(core.sp).map_err(uc_err("read sp"))?;
         if sp != expected_sp {
             found.push(Violation::StackBalance {
                 function: func,
@@ -1064,10 +992,8 @@ fn call_in(
 
 /// The code hook at [`DISPATCH_ADDR`]: the emulated dispatcher.
 fn dispatch_hook(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
-    let outcome = catch_unwind(AssertUnwindSafe(|| dispatch(uc, core)));
-    if let Err(panic) = outcome {
+    if let Err(message) = catch_panic(|| dispatch(uc, core)) {
         // A bug in the machine itself (or unreadable guest memory): stop, never unwind into C.
-        let message = panic_message(&panic);
         let mut state = core.state.borrow_mut();
         state.fault = Some(format!("the dispatch hook failed: {message}"));
         drop(state);
@@ -1080,10 +1006,9 @@ fn dispatch(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
     let word = abi.word_size();
     let w = u64::from(word);
     let regs = core.regs;
-    let is_x86 = !matches!(abi, Abi::Aarch64Aapcs64 | Abi::Aarch64Apple);
-    let sp = uc.reg_read(regs.sp).expect("read sp");
+    let sp = uc.reg_read(core.sp).expect("read sp");
     // On x86 the call pushed the return address: the caller's sp was one word higher.
-    let sp_at_call = if is_x86 { sp + w } else { sp };
+    let sp_at_call = if regs.link_register.is_none() { sp + w } else { sp };
     let ctx = match core.dispatch_arg {
         Loc::Int(i) => {
             let name = abi.spec().int_arg_reg_name(i, Convention::Default);
@@ -1094,7 +1019,7 @@ fn dispatch(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
     };
     let layout = core.layout;
     let slot = core.mem.read_word(ctx + u64::from(layout.slot), word);
-    let required = regs.call_alignment;
+    let required = u64::from(regs.call_alignment);
     let depth = core.state.borrow().depth;
     if sp_at_call % required != 0 {
         core.state.borrow_mut().violations.push(Violation::Alignment {
@@ -1122,13 +1047,12 @@ fn dispatch(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
             }
             let frame = Frame { mem: &core.mem, layout, ctx, plan: &plan };
             let mut guest = Guest { core };
-            let outcome = catch_unwind(AssertUnwindSafe(|| handler(&mut guest, &frame)));
-            match outcome {
+            match catch_panic(|| handler(&mut guest, &frame)) {
                 Ok(code) => code,
-                Err(panic) => {
+                Err(message) => {
                     let mut state = core.state.borrow_mut();
                     if state.panic.is_none() {
-                        state.panic = Some((slot, panic_message(&panic)));
+                        state.panic = Some((slot, message));
                     }
                     drop(state);
                     frame.write_zero_result()
@@ -1145,8 +1069,9 @@ fn dispatch(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
         code: code as u32,
     });
 
-    // A real dispatcher may leave anything in the caller-saved registers: poison them.
-    for (i, name) in regs.scratch.iter().enumerate() {
+    // A real dispatcher may leave anything in the caller-saved registers: poison them (the
+    // result register gets the return code below).
+    for (i, name) in regs.caller_saved.iter().enumerate() {
         let poison = if word == 4 {
             0xDEAD_0000 | (i as u64) << 8
         } else {
@@ -1154,35 +1079,44 @@ fn dispatch(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
         };
         uc.reg_write(reg_id(name), poison).expect("poison a register");
     }
-    for (i, name) in regs.scratch_vec.iter().enumerate() {
+    for (i, name) in regs.caller_saved_float.iter().enumerate() {
         let poison = 0xDEAD_BEEF_DEAD_BEEF_0000_0000_0000_0000u128 | (i as u128) << 8;
-        uc.reg_write_long(reg_id(name), &poison.to_le_bytes()).expect("poison a vector register");
+        write_vector(uc, name, poison).expect("poison a vector register");
     }
-    if regs.callee_saved_vec_bytes == 8 {
-        // AArch64: only the low 64 bits of v8–v15 are preserved; the upper halves are fair game.
-        for n in 8..16 {
-            let id = reg_id(&format!("q{n}"));
-            let old = uc.reg_read_long(id).expect("read a vector register");
-            let mut b = [0u8; 16];
-            b[..8].copy_from_slice(&old[..8]);
-            b[8..].copy_from_slice(&0xDEAD_BEEF_BAAD_F00Du64.to_le_bytes());
-            uc.reg_write_long(id, &b).expect("poison a vector register");
+    // Only the low bytes of the callee-saved vector registers survive a call (AArch64: the
+    // low 64 bits of v8–v15): the rest is fair game.
+    let keep = regs.callee_saved_float_bytes;
+    if keep < 16 {
+        for name in regs.callee_saved_float {
+            let old = read_vector(uc, name).expect("read a vector register");
+            let poison = 0xDEAD_BEEF_BAAD_F00D_0000_0000_0000_0000u128;
+            let value = low_bytes(old, keep) | (poison & !low_bytes(u128::MAX, keep));
+            write_vector(uc, name, value).expect("poison a vector register");
         }
     }
 
     uc.reg_write(core.ret_reg, code as u32 as u64).expect("write the return code");
     // Return as `ret` would.
-    if is_x86 {
-        let ret = core.mem.read_word(sp, word);
-        uc.reg_write(regs.sp, sp + w).expect("write sp");
-        uc.set_pc(ret).expect("write pc");
-    } else {
-        let lr = uc.reg_read(RegisterARM64::X30).expect("read lr");
-        uc.set_pc(lr).expect("write pc");
+    match regs.link_register {
+        None => {
+            let ret = core.mem.read_word(sp, word);
+            uc.reg_write(core.sp, sp + w).expect("write sp");
+            uc.set_pc(ret).expect("write pc");
+        }
+        Some(lr) => {
+            let lr = uc.reg_read(reg_id(lr)).expect("read lr");
+            uc.set_pc(lr).expect("write pc");
+        }
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+/// Runs `body`; a panic is caught and answered as its message (what runs inside a Unicorn hook
+/// must never unwind into the emulator or the guest).
+pub fn catch_panic<T>(body: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(body)).map_err(|panic| panic_message(&*panic))
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -5,7 +5,7 @@
 //! handler returned, and every call must keep the machine's invariants.
 //!
 //! It is the host oracle ([`backcall_native_tests::oracle`]) on an emulated machine: the C text
-//! ([`c_source`]: one caller `bc_case_N(thunk)` per case, results stored into the exported
+//! ([`host::c_source`]: one caller `bc_case_N(thunk)` per case, results stored into the exported
 //! buffers `bc_ret_N`), the graffiti values, the byte comparison ([`host::compare`]) and the
 //! [`Report`] with its failure messages are that module's; this one compiles, loads, calls and
 //! adds what only a machine can see.
@@ -79,7 +79,6 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,14 +87,16 @@ use std::time::{Duration, Instant};
 use backcall::marshal::Frame;
 use backcall_abi::thunks::CodePage;
 use backcall_abi::{Abi, CallPlan, Loc, RetPlan, Shape};
-use backcall_native_tests::oracle::{self as host, c_source, caller_name, result_name};
+use backcall_native_tests::oracle::{self as host, caller_name, result_name, Compiled};
 pub use backcall_native_tests::oracle::{Case, Failure, Opt, Prepared, Report, RunError, Skip};
 use unicorn_engine::{Prot, RegisterX86, Unicorn};
 
+use crate::asm::Isa;
 use crate::guest;
 use crate::loader::Image;
 use crate::machine::{
-    reg_id, Machine, MachineError, Violation, CODE_BASE, CODE_PAGE_SIZE, DISPATCH_ADDR, STACK_TOP,
+    catch_panic, reg_id, Machine, MachineError, Violation, CODE_BASE, CODE_PAGE_SIZE,
+    DISPATCH_ADDR, STACK_TOP,
 };
 
 /// Where the probe page is mapped; the thunk's return address is replaced with this address.
@@ -168,40 +169,19 @@ impl EmuOracle {
     /// thunks need.
     pub fn run(&self, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
         let abi = self.abi;
-        let mut report = Report {
-            abi,
-            compiler: self.compiler(),
-            opt,
-            cases: cases.len(),
-            ran: 0,
-            skipped: Vec::new(),
-            failures: Vec::new(),
-            compile_time: Duration::ZERO,
-            call_time: Duration::ZERO,
-            kept: None,
-        };
+        let mut report = Report::new(abi, self.compiler(), opt, cases.len());
         // The thunks a machine's code page holds (and whether this ABI has thunk code at all).
         let capacity = CodePage::build(abi, CODE_BASE, CODE_PAGE_SIZE, DISPATCH_ADDR, 0)
             .map_err(|e| RunError(format!("{abi}: {e} (abi/src/blobs/)")))?
             .thunks as usize;
         let capacity = capacity.max(1);
-        let mut prepared = Vec::new();
-        for (index, case) in cases.iter().enumerate() {
-            match Prepared::new(abi, index, case) {
-                Ok(p) => prepared.push(p),
-                Err(e) => report.skipped.push(Skip {
-                    index,
-                    signature: case.signature.clone(),
-                    reason: e.to_string(),
-                }),
-            }
-        }
+        let mut prepared = Prepared::batch(abi, cases, &mut report);
         if prepared.is_empty() {
             return Ok(report);
         }
         let keep = keep_dir(abi, opt);
         let started = Instant::now();
-        let object = compile_dropping_rejected(abi, opt, &mut prepared, &mut report, &keep)?;
+        let object = compile(abi, opt, &mut prepared, &mut report, &keep)?;
         report.compile_time = started.elapsed();
         let started = Instant::now();
         if let Some(object) = object {
@@ -217,14 +197,7 @@ impl EmuOracle {
                 bench.used += 1;
                 let outcome = bench.run_case(p, self.tamper.as_deref());
                 bench.dirty = !matches!(outcome, Ok(None));
-                match outcome {
-                    Ok(None) => report.ran += 1,
-                    Ok(Some(failure)) => {
-                        report.ran += 1;
-                        report.failures.push(failure);
-                    }
-                    Err(failure) => report.failures.push(failure),
-                }
+                report.record(outcome);
             }
         }
         report.call_time = started.elapsed();
@@ -248,70 +221,36 @@ fn keep_dir(abi: Abi, opt: Opt) -> Option<PathBuf> {
     Some(dir)
 }
 
-fn guest_opt(opt: Opt) -> guest::Opt {
-    match opt {
-        Opt::O0 => guest::Opt::O0,
-        Opt::O2 => guest::Opt::O2,
-    }
-}
-
-/// Compiles the batch; a case whose caller clang rejects becomes a failure and the rest is
-/// compiled again. `None`: every caller was rejected.
-fn compile_dropping_rejected(
+/// Compiles the batch into an object (see [`host::compile_dropping_rejected`]).
+fn compile(
     abi: Abi,
     opt: Opt,
     prepared: &mut Vec<Prepared>,
     report: &mut Report,
     keep: &Option<PathBuf>,
 ) -> Result<Option<Vec<u8>>, RunError> {
-    loop {
-        if prepared.is_empty() {
-            return Ok(None);
-        }
-        let (source, lines) = c_source(abi, prepared);
+    host::compile_dropping_rejected(abi, prepared, report, |source| {
         if let Some(dir) = keep {
-            let _ = std::fs::write(dir.join("oracle.c"), &source);
+            let _ = std::fs::write(dir.join("oracle.c"), source);
         }
-        let error = match guest::compile_c(abi, &source, guest_opt(opt)) {
+        match guest::compile_c(abi, source, opt) {
             Ok(object) => {
                 if let Some(dir) = keep {
                     let _ = std::fs::write(dir.join(format!("oracle{}.o", opt.flag())), &object);
                 }
-                return Ok(Some(object));
+                Ok(Compiled::Output(object))
             }
-            Err(e) => e,
-        };
-        if error.message.starts_with("cannot run") {
-            let hint = require_clang().err().unwrap_or_default();
-            return Err(RunError(format!("{error}\n{hint}")));
-        }
-        let by_case = host::attribute_compiler_messages(&error.message, "<stdin>", &lines);
-        if by_case.is_empty() {
-            let head: String = error.message.lines().take(40).collect::<Vec<_>>().join("\n");
-            return Err(RunError(format!(
-                "`{}` failed on the batch and no message names a case:\n{head}",
-                error.command
-            )));
-        }
-        let mut kept = Vec::with_capacity(prepared.len());
-        for (k, p) in prepared.drain(..).enumerate() {
-            match by_case.get(&k) {
-                None => kept.push(p),
-                Some(messages) => report.failures.push(Failure {
-                    index: p.index,
-                    signature: p.case.signature.clone(),
-                    problems: vec![format!(
-                        "`{}` rejected the caller; a failed _Static_assert means backcall's \
-                         layout of a type differs from the compiler's:\n{}",
-                        error.command,
-                        messages.join("\n")
-                    )],
-                    plan: None,
-                }),
+            Err(error) if error.message.starts_with("cannot run") => {
+                let hint = require_clang().err().unwrap_or_default();
+                Err(RunError(format!("{error}\n{hint}")))
             }
+            Err(error) => Ok(Compiled::Rejected {
+                compiler: error.command,
+                file_name: "<stdin>".into(),
+                stderr: error.message,
+            }),
         }
-        *prepared = kept;
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,16 +315,9 @@ struct Bench {
     dirty: bool,
 }
 
+/// The x86 ABIs (an x87 register stack; `int3` fill).
 fn is_x86(abi: Abi) -> bool {
-    !matches!(abi, Abi::Aarch64Aapcs64 | Abi::Aarch64Apple)
-}
-
-fn sp_name(abi: Abi) -> &'static str {
-    match abi {
-        Abi::I386Sysv | Abi::I386Win32 => "esp",
-        Abi::X86_64Sysv | Abi::X86_64Win64 => "rsp",
-        Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => "sp",
-    }
+    Isa::of(abi) != Isa::Aarch64
 }
 
 /// `reg_id` for a name a (possibly tampered) plan produced: `None` for the ABI files'
@@ -415,11 +347,10 @@ fn reg(uc: &Unicorn<'_, ()>, name: &str) -> Result<u64, String> {
 
 /// Runs a hook body; an error or a panic is recorded, never unwound into Unicorn.
 fn guarded(probe: &Rc<RefCell<Probe>>, what: &str, body: impl FnOnce() -> Result<(), String>) {
-    let outcome = catch_unwind(AssertUnwindSafe(body));
-    let error = match outcome {
+    let error = match catch_panic(body) {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e,
-        Err(_) => "it panicked".to_string(),
+        Err(message) => format!("it panicked: {message}"),
     };
     let mut p = probe.borrow_mut();
     if p.hook_error.is_none() {
@@ -471,23 +402,15 @@ impl Bench {
     ) -> Result<Option<Failure>, Failure> {
         let abi = self.abi;
         let n = p.index;
-        let could_not = |why: String, plan: Option<&CallPlan>| Failure {
-            index: n,
-            signature: p.case.signature.clone(),
-            problems: vec![why],
-            plan: plan.map(|pl| pl.to_string()),
-        };
-        let callee = p.case.callee.as_ref().unwrap_or(&p.case.signature);
+        let could_not = |why: String, plan: Option<&CallPlan>| p.could_not(why, plan);
+        let callee = p.case.callee();
         let mut plan = abi
             .plan(callee)
             .map_err(|e| could_not(format!("no plan for the callback `{callee}`: {e}"), None))?;
         if let Some(tamper) = tamper {
             tamper(p, &mut plan);
         }
-        let mut returned = host::result_graffiti(abi, &plan.ret_layout);
-        if let Some(b) = p.case.flip_result_byte.and_then(|k| returned.get_mut(k)) {
-            *b ^= 1;
-        }
+        let returned = p.case.returned_bytes(abi, &plan.ret_layout);
         let caller = self.image.lookup(&caller_name(n));
         let ret_buf = self.image.lookup(&result_name(n));
         let void = matches!(p.ret.shape, Shape::Void);
@@ -601,18 +524,22 @@ fn thunk_entered(
     probe: &Rc<RefCell<Probe>>,
 ) -> Result<(), String> {
     let word = abi.word_size();
-    let sp = reg(uc, sp_name(abi))?;
-    let (sp_at_call, return_to) = if is_x86(abi) {
-        (sp + u64::from(word), read_word(uc, sp, word)?)
-    } else {
-        (sp, reg(uc, "x30")?)
+    let regs = abi.spec().registers();
+    let sp = reg(uc, regs.stack_pointer)?;
+    // The return address: pushed by x86's `call`, in the link register on AArch64.
+    let (sp_at_call, return_to) = match regs.link_register {
+        None => {
+            let return_to = read_word(uc, sp, word)?;
+            uc.mem_write(sp, &PROBE_ADDR.to_le_bytes()[..word as usize])
+                .map_err(|e| format!("redirecting the return address: {e:?}"))?;
+            (sp + u64::from(word), return_to)
+        }
+        Some(lr) => {
+            let return_to = reg(uc, lr)?;
+            uc.reg_write(reg_id(lr), PROBE_ADDR).map_err(|e| format!("writing {lr}: {e:?}"))?;
+            (sp, return_to)
+        }
     };
-    if is_x86(abi) {
-        uc.mem_write(sp, &PROBE_ADDR.to_le_bytes()[..word as usize])
-            .map_err(|e| format!("redirecting the return address: {e:?}"))?;
-    } else {
-        uc.reg_write(reg_id("x30"), PROBE_ADDR).map_err(|e| format!("writing x30: {e:?}"))?;
-    }
     let stack = read_bytes(uc, sp_at_call, STACK_TOP.saturating_sub(sp_at_call))?;
     let plan = probe.borrow().expect.clone().ok_or("no plan for the caller")?;
     let mut hidden = None;
@@ -653,7 +580,7 @@ fn thunk_returned(
     };
     let entry = entry.ok_or("the probe was reached without a thunk entry")?;
     let plan = plan.ok_or("no plan for the caller")?;
-    let sp = reg(uc, sp_name(abi))?;
+    let sp = reg(uc, abi.spec().registers().stack_pointer)?;
     let returned_in = match plan.ret {
         RetPlan::Indirect { returned_in: Some(loc), .. } => {
             let name = plan.loc_name(loc, true);
@@ -741,7 +668,7 @@ fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe) -> Vec<String> {
             problems.push(format!(
                 "hidden result pointer not returned: the plan returns it in {name}, which holds \
                  {value:#x} after the thunk returned; the caller passed {dst:#x} ({})",
-                ret_words(plan)
+                host::ret_location(plan)
             ));
         }
     }
@@ -812,15 +739,10 @@ fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe) -> Vec<String> {
         problems.push(format!(
             "the hidden result pointer {:#x} ({}) does not point at readable memory: {why}",
             entry.hidden.unwrap_or(0),
-            ret_words(plan)
+            host::ret_location(plan)
         ));
     }
     problems
-}
-
-/// "hidden pointer in rdi, returned in rax", from the plan's words.
-fn ret_words(plan: &CallPlan) -> String {
-    host::ret_location(plan)
 }
 
 /// A stray-write problem: the changed addresses in runs, with old and new bytes, and where

@@ -144,17 +144,10 @@ pub fn run(req: &Request, out: &mut dyn Write) -> i32 {
     let mut signatures = req.signatures.clone();
     signatures.extend(random_signatures(req.random, req.seed));
     let cases: Vec<Case> = signatures.iter().map(|(_, s)| Case::new(s.clone())).collect();
-    let progress = Progress::new(req.abis.len() * req.opts.len(), req.json);
-    let mut cells = Vec::new();
-    for &abi in &req.abis {
-        for &opt in &req.opts {
-            progress.step(abi, opt, cases.len());
-            let started = Instant::now();
-            let report = crate::oracle::run(abi, &cases, opt).map_err(|e| e.to_string());
-            cells.push(Cell { abi, opt, report });
-            progress.done(started);
-        }
-    }
+    let jobs: Vec<(Abi, Opt)> =
+        req.abis.iter().flat_map(|&abi| req.opts.iter().map(move |&opt| (abi, opt))).collect();
+    let progress = Progress::new(jobs.len(), req.json);
+    let cells = run_jobs(&jobs, &cases, &progress);
     progress.finish();
     if req.json {
         write_json(out, &signatures, &cells)
@@ -163,38 +156,59 @@ pub fn run(req: &Request, out: &mut dyn Write) -> i32 {
     }
 }
 
+/// Runs every ABI × level cell on all cores (each cell is one clang batch and one machine, so
+/// cells are independent); answers the cells in `jobs` order.
+fn run_jobs(jobs: &[(Abi, Opt)], cases: &[Case], progress: &Progress) -> Vec<Cell> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(&(abi, opt)) = jobs.get(i) else { break };
+                let started = Instant::now();
+                let report = crate::oracle::run(abi, cases, opt).map_err(|e| e.to_string());
+                progress.done(abi, opt, cases.len(), started);
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((i, Cell { abi, opt, report }));
+            });
+        }
+    });
+    let mut cells = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    cells.sort_by_key(|(i, _)| *i);
+    cells.into_iter().map(|(_, c)| c).collect()
+}
+
 /// Progress on a terminal (stderr), plain lines otherwise; nothing in JSON mode.
 struct Progress {
     total: usize,
     tty: bool,
     quiet: bool,
-    step: std::cell::Cell<usize>,
+    finished: std::sync::atomic::AtomicUsize,
 }
 
 impl Progress {
     fn new(total: usize, quiet: bool) -> Progress {
         let tty = std::io::stderr().is_terminal();
-        Progress { total, tty, quiet, step: std::cell::Cell::new(0) }
+        Progress { total, tty, quiet, finished: std::sync::atomic::AtomicUsize::new(0) }
     }
 
-    fn step(&self, abi: Abi, opt: Opt, cases: usize) {
-        let n = self.step.get() + 1;
-        self.step.set(n);
+    /// One cell finished.
+    fn done(&self, abi: Abi, opt: Opt, cases: usize, started: Instant) {
+        let n = self.finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         if self.quiet {
             return;
         }
-        let filled = n * 30 / self.total.max(1);
-        let bar = format!("[{}{}]", "#".repeat(filled), ".".repeat(30 - filled));
+        let took = started.elapsed();
         if self.tty {
-            eprint!("\r\x1b[2K{bar} {n}/{} {abi} {opt}: {cases} cases", self.total);
+            let filled = n * 30 / self.total.max(1);
+            let bar = format!("[{}{}]", "#".repeat(filled), ".".repeat(30 - filled));
+            eprint!("\r\x1b[2K{bar} {n}/{} {abi} {opt}: {cases} cases in {took:.1?}", self.total);
         } else {
-            eprintln!("verify {n}/{}: {abi} {opt}, {cases} cases", self.total);
-        }
-    }
-
-    fn done(&self, started: Instant) {
-        if !self.quiet && !self.tty {
-            eprintln!("  done in {:.1?}", started.elapsed());
+            eprintln!("verify {n}/{}: {abi} {opt}, {cases} cases in {took:.1?}", self.total);
         }
     }
 

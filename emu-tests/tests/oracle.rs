@@ -7,10 +7,9 @@
 //! * `corpus_<abi>`: the built-in corpus (signatures an ABI refuses are counted as skipped);
 //! * `conventions_<abi>` (i386 only): the corpus again as `__stdcall`, `__fastcall` and
 //!   `__thiscall`;
-//! * `random_<abi>`: `PROPTEST_CASES` (default 256) random signatures from
-//!   `backcall_abi::arbitrary::any_supported_signature()`, one batch (one compile) per level;
-//!   failing cases are run again alone so that proptest shrinks the first ones to the smallest
-//!   failing signature. `PROPTEST_RNG_SEED=<seed>` replays a run (the seed is printed);
+//! * `random_<abi>`: `PROPTEST_CASES` (default 256) random signatures, one batch (one compile)
+//!   per level, the failing ones shrunk (`backcall_native_tests::suite`, shared with the host
+//!   oracle's suite). `PROPTEST_RNG_SEED=<seed>` replays a run (the seed is printed);
 //! * `wrong_plan_<abi>`: a correct plan with one rule flipped (two arguments' locations
 //!   swapped; the hidden result pointer not returned in `eax`/`rax`; the hidden result pointer
 //!   read from the wrong place; the callee pop dropped; a `double` not returned in `st(0)`) is
@@ -20,22 +19,11 @@
 //! fails with the install hint. `cargo test -p backcall-emu-tests --test oracle -- --nocapture`
 //! prints the counts and times.
 
-use std::time::{Duration, Instant};
-
-use backcall::corpus;
-use backcall_abi::arbitrary::any_supported_signature;
 use backcall_abi::{
     Abi, ArgPass, CallPlan, Convention, RetPlan, ReturnCode, Scalar, Signature, Type,
 };
 use backcall_emu_tests::oracle::{self, Case, EmuOracle, Opt, Prepared, Report};
-use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
-
-/// Failing random cases shrunk per level (each shrink step is one compile).
-const SHRUNK: usize = 2;
-/// Shrink steps per failing case, unless `PROPTEST_MAX_SHRINK_ITERS` says otherwise.
-const SHRINK_STEPS: u32 = 200;
-const SHRINK_TIME: Duration = Duration::from_secs(60);
+use backcall_native_tests::suite::{corpus_cases, RandomCases};
 
 /// Whether `abi` can run: clang must be there (else the test fails with the install hint);
 /// an ABI without thunk code is skipped with a message.
@@ -48,17 +36,6 @@ fn ready(abi: Abi) -> bool {
         return false;
     }
     true
-}
-
-/// The built-in corpus; with `conv`, every signature under that convention instead of its own.
-fn corpus_cases(conv: Option<Convention>) -> Vec<Case> {
-    corpus::builtin()
-        .into_iter()
-        .map(|e| {
-            let conv = conv.unwrap_or(e.signature.conv);
-            Case::new(Signature { conv, ..e.signature })
-        })
-        .collect()
 }
 
 fn run_with(oracle: &EmuOracle, cases: &[Case], opt: Opt) -> Report {
@@ -100,76 +77,16 @@ fn check_conventions(abi: Abi) {
 
 // --- random signatures ----------------------------------------------------------------------
 
-/// The seed of this run: `PROPTEST_RNG_SEED`, or one drawn from the clock (and printed).
-fn seed() -> u64 {
-    match Config::default().rng_seed {
-        RngSeed::Fixed(seed) => seed,
-        RngSeed::Random => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.map(|d| d.as_nanos() as u64).unwrap_or(0x5eed)
-        }
-    }
-}
-
-fn config(seed: u64) -> Config {
-    let mut config = Config { rng_seed: RngSeed::Fixed(seed), ..Config::default() };
-    if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
-        config.max_shrink_iters = SHRINK_STEPS;
-    }
-    if std::env::var_os("PROPTEST_MAX_SHRINK_TIME").is_none() {
-        config.max_shrink_time = SHRINK_TIME.as_millis() as u32;
-    }
-    config
-}
-
-/// Runs `sig` alone on `abi` at `opt`, as a proptest test case.
-fn alone(abi: Abi, sig: Signature, opt: Opt) -> Result<(), TestCaseError> {
-    match oracle::run(abi, &[Case::new(sig)], opt) {
-        Ok(report) if report.failures.is_empty() => Ok(()),
-        Ok(report) => Err(TestCaseError::fail(report.to_string())),
-        Err(e) => Err(TestCaseError::fail(e.to_string())),
-    }
-}
-
 fn check_random(abi: Abi) {
     if !ready(abi) {
         return;
     }
-    let seed = seed();
-    let config = config(seed);
-    let mut runner = TestRunner::new(config.clone());
-    let strategy = any_supported_signature();
-    let mut trees: Vec<Option<_>> = (0..config.cases)
-        .map(|_| Some(strategy.new_tree(&mut runner).expect("a signature")))
-        .collect();
-    let cases: Vec<Case> =
-        trees.iter().map(|t| Case::new(t.as_ref().expect("fresh").current())).collect();
-    let mut message = String::new();
+    let mut random = RandomCases::new();
     for opt in Opt::ALL {
-        let report = run(abi, &cases, opt);
-        if report.is_ok() {
-            continue;
-        }
-        message.push_str(&format!("{report}\n"));
-        for index in report.failing().into_iter().take(SHRUNK) {
-            let Some(tree) = trees[index].take() else { continue };
-            let started = Instant::now();
-            let shrunk = match runner.run_one(tree, |sig| alone(abi, sig, opt)) {
-                Err(TestError::Fail(why, sig)) => format!(
-                    "smallest failing signature ({:.1?} shrinking): {sig}\n{why}",
-                    started.elapsed()
-                ),
-                Err(TestError::Abort(why)) => format!("shrinking aborted: {why}"),
-                Ok(_) => "it passes when run alone (it failed only in the batch)".into(),
-            };
-            message.push_str(&format!("\n{abi} case {index} shrunk at {opt}: {shrunk}\n"));
-        }
+        let report = run(abi, random.cases(), opt);
+        random.check(&report, |cases, opt| oracle::run(abi, cases, opt));
     }
-    assert!(
-        message.is_empty(),
-        "{message}\nreplay with PROPTEST_RNG_SEED={seed} PROPTEST_CASES={}",
-        config.cases
-    );
+    random.assert_ok();
 }
 
 // --- the oracle itself: a wrong plan is caught ------------------------------------------------

@@ -13,8 +13,12 @@ use std::rc::Rc;
 
 use backcall_abi::context::ContextLayout;
 use backcall_abi::thunks::CodePage;
-use backcall_abi::{Abi, ReturnCode};
-use unicorn_engine::{Arch, Mode, Prot, RegisterARM64 as A, RegisterX86 as X, Unicorn};
+use backcall_abi::{Abi, RegisterFile, ReturnCode};
+use backcall_emu_tests::asm::Isa;
+use backcall_emu_tests::machine::{
+    canary, low_bytes, read_vector, reg_id, vec_canary, write_vector,
+};
+use unicorn_engine::{Arch, Prot, RegisterARM64 as A, RegisterX86 as X, Unicorn};
 
 const STOP: u64 = 0x0010_0000;
 const CODE: u64 = 0x0020_0000;
@@ -30,136 +34,26 @@ const RESULT_INT_1: u64 = 0x0bad_cafe;
 const RESULT_DOUBLE: f64 = 2.5;
 const SLOT: u32 = 3;
 
-/// One ABI's registers, as this test needs them.
+/// One ABI's registers, as this test needs them: the ABI's own register contract
+/// (`AbiSpec::registers`) and result registers, by Unicorn id where the test reads them.
 struct Regs {
+    file: RegisterFile,
     sp: i32,
-    /// callee-saved general registers
-    saved: &'static [i32],
-    /// callee-saved vector registers and how many low bytes are preserved
-    saved_vec: &'static [i32],
-    vec_bytes: usize,
-    /// the integer and float result registers the caller reads
+    /// the integer result register the caller reads
     ret_int: i32,
-    ret_float: Option<i32>,
+    /// the float result register the caller reads (i386: none, x87 st(0) is loaded only for the
+    /// Float and Double codes)
+    ret_float: Option<&'static str>,
 }
 
 fn regs(abi: Abi) -> Regs {
-    match abi {
-        Abi::I386Sysv | Abi::I386Win32 => Regs {
-            sp: X::ESP as i32,
-            saved: &[X::EBX as i32, X::ESI as i32, X::EDI as i32, X::EBP as i32],
-            saved_vec: &[],
-            vec_bytes: 0,
-            ret_int: X::EAX as i32,
-            ret_float: None, // x87 st(0), loaded only for the Float and Double codes
-        },
-        Abi::X86_64Sysv => Regs {
-            sp: X::RSP as i32,
-            saved: &[
-                X::RBX as i32,
-                X::RBP as i32,
-                X::R12 as i32,
-                X::R13 as i32,
-                X::R14 as i32,
-                X::R15 as i32,
-            ],
-            saved_vec: &[],
-            vec_bytes: 0,
-            ret_int: X::RAX as i32,
-            ret_float: Some(X::XMM0 as i32),
-        },
-        Abi::X86_64Win64 => Regs {
-            sp: X::RSP as i32,
-            saved: &[
-                X::RBX as i32,
-                X::RBP as i32,
-                X::RDI as i32,
-                X::RSI as i32,
-                X::R12 as i32,
-                X::R13 as i32,
-                X::R14 as i32,
-                X::R15 as i32,
-            ],
-            saved_vec: &[
-                X::XMM6 as i32,
-                X::XMM7 as i32,
-                X::XMM8 as i32,
-                X::XMM9 as i32,
-                X::XMM10 as i32,
-                X::XMM11 as i32,
-                X::XMM12 as i32,
-                X::XMM13 as i32,
-                X::XMM14 as i32,
-                X::XMM15 as i32,
-            ],
-            vec_bytes: 16,
-            ret_int: X::RAX as i32,
-            ret_float: Some(X::XMM0 as i32),
-        },
-        Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => Regs {
-            sp: A::SP as i32,
-            saved: &[
-                A::X19 as i32,
-                A::X20 as i32,
-                A::X21 as i32,
-                A::X22 as i32,
-                A::X23 as i32,
-                A::X24 as i32,
-                A::X25 as i32,
-                A::X26 as i32,
-                A::X27 as i32,
-                A::X28 as i32,
-                A::X29 as i32,
-            ],
-            saved_vec: &[
-                A::D8 as i32,
-                A::D9 as i32,
-                A::D10 as i32,
-                A::D11 as i32,
-                A::D12 as i32,
-                A::D13 as i32,
-                A::D14 as i32,
-                A::D15 as i32,
-            ],
-            vec_bytes: 8,
-            ret_int: A::X0 as i32,
-            ret_float: Some(A::D0 as i32),
-        },
-    }
-}
-
-fn is_x86(abi: Abi) -> bool {
-    !matches!(abi, Abi::Aarch64Aapcs64 | Abi::Aarch64Apple)
-}
-
-fn canary(word: u32, i: usize) -> u64 {
-    if word == 4 {
-        0xCA50_0000 | (i as u64 + 1)
-    } else {
-        0xCA11_5AFE_0000_0000 | (i as u64 + 1)
-    }
-}
-
-fn vec_canary(i: usize) -> u128 {
-    0x5AFE_F00D_0000_0000_C0DE_0000_0000_0000u128 | (i as u128 + 1) << 8
-}
-
-fn write_vec(uc: &mut Unicorn<'_, ()>, reg: i32, bytes: usize, value: u128) {
-    if bytes > 8 {
-        uc.reg_write_long(reg, &value.to_le_bytes()).unwrap();
-    } else {
-        uc.reg_write(reg, value as u64).unwrap();
-    }
-}
-
-fn read_vec(uc: &Unicorn<'_, ()>, reg: i32, bytes: usize) -> u128 {
-    if bytes > 8 {
-        let long = uc.reg_read_long(reg).unwrap();
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&long[..16]);
-        u128::from_le_bytes(b)
-    } else {
-        u128::from(uc.reg_read(reg).unwrap())
+    let spec = abi.spec();
+    let file = spec.registers();
+    Regs {
+        file,
+        sp: reg_id(file.stack_pointer),
+        ret_int: reg_id(spec.int_ret_reg_name(0)),
+        ret_float: (abi.word_size() == 8).then(|| spec.float_reg_name(0)),
     }
 }
 
@@ -202,11 +96,11 @@ fn vm_dispatch(uc: &mut Unicorn<'_, ()>, abi: Abi, rfc: u64, callee_pop: u64, se
     uc.mem_write(ctx + u64::from(layout.result_float), &double).unwrap();
     write_word(uc, ctx + u64::from(layout.callee_pop), word, callee_pop);
 
-    for (i, &reg) in r.saved.iter().enumerate() {
-        uc.reg_write(reg, 0xDEAD_0000 | i as u64).unwrap();
+    for (i, name) in r.file.callee_saved.iter().enumerate() {
+        uc.reg_write(reg_id(name), 0xDEAD_0000 | i as u64).unwrap();
     }
-    for &reg in r.saved_vec {
-        write_vec(uc, reg, r.vec_bytes, u128::MAX);
+    for name in r.file.callee_saved_float {
+        write_vector(uc, name, u128::MAX).unwrap();
     }
 
     // Another stack, as a VM's handler would finish on; then the call by the ABI's convention.
@@ -245,11 +139,7 @@ fn vm_dispatch(uc: &mut Unicorn<'_, ()>, abi: Abi, rfc: u64, callee_pop: u64, se
 /// Calls thunk `SLOT` of a fresh code page as a C caller would and lets the fake VM return
 /// through `return_from_context`; answers the problems found.
 fn run(abi: Abi, callee_pop: u64) -> Vec<String> {
-    let (arch, mode) = match abi {
-        Abi::I386Sysv | Abi::I386Win32 => (Arch::X86, Mode::MODE_32),
-        Abi::X86_64Sysv | Abi::X86_64Win64 => (Arch::X86, Mode::MODE_64),
-        Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => (Arch::ARM64, Mode::ARM),
-    };
+    let (arch, mode) = Isa::of(abi).unicorn();
     let word = abi.word_size();
     let w = u64::from(word);
     let r = regs(abi);
@@ -284,18 +174,21 @@ fn run(abi: Abi, callee_pop: u64) -> Vec<String> {
     for i in 0..4 {
         write_word(&mut uc, sp_call + i * w, word, 0x5700 + i);
     }
-    for (i, &reg) in r.saved.iter().enumerate() {
-        uc.reg_write(reg, canary(word, i)).unwrap();
+    for (i, name) in r.file.callee_saved.iter().enumerate() {
+        uc.reg_write(reg_id(name), canary(word, 0, i)).unwrap();
     }
-    for (i, &reg) in r.saved_vec.iter().enumerate() {
-        write_vec(&mut uc, reg, r.vec_bytes, vec_canary(i));
+    for (i, name) in r.file.callee_saved_float.iter().enumerate() {
+        write_vector(&mut uc, name, vec_canary(0, i)).unwrap();
     }
-    if is_x86(abi) {
-        write_word(&mut uc, sp_call - w, word, STOP);
-        uc.reg_write(r.sp, sp_call - w).unwrap();
-    } else {
-        uc.reg_write(A::X30, STOP).unwrap();
-        uc.reg_write(r.sp, sp_call).unwrap();
+    match r.file.link_register {
+        None => {
+            write_word(&mut uc, sp_call - w, word, STOP);
+            uc.reg_write(r.sp, sp_call - w).unwrap();
+        }
+        Some(lr) => {
+            uc.reg_write(reg_id(lr), STOP).unwrap();
+            uc.reg_write(r.sp, sp_call).unwrap();
+        }
     }
 
     let mut problems = Vec::new();
@@ -317,25 +210,29 @@ fn run(abi: Abi, callee_pop: u64) -> Vec<String> {
     if got != RESULT_INT & mask {
         problems.push(format!("result register {got:#x}, expected {RESULT_INT:#x}"));
     }
-    if let Some(reg) = r.ret_float {
-        let got = uc.reg_read(reg).unwrap();
+    if let Some(name) = r.ret_float {
+        let got = low_bytes(read_vector(&uc, name).unwrap(), 8) as u64;
         if got != RESULT_DOUBLE.to_bits() {
             problems.push(format!("float result {got:#x}, expected {RESULT_DOUBLE}"));
         }
     }
-    for (i, &reg) in r.saved.iter().enumerate() {
-        let got = uc.reg_read(reg).unwrap() & mask;
-        if got != canary(word, i) {
-            problems.push(format!("callee-saved register #{i}: {got:#x}"));
+    for (i, name) in r.file.callee_saved.iter().enumerate() {
+        let got = uc.reg_read(reg_id(name)).unwrap() & mask;
+        if got != canary(word, 0, i) {
+            problems.push(format!("callee-saved register {name}: {got:#x}"));
         }
     }
-    for (i, &reg) in r.saved_vec.iter().enumerate() {
-        let got = read_vec(&uc, reg, r.vec_bytes);
-        if got != vec_canary(i) & (u128::MAX >> (128 - 8 * r.vec_bytes)) {
-            problems.push(format!("callee-saved vector register #{i}: {got:#x}"));
+    let keep = r.file.callee_saved_float_bytes;
+    for (i, name) in r.file.callee_saved_float.iter().enumerate() {
+        let got = low_bytes(read_vector(&uc, name).unwrap(), keep);
+        if got != low_bytes(vec_canary(0, i), keep) {
+            problems.push(format!("callee-saved vector register {name}: {got:#x}"));
         }
     }
-    let expected_sp = if is_x86(abi) { sp_call + callee_pop } else { sp_call };
+    let expected_sp = match r.file.link_register {
+        None => sp_call + callee_pop,
+        Some(_) => sp_call,
+    };
     let sp = uc.reg_read(r.sp).unwrap();
     if sp != expected_sp {
         problems.push(format!("sp {sp:#x} after return, expected {expected_sp:#x}"));

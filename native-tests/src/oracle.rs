@@ -165,8 +165,19 @@ impl Case {
         Case { signature, callee: None, flip_result_byte: None }
     }
 
-    fn callee(&self) -> &Signature {
+    /// The signature the callback is created with.
+    pub fn callee(&self) -> &Signature {
         self.callee.as_ref().unwrap_or(&self.signature)
+    }
+
+    /// The bytes the case's handler returns for a result of `layout` on `abi`: the result
+    /// graffiti, with [`Case::flip_result_byte`] flipped.
+    pub fn returned_bytes(&self, abi: Abi, layout: &Layout) -> Vec<u8> {
+        let mut returned = result_graffiti(abi, layout);
+        if let Some(b) = self.flip_result_byte.and_then(|k| returned.get_mut(k)) {
+            *b ^= 1;
+        }
+        returned
     }
 }
 
@@ -190,6 +201,32 @@ impl Prepared {
         let args = case.signature.args.iter().map(|t| abi.layout(t)).collect::<Result<_, _>>()?;
         let ret = abi.layout(&case.signature.ret)?;
         Ok(Prepared { index, case: case.clone(), args, ret })
+    }
+
+    /// Lays out every case of a batch for `abi`; a case the ABI refuses is skipped in `report`.
+    pub fn batch(abi: Abi, cases: &[Case], report: &mut Report) -> Vec<Prepared> {
+        let mut prepared = Vec::new();
+        for (index, case) in cases.iter().enumerate() {
+            match Prepared::new(abi, index, case) {
+                Ok(p) => prepared.push(p),
+                Err(e) => report.skipped.push(Skip {
+                    index,
+                    signature: case.signature.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        prepared
+    }
+
+    /// The failure of this case when it could not run, for the reason `why`.
+    pub fn could_not(&self, why: String, plan: Option<&CallPlan>) -> Failure {
+        Failure {
+            index: self.index,
+            signature: self.case.signature.clone(),
+            problems: vec![why],
+            plan: plan.map(|pl| pl.to_string()),
+        }
     }
 }
 
@@ -527,6 +564,35 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a batch of `cases` cases on `abi`, before anything ran.
+    pub fn new(abi: Abi, compiler: String, opt: Opt, cases: usize) -> Report {
+        Report {
+            abi,
+            compiler,
+            opt,
+            cases,
+            ran: 0,
+            skipped: Vec::new(),
+            failures: Vec::new(),
+            compile_time: Duration::ZERO,
+            call_time: Duration::ZERO,
+            kept: None,
+        }
+    }
+
+    /// Counts one case's outcome: `Ok(None)` it ran and agrees, `Ok(Some(_))` it ran and
+    /// disagrees, `Err(_)` it could not run.
+    pub fn record(&mut self, outcome: Result<Option<Failure>, Failure>) {
+        match outcome {
+            Ok(None) => self.ran += 1,
+            Ok(Some(failure)) => {
+                self.ran += 1;
+                self.failures.push(failure);
+            }
+            Err(failure) => self.failures.push(failure),
+        }
+    }
+
     /// No failure, and at least one case ran.
     pub fn is_ok(&self) -> bool {
         self.failures.is_empty() && self.ran > 0
@@ -639,29 +705,8 @@ impl Oracle {
         backcall::host_abi().map_err(|e| {
             RunError(format!("{e}: no thunk code for {} yet (abi/src/blobs/)", self.abi))
         })?;
-        let mut report = Report {
-            abi: self.abi,
-            compiler: self.compiler.to_string(),
-            opt,
-            cases: cases.len(),
-            ran: 0,
-            skipped: Vec::new(),
-            failures: Vec::new(),
-            compile_time: Duration::ZERO,
-            call_time: Duration::ZERO,
-            kept: None,
-        };
-        let mut prepared = Vec::new();
-        for (index, case) in cases.iter().enumerate() {
-            match Prepared::new(self.abi, index, case) {
-                Ok(p) => prepared.push(p),
-                Err(e) => report.skipped.push(Skip {
-                    index,
-                    signature: case.signature.clone(),
-                    reason: e.to_string(),
-                }),
-            }
-        }
+        let mut report = Report::new(self.abi, self.compiler.to_string(), opt, cases.len());
+        let mut prepared = Prepared::batch(self.abi, cases, &mut report);
         if prepared.is_empty() {
             return Ok(report);
         }
@@ -670,19 +715,12 @@ impl Oracle {
             .tempdir()
             .map_err(|e| RunError(format!("temporary directory: {e}")))?;
         let started = Instant::now();
-        let lib = self.compile_dropping_rejected(dir.path(), opt, &mut prepared, &mut report)?;
+        let lib = self.compile(dir.path(), opt, &mut prepared, &mut report)?;
         report.compile_time = started.elapsed();
         let started = Instant::now();
         if let Some(lib) = lib {
             for p in &prepared {
-                match self.run_case(&lib, p) {
-                    Ok(None) => report.ran += 1,
-                    Ok(Some(failure)) => {
-                        report.ran += 1;
-                        report.failures.push(failure);
-                    }
-                    Err(failure) => report.failures.push(failure),
-                }
+                report.record(self.run_case(&lib, p));
             }
         }
         report.call_time = started.elapsed();
@@ -693,9 +731,8 @@ impl Oracle {
         Ok(report)
     }
 
-    /// Compiles the batch; a case whose caller the compiler rejects (most likely a layout
-    /// `_Static_assert`) becomes a failure and the rest is compiled again.
-    fn compile_dropping_rejected(
+    /// Compiles the batch into a library in `dir` (see [`compile_dropping_rejected`]).
+    fn compile(
         &self,
         dir: &Path,
         opt: Opt,
@@ -703,48 +740,19 @@ impl Oracle {
         report: &mut Report,
     ) -> Result<Option<Library>, RunError> {
         let c_file = dir.join("oracle.c");
-        loop {
-            if prepared.is_empty() {
-                return Ok(None);
-            }
-            let (source, lines) = c_source(self.abi, prepared);
-            std::fs::write(&c_file, &source)
+        let lib_path = dir.join(format!("oracle{}.so", opt.flag()));
+        compile_dropping_rejected(self.abi, prepared, report, |source| {
+            std::fs::write(&c_file, source)
                 .map_err(|e| RunError(format!("{}: {e}", c_file.display())))?;
-            let lib_path = dir.join(format!("oracle{}.so", opt.flag()));
-            let stderr = match self.compiler.compile_shared(&c_file, &lib_path, opt) {
-                Ok(()) => {
-                    let lib = Library::open(&lib_path, opt).map_err(RunError)?;
-                    return Ok(Some(lib));
-                }
-                Err(stderr) => stderr,
-            };
-            let by_case = attribute_messages(&stderr, &c_file, &lines);
-            if by_case.is_empty() {
-                return Err(RunError(format!(
-                    "`{}` {opt} failed on the batch ({}), and no message names a case:\n{stderr}",
-                    self.compiler,
-                    c_file.display()
-                )));
+            match self.compiler.compile_shared(&c_file, &lib_path, opt) {
+                Ok(()) => Library::open(&lib_path, opt).map(Compiled::Output).map_err(RunError),
+                Err(stderr) => Ok(Compiled::Rejected {
+                    compiler: format!("{} {opt}", self.compiler),
+                    file_name: c_file.display().to_string(),
+                    stderr,
+                }),
             }
-            let mut keep = Vec::with_capacity(prepared.len());
-            for (k, p) in prepared.drain(..).enumerate() {
-                match by_case.get(&k) {
-                    None => keep.push(p),
-                    Some(messages) => report.failures.push(Failure {
-                        index: p.index,
-                        signature: p.case.signature.clone(),
-                        problems: vec![format!(
-                            "`{}` {opt} rejected the caller; a failed _Static_assert means \
-                             backcall's layout of a type differs from the compiler's:\n{}",
-                            self.compiler,
-                            messages.join("\n")
-                        )],
-                        plan: None,
-                    }),
-                }
-            }
-            *prepared = keep;
-        }
+        })
     }
 
     /// Runs one compiled case: `Ok(None)` when it agrees, `Ok(Some(_))` when it ran and
@@ -752,19 +760,9 @@ impl Oracle {
     fn run_case(&self, lib: &Library, p: &Prepared) -> Result<Option<Failure>, Failure> {
         let n = p.index;
         let callee = p.case.callee().clone();
-        let could_not = |why: String| Failure {
-            index: n,
-            signature: p.case.signature.clone(),
-            problems: vec![why],
-            plan: None,
-        };
+        let could_not = |why: String| p.could_not(why, None);
         let ret_layout = self.abi.layout(&callee.ret).map_err(|e| could_not(e.to_string()))?;
-        let mut returned = result_graffiti(self.abi, &ret_layout);
-        if let Some(k) = p.case.flip_result_byte {
-            if let Some(b) = returned.get_mut(k) {
-                *b ^= 1;
-            }
-        }
+        let returned = p.case.returned_bytes(self.abi, &ret_layout);
         let value = value_from_bytes(self.abi, &ret_layout, &returned);
         let seen: Seen = Arc::default();
         let record = seen.clone();
@@ -804,24 +802,13 @@ impl Oracle {
         drop(callback);
 
         let calls = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
-        let problems = self.compare(p, &plan, &calls, received.as_deref(), &returned);
+        let problems = compare(self.abi, p, &plan, &calls, received.as_deref(), &returned);
         Ok((!problems.is_empty()).then(|| Failure {
             index: n,
             signature: p.case.signature.clone(),
             problems,
             plan: Some(plan.to_string()),
         }))
-    }
-
-    fn compare(
-        &self,
-        p: &Prepared,
-        plan: &CallPlan,
-        calls: &[Vec<Vec<u8>>],
-        received_ret: Option<&[u8]>,
-        returned: &[u8],
-    ) -> Vec<String> {
-        compare(self.abi, p, plan, calls, received_ret, returned)
     }
 }
 
@@ -1021,14 +1008,73 @@ pub fn ret_location(plan: &CallPlan) -> String {
     out
 }
 
-/// Compiler error messages grouped by the case (position in the batch) whose caller they point
-/// into, through the line ranges [`c_source`] answered.
-fn attribute_messages(
-    stderr: &str,
-    c_file: &Path,
-    lines: &[(usize, usize)],
-) -> BTreeMap<usize, Vec<String>> {
-    attribute_compiler_messages(stderr, &c_file.display().to_string(), lines)
+/// What a compiler made of a batch's C file (see [`compile_dropping_rejected`]).
+#[derive(Debug)]
+pub enum Compiled<T> {
+    /// the compiled callers (a library, an object file)
+    Output(T),
+    /// the compiler refused the file
+    Rejected {
+        /// the compiler command, as the failure messages name it
+        compiler: String,
+        /// what the compiler calls the C file in its messages (a path, `<stdin>`)
+        file_name: String,
+        /// its messages
+        stderr: String,
+    },
+}
+
+/// Compiler message lines quoted when no message names a case.
+const BATCH_MESSAGE_LINES: usize = 40;
+
+/// Compiles a batch with `compile`, which gets the C text of [`c_source`]; a case whose caller
+/// the compiler rejects (most likely a layout `_Static_assert`) becomes a failure in `report`
+/// and the rest is compiled again. `None`: every caller was rejected. Shared by the host oracle
+/// and the emulated one (`backcall-emu-tests`).
+pub fn compile_dropping_rejected<T>(
+    abi: Abi,
+    prepared: &mut Vec<Prepared>,
+    report: &mut Report,
+    mut compile: impl FnMut(&str) -> Result<Compiled<T>, RunError>,
+) -> Result<Option<T>, RunError> {
+    loop {
+        if prepared.is_empty() {
+            return Ok(None);
+        }
+        let (source, lines) = c_source(abi, prepared);
+        let (compiler, file_name, stderr) = match compile(&source)? {
+            Compiled::Output(output) => return Ok(Some(output)),
+            Compiled::Rejected { compiler, file_name, stderr } => (compiler, file_name, stderr),
+        };
+        let by_case = attribute_compiler_messages(&stderr, &file_name, &lines);
+        if by_case.is_empty() {
+            let total = stderr.lines().count();
+            let mut head: Vec<String> =
+                stderr.lines().take(BATCH_MESSAGE_LINES).map(str::to_string).collect();
+            if total > BATCH_MESSAGE_LINES {
+                head.push(format!("... ({} more lines)", total - BATCH_MESSAGE_LINES));
+            }
+            return Err(RunError(format!(
+                "`{compiler}` failed on the batch ({file_name}), and no message names a case:\n{}",
+                head.join("\n")
+            )));
+        }
+        let mut kept = Vec::with_capacity(prepared.len());
+        for (k, p) in prepared.drain(..).enumerate() {
+            match by_case.get(&k) {
+                None => kept.push(p),
+                Some(messages) => report.failures.push(p.could_not(
+                    format!(
+                        "`{compiler}` rejected the caller; a failed _Static_assert means \
+                         backcall's layout of a type differs from the compiler's:\n{}",
+                        messages.join("\n")
+                    ),
+                    None,
+                )),
+            }
+        }
+        *prepared = kept;
+    }
 }
 
 /// Compiler error messages about the file the compiler calls `file_name` (a path, or
@@ -1058,6 +1104,57 @@ pub fn attribute_compiler_messages(
         }
     }
     by_case
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rejected caller becomes its case's failure, the rest is compiled again; a message
+    /// that names no case ends the run.
+    #[test]
+    fn compile_dropping_rejected_fails_the_rejected_cases_only() {
+        let abi = Abi::X86_64Sysv;
+        let int = Type::scalar(Scalar::Int);
+        let cases: Vec<Case> =
+            (0..3).map(|n| Case::new(Signature::new(int.clone(), vec![int.clone(); n]))).collect();
+        let mut report = Report::new(abi, "cc".into(), Opt::O0, cases.len());
+        let mut prepared = Prepared::batch(abi, &cases, &mut report);
+        // An error on the first line of case 1's caller.
+        let (_, lines) = c_source(abi, &prepared);
+        let stderr = format!("x.c:{}:3: error: static assertion failed", lines[1].0);
+        let mut compiles = Vec::new();
+        let out = compile_dropping_rejected(abi, &mut prepared, &mut report, |source| {
+            compiles.push(source.matches("/* case ").count());
+            if compiles.len() > 1 {
+                return Ok(Compiled::Output("the library"));
+            }
+            let stderr = stderr.clone();
+            Ok(Compiled::Rejected { compiler: "cc -O0".into(), file_name: "x.c".into(), stderr })
+        });
+        assert_eq!(out.unwrap(), Some("the library"));
+        assert_eq!(compiles, [3, 2]);
+        assert_eq!(prepared.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(report.failing(), [1]);
+        let problem = &report.failures[0].problems[0];
+        assert!(problem.starts_with("`cc -O0` rejected the caller"), "{problem}");
+        assert!(problem.contains("static assertion failed"), "{problem}");
+
+        let mut prepared = Prepared::batch(abi, &cases, &mut report);
+        let stderr = "cc: fatal error: no input files\n".to_string();
+        let error = compile_dropping_rejected::<()>(abi, &mut prepared, &mut report, |_| {
+            Ok(Compiled::Rejected {
+                compiler: "cc".into(),
+                file_name: "x.c".into(),
+                stderr: stderr.clone(),
+            })
+        })
+        .unwrap_err();
+        assert!(
+            error.0.contains("no message names a case") && error.0.contains("fatal"),
+            "{error}"
+        );
+    }
 }
 
 /// What the process says when a case kills it: the cases in flight, printed by a handler of

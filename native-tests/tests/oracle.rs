@@ -3,41 +3,21 @@
 //! arrive both ways.
 //!
 //! * the built-in corpus, one batch per level;
-//! * `PROPTEST_CASES` (default 256) random signatures from
-//!   `backcall_abi::arbitrary::any_supported_signature()`, one batch per level; failing cases
-//!   are run again alone so that proptest shrinks the first ones to the smallest failing
-//!   signature. The seed is printed on failure; `PROPTEST_RNG_SEED=<seed>` replays a run;
+//! * `PROPTEST_CASES` (default 256) random signatures, one batch per level, the failing ones
+//!   shrunk (`backcall_native_tests::suite`); `PROPTEST_RNG_SEED=<seed>` replays a run;
 //! * on i386, the corpus again under `__stdcall`, `__fastcall` and `__thiscall`;
 //! * the oracle itself can fail: a wrong result byte, and a callback created for a signature
 //!   other than the caller's, are reported.
 //!
 //! `cargo test -p backcall-native-tests --test oracle -- --nocapture` prints the counts.
 
-use std::time::{Duration, Instant};
-
 use backcall::corpus;
 use backcall_abi::arbitrary::any_supported_signature;
-use backcall_abi::{Abi, Convention, Scalar, Signature, Type};
+use backcall_abi::{Abi, Scalar, Signature, Type};
 use backcall_native_tests::oracle::{self, Case, Compiler, Opt, Oracle, Prepared, Report};
+use backcall_native_tests::suite::{config, corpus_cases, seed, RandomCases};
 use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
-
-/// Failing random cases shrunk per level (each shrink step is one compile).
-const SHRUNK: usize = 2;
-/// Shrink steps per failing case, unless `PROPTEST_MAX_SHRINK_ITERS` says otherwise.
-const SHRINK_STEPS: u32 = 200;
-const SHRINK_TIME: Duration = Duration::from_secs(60);
-
-/// The built-in corpus; with `conv`, every signature under that convention instead of its own.
-fn corpus_cases(conv: Option<Convention>) -> Vec<Case> {
-    corpus::builtin()
-        .into_iter()
-        .map(|e| {
-            let conv = conv.unwrap_or(e.signature.conv);
-            Case::new(Signature { conv, ..e.signature })
-        })
-        .collect()
-}
+use proptest::test_runner::TestRunner;
 
 fn run(cases: &[Case], opt: Opt) -> Report {
     run_with(&Oracle::host(), cases, opt)
@@ -91,6 +71,7 @@ fn the_corpus_with_clang() {
 #[cfg(target_arch = "x86")]
 mod i386_conventions {
     use super::*;
+    use backcall_abi::Convention;
 
     fn check(conv: Convention) {
         let oracle = clang_oracle().unwrap_or_else(Oracle::host);
@@ -115,55 +96,16 @@ mod i386_conventions {
     }
 }
 
-/// The seed of this run: `PROPTEST_RNG_SEED`, or one drawn from the clock (and printed).
-fn seed() -> u64 {
-    match Config::default().rng_seed {
-        RngSeed::Fixed(seed) => seed,
-        RngSeed::Random => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.map(|d| d.as_nanos() as u64).unwrap_or(0x5eed)
-        }
-    }
-}
-
-fn config(seed: u64) -> Config {
-    let mut config = Config { rng_seed: RngSeed::Fixed(seed), ..Config::default() };
-    if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
-        config.max_shrink_iters = SHRINK_STEPS;
-    }
-    if std::env::var_os("PROPTEST_MAX_SHRINK_TIME").is_none() {
-        config.max_shrink_time = SHRINK_TIME.as_millis() as u32;
-    }
-    config
-}
-
-/// Runs `sig` alone at `opt`, as a proptest test case.
-fn alone(sig: Signature, opt: Opt) -> Result<(), TestCaseError> {
-    match Oracle::host().run(&[Case::new(sig)], opt) {
-        Ok(report) if report.failures.is_empty() => Ok(()),
-        Ok(report) => Err(TestCaseError::fail(report.to_string())),
-        Err(e) => Err(TestCaseError::fail(e.to_string())),
-    }
-}
-
 #[test]
 fn random_signatures_at_o0_and_o2() {
-    let seed = seed();
-    let config = config(seed);
-    let mut runner = TestRunner::new(config.clone());
-    let strategy = any_supported_signature();
-    let mut trees: Vec<Option<_>> = (0..config.cases)
-        .map(|_| Some(strategy.new_tree(&mut runner).expect("a signature")))
-        .collect();
-    let cases: Vec<Case> =
-        trees.iter().map(|t| Case::new(t.as_ref().expect("fresh").current())).collect();
+    let mut random = RandomCases::new();
 
     // The two levels in parallel: each thread creates and calls its own callbacks.
     let reports: Vec<Report> = std::thread::scope(|s| {
         let handles: Vec<_> = Opt::ALL
             .map(|opt| {
                 s.spawn({
-                    let cases = &cases;
+                    let cases = random.cases();
                     move || run(cases, opt)
                 })
             })
@@ -171,28 +113,10 @@ fn random_signatures_at_o0_and_o2() {
         handles.into_iter().map(|h| h.join().expect("the batch thread")).collect()
     });
 
-    let mut message = String::new();
-    for report in reports.iter().filter(|r| !r.is_ok()) {
-        message.push_str(&format!("{report}\n"));
-        for index in report.failing().into_iter().take(SHRUNK) {
-            let Some(tree) = trees[index].take() else { continue };
-            let started = Instant::now();
-            let shrunk = match runner.run_one(tree, |sig| alone(sig, report.opt)) {
-                Err(TestError::Fail(why, sig)) => format!(
-                    "smallest failing signature ({:.1?} shrinking): {sig}\n{why}",
-                    started.elapsed()
-                ),
-                Err(TestError::Abort(why)) => format!("shrinking aborted: {why}"),
-                Ok(_) => "it passes when run alone (it failed only in the batch)".into(),
-            };
-            message.push_str(&format!("\ncase {index} shrunk at {}: {shrunk}\n", report.opt));
-        }
+    for report in &reports {
+        random.check(report, |cases, opt| Oracle::host().run(cases, opt));
     }
-    assert!(
-        message.is_empty(),
-        "{message}\nreplay with PROPTEST_RNG_SEED={seed} PROPTEST_CASES={}",
-        config.cases
-    );
+    random.assert_ok();
 }
 
 // --- the oracle itself ---------------------------------------------------------------------

@@ -1,0 +1,154 @@
+//! What the two compiler oracle suites drive their oracle with: `native-tests/tests/oracle.rs`
+//! (the host's compiler, natively) and `emu-tests/tests/oracle.rs` (clang per ABI, emulated).
+//!
+//! * [`corpus_cases`]: the built-in corpus as cases, optionally under one convention;
+//! * [`RandomCases`]: `PROPTEST_CASES` (default 256) random signatures from
+//!   `backcall_abi::arbitrary::any_supported_signature()`, run as one batch per level; the first
+//!   [`SHRUNK`] failing cases of a batch are run again alone so that proptest shrinks them to
+//!   the smallest failing signature. The seed is printed on failure; `PROPTEST_RNG_SEED=<seed>`
+//!   replays a run.
+
+use std::time::{Duration, Instant};
+
+use backcall::corpus;
+use backcall_abi::arbitrary::any_supported_signature;
+use backcall_abi::{Convention, Signature};
+use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
+
+use crate::oracle::{Case, Opt, Report, RunError};
+
+/// Failing random cases shrunk per batch (each shrink step is one compile).
+pub const SHRUNK: usize = 2;
+/// Shrink steps per failing case, unless `PROPTEST_MAX_SHRINK_ITERS` says otherwise.
+pub const SHRINK_STEPS: u32 = 200;
+/// Shrinking time per failing case, unless `PROPTEST_MAX_SHRINK_TIME` says otherwise.
+pub const SHRINK_TIME: Duration = Duration::from_secs(60);
+
+/// The built-in corpus; with `conv`, every signature under that convention instead of its own.
+pub fn corpus_cases(conv: Option<Convention>) -> Vec<Case> {
+    corpus::builtin()
+        .into_iter()
+        .map(|e| {
+            let conv = conv.unwrap_or(e.signature.conv);
+            Case::new(Signature { conv, ..e.signature })
+        })
+        .collect()
+}
+
+/// The seed of this run: `PROPTEST_RNG_SEED`, or one drawn from the clock (and printed).
+pub fn seed() -> u64 {
+    match Config::default().rng_seed {
+        RngSeed::Fixed(seed) => seed,
+        RngSeed::Random => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map(|d| d.as_nanos() as u64).unwrap_or(0x5eed)
+        }
+    }
+}
+
+/// proptest's configuration (the environment's) with `seed` and this suite's shrink limits.
+pub fn config(seed: u64) -> Config {
+    let mut config = Config { rng_seed: RngSeed::Fixed(seed), ..Config::default() };
+    if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
+        config.max_shrink_iters = SHRINK_STEPS;
+    }
+    if std::env::var_os("PROPTEST_MAX_SHRINK_TIME").is_none() {
+        config.max_shrink_time = SHRINK_TIME.as_millis() as u32;
+    }
+    config
+}
+
+type Tree = <BoxedStrategy<Signature> as Strategy>::Tree;
+
+/// One run's random signatures, kept as proptest value trees so that failing ones can be shrunk,
+/// and what the batches run on them found (see the [module documentation](self)).
+pub struct RandomCases {
+    seed: u64,
+    config: Config,
+    runner: TestRunner,
+    /// per case; `None` once shrunk
+    trees: Vec<Option<Tree>>,
+    cases: Vec<Case>,
+    message: String,
+}
+
+impl Default for RandomCases {
+    fn default() -> RandomCases {
+        RandomCases::new()
+    }
+}
+
+impl RandomCases {
+    /// `PROPTEST_CASES` random signatures, seeded by [`seed`].
+    pub fn new() -> RandomCases {
+        let seed = seed();
+        let config = config(seed);
+        let mut runner = TestRunner::new(config.clone());
+        let strategy = any_supported_signature().boxed();
+        let trees: Vec<Option<Tree>> = (0..config.cases)
+            .map(|_| Some(strategy.new_tree(&mut runner).expect("a signature")))
+            .collect();
+        let cases = trees.iter().map(|t| Case::new(t.as_ref().expect("fresh").current())).collect();
+        RandomCases { seed, config, runner, trees, cases, message: String::new() }
+    }
+
+    /// The cases, one per signature, in order.
+    pub fn cases(&self) -> &[Case] {
+        &self.cases
+    }
+
+    /// Takes note of `report`, a batch of [`RandomCases::cases`], unless it is ok: the report,
+    /// and its first [`SHRUNK`] failing cases shrunk to the smallest failing signature, each
+    /// step a run of one case by `run` at the report's level.
+    pub fn check(
+        &mut self,
+        report: &Report,
+        run: impl Fn(&[Case], Opt) -> Result<Report, RunError>,
+    ) {
+        if report.is_ok() {
+            return;
+        }
+        self.message.push_str(&format!("{report}\n"));
+        let opt = report.opt;
+        for index in report.failing().into_iter().take(SHRUNK) {
+            let Some(tree) = self.trees.get_mut(index).and_then(Option::take) else { continue };
+            let started = Instant::now();
+            let shrunk = match self.runner.run_one(tree, |sig| alone(&run, sig, opt)) {
+                Err(TestError::Fail(why, sig)) => format!(
+                    "smallest failing signature ({:.1?} shrinking): {sig}\n{why}",
+                    started.elapsed()
+                ),
+                Err(TestError::Abort(why)) => format!("shrinking aborted: {why}"),
+                Ok(_) => "it passes when run alone (it failed only in the batch)".into(),
+            };
+            let abi = report.abi;
+            self.message.push_str(&format!("\n{abi} case {index} shrunk at {opt}: {shrunk}\n"));
+        }
+    }
+
+    /// Panics with every report [`RandomCases::check`] took note of, and how to replay the run.
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(
+            self.message.is_empty(),
+            "{}\nreplay with PROPTEST_RNG_SEED={} PROPTEST_CASES={}",
+            self.message,
+            self.seed,
+            self.config.cases
+        );
+    }
+}
+
+/// Runs `sig` alone at `opt` with `run`, as a proptest test case.
+fn alone(
+    run: &impl Fn(&[Case], Opt) -> Result<Report, RunError>,
+    sig: Signature,
+    opt: Opt,
+) -> Result<(), TestCaseError> {
+    match run(&[Case::new(sig)], opt) {
+        Ok(report) if report.failures.is_empty() => Ok(()),
+        Ok(report) => Err(TestCaseError::fail(report.to_string())),
+        Err(e) => Err(TestCaseError::fail(e.to_string())),
+    }
+}
