@@ -229,10 +229,10 @@ pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -
             h.store(0, std::sync::atomic::Ordering::Release);
             light_fence();
             if slot.released() {
-                registry().try_free(id, slot);
+                registry().defer_free(id);
             }
         }
-        None => slot.exit_counted(id),
+        None => slot.exit_counted_deferred(id),
     }
     me.depth.set(depth);
     let jump: extern "C" fn(*mut CallbackContext, u32) -> ! =

@@ -125,11 +125,34 @@ pub fn set_error_hook(hook: impl Fn(&CallbackError) + Send + Sync + 'static) {
     *HOOK.write().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
 }
 
-/// Delivers `e` to the hook.
+/// Delivers `e` to the hook. Never unwinds: a panicking hook is stopped here (its payload is
+/// leaked, since dropping it could panic again), because `report` runs in the middle of the
+/// dispatcher's bookkeeping, where an unwind would leave a call announced forever.
 pub(crate) fn report(e: CallbackError) {
-    let hook = HOOK.read().unwrap_or_else(|p| p.into_inner());
-    match hook.as_ref() {
-        Some(h) => h(&e),
-        None => eprintln!("backcall: {e}"),
+    let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let hook = HOOK.read().unwrap_or_else(|p| p.into_inner());
+        match hook.as_ref() {
+            Some(h) => h(&e),
+            None => eprintln!("backcall: {e}"),
+        }
+    }));
+    if let Err(payload) = delivered {
+        std::mem::forget(payload);
+        eprintln!("backcall: the error hook panicked while reporting: {e}");
+    }
+}
+
+/// Runs `f` (user code: a handler's destructor), reporting a panic instead of unwinding.
+pub(crate) fn contain(thunk: usize, what: &str, f: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        let message = match payload.downcast_ref::<&str>() {
+            Some(s) => format!("{what}: {s}"),
+            None => match payload.downcast_ref::<String>() {
+                Some(s) => format!("{what}: {s}"),
+                None => format!("{what}: a non-string panic payload"),
+            },
+        };
+        std::mem::forget(payload);
+        report(CallbackError::Panicked { thunk, message });
     }
 }

@@ -187,11 +187,14 @@ static ASYMMETRIC_FAST: AtomicBool = AtomicBool::new(false);
 
 /// The release side's fence: after it, every thread's earlier stores (hazards) are visible to
 /// this thread, and this thread's earlier stores (a release) to every later load elsewhere.
-pub(crate) fn heavy_barrier() {
+/// Whether the barrier ran; `false` means other threads' hazards may not be visible, so the
+/// caller must treat the callback as still in use (and keep it: a leak, never a use-after-free).
+pub(crate) fn heavy_barrier() -> bool {
     if asymmetric() {
-        membarrier::run();
+        membarrier::run()
     } else {
         fence(Ordering::SeqCst);
+        true
     }
 }
 
@@ -222,13 +225,11 @@ mod membarrier {
         ok
     }
 
-    /// Runs the barrier on every CPU running a thread of this process.
-    pub fn run() {
-        if call(PRIVATE_EXPEDITED) != 0 {
-            // Registered, so this cannot fail; if it did, calls would be unprotected.
-            eprintln!("backcall: membarrier(PRIVATE_EXPEDITED) failed after registration");
-            std::process::abort();
-        }
+    /// Runs the barrier on every CPU running a thread of this process; whether it ran. It can
+    /// fail after registration (ENOMEM on some kernels, a seccomp filter denying the barrier):
+    /// then the caller keeps the callback rather than free it unprotected.
+    pub fn run() -> bool {
+        call(PRIVATE_EXPEDITED) == 0
     }
 }
 
@@ -237,5 +238,7 @@ mod membarrier {
     pub fn register() -> bool {
         false
     }
-    pub fn run() {}
+    pub fn run() -> bool {
+        true
+    }
 }

@@ -239,6 +239,14 @@ impl Slot {
         }
     }
 
+    /// [`Slot::exit_counted`] for `return_from_context`, whose handler frame is still on the
+    /// stack: the free is deferred (see [`Registry::defer_free`]).
+    pub fn exit_counted_deferred(&self, id: u32) {
+        if self.inflight.fetch_sub(1, Ordering::SeqCst) == 1 && self.released() {
+            registry().defer_free(id);
+        }
+    }
+
     /// The live callback's plan, for a caller holding the live handle.
     pub fn live_info(&self) -> &PlanInfo {
         // SAFETY: the caller (a `Callback`) has not released the slot, so it is not freed.
@@ -259,6 +267,7 @@ pub(crate) struct Registry {
     pages: [AtomicPtr<Page>; MAX_PAGES],
     shift: AtomicU32,
     state: Mutex<PoolState>,
+    deferred: Mutex<Vec<u32>>,
 }
 
 struct PoolState {
@@ -272,6 +281,7 @@ static REGISTRY: Registry = Registry {
     pages: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PAGES],
     shift: AtomicU32::new(0),
     state: Mutex::new(PoolState { pages: 0, free: VecDeque::new(), abi: None, limit: MAX_PAGES }),
+    deferred: Mutex::new(Vec::new()),
 };
 
 /// The process-wide registry.
@@ -327,6 +337,7 @@ impl Registry {
         owner: u32,
         handler: HandlerBox,
     ) -> Result<u32, Error> {
+        self.free_deferred();
         let tomb = Tombstone::of(&info.plan).pack();
         let id = self.take_free(abi)?;
         let slot = self.slot(id).expect("free ids name published slots");
@@ -358,6 +369,7 @@ impl Registry {
         // counted calls' increment-then-read).
         slot.state.swap(state ^ TAGS, Ordering::SeqCst);
         self.try_free(id, slot);
+        self.free_deferred();
     }
 
     /// Frees the released callback in `slot` if no call is in flight through it.
@@ -383,8 +395,7 @@ impl Registry {
                 return;
             }
         } else {
-            hazard::heavy_barrier();
-            if hazard::any_holds(id) {
+            if !hazard::heavy_barrier() || hazard::any_holds(id) {
                 return;
             }
         }
@@ -399,9 +410,30 @@ impl Registry {
         };
         pool.free.push_back(id);
         drop(pool);
-        // The handler's captures may run arbitrary code when dropped: no lock is held.
-        drop(info);
-        drop(handler);
+        // The handler's captures may run arbitrary code when dropped: no lock is held, and a
+        // panic there is reported, never unwound into the dispatcher's bookkeeping or into C.
+        let thunk = self.lookup(id).map_or(0, |(_, thunk)| thunk);
+        crate::error::contain(thunk, "while dropping the released handler", move || {
+            drop(info);
+            drop(handler);
+        });
+    }
+
+    /// Frees, at a later safe point, a released callback whose handler frame is still on the
+    /// stack (`return_from_context` jumps over it: freeing its closure under it would pull
+    /// memory from under a live `&self`).
+    pub fn defer_free(&self, id: u32) {
+        self.deferred.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+    }
+
+    /// Frees what [`Registry::defer_free`] put aside (called on create and release).
+    fn free_deferred(&self) {
+        let ids = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in ids {
+            if let Some(slot) = self.slot(id) {
+                self.try_free(id, slot);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
