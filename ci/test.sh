@@ -34,6 +34,15 @@ run_tests() {
     fi
 }
 
+# The runtime's symmetric-fence fallback (no membarrier: old kernels, seccomp) under the suites
+# that create, call and release callbacks across threads.
+run_fallback_fences() {
+    section "native runtime suites with BACKCALL_NO_MEMBARRIER=1 (fallback fences)"
+    BACKCALL_NO_MEMBARRIER=1 cargo test -p backcall --lib --no-fail-fast
+    BACKCALL_NO_MEMBARRIER=1 cargo test -p backcall-native-tests --no-fail-fast \
+        --test runtime --test churn --test faults
+}
+
 # --- native runs on the other host ABIs ------------------------------------------------------
 # The runtime and the native suites built for i686-unknown-linux-gnu run natively on this x86-64
 # host (i386-sysv, with the stdcall/fastcall/thiscall conventions).
@@ -58,6 +67,7 @@ install_deps
 check_format
 check_lints
 run_tests
+run_fallback_fences
 run_native_i686
 run_native_aarch64
 section "all steps passed"

@@ -165,9 +165,48 @@ impl EmuOracle {
         format!("clang --target={} (emulated)", self.abi.clang_target())
     }
 
+    /// Runs `cases` at `opt`. clang compiles one file on one core and is most of the time, so a
+    /// large batch is split into one chunk per core, each run as its own batch in parallel;
+    /// the report's times are then the chunks' sums (work done, not wall time).
+    pub fn run(&self, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunks = cores.min(cases.len() / MIN_CHUNK).max(1);
+        if chunks == 1 {
+            return self.run_batch(cases, opt);
+        }
+        let size = cases.len().div_ceil(chunks);
+        let reports: Vec<Result<Report, RunError>> = std::thread::scope(|scope| {
+            let runs: Vec<_> = cases
+                .chunks(size)
+                .map(|chunk| scope.spawn(move || self.run_batch(chunk, opt)))
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().unwrap_or_else(|_| Err(RunError("a chunk panicked".into()))))
+                .collect()
+        });
+        let mut merged = Report::new(self.abi, self.compiler(), opt, cases.len());
+        for (i, report) in reports.into_iter().enumerate() {
+            let mut report = report?;
+            let offset = i * size;
+            merged.ran += report.ran;
+            merged.compile_time += report.compile_time;
+            merged.call_time += report.call_time;
+            merged.skipped.extend(report.skipped.drain(..).map(|mut s| {
+                s.index += offset;
+                s
+            }));
+            merged.failures.extend(report.failures.drain(..).map(|mut f| {
+                f.index += offset;
+                f
+            }));
+            merged.kept = merged.kept.or(report.kept);
+        }
+        Ok(merged)
+    }
+
     /// Runs `cases` as one batch at `opt`: one C file, one compile, as many machines as the
     /// thunks need.
-    pub fn run(&self, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
+    fn run_batch(&self, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
         let abi = self.abi;
         let mut report = Report::new(abi, self.compiler(), opt, cases.len());
         // The thunks a machine's code page holds (and whether this ABI has thunk code at all).
@@ -206,6 +245,9 @@ impl EmuOracle {
         Ok(report)
     }
 }
+
+/// Cases below which a batch is not split across cores (a compile's fixed cost dominates).
+const MIN_CHUNK: usize = 64;
 
 /// `BACKCALL_ORACLE_KEEP=1`: a fresh directory for this run's C file and object.
 fn keep_dir(abi: Abi, opt: Opt) -> Option<PathBuf> {

@@ -377,3 +377,24 @@ fn a_batch_larger_than_a_code_page_runs() {
     report.assert_ok();
     assert_eq!(report.ran, cases.len());
 }
+
+/// A large batch is split into one chunk per core: a failure in a later chunk must still be
+/// reported under its index in the whole batch.
+#[test]
+fn a_split_batch_reports_failures_under_their_batch_index() {
+    let abi = Abi::X86_64Sysv;
+    if !ready(abi) {
+        return;
+    }
+    let mut cases: Vec<Case> = corpus_cases(None).into_iter().chain(corpus_cases(None)).collect();
+    let target = (cases.len() * 3 / 4..cases.len())
+        .find(|&i| {
+            !matches!(cases[i].signature.ret, Type::Void) && abi.plan(&cases[i].signature).is_ok()
+        })
+        .expect("a corpus case with a result");
+    cases[target].flip_result_byte = Some(0);
+    let report = run(abi, &cases, Opt::O0);
+    assert_eq!(report.cases, cases.len());
+    assert_eq!(report.failing(), vec![target], "{report}");
+    assert_eq!(report.ran + report.skipped.len(), cases.len());
+}
