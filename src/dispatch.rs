@@ -113,9 +113,13 @@ fn counted_call(c: &mut CallbackContext, id: u32, slot: &Slot, me: &ThreadState)
 #[inline(always)]
 fn run(c: &mut CallbackContext, live: Live<'_>, me: &ThreadState) -> ReturnCode {
     let thunk = c.thunk;
-    c.previous = me.current.replace(c);
-    let previous = c.previous;
-    let args = Args { native: Native { ctx: c, info: live.info }, thunk };
+    // One raw pointer for the context from here on: the handler reaches it through `args` and
+    // `current_context()`, so no `&mut` may be used on it while the handler runs.
+    let ctx: *mut CallbackContext = c;
+    let previous = me.current.replace(ctx);
+    // SAFETY: `ctx` is thunkEntry's live context; this write precedes any use of the pointer.
+    unsafe { (*ctx).previous = previous };
+    let args = Args { native: Native { ctx, info: live.info }, thunk };
     // SAFETY: `live` is the announced callback; its vtable was made for its data.
     let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { (live.vt.call)(live.data, &args) }));
     me.current.set(previous);
