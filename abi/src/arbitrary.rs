@@ -60,7 +60,7 @@ pub fn any_convention() -> impl Strategy<Value = Convention> {
 /// A lower-case C identifier that is not a keyword and not a macro a C header or compiler may
 /// define (such as `errno` or `linux`), so generated C compiles.
 pub fn any_identifier() -> impl Strategy<Value = String> {
-    "[a-z][a-z0-9_]{0,7}".prop_map(|s| if RESERVED.contains(&s.as_str()) { s + "_" } else { s })
+    "[a-z][a-z0-9_]{0,7}".prop_map(|s| if is_reserved(&s) { s + "_" } else { s })
 }
 
 /// A scalar, `_Complex` or aggregate type whose aggregates nest up to `depth` levels, with any
@@ -221,54 +221,14 @@ impl TagFixer {
     }
 }
 
-/// Lower-case C keywords (C23 and GNU) and macros that headers or compilers may define.
+fn is_reserved(name: &str) -> bool {
+    crate::types::C_KEYWORDS.contains(&name) || RESERVED.contains(&name)
+}
+
+/// Names a generated C file must avoid beyond [`crate::types::C_KEYWORDS`]: GNU's `asm` and
+/// macros that headers or compilers may define.
 const RESERVED: &[&str] = &[
-    "alignas",
-    "alignof",
     "asm",
-    "auto",
-    "bool",
-    "break",
-    "case",
-    "char",
-    "const",
-    "constexpr",
-    "continue",
-    "default",
-    "do",
-    "double",
-    "else",
-    "enum",
-    "extern",
-    "false",
-    "float",
-    "for",
-    "goto",
-    "if",
-    "inline",
-    "int",
-    "long",
-    "nullptr",
-    "register",
-    "restrict",
-    "return",
-    "short",
-    "signed",
-    "sizeof",
-    "static",
-    "static_assert",
-    "struct",
-    "switch",
-    "thread_local",
-    "true",
-    "typedef",
-    "typeof",
-    "typeof_unqual",
-    "union",
-    "unsigned",
-    "void",
-    "volatile",
-    "while",
     // macros: <errno.h>, <complex.h>, <assert.h>, <stddef.h>, <stdio.h>, <stdnoreturn.h>, GNU C
     "errno",
     "complex",
