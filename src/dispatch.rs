@@ -126,19 +126,12 @@ fn run(c: &mut CallbackContext, live: Live<'_>, me: &ThreadState) -> ReturnCode 
     match outcome {
         Ok(code) => code,
         Err(panic) => {
-            report(CallbackError::Panicked { thunk, message: panic_message(&panic) });
+            report(CallbackError::Panicked {
+                thunk,
+                message: crate::error::panic_message(&*panic),
+            });
             args.native.frame().write_zero_result()
         }
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_string()
     }
 }
 

@@ -145,14 +145,17 @@ pub(crate) fn report(e: CallbackError) {
 /// Runs `f` (user code: a handler's destructor), reporting a panic instead of unwinding.
 pub(crate) fn contain(thunk: usize, what: &str, f: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        let message = match payload.downcast_ref::<&str>() {
-            Some(s) => format!("{what}: {s}"),
-            None => match payload.downcast_ref::<String>() {
-                Some(s) => format!("{what}: {s}"),
-                None => format!("{what}: a non-string panic payload"),
-            },
-        };
+        let message = format!("{what}: {}", panic_message(&*payload));
         std::mem::forget(payload);
         report(CallbackError::Panicked { thunk, message });
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`), for reports.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a non-string panic payload".to_string(),
     }
 }
