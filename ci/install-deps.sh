@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what backcall's suites need beyond a Rust toolchain, and only what is missing:
 #
-#   apt:    clang lld (the compiler oracle, every --target), cmake (keystone's LLVM build),
-#           qemu-user (AArch64 binaries on an x86-64 host), gcc-aarch64-linux-gnu
-#           libc6-dev-arm64-cross gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev (linking the
-#           native i686/aarch64 runs), pkg-config, libffi-dev (the native benches' libffi peer)
+#   apt:    clang lld (the distribution's clang: the compiler oracle, every --target),
+#           the newest clang-N the distribution offers (clang-22 on Debian 12; clang >= 19 is
+#           i386-win32's authority) and clang-16 when offered (the compiler matrix), cmake (keystone's LLVM build), qemu-user (AArch64 binaries
+#           on an x86-64 host), gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-i686-linux-gnu
+#           libc6-dev-i386 lib32gcc-12-dev (the GCC authorities of the Linux ABIs; linking the
+#           native i686/aarch64 runs), gcc-mingw-w64-i686 gcc-mingw-w64-x86-64 (GCC for the
+#           Windows ABIs), pkg-config, libffi-dev (the native benches' libffi peer)
 #   rustup: targets i686-unknown-linux-gnu aarch64-unknown-linux-gnu; components rustfmt clippy
 #
 # Idempotent: on a machine that has everything it changes nothing and touches no network.
@@ -18,6 +21,7 @@ APT_PACKAGES=(
     clang lld cmake qemu-user
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev
+    gcc-mingw-w64-i686 gcc-mingw-w64-x86-64
     pkg-config libffi-dev
 )
 RUST_TARGETS=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
@@ -44,20 +48,60 @@ apt_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
 
-install_apt_packages() {
-    command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script supports Debian/Ubuntu only"
-    local missing=() p
-    for p in "${APT_PACKAGES[@]}"; do
-        apt_installed "$p" || missing+=("$p")
-    done
-    if [ "${#missing[@]}" -eq 0 ]; then
-        log "apt packages: all present (${APT_PACKAGES[*]})"
-        return
-    fi
-    log "apt packages missing: ${missing[*]}"
+APT_UPDATED=0
+apt_update_once() {
+    [ "$APT_UPDATED" -eq 1 ] && return
     log "running apt-get update (once)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
         die "apt-get update failed"
+    APT_UPDATED=1
+}
+
+# Whether apt offers package $1 (a candidate version).
+apt_offers() {
+    apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'
+}
+
+# The versioned clangs of the compiler matrix: the newest clang-N the distribution offers
+# (N >= 19, i386-win32's authority) and clang-16 (a clang between the fastcall changes of
+# clang 16 and 19). Installed ones are kept; otherwise the package lists decide.
+extra_clangs() {
+    local n newest=""
+    for n in $(seq 30 -1 19); do
+        if apt_installed "clang-$n"; then
+            newest="clang-$n"
+            break
+        fi
+    done
+    if [ -z "$newest" ]; then
+        apt_offers clang-19 || apt_update_once
+        for n in $(seq 30 -1 19); do
+            if apt_offers "clang-$n"; then
+                newest="clang-$n"
+                break
+            fi
+        done
+    fi
+    [ -n "$newest" ] || die "no clang >= 19 is offered by apt: i386-win32's authority is missing"
+    EXTRA_CLANGS=("$newest")
+    if apt_installed clang-16 || apt_offers clang-16; then
+        EXTRA_CLANGS+=(clang-16)
+    fi
+}
+
+install_apt_packages() {
+    command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script supports Debian/Ubuntu only"
+    extra_clangs
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}" "${EXTRA_CLANGS[@]}"; do
+        apt_installed "$p" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "apt packages: all present (${APT_PACKAGES[*]} ${EXTRA_CLANGS[*]})"
+        return
+    fi
+    log "apt packages missing: ${missing[*]}"
+    apt_update_once
     log "installing: ${missing[*]}"
     # With recommends: gcc-i686-linux-gnu's libc6-dev-i386-cross, clang's compiler-rt.
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" ||
@@ -104,5 +148,8 @@ install_rust_parts() {
 
 install_apt_packages
 install_rust_parts
-command -v clang >/dev/null 2>&1 || die "clang is still not on PATH"
+for tool in clang "${EXTRA_CLANGS[@]}" i686-linux-gnu-gcc aarch64-linux-gnu-gcc \
+    i686-w64-mingw32-gcc x86_64-w64-mingw32-gcc; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is still not on PATH"
+done
 log "done"

@@ -11,7 +11,7 @@
 //! The planner here is shared with `aarch64-apple` (`aarch64_apple.rs`), which states only the
 //! platform's deltas as a [`Variant`].
 
-use crate::abi::{Abi, AbiSpec, RegisterFile};
+use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::{round_up, Layout};
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
@@ -197,7 +197,8 @@ impl Variant {
         args: &[Layout],
         ret: &Layout,
     ) -> Result<CallPlan, AbiError> {
-        crate::default_convention_only(self.abi, sig)?;
+        // The i386 convention keywords have no meaning here; compilers ignore them (with a
+        // warning), and so do the plans.
         // A.1–A.4: NGRN = NSRN = 0, NSAA = SP. The x8 result pointer takes no argument
         // register, so the result can be planned in any order.
         let mut alloc = Allocator::new(8, 8);
@@ -227,7 +228,7 @@ impl AbiSpec for Aarch64Aapcs64 {
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
         // "Fundamental Data Types" (Table 1) and "Types Varying by Data Model" (LP64): `long`
         // and pointers are 8 bytes, every scalar is naturally aligned.
-        crate::x86_64_sysv::lp64_scalar_layout(s)
+        crate::layout::lp64_scalar_layout(s)
     }
 
     fn char_is_signed(&self) -> bool {
@@ -282,6 +283,19 @@ impl AbiSpec for Aarch64Aapcs64 {
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
         LINUX.plan(sig, args, ret)
+    }
+
+    fn toolchain(&self) -> Toolchain {
+        Toolchain {
+            clang_target: "aarch64-linux-gnu",
+            gcc: &["aarch64-linux-gnu-gcc"],
+            authority: Authority {
+                source:
+                    "the AAPCS64 (Arm IHI 0055), which GCC, the system compiler of AArch64 Linux, \
+                         follows",
+                judge: Judge::Gcc,
+            },
+        }
     }
 }
 

@@ -22,7 +22,7 @@
 //!   aligned to more than 8.
 
 use crate::aarch64_aapcs64::{Aarch64Aapcs64, Variant};
-use crate::abi::{Abi, AbiSpec, RegisterFile};
+use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::Layout;
 use crate::plan::CallPlan;
 use crate::types::{Convention, Scalar, Signature};
@@ -65,6 +65,18 @@ impl AbiSpec for Aarch64Apple {
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
         APPLE.plan(sig, args, ret)
+    }
+
+    fn toolchain(&self) -> Toolchain {
+        Toolchain {
+            clang_target: "arm64-apple-macos",
+            gcc: &[],
+            authority: Authority {
+                source: "Apple's \"Writing ARM64 code for Apple platforms\", as the newest clang \
+                         implements it",
+                judge: Judge::Clang { since: 0 },
+            },
+        }
     }
 }
 

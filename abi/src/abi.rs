@@ -48,16 +48,14 @@ impl Abi {
         }
     }
 
-    /// The `clang --target=` triple whose C compiler is this ABI's oracle.
+    /// The `clang --target=` triple that compiles for this ABI ([`Toolchain::clang_target`]).
     pub fn clang_target(self) -> &'static str {
-        match self {
-            Abi::I386Sysv => "i686-linux-gnu",
-            Abi::I386Win32 => "i686-pc-windows-msvc",
-            Abi::X86_64Sysv => "x86_64-linux-gnu",
-            Abi::X86_64Win64 => "x86_64-pc-windows-msvc",
-            Abi::Aarch64Aapcs64 => "aarch64-linux-gnu",
-            Abi::Aarch64Apple => "arm64-apple-macos",
-        }
+        self.spec().toolchain().clang_target
+    }
+
+    /// Whether this is a Windows ABI (COFF objects, `__chkstk` stack probes).
+    pub fn is_windows(self) -> bool {
+        matches!(self, Abi::I386Win32 | Abi::X86_64Win64)
     }
 
     /// Bytes in a pointer / general register.
@@ -90,8 +88,8 @@ impl Abi {
     /// This ABI's rules.
     pub fn spec(self) -> &'static dyn AbiSpec {
         match self {
-            Abi::I386Sysv => &crate::i386_sysv::I386Sysv,
-            Abi::I386Win32 => &crate::i386_win32::I386Win32,
+            Abi::I386Sysv => &crate::i386_sysv::SPEC,
+            Abi::I386Win32 => &crate::i386_win32::SPEC,
             Abi::X86_64Sysv => &crate::x86_64_sysv::X86_64Sysv,
             Abi::X86_64Win64 => &crate::x86_64_win64::X86_64Win64,
             Abi::Aarch64Aapcs64 => &crate::aarch64_aapcs64::Aarch64Aapcs64,
@@ -157,6 +155,44 @@ pub trait AbiSpec: Sync {
 
     /// Assigns every argument and the result of `sig` (whose layouts are given) a place.
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError>;
+
+    /// The compilers that emit code for this ABI, and the authority its plans follow.
+    fn toolchain(&self) -> Toolchain;
+}
+
+/// The compilers that emit code for an ABI, and whose rules its plans follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Toolchain {
+    /// the `clang --target=` triple
+    pub clang_target: &'static str,
+    /// the programs of the GCC that targets this ABI's platform, preferred first (none for
+    /// Apple platforms)
+    pub gcc: &'static [&'static str],
+    /// whose rules the plans follow when compilers disagree
+    pub authority: Authority,
+}
+
+/// Where an ABI's truth comes from: a document, or the platform's own compiler where no
+/// document covers a convention. The plans follow it; every other compiler is reported as
+/// agreeing or disagreeing with it, never as backcall's failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Authority {
+    /// the source, cited (the document and the compiler that implements it)
+    pub source: &'static str,
+    /// which compilers implement it, and so judge backcall
+    pub judge: Judge,
+}
+
+/// Which compilers may judge an ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judge {
+    /// the platform's GCC
+    Gcc,
+    /// clang from this major version on (the newest one installed judges)
+    Clang {
+        /// the oldest major version that implements the authority's rules
+        since: u32,
+    },
 }
 
 /// The register contract of a call on one ABI: what a caller may rely on across a call and

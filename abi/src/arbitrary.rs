@@ -41,9 +41,56 @@ pub fn any_scalar() -> impl Strategy<Value = Scalar> {
     select(Scalar::ALL.to_vec())
 }
 
-/// Any [`Scalar`] but `long double`, which no ABI supports yet.
+/// Any [`Scalar`] but `long double`, which no ABI supports yet; `float` and `double` make a
+/// third of the draws (real callbacks pass them often, and their classification is where
+/// compilers and ABIs differ most).
 pub fn supported_scalar() -> impl Strategy<Value = Scalar> {
-    select(Scalar::ALL.iter().copied().filter(|&s| s != Scalar::LongDouble).collect::<Vec<_>>())
+    let integers: Vec<Scalar> =
+        Scalar::ALL.iter().copied().filter(|s| !s.is_float()).collect::<Vec<_>>();
+    prop_oneof![2 => select(integers), 1 => select(vec![Scalar::Float, Scalar::Double])]
+}
+
+/// A homogeneous floating-point aggregate: 1 to 4 `float`s or `double`s as members, as an
+/// array member, or nested one level (`struct { struct { float a, b; } p; float c; }`). AAPCS64
+/// passes these in consecutive vector registers, SysV classifies them SSE, Win32 returns the
+/// small ones in `eax:edx`.
+pub fn any_hfa() -> impl Strategy<Value = Type> {
+    let elem = select(vec![Scalar::Float, Scalar::Double]);
+    (elem, 1u32..=4, 0u8..3).prop_map(|(s, n, form)| {
+        let e = Type::scalar(s);
+        match form {
+            0 => Type::anon_struct(std::iter::repeat_n(e, n as usize)),
+            1 => Type::anon_struct([Type::Array(Box::new(e), n)]),
+            _ => {
+                let inner =
+                    Type::anon_struct(std::iter::repeat_n(e.clone(), n.div_ceil(2) as usize));
+                let rest = std::iter::repeat_n(e, (n / 2) as usize);
+                Type::anon_struct(std::iter::once(inner).chain(rest))
+            }
+        }
+    })
+}
+
+/// A union with a floating-point arm beside integer or mixed arms
+/// (`union { double d; struct { float f; long l; } s; }`): the shape where the SysV
+/// eightbyte classification and compilers' readings of it part ways.
+pub fn any_float_union() -> impl Strategy<Value = Type> {
+    let float = select(vec![Scalar::Float, Scalar::Double]);
+    let other = prop_oneof![
+        supported_scalar().prop_map(Type::Scalar),
+        (select(vec![Scalar::Float, Scalar::Double]), supported_scalar())
+            .prop_map(|(f, i)| Type::anon_struct([Type::Scalar(f), Type::Scalar(i)])),
+        any_hfa(),
+    ];
+    (float, vec(other, 1..=2), any::<bool>()).prop_map(|(f, others, first)| {
+        let mut arms: Vec<Type> = others;
+        if first {
+            arms.insert(0, Type::Scalar(f));
+        } else {
+            arms.push(Type::Scalar(f));
+        }
+        Type::aggregate(AggregateKind::Union, arms)
+    })
 }
 
 /// Any calling convention keyword, or none.
@@ -98,6 +145,51 @@ pub fn any_supported_signature() -> impl Strategy<Value = Signature> {
     let ret = prop_oneof![1 => Just(Type::Void), 4 => arg_type(false)];
     let args = vec(arg_type(false), 0..=MAX_ARGS);
     (ret, args).prop_map(|(ret, args)| TagFixer::default().signature(Signature::new(ret, args)))
+}
+
+/// Like [`any_supported_signature`], and also under every i386 convention keyword (the 64-bit
+/// ABIs ignore them, as their compilers do), with float-heavy aggregates, unions with float
+/// arms, and now and then a long list of small mixed aggregates that runs out of registers:
+/// what `backcall verify` and the oracle suites draw.
+pub fn any_verified_signature() -> impl Strategy<Value = Signature> {
+    let ret = prop_oneof![1 => Just(Type::Void), 4 => verified_arg()];
+    let args = prop_oneof![3 => vec(verified_arg(), 0..=MAX_ARGS), 1 => register_pressure()];
+    let conv = prop_oneof![
+        5 => Just(Convention::Default),
+        1 => Just(Convention::Cdecl),
+        2 => Just(Convention::Stdcall),
+        2 => Just(Convention::Fastcall),
+        2 => Just(Convention::Thiscall),
+    ];
+    (ret, args, conv).prop_map(|(ret, args, conv)| {
+        let sig = Signature { ret, args, conv, variadic: false };
+        TagFixer::default().signature(sig)
+    })
+}
+
+/// An argument of [`any_verified_signature`].
+fn verified_arg() -> BoxedStrategy<Type> {
+    prop_oneof![
+        6 => leaf(false),
+        4 => value_type(MAX_LEVELS, false),
+        2 => any_hfa().boxed(),
+        1 => any_float_union().boxed(),
+    ]
+    .boxed()
+}
+
+/// 6 to 14 arguments of small mixed aggregates (an integer and a float eightbyte, two
+/// eightbytes of one kind), HFAs, doubles and integers: enough to run out of every register
+/// file mid-aggregate.
+fn register_pressure() -> BoxedStrategy<Vec<Type>> {
+    let mixed = (supported_scalar(), supported_scalar())
+        .prop_map(|(a, b)| Type::anon_struct([Type::Scalar(a), Type::Scalar(b)]));
+    let arg = prop_oneof![
+        3 => mixed,
+        2 => any_hfa(),
+        2 => supported_scalar().prop_map(Type::Scalar),
+    ];
+    vec(arg, 6..=14).boxed()
 }
 
 /// A scalar or (with `exotic`) `_Complex` type; `exotic` also allows `long double`.

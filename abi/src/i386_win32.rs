@@ -1,47 +1,58 @@
-//! `i386-win32`: the 32-bit Windows (MSVC) conventions `__cdecl`, `__stdcall`, `__fastcall`
-//! and `__thiscall`, from Microsoft's "x86 calling conventions" / "Argument passing and naming
-//! conventions" pages as clang 14 (`--target=i686-pc-windows-msvc`) implements them.
+//! `i386-win32`: the 32-bit Windows conventions `__cdecl`, `__stdcall`, `__fastcall` and
+//! `__thiscall`, from Microsoft's "x86 calling conventions" and "Argument passing and naming
+//! conventions" pages, as clang's MSVC target (`--target=i686-pc-windows-msvc`) implements them
+//! since clang 19 (older clangs deviate on fastcall: see `oracle/src/known.rs`).
 //!
-//! The placement loop is shared with `i386-sysv` ([`crate::i386_sysv`], where the convention
-//! rules and clang's surprises are written down once); this file states what differs:
+//! The shared x86-32 loop is [`crate::i386`]; this file states the flavour and tests it:
 //!
-//! * Scalars (Microsoft "Data Type Ranges"; natural alignment under MSVC's default `/Zp8`): `long` and pointers are 4 bytes;
-//!   `long long` and `double` are 8 bytes **and 8-aligned**, in structs too (clang:
-//!   `_Alignof(double) == 8`, `sizeof(struct { char c; double d; }) == 16`). `long double` is
-//!   the same as `double` in MSVC but is refused like everywhere else for now.
-//! * Arguments: on the stack in 4-byte slots like i386-sysv. The 8-alignment does **not**
-//!   reach the stack: `void f(int i, struct { char c; double d; } s, int j)` has s at 8(%esp)
-//!   (16 bytes) and j at 24(%esp); `void f(int i, double d)` has d at 8(%esp).
-//! * Results (Microsoft "Argument passing and naming conventions", return values): a struct or union of 1, 2, 4 or 8 bytes comes back in
-//!   `eax` / `edx:eax` — float members included (`struct { float f; }` in eax,
-//!   `struct { double d; }` and `struct { float a, b; }` in edx:eax) — but only when every
-//!   member, recursively, is itself 1, 2, 4 or 8 bytes (clang `shouldReturnTypeInRegister`):
-//!   `struct { char a[3]; char b; }` (4 bytes) and `union { char a[3]; int i; }` return in
-//!   memory. Otherwise the caller passes a hidden pointer (stack+0; `ecx` under fastcall) that
-//!   the callee returns in `eax`; under cdecl the caller pops it (plain `ret`, unlike SysV).
-//! * fastcall: struct and union arguments never use up `ecx`/`edx` (clang's
-//!   `shouldAggregateUseDirect` refuses aggregates on Win32 before counting registers):
-//!   `void __fastcall f(struct { int x; } s, int a, int b)` has a in ecx, b in edx, `ret $4`.
-//!   The `long long` rule is the same as on Linux (clang 14 deviates from MSVC's
-//!   documentation there, see [`crate::i386_sysv`]).
+//! * Scalars (Microsoft "Data Type Ranges"; natural alignment under MSVC's default `/Zp8`):
+//!   `long` and pointers are 4 bytes; `long long` and `double` are 8 bytes **and 8-aligned**,
+//!   in structs too (`sizeof(struct { char c; double d; }) == 16`). `long double` is the same as
+//!   `double` in MSVC but is refused like everywhere else for now.
+//! * Arguments: on the stack in 4-byte slots. The 8-alignment does **not** reach the stack:
+//!   `void f(int i, struct { char c; double d; } s, int j)` has s at 8(%esp) (16 bytes) and j
+//!   at 24(%esp).
+//! * Results ("Argument passing and naming conventions", return values): a struct or union of
+//!   1, 2, 4 or 8 bytes comes back in `eax` / `edx:eax` — float members included — but only
+//!   when every member, recursively, is itself 1, 2, 4 or 8 bytes (clang
+//!   `shouldReturnTypeInRegister`). Otherwise the caller passes a hidden pointer at stack+0
+//!   (under every convention) that the callee returns in `eax`; under cdecl the caller pops it.
+//! * `__fastcall` ([`RegisterRules::Microsoft`]): "the first two DWORD or smaller arguments
+//!   that are found in the argument list from left to right are passed in ECX and EDX";
+//!   structs, `long long` and floats go on the stack and use no register:
+//!   `void __fastcall f(long long ll, int a, int b)` has a in ecx, b in edx, `ret $8`.
+//! * `__thiscall`: `ecx` takes the first 32-bit piece of the argument list as clang lowers it
+//!   (a small struct of word members is split into them; another struct is passed by
+//!   reference in `ecx` while it is free).
 
-use crate::abi::{Abi, AbiSpec, RegisterFile};
-use crate::i386_sysv::{float_reg_name, int_arg_reg_name, int_ret_reg_name, plan_i386, Flavor};
+use crate::abi::{Abi, Authority, Judge, Toolchain};
+use crate::i386::{Flavour, RegisterRules, I386};
 use crate::layout::{Layout, Shape};
-use crate::plan::CallPlan;
-use crate::types::{Convention, Scalar, Signature};
-use crate::AbiError;
 
 /// The 32-bit Windows ABI (MSVC).
-pub struct I386Win32;
+pub static SPEC: I386 = I386 { flavour: &FLAVOUR };
 
-const WIN32: Flavor = Flavor {
+/// What makes `i386-win32` differ from `i386-sysv`.
+pub const FLAVOUR: Flavour = Flavour {
     abi: Abi::I386Win32,
+    // MSVC "Data Type Ranges" and natural alignment: 8-byte scalars are 8-aligned.
+    eight_byte_align: 8,
+    // "x86 calling conventions": the stack is only 4-aligned at a call (no realignment to 16;
+    // clang and LLVM's `X86Subtarget` for `i686-pc-windows-msvc` agree).
+    call_alignment: 4,
     struct_ret_in_regs: returns_in_regs,
-    // `__cdecl` (Microsoft docs): the caller pops the arguments — the hidden result pointer
-    // too (clang: plain `retl`).
+    // `__cdecl`: the caller pops the arguments — the hidden result pointer too (plain `ret`).
     cdecl_callee_pops_hidden: false,
-    fastcall_aggregates_count: false,
+    registers: RegisterRules::Microsoft,
+    toolchain: Toolchain {
+        clang_target: "i686-pc-windows-msvc",
+        gcc: &["i686-w64-mingw32-gcc"],
+        authority: Authority {
+            source: "Microsoft's \"x86 calling conventions\" and \"Argument passing and naming \
+                     conventions\", as clang's MSVC target implements them since clang 19",
+            judge: Judge::Clang { since: 19 },
+        },
+    },
 };
 
 /// clang's `shouldReturnTypeInRegister`: the value is 1, 2, 4 or 8 bytes, and so is every
@@ -59,62 +70,25 @@ fn returns_in_regs(layout: &Layout) -> bool {
         }
 }
 
-impl AbiSpec for I386Win32 {
-    fn abi(&self) -> Abi {
-        Abi::I386Win32
-    }
-
-    fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
-        // MSVC "Data Type Ranges" and natural alignment: 8-byte scalars are 8-aligned (clang:
-        // `_Alignof(long long) == 8`, `_Alignof(double) == 8`). `long double` refused for now.
-        crate::i386_sysv::ilp32_scalar_layout(s, 8)
-    }
-
-    fn int_arg_reg_name(&self, i: u8, conv: Convention) -> &'static str {
-        int_arg_reg_name(i, conv)
-    }
-
-    fn int_ret_reg_name(&self, i: u8) -> &'static str {
-        int_ret_reg_name(i)
-    }
-
-    fn float_reg_name(&self, i: u8) -> &'static str {
-        float_reg_name(i)
-    }
-
-    fn registers(&self) -> RegisterFile {
-        // "x86 calling conventions": EBX, ESI, EDI and EBP are preserved, EAX, ECX and EDX
-        // are not — i386-sysv's lists. But the stack is only 4-aligned at a call (clang and
-        // LLVM's `X86Subtarget` for `i686-pc-windows-msvc`, as MSVC: no realignment to 16).
-        RegisterFile { call_alignment: 4, ..crate::i386_sysv::REGISTERS }
-    }
-
-    fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
-        plan_i386(&WIN32, sig, args, ret)
-    }
-}
-
-/// Every expected value below was read off clang 14's assembly (and `-emit-llvm` IR) for the C
-/// given in the comment, compiled with `clang --target=i686-pc-windows-msvc -O2 -S -o - x.c`.
+/// Every expected value below was read off clang 22's assembly (and `-emit-llvm` IR) for the C
+/// given in the comment, compiled with `clang-22 --target=i686-pc-windows-msvc -O2 -S -o - x.c`.
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::i386_sysv::tests::{at, direct, hidden, int, plan, pops, s};
+    use crate::i386::tests::{at, chars, direct, hidden, int, places, plan, pops, s};
     use crate::plan::{ArgPass, Loc, Piece, RetPlan, ReturnCode};
-    use crate::types::{AggregateKind, Type};
-    use crate::Extend;
+    use crate::types::{AggregateKind, Convention, Scalar, Type};
+    use crate::{Abi, Extend};
 
     fn win(conv: Convention, ret: Type, args: Vec<Type>) -> crate::CallPlan {
         plan(Abi::I386Win32, conv, ret, args)
     }
 
-    fn chars(n: u32) -> Type {
-        Type::Array(Box::new(s(Scalar::Char)), n)
-    }
-
     fn regs(pieces: Vec<Piece>) -> RetPlan {
         RetPlan::Direct { pieces, extend: Extend::None }
     }
+
+    const ECX: Loc = Loc::Int(0);
+    const EDX: Loc = Loc::Int(1);
 
     #[test]
     fn layouts_align_8_but_stack_slots_do_not() {
@@ -201,30 +175,22 @@ mod tests {
     }
 
     #[test]
-    fn fastcall_long_long_first_burns_both_registers() {
-        // `void __fastcall fa1(long long ll, int a, int b)` (`@fa1@16`): ll at 4(%esp), a at
-        // 12(%esp), b at 16(%esp), `retl $16` — not a in ecx, b in edx as MSVC documents.
-        let p = win(Convention::Fastcall, Type::Void, vec![s(Scalar::LongLong), int(), int()]);
-        assert_eq!(direct(&p, 1), vec![at(0, 4, Loc::Stack(8))]);
-        assert_eq!(direct(&p, 2), vec![at(0, 4, Loc::Stack(12))]);
-        assert_eq!(pops(&p), (16, 16));
-    }
-
-    #[test]
-    fn fastcall_structs_use_no_register() {
-        // `void __fastcall fa5(struct { int x; } s, int a, int b)`: s at 4(%esp), a in ecx,
-        // b in edx, `retl $4`; `fa7(void *p, struct { int a, b; } s, int b)`: p in ecx, s at
-        // 4(%esp), b in edx, `retl $8`.
-        let i = Type::anon_struct([int()]);
-        let p = win(Convention::Fastcall, Type::Void, vec![i, int(), int()]);
-        assert_eq!(direct(&p, 0), vec![at(0, 4, Loc::Stack(0))]);
-        assert_eq!(direct(&p, 1), vec![at(0, 4, Loc::Int(0))]);
-        assert_eq!(direct(&p, 2), vec![at(0, 4, Loc::Int(1))]);
-        assert_eq!(pops(&p), (4, 4));
-        let s8 = Type::anon_struct([int(), int()]);
-        let p = win(Convention::Fastcall, Type::Void, vec![s(Scalar::Pointer), s8, int()]);
-        assert_eq!(direct(&p, 2), vec![at(0, 4, Loc::Int(1))]);
+    fn fastcall_gives_ecx_edx_to_the_first_two_words() {
+        // `@fa1@16(long long ll, int a, int b)`: ll at 4(%esp), a in ecx, b in edx, `retl $8`;
+        // `@fa2@16(int a, long long ll, int b)`: a in ecx, ll at 4(%esp), b in edx, `retl $8`.
+        let fast = |args| win(Convention::Fastcall, Type::Void, args);
+        let p = fast(vec![s(Scalar::LongLong), int(), int()]);
+        assert_eq!(places(&p), [Loc::Stack(0), ECX, EDX]);
         assert_eq!(pops(&p), (8, 8));
+        let p = fast(vec![int(), s(Scalar::LongLong), int()]);
+        assert_eq!(places(&p), [ECX, Loc::Stack(0), EDX]);
+        // `@fa3@12(struct { int x; } s, int a, int b)`: s at 4(%esp), a in ecx, b in edx,
+        // `retl $4`; `fa4(double d, int a, int b)`: the same with d.
+        let p = fast(vec![Type::anon_struct([int()]), int(), int()]);
+        assert_eq!(places(&p), [Loc::Stack(0), ECX, EDX]);
+        assert_eq!(pops(&p), (4, 4));
+        let p = fast(vec![s(Scalar::Double), int(), int()]);
+        assert_eq!(places(&p), [Loc::Stack(0), ECX, EDX]);
         assert!(p.to_string().contains("[0..4] edx"), "{p}");
     }
 
@@ -232,16 +198,21 @@ mod tests {
     fn fastcall_struct_return() {
         // `struct { int a, b; } __fastcall u3(int a, int b)`: a in ecx, b in edx, result in
         // edx:eax, plain `retl`. `struct B __fastcall rf(int a, int b)` (12 bytes): hidden
-        // pointer in ecx (`movl %ecx, %eax`), a in edx, b at 4(%esp), `retl $4`.
+        // pointer at 4(%esp) (returned in eax), a in ecx, b in edx, `retl $4`;
+        // `struct B __fastcall rf2(long long a, int b)`: pointer at 4(%esp), a at 8(%esp),
+        // b in ecx, `retl $12`.
         let i2 = Type::anon_struct([int(), int()]);
         let p = win(Convention::Fastcall, i2, vec![int(), int()]);
-        assert_eq!(direct(&p, 1), vec![at(0, 4, Loc::Int(1))]);
+        assert_eq!(places(&p), [ECX, EDX]);
         assert_eq!(pops(&p), (0, 0));
         let b12 = Type::anon_struct([int(), int(), int()]);
-        let p = win(Convention::Fastcall, b12, vec![int(), int()]);
-        assert_eq!(p.ret, hidden(Loc::Int(0)));
-        assert_eq!(direct(&p, 0), vec![at(0, 4, Loc::Int(1))]);
+        let p = win(Convention::Fastcall, b12.clone(), vec![int(), int()]);
+        assert_eq!(p.ret, hidden(Loc::Stack(0)));
+        assert_eq!(places(&p), [ECX, EDX]);
         assert_eq!(pops(&p), (4, 4));
+        let p = win(Convention::Fastcall, b12, vec![s(Scalar::LongLong), int()]);
+        assert_eq!(places(&p), [Loc::Stack(4), ECX]);
+        assert_eq!(pops(&p), (12, 12));
     }
 
     #[test]

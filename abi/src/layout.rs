@@ -161,6 +161,36 @@ fn layout_with(spec: &dyn AbiSpec, ty: &Type) -> Result<Layout, AbiError> {
     }
 }
 
+/// Scalar sizes and alignments of the LP64 data model (x86-64 SysV, AArch64): `long` and
+/// pointers are 8 bytes, every scalar is naturally aligned. `long double` is refused for now.
+pub fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
+    use Scalar::*;
+    let size = match s {
+        Bool | Char | SChar | UChar | I8 | U8 => 1,
+        Short | UShort | I16 | U16 => 2,
+        Int | UInt | I32 | U32 | Float => 4,
+        Long | ULong | LongLong | ULongLong | I64 | U64 | SizeT | SSizeT | IntPtr | UIntPtr
+        | Double | Pointer => 8,
+        LongDouble => return None,
+    };
+    Some((size, size))
+}
+
+/// Scalar sizes of the ILP32 data model (both i386 ABIs): `long` and pointers are 4 bytes;
+/// 8-byte scalars are aligned to `eight_byte_align` (4 on SysV, 8 on Win32). `long double` is
+/// refused for now.
+pub fn ilp32_scalar_layout(s: Scalar, eight_byte_align: u32) -> Option<(u32, u32)> {
+    use Scalar::*;
+    Some(match s {
+        Bool | Char | SChar | UChar | I8 | U8 => (1, 1),
+        Short | UShort | I16 | U16 => (2, 2),
+        Int | UInt | Long | ULong | I32 | U32 | SizeT | SSizeT | IntPtr | UIntPtr | Float
+        | Pointer => (4, 4),
+        LongLong | ULongLong | I64 | U64 | Double => (8, eight_byte_align),
+        LongDouble => return None,
+    })
+}
+
 /// The largest value size accepted; keeps every offset computation far from overflow.
 pub const MAX_SIZE: u32 = 1 << 24;
 

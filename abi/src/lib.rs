@@ -29,6 +29,7 @@ pub mod arbitrary;
 
 pub mod aarch64_aapcs64;
 pub mod aarch64_apple;
+pub mod i386;
 pub mod i386_sysv;
 pub mod i386_win32;
 pub mod x86_64_sysv;
@@ -36,7 +37,7 @@ pub mod x86_64_win64;
 
 use std::fmt;
 
-pub use abi::{Abi, AbiSpec, RegisterFile};
+pub use abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 pub use layout::{FieldLayout, Layout, Leaf, Shape};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
 pub use types::{Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type};
@@ -94,13 +95,5 @@ pub fn is_signed(abi: Abi, s: Scalar) -> bool {
         SChar | Short | Int | Long | LongLong | I8 | I16 | I32 | I64 | SSizeT | IntPtr => true,
         Float | Double | LongDouble => true,
         _ => false,
-    }
-}
-
-/// Refuses a convention keyword on an ABI that has only its default convention.
-pub fn default_convention_only(abi: Abi, sig: &Signature) -> Result<(), AbiError> {
-    match sig.conv.keyword() {
-        None => Ok(()),
-        Some(kw) => Err(AbiError::invalid(abi, &format!("`{kw}` is only valid on the i386 ABIs"))),
     }
 }

@@ -3,7 +3,7 @@
 //! Arguments: rdi rsi rdx rcx r8 r9, xmm0–xmm7, then the stack in eightbytes.
 //! Results: rax rdx, xmm0 xmm1, or memory through a hidden pointer in rdi returned in rax.
 
-use crate::abi::{Abi, AbiSpec, RegisterFile};
+use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::Layout;
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
@@ -118,7 +118,7 @@ impl AbiSpec for X86_64Sysv {
 
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
         // §3.1.2 Figure 3.1 (LP64): long and pointers are 8 bytes.
-        lp64_scalar_layout(s)
+        crate::layout::lp64_scalar_layout(s)
     }
 
     fn int_arg_reg_name(&self, i: u8, _conv: Convention) -> &'static str {
@@ -154,7 +154,8 @@ impl AbiSpec for X86_64Sysv {
     }
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
-        crate::default_convention_only(self.abi(), sig)?;
+        // The i386 convention keywords have no meaning here; compilers ignore them (with a
+        // warning), and so do the plans.
         let mut alloc = Allocator::new(6, 8);
         // The hidden result pointer takes %rdi before any argument is placed.
         let (ret_plan, code) = self.ret(&mut alloc, ret);
@@ -170,19 +171,15 @@ impl AbiSpec for X86_64Sysv {
             callee_pop: 0,
         })
     }
-}
 
-/// Scalar sizes and alignments of the LP64 data model (x86-64 SysV, AArch64): `long` and
-/// pointers are 8 bytes, every scalar is naturally aligned. `long double` is refused for now.
-pub(crate) fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
-    use Scalar::*;
-    let size = match s {
-        Bool | Char | SChar | UChar | I8 | U8 => 1,
-        Short | UShort | I16 | U16 => 2,
-        Int | UInt | I32 | U32 | Float => 4,
-        Long | ULong | LongLong | ULongLong | I64 | U64 | SizeT | SSizeT | IntPtr | UIntPtr
-        | Double | Pointer => 8,
-        LongDouble => return None,
-    };
-    Some((size, size))
+    fn toolchain(&self) -> Toolchain {
+        Toolchain {
+            clang_target: "x86_64-linux-gnu",
+            gcc: &["x86_64-linux-gnu-gcc"],
+            authority: Authority {
+                source: "the System V AMD64 psABI, which GCC follows",
+                judge: Judge::Gcc,
+            },
+        }
+    }
 }

@@ -12,7 +12,7 @@
 //! argument is at `Stack(32)`. `stack_bytes` includes the shadow space, which the caller always
 //! allocates ("x64 stack usage", Stack allocation): `32 + 8 * (slots - 4)`.
 
-use crate::abi::{Abi, AbiSpec, RegisterFile};
+use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::Layout;
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
@@ -107,7 +107,7 @@ impl AbiSpec for X86_64Win64 {
         // every other scalar as in LP64, naturally aligned.
         match s {
             Scalar::Long | Scalar::ULong => Some((4, 4)),
-            _ => crate::x86_64_sysv::lp64_scalar_layout(s),
+            _ => crate::layout::lp64_scalar_layout(s),
         }
     }
 
@@ -145,7 +145,8 @@ impl AbiSpec for X86_64Win64 {
     }
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
-        crate::default_convention_only(self.abi(), sig)?;
+        // "x64 calling convention": `__stdcall`, `__fastcall`, `__thiscall` and `__cdecl` are
+        // accepted and ignored; x64 has one convention.
         let mut alloc = Allocator::new(4, 4);
         // Stack words start above the shadow space (see the module documentation).
         alloc.stack = SHADOW_SPACE;
@@ -162,6 +163,18 @@ impl AbiSpec for X86_64Win64 {
             stack_bytes: alloc.stack,
             callee_pop: 0,
         })
+    }
+
+    fn toolchain(&self) -> Toolchain {
+        Toolchain {
+            clang_target: "x86_64-pc-windows-msvc",
+            gcc: &["x86_64-w64-mingw32-gcc"],
+            authority: Authority {
+                source:
+                    "Microsoft's \"x64 calling convention\", as clang's MSVC target implements it",
+                judge: Judge::Clang { since: 0 },
+            },
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backcall_abi::Abi;
 use backcall_emu_tests::{oracle, verify};
-use backcall_native_tests::oracle::{Case, Opt};
+use backcall_oracle::{Case, Opt};
 
 const CASES: usize = 256;
 

@@ -1,117 +1,55 @@
-//! Guest C: compiling C for an ABI's triple with clang (the oracle of DESIGN §6), and the tiny
-//! C runtime every guest needs.
+//! Guest C: compiling C for an ABI with any of its compilers
+//! ([`backcall_oracle::compiler`]), and the tiny C runtime every guest needs.
 //!
-//! Code compiled here is freestanding (no headers beyond clang's own, no libc), non-PIC, has no
-//! unwind tables, stack protector or stack probes, so that [`crate::loader`] meets only the
-//! relocations it implements. clang still calls `memcpy`/`memmove`/`memset` for struct copies
-//! (even at `-O0` and with `-ffreestanding`), and Windows objects that touch floating point
-//! reference `_fltused`: [`RUNTIME_C`] defines all of them, and
+//! Code compiled here is freestanding (no headers beyond the compiler's own, no libc), non-PIC,
+//! has no unwind tables, stack protector or stack probes, so that [`crate::loader`] meets only
+//! the relocations it implements. Compilers still call `memcpy`/`memmove`/`memset` for struct
+//! copies (even at `-O0` and with `-ffreestanding`), and Windows objects that touch floating
+//! point reference `_fltused`: [`RUNTIME_C`] defines all of them, and
 //! [`crate::machine::Machine::load_runtime`] loads it first so later objects import them.
 //!
-//! Environment: `BACKCALL_CLANG` names the clang to run (default `clang`).
+//! Environment: `BACKCALL_CLANG` names the clang of [`compile_c`] (default `clang`).
 
 use std::collections::HashMap;
-use std::fmt;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use backcall_abi::Abi;
+pub use backcall_oracle::compiler::CompileError;
+use backcall_oracle::compiler::{self, Compiler, INSTALL_HINT};
+pub use backcall_oracle::Opt;
 
-/// An optimisation level the oracle compiles at (the host oracle's: one set of levels for
-/// both). At `-O0` struct copies call `memcpy`; at `-O2` calls may become tail calls.
-pub use backcall_native_tests::oracle::Opt;
-
-/// clang failed (or could not be started).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompileError {
-    /// the ABI compiled for
-    pub abi: Abi,
-    /// the full command line
-    pub command: String,
-    /// clang's messages (or why it did not start)
-    pub message: String,
+/// The default clang for `abi` (`BACKCALL_CLANG`, else `clang`), or the install hint.
+pub fn default_compiler(abi: Abi) -> Result<Compiler, CompileError> {
+    let program = compiler::default_clang_program();
+    Compiler::clang(abi, &program).ok_or_else(|| CompileError {
+        command: program.clone(),
+        message: format!(
+            "`{program}` does not run or is not a clang: {INSTALL_HINT}, or set \
+                          BACKCALL_CLANG"
+        ),
+        not_run: true,
+    })
 }
 
-impl fmt::Display for CompileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "compiling for {} failed: `{}`:\n{}", self.abi, self.command, self.message)
-    }
-}
-
-impl std::error::Error for CompileError {}
-
-/// The clang arguments (after the program name) that compile C from stdin to an object file on
-/// stdout for `abi`.
-pub fn clang_args(abi: Abi, opt: Opt) -> Vec<String> {
-    let mut args: Vec<String> = [
-        &format!("--target={}", abi.clang_target()),
-        opt.flag(),
-        "-c",
-        "-ffreestanding",
-        "-fno-pic",
-        "-fno-asynchronous-unwind-tables",
-        "-fno-unwind-tables",
-        "-fno-stack-protector",
-        "-fno-common",
-        "-Werror=implicit-function-declaration",
-        "-x",
-        "c",
-        "-",
-        "-o",
-        "-",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if matches!(abi, Abi::I386Win32 | Abi::X86_64Win64) {
-        // Frames over a page would call `__chkstk`, which the guest does not have.
-        args.push("-mno-stack-arg-probe".to_string());
-    }
-    args
-}
-
-/// Compiles C `source` for `abi` at `opt`; answers the object file's bytes (ELF, COFF or
-/// Mach-O, as the triple implies).
+/// Compiles C `source` for `abi` at `opt` with the default clang; answers the object file's
+/// bytes (ELF, COFF or Mach-O, as the triple implies).
 pub fn compile_c(abi: Abi, source: &str, opt: Opt) -> Result<Vec<u8>, CompileError> {
     compile_c_with(abi, source, opt, &[])
 }
 
-/// [`compile_c`] with `extra` clang arguments after the usual ones (a later `-fPIC` overrides
-/// `-fno-pic`).
+/// [`compile_c`] with `extra` compiler arguments after the usual ones (a later `-fPIC`
+/// overrides `-fno-pic`).
 pub fn compile_c_with(
     abi: Abi,
     source: &str,
     opt: Opt,
     extra: &[&str],
 ) -> Result<Vec<u8>, CompileError> {
-    let program = std::env::var("BACKCALL_CLANG").unwrap_or_else(|_| "clang".to_string());
-    let mut args = clang_args(abi, opt);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let command = format!("{program} {}", args.join(" "));
-    let err = |message: String| CompileError { abi, command: command.clone(), message };
-    let mut child = Command::new(&program)
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| err(format!("cannot run {program}: {e}")))?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let text = source.to_string();
-    // Written from another thread: clang may fill its stdout pipe before reading all input.
-    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
-    let output = child.wait_with_output().map_err(|e| err(e.to_string()))?;
-    let _ = writer.join();
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(err(format!("{}\n--- source ---\n{source}", stderr.trim_end())));
-    }
-    Ok(output.stdout)
+    default_compiler(abi)?.compile_object(source, opt, extra)
 }
 
-/// The guest's C runtime: what clang calls behind the programmer's back. Byte loops at `-O0`
-/// (so that the optimiser cannot turn them back into calls to themselves).
+/// The guest's C runtime: what compilers call behind the programmer's back. Byte loops at
+/// `-O0` (so that the optimiser cannot turn them back into calls to themselves).
 pub const RUNTIME_C: &str = r#"
 typedef __SIZE_TYPE__ size_t;
 
@@ -152,14 +90,15 @@ int memcmp(const void *a, const void *b, size_t n) {
 }
 "#;
 
-/// [`RUNTIME_C`] compiled for `abi` (once per process and ABI).
-pub fn runtime_object(abi: Abi) -> Result<Vec<u8>, CompileError> {
-    static CACHE: OnceLock<Mutex<HashMap<Abi, Vec<u8>>>> = OnceLock::new();
+/// [`RUNTIME_C`] compiled by `compiler` (once per process and compiler), so that it links
+/// with that compiler's objects (the same object format and symbol decoration).
+pub fn runtime_object(compiler: &Compiler) -> Result<Vec<u8>, CompileError> {
+    static CACHE: OnceLock<Mutex<HashMap<Compiler, Vec<u8>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(obj) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&abi) {
+    if let Some(obj) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(compiler) {
         return Ok(obj.clone());
     }
-    let obj = compile_c(abi, RUNTIME_C, Opt::O0)?;
-    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(abi, obj.clone());
+    let obj = compiler.compile_object(RUNTIME_C, Opt::O0, &[])?;
+    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(compiler.clone(), obj.clone());
     Ok(obj)
 }

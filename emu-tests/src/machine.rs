@@ -49,6 +49,7 @@ use backcall_abi::{
     Abi, AbiError, ArgPass, CallPlan, Convention, Loc, RegisterFile, ReturnCode, Scalar, Signature,
     Type,
 };
+use backcall_oracle::Compiler;
 use unicorn_engine::{Arch, HookType, MemType, Prot, RegisterARM64, RegisterX86, Unicorn};
 
 pub use unicorn_engine::uc_error;
@@ -712,18 +713,26 @@ impl Machine {
         Ok(image)
     }
 
-    /// Loads [`guest::RUNTIME_C`] (`memcpy`, `memmove`, `memset`, `memcmp`, `_fltused`) once.
+    /// Loads [`guest::RUNTIME_C`] (`memcpy`, `memmove`, `memset`, `memcmp`, `_fltused`)
+    /// compiled by the default clang, once.
     pub fn load_runtime(&mut self) -> Result<(), MachineError> {
+        let compiler = guest::default_compiler(self.core.abi)?;
+        self.load_runtime_of(&compiler)
+    }
+
+    /// Loads [`guest::RUNTIME_C`] compiled by `compiler` (whose objects will import it), once.
+    pub fn load_runtime_of(&mut self, compiler: &Compiler) -> Result<(), MachineError> {
         if self.core.state.borrow().runtime_loaded {
             return Ok(());
         }
-        let object = guest::runtime_object(self.core.abi)?;
+        let object = guest::runtime_object(compiler)?;
         self.load(&object)?;
         self.core.state.borrow_mut().runtime_loaded = true;
         Ok(())
     }
 
-    /// Compiles C `source` for this machine's ABI at `opt` and loads it (after the runtime).
+    /// Compiles C `source` for this machine's ABI at `opt` with the default clang and loads it
+    /// (after the runtime).
     pub fn load_c(&mut self, source: &str, opt: Opt) -> Result<Image, MachineError> {
         self.load_runtime()?;
         let object = guest::compile_c(self.core.abi, source, opt)?;

@@ -1,21 +1,22 @@
-//! The emulated compiler oracle (DESIGN §6): for every ABI, clang compiles C callers for the
-//! ABI's own triple, the object is loaded into that ABI's Unicorn [`Machine`], and the callers
-//! call the byte-identical thunk/thunkEntry code with graffiti values. The handler must receive
-//! exactly what the compiler passed and the compiled caller must receive exactly what the
-//! handler returned, and every call must keep the machine's invariants.
+//! The emulated compiler oracle: for every ABI, a compiler for that ABI (any clang with the
+//! ABI's `--target=`, or the platform's GCC) compiles C callers, the object is loaded into that
+//! ABI's Unicorn [`Machine`], and the callers call the byte-identical thunk/thunkEntry code
+//! with graffiti values. The handler must receive exactly what the compiler passed and the
+//! compiled caller must receive exactly what the handler returned, and every call must keep
+//! the machine's invariants.
 //!
-//! It is the host oracle ([`backcall_native_tests::oracle`]) on an emulated machine: the C text
-//! ([`host::c_source`]: one caller `bc_case_N(thunk)` per case, results stored into the exported
-//! buffers `bc_ret_N`), the graffiti values, the byte comparison ([`host::compare`]) and the
-//! [`Report`] with its failure messages are that module's; this one compiles, loads, calls and
-//! adds what only a machine can see.
+//! The oracle's model is `backcall-oracle`'s: the C text ([`backcall_oracle::callers`]: one
+//! caller `bc_case_N(thunk)` per case, results stored into the exported buffers `bc_ret_N`),
+//! the graffiti values, the byte comparison ([`compare`]) and the [`Report`] with its failure
+//! messages; this module compiles, loads, calls and adds what only a machine can see.
+//! [`run_matrix`] runs one batch with several compilers and judges them together
+//! ([`backcall_oracle::matrix`]).
 //!
-//! One run ([`run`], [`EmuOracle::run`]) takes a batch of [`Case`]s and one level:
+//! One run ([`EmuOracle::run`]) takes a batch of [`Case`]s and one level:
 //!
-//! 1. ONE compile of the whole batch: `clang --target=<abi.clang_target()> -c` with the flags
-//!    [`guest::clang_args`] gives every guest (freestanding, `-fno-pic`, no unwind tables, no
-//!    stack probes on Windows). A caller the compiler rejects (a layout `_Static_assert`)
-//!    becomes that case's failure and the rest is compiled again.
+//! 1. ONE compile of the whole batch into an object, freestanding and position-dependent
+//!    ([`Compiler::compile_object`]). A caller the compiler rejects (a layout
+//!    `_Static_assert`) becomes that case's failure and the rest is compiled again.
 //! 2. The object is loaded into fresh machines, one per code page's worth of thunks (a
 //!    machine's page holds a couple of hundred; the batch is split, never recompiled). The
 //!    cases after a failing one get a fresh machine (it may have written anywhere).
@@ -25,7 +26,7 @@
 //!    caller itself is a plain default-convention function even when the callback is
 //!    `__stdcall`/`__fastcall`/`__thiscall`).
 //! 4. Checks: the received argument bytes and the caller's result buffer, byte-exact over
-//!    non-padding bytes ([`host::compare`]); the machine's invariants for that call
+//!    non-padding bytes ([`compare`]); the machine's invariants for that call
 //!    ([`Violation`]s: canaries in the callee-saved registers around `bc_case_N`, its stack
 //!    balance, stack alignment at dispatch); and the **return probe** below.
 //!
@@ -75,7 +76,7 @@
 //!
 //! Environment (as the host oracle): `BACKCALL_ORACLE_KEEP=1` keeps the C file and objects (the
 //! report names the directory), `BACKCALL_ORACLE_TRACE=1` prints each case before its call,
-//! `BACKCALL_CLANG` names the clang to run.
+//! `BACKCALL_CLANG` names the default clang.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -87,8 +88,12 @@ use std::time::{Duration, Instant};
 use backcall::marshal::Frame;
 use backcall_abi::thunks::CodePage;
 use backcall_abi::{Abi, CallPlan, Loc, RetPlan, Shape};
-use backcall_native_tests::oracle::{self as host, caller_name, result_name, Compiled};
-pub use backcall_native_tests::oracle::{Case, Failure, Opt, Prepared, Report, RunError, Skip};
+use backcall_oracle::callers::{caller_name, result_name};
+use backcall_oracle::compare::{compare, ret_location};
+use backcall_oracle::compile::{compile_dropping_rejected, Compiled};
+use backcall_oracle::matrix::{Column, Matrix};
+use backcall_oracle::report::Outcome;
+pub use backcall_oracle::{Case, Compiler, Failure, Opt, Prepared, Report, RunError, Skip};
 use unicorn_engine::{Prot, RegisterX86, Unicorn};
 
 use crate::asm::Isa;
@@ -103,8 +108,10 @@ use crate::machine::{
 pub const PROBE_ADDR: u64 = 0x0018_0000;
 /// Bytes of poison pad checked on each side of a hidden result object outside the stack.
 pub const RESULT_PAD: u64 = 32;
-/// The longest one case's call may run.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest one case's call may run, in wall time: generous, because the machine shares
+/// two cores with compilers and other machines (a case takes milliseconds of CPU), and only a
+/// case that loops forever reaches it.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Changed byte runs described per stray-write problem.
 const STRAY_RUNS: usize = 4;
 
@@ -112,27 +119,42 @@ const STRAY_RUNS: usize = 4;
 /// make one rule wrong and check that the oracle says so.
 pub type Tamper = dyn Fn(&Prepared, &mut CallPlan) + Send + Sync;
 
-/// Runs `cases` on `abi` at `opt` (see the [module documentation](self)).
+/// Runs `cases` on `abi` at `opt` with the default clang (see the
+/// [module documentation](self)).
 pub fn run(abi: Abi, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
-    EmuOracle::new(abi).run(cases, opt)
+    EmuOracle::default_for(abi)?.run(cases, opt)
 }
 
-/// Whether the oracle's clang runs; the error is the install hint.
-pub fn require_clang() -> Result<(), String> {
-    let clang = std::env::var("BACKCALL_CLANG").unwrap_or_else(|_| "clang".into());
-    match std::process::Command::new(&clang).arg("--version").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err(format!(
-            "the emulated compiler oracle needs `{clang}` (clang with every --target): run \
-             ci/install-deps.sh (or `apt-get install clang lld`), or set BACKCALL_CLANG"
-        )),
-    }
+/// Whether the default clang runs for `abi`; the error is the install hint.
+pub fn require_clang(abi: Abi) -> Result<Compiler, String> {
+    guest::default_compiler(abi).map_err(|e| e.message)
 }
 
-/// The emulated oracle for one ABI.
+/// Runs `cases` on `abi` at `opt` once per compiler (in parallel, two at a time per core) and
+/// judges the runs together.
+pub fn run_matrix(abi: Abi, compilers: &[Compiler], cases: &[Case], opt: Opt) -> Matrix {
+    let columns = std::thread::scope(|scope| {
+        let runs: Vec<_> = compilers
+            .iter()
+            .map(|c| scope.spawn(move || EmuOracle::new(c.clone()).run(cases, opt)))
+            .collect();
+        runs.into_iter()
+            .zip(compilers)
+            .map(|(run, compiler)| Column {
+                compiler: compiler.clone(),
+                report: run.join().unwrap_or_else(|_| Err(RunError("the run panicked".into()))),
+            })
+            .collect()
+    });
+    Matrix::new(abi, opt, cases.len(), columns)
+}
+
+/// The emulated oracle for one ABI and one compiler.
 pub struct EmuOracle {
-    /// the ABI (the machine, the triple and the plans)
+    /// the ABI (the machine and the plans)
     pub abi: Abi,
+    /// the compiler of the callers
+    pub compiler: Compiler,
     tamper: Option<Box<Tamper>>,
 }
 
@@ -140,15 +162,22 @@ impl std::fmt::Debug for EmuOracle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmuOracle")
             .field("abi", &self.abi)
+            .field("compiler", &self.compiler)
             .field("tampered", &self.tamper.is_some())
             .finish()
     }
 }
 
 impl EmuOracle {
-    /// The oracle for `abi`, with the plans `abi.plan` computes.
-    pub fn new(abi: Abi) -> EmuOracle {
-        EmuOracle { abi, tamper: None }
+    /// The oracle for `compiler`'s ABI with `compiler`, with the plans `abi.plan` computes.
+    pub fn new(compiler: Compiler) -> EmuOracle {
+        EmuOracle { abi: compiler.abi, compiler, tamper: None }
+    }
+
+    /// The oracle for `abi` with the default clang.
+    pub fn default_for(abi: Abi) -> Result<EmuOracle, RunError> {
+        let compiler = guest::default_compiler(abi).map_err(|e| RunError(e.to_string()))?;
+        Ok(EmuOracle::new(compiler))
     }
 
     /// The same oracle, but every callback's plan passes through `tamper` first (the C callers
@@ -161,8 +190,8 @@ impl EmuOracle {
     }
 
     /// The compiler, as reports name it.
-    pub fn compiler(&self) -> String {
-        format!("clang --target={} (emulated)", self.abi.clang_target())
+    pub fn compiler_name(&self) -> String {
+        format!("{} (emulated)", self.compiler)
     }
 
     /// Runs `cases` at `opt`. clang compiles one file on one core and is most of the time, so a
@@ -184,7 +213,7 @@ impl EmuOracle {
                 .map(|r| r.join().unwrap_or_else(|_| Err(RunError("a chunk panicked".into()))))
                 .collect()
         });
-        let mut merged = Report::new(self.abi, self.compiler(), opt, cases.len());
+        let mut merged = Report::new(self.abi, self.compiler_name(), opt, cases.len());
         for (i, report) in reports.into_iter().enumerate() {
             let mut report = report?;
             let offset = i * size;
@@ -208,7 +237,7 @@ impl EmuOracle {
     /// thunks need.
     fn run_batch(&self, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
         let abi = self.abi;
-        let mut report = Report::new(abi, self.compiler(), opt, cases.len());
+        let mut report = Report::new(abi, self.compiler_name(), opt, cases.len());
         // The thunks a machine's code page holds (and whether this ABI has thunk code at all).
         let capacity = CodePage::build(abi, CODE_BASE, CODE_PAGE_SIZE, DISPATCH_ADDR, 0)
             .map_err(|e| RunError(format!("{abi}: {e} (abi/src/blobs/)")))?
@@ -220,7 +249,7 @@ impl EmuOracle {
         }
         let keep = keep_dir(abi, opt);
         let started = Instant::now();
-        let object = compile(abi, opt, &mut prepared, &mut report, &keep)?;
+        let object = self.compile(opt, &mut prepared, &mut report, &keep)?;
         report.compile_time = started.elapsed();
         let started = Instant::now();
         if let Some(object) = object {
@@ -230,7 +259,7 @@ impl EmuOracle {
             for p in &prepared {
                 let fresh = bench.as_ref().is_none_or(|b| b.used >= capacity || b.dirty);
                 if fresh {
-                    bench = Some(Bench::new(abi, &object)?);
+                    bench = Some(Bench::new(&self.compiler, &object)?);
                 }
                 let bench = bench.as_mut().expect("a machine");
                 bench.used += 1;
@@ -243,6 +272,38 @@ impl EmuOracle {
         report.failures.sort_by_key(|f| f.index);
         report.kept = keep;
         Ok(report)
+    }
+}
+
+impl EmuOracle {
+    /// Compiles the batch into an object (see [`compile_dropping_rejected`]).
+    fn compile(
+        &self,
+        opt: Opt,
+        prepared: &mut Vec<Prepared>,
+        report: &mut Report,
+        keep: &Option<PathBuf>,
+    ) -> Result<Option<Vec<u8>>, RunError> {
+        compile_dropping_rejected(self.abi, prepared, report, |source| {
+            if let Some(dir) = keep {
+                let _ = std::fs::write(dir.join("oracle.c"), source);
+            }
+            match self.compiler.compile_object(source, opt, &[]) {
+                Ok(object) => {
+                    if let Some(dir) = keep {
+                        let _ =
+                            std::fs::write(dir.join(format!("oracle{}.o", opt.flag())), &object);
+                    }
+                    Ok(Compiled::Output(object))
+                }
+                Err(error) if error.not_run => Err(RunError(error.to_string())),
+                Err(error) => Ok(Compiled::Rejected {
+                    compiler: error.command,
+                    file_name: "<stdin>".into(),
+                    stderr: error.message,
+                }),
+            }
+        })
     }
 }
 
@@ -261,38 +322,6 @@ fn keep_dir(abi: Abi, opt: Opt) -> Option<PathBuf> {
     ));
     std::fs::create_dir_all(&dir).ok()?;
     Some(dir)
-}
-
-/// Compiles the batch into an object (see [`host::compile_dropping_rejected`]).
-fn compile(
-    abi: Abi,
-    opt: Opt,
-    prepared: &mut Vec<Prepared>,
-    report: &mut Report,
-    keep: &Option<PathBuf>,
-) -> Result<Option<Vec<u8>>, RunError> {
-    host::compile_dropping_rejected(abi, prepared, report, |source| {
-        if let Some(dir) = keep {
-            let _ = std::fs::write(dir.join("oracle.c"), source);
-        }
-        match guest::compile_c(abi, source, opt) {
-            Ok(object) => {
-                if let Some(dir) = keep {
-                    let _ = std::fs::write(dir.join(format!("oracle{}.o", opt.flag())), &object);
-                }
-                Ok(Compiled::Output(object))
-            }
-            Err(error) if error.message.starts_with("cannot run") => {
-                let hint = require_clang().err().unwrap_or_default();
-                Err(RunError(format!("{error}\n{hint}")))
-            }
-            Err(error) => Ok(Compiled::Rejected {
-                compiler: error.command,
-                file_name: "<stdin>".into(),
-                stderr: error.message,
-            }),
-        }
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,11 +430,12 @@ fn guarded(probe: &Rc<RefCell<Probe>>, what: &str, body: impl FnOnce() -> Result
 }
 
 impl Bench {
-    fn new(abi: Abi, object: &[u8]) -> Result<Bench, RunError> {
+    fn new(compiler: &Compiler, object: &[u8]) -> Result<Bench, RunError> {
+        let abi = compiler.abi;
         let fail = |what: &str, e: MachineError| RunError(format!("{abi}: {what}: {e}"));
         let mut machine = Machine::new(abi).map_err(|e| fail("the machine", e))?;
         machine.set_timeout(CALL_TIMEOUT);
-        machine.load_runtime().map_err(|e| fail("the guest runtime", e))?;
+        machine.load_runtime_of(compiler).map_err(|e| fail("the guest runtime", e))?;
         let image = machine.load(object).map_err(|e| fail("loading the callers", e))?;
         let page = machine.code_page().cloned().ok_or_else(|| {
             RunError(format!("{abi}: no thunk code (abi/src/blobs/) for the machine"))
@@ -437,14 +467,10 @@ impl Bench {
 
     /// Runs one case: `Ok(None)` agrees, `Ok(Some(_))` ran and disagrees, `Err(_)` could not
     /// run.
-    fn run_case(
-        &mut self,
-        p: &Prepared,
-        tamper: Option<&Tamper>,
-    ) -> Result<Option<Failure>, Failure> {
+    fn run_case(&mut self, p: &Prepared, tamper: Option<&Tamper>) -> Outcome {
         let abi = self.abi;
         let n = p.index;
-        let could_not = |why: String, plan: Option<&CallPlan>| p.could_not(why, plan);
+        let could_not = |why: String, plan: Option<&CallPlan>| Box::new(p.could_not(why, plan));
         let callee = p.case.callee();
         let mut plan = abi
             .plan(callee)
@@ -496,6 +522,7 @@ impl Bench {
         let violations = self.machine.take_violations();
         let probe = std::mem::take(&mut *self.probe.borrow_mut());
         let mut problems = Vec::new();
+        let mut mismatches = Vec::new();
         let received = match &outcome {
             Err(e) => {
                 problems.push(format!(
@@ -520,13 +547,13 @@ impl Bench {
         if outcome.is_err() && probe.calls.is_empty() {
             // Nothing to compare: the handler never ran.
         } else {
-            let mut compared =
-                host::compare(abi, p, &plan, &probe.calls, received.as_deref(), &returned);
+            let mut compared = compare(abi, p, &plan, &probe.calls, received.as_deref(), &returned);
             if outcome.is_err() && !void {
                 // The caller never stored a result; only the arguments say something.
-                compared.retain(|t| !t.starts_with("result ("));
+                compared.drop_result();
             }
-            problems.extend(compared);
+            problems.extend(compared.problems);
+            mismatches = compared.mismatches;
         }
         if outcome.is_ok() || probe.ret.is_some() {
             // (after a fault, what the probe saw at the thunk's return may explain it)
@@ -549,10 +576,11 @@ impl Bench {
             index: n,
             signature: p.case.signature.clone(),
             problems,
+            mismatches,
             plan: Some(plan.to_string()),
         };
         if outcome.is_err() && probe.calls.is_empty() {
-            Err(failure)
+            Err(Box::new(failure))
         } else {
             Ok(Some(failure))
         }
@@ -710,7 +738,7 @@ fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe) -> Vec<String> {
             problems.push(format!(
                 "hidden result pointer not returned: the plan returns it in {name}, which holds \
                  {value:#x} after the thunk returned; the caller passed {dst:#x} ({})",
-                host::ret_location(plan)
+                ret_location(plan)
             ));
         }
     }
@@ -781,7 +809,7 @@ fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe) -> Vec<String> {
         problems.push(format!(
             "the hidden result pointer {:#x} ({}) does not point at readable memory: {why}",
             entry.hidden.unwrap_or(0),
-            host::ret_location(plan)
+            ret_location(plan)
         ));
     }
     problems

@@ -1,107 +1,151 @@
 //! `backcall verify`: the main job. Runs signatures (the built-in corpus, files, `--sig`, random
-//! ones) on every requested ABI through the emulated compiler oracle and prints a matrix.
+//! ones) on every requested ABI through the emulated compiler oracle, once per compiler, and
+//! judges each case by the ABI's authority ([`backcall_oracle::matrix`]).
 //!
-//! Exit codes: 0 every case agrees with the compiler; 1 some case disagrees; 2 bad input (unknown
-//! ABI, unparseable signature with its line, missing clang with the install hint).
+//! Exit codes: 0 no case fails (disagreements of non-authority compilers are reported, not
+//! failed); 1 some case fails (the authority disagrees with backcall) or a compiler could not
+//! run its batch; 2 bad input (unknown ABI, unparseable signature with its line, a compiler
+//! asked for but missing, with the install hint).
 
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use backcall::corpus;
 use backcall_abi::{Abi, Signature};
-use backcall_native_tests::oracle::{Case, Opt, Report};
-use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use backcall_oracle::compiler::{self, Compiler};
+use backcall_oracle::matrix::{Column, Matrix, Outcome, Status, Verdict};
+use backcall_oracle::{Case, Opt};
+use clap::Args;
 
-/// What to verify.
+use crate::oracle::EmuOracle;
+
+/// `backcall verify`'s command line.
+#[derive(Args, Clone, Debug, Default)]
+pub struct VerifyArgs {
+    /// An ABI id, or `all` (repeatable; default: all)
+    #[arg(long = "abi", value_name = "ID|all")]
+    pub abis: Vec<String>,
+    /// A signature to verify (repeatable)
+    #[arg(long = "sig", value_name = "SIGNATURE")]
+    pub sigs: Vec<String>,
+    /// A corpus file: one signature per line, `#` comments (repeatable)
+    #[arg(long = "corpus", value_name = "FILE")]
+    pub corpora: Vec<PathBuf>,
+    /// Random signatures to add (default: 64 with no signature options, else 0)
+    #[arg(long, value_name = "N")]
+    pub random: Option<usize>,
+    /// Seed of the random signatures
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Optimisation levels, comma-separated
+    #[arg(long, value_name = "0,2")]
+    pub opt: Option<String>,
+    /// Compilers, comma-separated (repeatable): `all`, `gcc` (each ABI's GCC), or a command on
+    /// PATH such as `clang-22` (default: all)
+    #[arg(long = "compiler", value_name = "LIST")]
+    pub compilers: Vec<String>,
+    /// One JSON object per case, ABI and level, then a summary object
+    #[arg(long)]
+    pub json: bool,
+    /// Also write JUnit XML: one test case per signature, ABI, level and compiler
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write the matrix as Markdown (for a CI step summary)
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+}
+
+/// The default seed of random signatures.
+pub const DEFAULT_SEED: u64 = 0xbac4_ca11;
+
+/// What to verify, resolved.
 #[derive(Clone, Debug)]
 pub struct Request {
-    /// ABIs to run on
-    pub abis: Vec<Abi>,
+    /// ABIs to run on, with the compilers chosen for each
+    pub abis: Vec<(Abi, Vec<Compiler>)>,
     /// optimisation levels
     pub opts: Vec<Opt>,
     /// signatures, with where each came from (for messages)
     pub signatures: Vec<(String, Signature)>,
-    /// random signatures to add
-    pub random: usize,
-    /// seed of the random signatures
-    pub seed: u64,
     /// JSON lines instead of the matrix
     pub json: bool,
+    /// where to write JUnit XML
+    pub junit: Option<PathBuf>,
+    /// where to write the Markdown matrix
+    pub markdown: Option<PathBuf>,
 }
 
-/// Usage text of `backcall verify`.
-pub const USAGE: &str = "\
-usage: backcall verify [--abi <id|all>]... [--sig '<signature>']... [--corpus FILE]...
-                       [--random N] [--seed S] [--opt 0,2] [--json]
-
-With no signature options: the built-in corpus plus 64 random signatures, on all ABIs, at -O0
-and -O2. Exit 0 when every case agrees with clang, 1 when any disagrees, 2 for bad input.
-";
-
-/// Parses the arguments after `verify`; `Err` is a message for exit code 2.
-pub fn parse_args(args: &[String]) -> Result<Request, String> {
-    let mut req = Request {
-        abis: Vec::new(),
-        opts: Vec::new(),
-        signatures: Vec::new(),
-        random: 0,
-        seed: 0xbac4_ca11,
-        json: false,
-    };
-    let (mut random, mut explicit) = (None, false);
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--abi" => match value("--abi")?.as_str() {
-                "all" => req.abis.extend(Abi::ALL),
-                id => req.abis.push(id.parse()?),
-            },
-            "--sig" => {
-                let text = value("--sig")?;
-                let sig =
-                    backcall::parse_signature(&text).map_err(|e| format!("--sig `{text}`: {e}"))?;
-                req.signatures.push(("--sig".into(), sig));
-                explicit = true;
-            }
-            "--corpus" => {
-                let path = value("--corpus")?;
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read corpus {path}: {e}"))?;
-                let entries = corpus::parse(&text).map_err(|e| format!("{path}: {e}"))?;
-                let named =
-                    entries.into_iter().map(|e| (format!("{path}:{}", e.line), e.signature));
-                req.signatures.extend(named);
-                explicit = true;
-            }
-            "--random" => {
-                let n = value("--random")?;
-                random = Some(n.parse().map_err(|_| format!("--random `{n}`: expected a count"))?);
-            }
-            "--seed" => {
-                let s = value("--seed")?;
-                req.seed = s.parse().map_err(|_| format!("--seed `{s}`: expected an integer"))?;
-            }
-            "--opt" => req.opts = parse_opts(&value("--opt")?)?,
-            "--json" => req.json = true,
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+impl VerifyArgs {
+    /// Resolves the arguments; `Err` is a message for exit code 2.
+    pub fn resolve(&self) -> Result<Request, String> {
+        let mut signatures = Vec::new();
+        for text in &self.sigs {
+            let sig =
+                backcall::parse_signature(text).map_err(|e| format!("--sig `{text}`: {e}"))?;
+            signatures.push(("--sig".to_string(), sig));
         }
+        for path in &self.corpora {
+            let shown = path.display();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read corpus {shown}: {e}"))?;
+            let entries = corpus::parse(&text).map_err(|e| format!("{shown}: {e}"))?;
+            signatures
+                .extend(entries.into_iter().map(|e| (format!("{shown}:{}", e.line), e.signature)));
+        }
+        let explicit = !self.sigs.is_empty() || !self.corpora.is_empty();
+        if !explicit {
+            let builtin = corpus::builtin().into_iter();
+            signatures.extend(builtin.map(|e| (format!("corpus:{}", e.line), e.signature)));
+        }
+        let random = self.random.unwrap_or(if explicit { 0 } else { DEFAULT_RANDOM });
+        signatures.extend(random_signatures(random, self.seed));
+        let mut abis: Vec<Abi> = Vec::new();
+        for id in &self.abis {
+            match id.as_str() {
+                "all" => abis.extend(Abi::ALL),
+                id => abis.push(id.parse()?),
+            }
+        }
+        if abis.is_empty() {
+            abis = Abi::ALL.to_vec();
+        }
+        abis.dedup();
+        let mut with_compilers = Vec::new();
+        for abi in abis {
+            let chosen = compiler::select(abi, &self.compilers)?;
+            if chosen.is_empty() && self.compilers.is_empty() {
+                return Err(format!("no compiler for {abi}: {}", compiler::INSTALL_HINT));
+            }
+            with_compilers.push((abi, chosen));
+        }
+        if with_compilers.iter().all(|(_, c)| c.is_empty()) {
+            return Err(format!(
+                "none of the compilers `{}` compiles for the ABIs asked",
+                self.compilers.join(",")
+            ));
+        }
+        let opts = match &self.opt {
+            Some(text) => parse_opts(text)?,
+            None => Opt::ALL.to_vec(),
+        };
+        Ok(Request {
+            abis: with_compilers,
+            opts,
+            signatures,
+            json: self.json,
+            junit: self.junit.clone(),
+            markdown: self.markdown.clone(),
+        })
     }
-    if !explicit {
-        let builtin = corpus::builtin().into_iter();
-        req.signatures.extend(builtin.map(|e| (format!("corpus:{}", e.line), e.signature)));
-    }
-    req.random = random.unwrap_or(if explicit { 0 } else { 64 });
-    if req.abis.is_empty() {
-        req.abis = Abi::ALL.to_vec();
-    }
-    if req.opts.is_empty() {
-        req.opts = Opt::ALL.to_vec();
-    }
-    Ok(req)
 }
+
+/// Random signatures of a run with no signature options.
+pub const DEFAULT_RANDOM: usize = 64;
 
 fn parse_opts(text: &str) -> Result<Vec<Opt>, String> {
     text.split(',')
@@ -113,73 +157,136 @@ fn parse_opts(text: &str) -> Result<Vec<Opt>, String> {
         .collect()
 }
 
-/// `n` random supported signatures from `seed` (the same seed always gives the same ones).
+/// `n` random signatures from `seed` (the same seed always gives the same ones): the suites'
+/// generator, conventions included ([`backcall_abi::arbitrary::any_verified_signature`]).
 pub fn random_signatures(n: usize, seed: u64) -> Vec<(String, Signature)> {
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
-    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
-    let strategy = backcall_abi::arbitrary::any_supported_signature();
-    (0..n)
-        .map(|i| {
-            let tree = strategy.new_tree(&mut runner).expect("the strategy always generates");
-            (format!("random:{seed}:{i}"), tree.current())
-        })
+    backcall_oracle::suite::seeded_signatures(n, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, sig)| (format!("random:{seed}:{i}"), sig))
         .collect()
 }
 
-/// One ABI × level cell of the matrix.
+/// One ABI × level of the run: every compiler's column, judged.
 struct Cell {
-    abi: Abi,
-    opt: Opt,
-    report: Result<Report, String>,
+    matrix: Matrix,
+    time: Duration,
 }
 
-/// Runs the request; prints the matrix (or JSON lines); answers the exit code.
+/// Runs the request; prints the matrix (or JSON lines), writes the reports asked for;
+/// answers the exit code.
 pub fn run(req: &Request, out: &mut dyn Write) -> i32 {
-    if let Err(hint) = crate::oracle::require_clang() {
-        eprintln!("backcall verify: {hint}");
-        return 2;
+    let cases: Vec<Case> = req.signatures.iter().map(|(_, s)| Case::new(s.clone())).collect();
+    for (abi, compilers) in &req.abis {
+        if compilers.is_empty() {
+            eprintln!("backcall verify: no compiler asked for compiles for {abi}: skipped");
+        } else if compiler::authority(*abi, compilers).is_none() {
+            eprintln!(
+                "backcall verify: warning: {abi}'s authority ({}) does not run here, so any \
+                 compiler's disagreement counts as a failure ({})",
+                authority_wanted(*abi),
+                compiler::INSTALL_HINT
+            );
+        }
     }
-    let mut signatures = req.signatures.clone();
-    signatures.extend(random_signatures(req.random, req.seed));
-    let cases: Vec<Case> = signatures.iter().map(|(_, s)| Case::new(s.clone())).collect();
-    let jobs: Vec<(Abi, Opt)> =
-        req.abis.iter().flat_map(|&abi| req.opts.iter().map(move |&opt| (abi, opt))).collect();
-    let progress = Progress::new(jobs.len(), req.json);
-    let cells = run_jobs(&jobs, &cases, &progress);
-    progress.finish();
+    let cells = run_cells(req, &cases);
+    let code = exit_code(&cells);
     if req.json {
-        write_json(out, &signatures, &cells)
+        write_json(out, &req.signatures, &cells);
     } else {
-        write_matrix(out, &cells)
+        let _ = out.write_all(matrix_text(&cells).as_bytes());
+        let _ = out.write_all(details_text(&cells).as_bytes());
+    }
+    if let Some(path) = &req.junit {
+        if let Err(e) = std::fs::write(path, junit_xml(&req.signatures, &cells)) {
+            eprintln!("backcall verify: cannot write {}: {e}", path.display());
+            return 2;
+        }
+    }
+    if let Some(path) = &req.markdown {
+        if let Err(e) = std::fs::write(path, markdown(&cells)) {
+            eprintln!("backcall verify: cannot write {}: {e}", path.display());
+            return 2;
+        }
+    }
+    code
+}
+
+/// What the authority of `abi` is, in words (`gcc`, `clang >= 20`).
+pub fn authority_wanted(abi: Abi) -> String {
+    match abi.spec().toolchain().authority.judge {
+        backcall_abi::Judge::Gcc => "its GCC".to_string(),
+        backcall_abi::Judge::Clang { since: 0 } => "clang".to_string(),
+        backcall_abi::Judge::Clang { since } => format!("clang >= {since}"),
     }
 }
 
-/// Runs every ABI × level cell on all cores (each cell is one clang batch and one machine, so
-/// cells are independent); answers the cells in `jobs` order.
-fn run_jobs(jobs: &[(Abi, Opt)], cases: &[Case], progress: &Progress) -> Vec<Cell> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
+/// 1 when a case fails or a compiler could not run its batch, else 0.
+fn exit_code(cells: &[Cell]) -> i32 {
+    let bad = cells.iter().any(|c| {
+        !c.matrix.run_errors().is_empty()
+            || c.matrix.verdicts().iter().any(|v| v.status == Status::Fail)
+    });
+    i32::from(bad)
+}
+
+/// Runs every ABI × level × compiler job on all cores and judges each ABI × level.
+fn run_cells(req: &Request, cases: &[Case]) -> Vec<Cell> {
+    let mut jobs: Vec<(usize, Compiler, Opt)> = Vec::new();
+    let mut cells: Vec<(Abi, Opt)> = Vec::new();
+    for (abi, compilers) in &req.abis {
+        for &opt in &req.opts {
+            if compilers.is_empty() {
+                continue;
+            }
+            cells.push((*abi, opt));
+            jobs.extend(compilers.iter().map(|c| (cells.len() - 1, c.clone(), opt)));
+        }
+    }
+    let progress = Progress::new(jobs.len(), req.json);
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<(usize, Column, Duration)>> = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len());
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(&(abi, opt)) = jobs.get(i) else { break };
-                let started = Instant::now();
-                let report = crate::oracle::run(abi, cases, opt).map_err(|e| e.to_string());
-                progress.done(abi, opt, cases.len(), started);
-                results
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((i, Cell { abi, opt, report }));
+            scope.spawn(|| {
+                while let Some((cell, compiler, opt)) =
+                    jobs.get(next.fetch_add(1, Ordering::SeqCst))
+                {
+                    let started = Instant::now();
+                    let report = EmuOracle::new(compiler.clone()).run(cases, *opt);
+                    let took = started.elapsed();
+                    progress.done(compiler, *opt, cases.len(), took);
+                    let column = Column { compiler: compiler.clone(), report };
+                    done.lock().unwrap_or_else(|p| p.into_inner()).push((*cell, column, took));
+                }
             });
         }
     });
-    let mut cells = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    cells.sort_by_key(|(i, _)| *i);
-    cells.into_iter().map(|(_, c)| c).collect()
+    progress.finish();
+    let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    cells
+        .iter()
+        .enumerate()
+        .map(|(k, &(abi, opt))| {
+            // Columns in the request's compiler order.
+            let order = &req.abis.iter().find(|(a, _)| *a == abi).expect("requested").1;
+            let mut mine: Vec<(Column, Duration)> = Vec::new();
+            let mut rest = Vec::new();
+            for (cell, column, took) in done.drain(..) {
+                if cell == k {
+                    mine.push((column, took));
+                } else {
+                    rest.push((cell, column, took));
+                }
+            }
+            done = rest;
+            mine.sort_by_key(|(c, _)| order.iter().position(|o| *o == c.compiler));
+            let time = mine.iter().map(|(_, t)| *t).sum();
+            let columns = mine.into_iter().map(|(c, _)| c).collect();
+            Cell { matrix: Matrix::new(abi, opt, cases.len(), columns), time }
+        })
+        .collect()
 }
 
 /// Progress on a terminal (stderr), plain lines otherwise; nothing in JSON mode.
@@ -187,28 +294,29 @@ struct Progress {
     total: usize,
     tty: bool,
     quiet: bool,
-    finished: std::sync::atomic::AtomicUsize,
+    finished: AtomicUsize,
 }
 
 impl Progress {
     fn new(total: usize, quiet: bool) -> Progress {
         let tty = std::io::stderr().is_terminal();
-        Progress { total, tty, quiet, finished: std::sync::atomic::AtomicUsize::new(0) }
+        Progress { total, tty, quiet, finished: AtomicUsize::new(0) }
     }
 
-    /// One cell finished.
-    fn done(&self, abi: Abi, opt: Opt, cases: usize, started: Instant) {
-        let n = self.finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    /// One job finished.
+    fn done(&self, compiler: &Compiler, opt: Opt, cases: usize, took: Duration) {
+        let n = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
         if self.quiet {
             return;
         }
-        let took = started.elapsed();
+        let what =
+            format!("{} {} {opt}: {cases} cases in {took:.1?}", compiler.abi, compiler.label());
         if self.tty {
             let filled = n * 30 / self.total.max(1);
             let bar = format!("[{}{}]", "#".repeat(filled), ".".repeat(30 - filled));
-            eprint!("\r\x1b[2K{bar} {n}/{} {abi} {opt}: {cases} cases in {took:.1?}", self.total);
+            eprint!("\r\x1b[2K{bar} {n}/{} {what}", self.total);
         } else {
-            eprintln!("verify {n}/{}: {abi} {opt}, {cases} cases in {took:.1?}", self.total);
+            eprintln!("verify {n}/{}: {what}", self.total);
         }
     }
 
@@ -219,96 +327,367 @@ impl Progress {
     }
 }
 
-fn write_matrix(out: &mut dyn Write, cells: &[Cell]) -> i32 {
-    let mut code = 0;
-    let _ = writeln!(
-        out,
-        "{:<17} {:<4} {:>7} {:>7} {:>12}  time",
-        "ABI", "opt", "passed", "failed", "unsupported"
-    );
+/// Every compiler label of the run, clang versions first (newest last), then GCC.
+fn labels(cells: &[Cell]) -> Vec<String> {
+    let mut all: Vec<(compiler::Family, u32, String)> = Vec::new();
     for cell in cells {
-        match &cell.report {
-            Ok(r) => {
-                let passed = r.ran - r.failures.len().min(r.ran);
-                let _ = writeln!(
-                    out,
-                    "{:<17} {:<4} {:>7} {:>7} {:>12}  {:.1?}",
-                    cell.abi.id(),
-                    cell.opt.to_string(),
-                    passed,
-                    r.failures.len(),
-                    r.skipped.len(),
-                    r.compile_time + r.call_time
-                );
-                if !r.failures.is_empty() {
-                    code = 1;
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(
-                    out,
-                    "{:<17} {:<4} could not run: {e}",
-                    cell.abi.id(),
-                    cell.opt.to_string()
-                );
-                code = 1;
+        for c in &cell.matrix.columns {
+            let key = (c.compiler.family, c.compiler.version.major, c.compiler.label());
+            if !all.contains(&key) {
+                all.push(key);
             }
         }
     }
-    for cell in cells {
-        if let Ok(r) = &cell.report {
-            if !r.failures.is_empty() {
-                let _ = writeln!(out, "\n{r}");
-            }
-        }
-    }
-    code
+    all.sort();
+    all.into_iter().map(|(_, _, l)| l).collect()
 }
 
-fn write_json(out: &mut dyn Write, signatures: &[(String, Signature)], cells: &[Cell]) -> i32 {
-    let mut code = 0;
-    let (mut pass, mut fail, mut unsupported) = (0usize, 0usize, 0usize);
+/// One compiler's cell: `*` marks the authority; `ok` when it agrees on every case that ran,
+/// else how many cases it differs on; `-` when it did not run for this ABI; `error` when its
+/// batch could not run.
+fn compiler_cell(matrix: &Matrix, label: &str) -> String {
+    let Some(k) = matrix.columns.iter().position(|c| c.compiler.label() == label) else {
+        return "-".into();
+    };
+    let star = if matrix.authority == Some(k) { "*" } else { "" };
+    match &matrix.columns[k].report {
+        Err(_) => format!("{star}error"),
+        Ok(r) if r.failures.is_empty() => format!("{star}ok"),
+        Ok(r) => format!("{star}{} differ", r.failures.len()),
+    }
+}
+
+/// The matrix: a row per ABI and level, the verdict counts, a column per compiler.
+fn matrix_text(cells: &[Cell]) -> String {
+    let labels = labels(cells);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut head: Vec<String> =
+        ["ABI", "opt", "pass", "disagree", "fail", "unsupported"].map(String::from).to_vec();
+    head.extend(labels.iter().cloned());
+    head.push("time".into());
+    rows.push(head);
     for cell in cells {
-        let report = match &cell.report {
-            Ok(r) => r,
-            Err(e) => {
-                code = 1;
-                let line = serde_json::json!({
-                    "abi": cell.abi.id(), "opt": cell.opt.to_string(),
-                    "status": "error", "details": e,
-                });
-                let _ = writeln!(out, "{line}");
-                continue;
+        let m = &cell.matrix;
+        let [pass, disagree, fail, unsupported] = m.counts();
+        let mut row = vec![m.abi.id().to_string(), m.opt.to_string()];
+        row.extend([pass, disagree, fail, unsupported].map(|n| n.to_string()));
+        row.extend(labels.iter().map(|l| compiler_cell(m, l)));
+        row.push(format!("{:.1?}", cell.time));
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (s, w))| if c < 2 { format!("{s:<w$}") } else { format!("{s:>w$}") })
+            .collect();
+        let _ = writeln!(text, "{}", cells.join("  ").trim_end());
+    }
+    let _ = writeln!(text, "(* the ABI's authority; `N differ`: cases that compiler disagrees on)");
+    text
+}
+
+/// Failures and unexplained disagreements in full, per ABI and level; then the known
+/// disagreements, one line per ABI, compiler and upstream issue (with the shortest example).
+fn details_text(cells: &[Cell]) -> String {
+    let mut text = String::new();
+    // (abi, upstream) -> (summary, cases per compiler and level, shortest example)
+    type Counts = Vec<(String, Opt, usize)>;
+    type Known = ((Abi, &'static str), (&'static str, Counts, String));
+    let mut known: Vec<Known> = Vec::new();
+    for cell in cells {
+        let m = &cell.matrix;
+        let verdicts = m.verdicts();
+        let mut section = String::new();
+        for (c, e) in m.run_errors() {
+            let _ = writeln!(section, "{} could not run the batch: {e}", c.label());
+        }
+        for v in verdicts.iter().filter(|v| v.status == Status::Fail) {
+            section.push_str(&fail_text(m, v));
+        }
+        for v in verdicts.iter().filter(|v| v.status == Status::Disagree) {
+            for d in &v.dissents {
+                let Some(k) = d.known else {
+                    let _ = writeln!(
+                        section,
+                        "DISAGREE (unexplained): {} disagrees with the authority on case {}",
+                        d.compiler, v.index
+                    );
+                    section.push_str(&indent(&failure_text(d.failure)));
+                    continue;
+                };
+                let key = (m.abi, k.upstream);
+                let label = d.compiler.label();
+                let sig = d.failure.signature.to_string();
+                let at = match known.iter().position(|(kk, _)| *kk == key) {
+                    Some(at) => at,
+                    None => {
+                        known.push((key, (k.summary, Vec::new(), sig.clone())));
+                        known.len() - 1
+                    }
+                };
+                let entry = &mut known[at].1;
+                match entry.1.iter_mut().find(|(l, o, _)| *l == label && *o == m.opt) {
+                    Some((_, _, n)) => *n += 1,
+                    None => entry.1.push((label, m.opt, 1)),
+                }
+                if sig.len() < entry.2.len() {
+                    entry.2 = sig;
+                }
             }
-        };
-        for (i, (origin, sig)) in signatures.iter().enumerate() {
-            let mut line = serde_json::json!({
-                "abi": cell.abi.id(), "opt": cell.opt.to_string(),
-                "signature": sig.to_string(), "origin": origin,
+        }
+        if !section.is_empty() {
+            let _ = write!(text, "\n== {} {} ==\n{section}", m.abi, m.opt);
+        }
+    }
+    if !known.is_empty() {
+        text.push_str("\nknown compiler disagreements (the authority agrees with backcall):\n");
+        for ((abi, upstream), (summary, mut counts, example)) in known {
+            counts.sort();
+            let counts: Vec<String> =
+                counts.iter().map(|(l, o, n)| format!("{l} {o}: {n}")).collect();
+            let _ = writeln!(
+                text,
+                "  {abi} [{upstream}]\n    {summary}\n    cases: {}\n    e.g. {example}",
+                counts.join(", ")
+            );
+        }
+    }
+    text
+}
+
+fn fail_text(m: &Matrix, v: &Verdict<'_>) -> String {
+    let mut text = String::new();
+    match (v.authority_failure, m.authority_compiler()) {
+        (Some(f), Some(judge)) => {
+            let _ = writeln!(
+                text,
+                "FAIL: case {} disagrees with the authority {} at {}",
+                v.index, judge, m.opt
+            );
+            text.push_str(&indent(&failure_text(f)));
+        }
+        _ => {
+            for d in &v.dissents {
+                let _ = writeln!(
+                    text,
+                    "FAIL (no authority ran): case {} disagrees with {} at {}",
+                    v.index, d.compiler, m.opt
+                );
+                text.push_str(&indent(&failure_text(d.failure)));
+            }
+        }
+    }
+    text
+}
+
+fn failure_text(f: &backcall_oracle::Failure) -> String {
+    let mut text = format!("signature: {}\n", f.signature);
+    for p in &f.problems {
+        let _ = writeln!(text, "{p}");
+    }
+    if let Some(plan) = &f.plan {
+        let _ = writeln!(text, "backcall's plan:\n{}", indent(plan));
+    }
+    text
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+fn outcome_json(o: &Outcome<'_>) -> serde_json::Value {
+    match o {
+        Outcome::Agrees => serde_json::json!({ "status": "agree" }),
+        Outcome::Differs(f) => serde_json::json!({
+            "status": "differ", "details": f.problems.join("\n"),
+        }),
+        Outcome::Skipped(s) => serde_json::json!({ "status": "unsupported", "details": s.reason }),
+        Outcome::NotRun(e) => serde_json::json!({ "status": "error", "details": e.0 }),
+    }
+}
+
+fn write_json(out: &mut dyn Write, signatures: &[(String, Signature)], cells: &[Cell]) {
+    let mut counts = [0usize; 4];
+    for cell in cells {
+        let m = &cell.matrix;
+        for (c, e) in m.run_errors() {
+            let line = serde_json::json!({
+                "abi": m.abi.id(), "opt": m.opt.to_string(), "compiler": c.label(),
+                "status": "error", "details": e.0,
             });
-            if let Some(skip) = report.skipped.iter().find(|s| s.index == i) {
-                line["status"] = "unsupported".into();
-                line["details"] = skip.reason.clone().into();
-                unsupported += 1;
-            } else if let Some(failure) = report.failures.iter().find(|f| f.index == i) {
-                line["status"] = "fail".into();
-                line["details"] = failure.problems.join("\n").into();
-                if let Some(plan) = &failure.plan {
+            let _ = writeln!(out, "{line}");
+        }
+        for v in m.verdicts() {
+            let (origin, sig) = &signatures[v.index];
+            let mut compilers = serde_json::Map::new();
+            for (column, outcome) in m.columns.iter().zip(&v.outcomes) {
+                let mut o = outcome_json(outcome);
+                o["version"] = column.compiler.version.to_string().into();
+                o["command"] = column.compiler.command().into();
+                if let Some(d) = v.dissents.iter().find(|d| *d.compiler == column.compiler) {
+                    if let Some(k) = d.known {
+                        o["known"] =
+                            serde_json::json!({ "upstream": k.upstream, "summary": k.summary });
+                    }
+                }
+                compilers.insert(column.compiler.label(), o);
+            }
+            let mut line = serde_json::json!({
+                "abi": m.abi.id(), "opt": m.opt.to_string(),
+                "signature": sig.to_string(), "origin": origin,
+                "status": v.status.word(),
+                "authority": m.authority_compiler().map(|c| c.label()),
+                "compilers": compilers,
+            });
+            if let Some(f) = v.authority_failure {
+                line["details"] = f.problems.join("\n").into();
+                if let Some(plan) = &f.plan {
                     line["plan"] = plan.clone().into();
                 }
-                fail += 1;
-                code = 1;
-            } else {
-                line["status"] = "pass".into();
-                pass += 1;
             }
+            counts[v.status as usize] += 1;
             let _ = writeln!(out, "{line}");
         }
     }
+    let abis: BTreeSet<&str> = cells.iter().map(|c| c.matrix.abi.id()).collect();
     let summary = serde_json::json!({
-        "summary": true, "pass": pass, "fail": fail, "unsupported": unsupported,
-        "abis": cells.iter().map(|c| c.abi.id()).collect::<std::collections::BTreeSet<_>>(),
+        "summary": true, "pass": counts[0], "disagree": counts[1], "fail": counts[2],
+        "unsupported": counts[3], "abis": abis,
     });
     let _ = writeln!(out, "{summary}");
-    code
+}
+
+/// XML text with `&`, `<`, `>`, `"` escaped, and characters XML 1.0 forbids dropped.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(ch),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: a test suite per ABI and level, a test case per signature and compiler; the
+/// authority's disagreement is a `<failure>`, another compiler's is a test case marked
+/// `<skipped>` with the disagreement (CI tools render it without failing the run), a
+/// signature backcall does not support is `<skipped>` too.
+fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
+    let mut suites = String::new();
+    let (mut total, mut failures) = (0usize, 0usize);
+    for cell in cells {
+        let m = &cell.matrix;
+        let mut cases = String::new();
+        let (mut n, mut failed, mut skipped) = (0usize, 0usize, 0usize);
+        for v in m.verdicts() {
+            let (origin, sig) = &signatures[v.index];
+            for (k, (column, outcome)) in m.columns.iter().zip(&v.outcomes).enumerate() {
+                n += 1;
+                let authority = m.authority == Some(k) || m.authority.is_none();
+                let name = xml_escape(&format!("{sig} [{}]", column.compiler.label()));
+                let class = format!("{}.{}", m.abi.id(), m.opt.flag().trim_start_matches('-'));
+                let _ = write!(
+                    cases,
+                    "    <testcase classname=\"{class}\" name=\"{name}\" file=\"{}\">",
+                    xml_escape(origin)
+                );
+                match outcome {
+                    Outcome::Agrees => {}
+                    Outcome::Skipped(s) => {
+                        skipped += 1;
+                        let _ = write!(cases, "<skipped message=\"{}\"/>", xml_escape(&s.reason));
+                    }
+                    Outcome::Differs(f) if authority => {
+                        failed += 1;
+                        let _ = write!(
+                            cases,
+                            "<failure message=\"backcall disagrees with {}\">{}</failure>",
+                            xml_escape(&column.compiler.to_string()),
+                            xml_escape(&failure_text(f))
+                        );
+                    }
+                    Outcome::Differs(f) => {
+                        skipped += 1;
+                        let known = v
+                            .dissents
+                            .iter()
+                            .find(|d| *d.compiler == column.compiler)
+                            .and_then(|d| d.known)
+                            .map_or("unexplained".to_string(), |k| k.upstream.to_string());
+                        let _ = write!(
+                            cases,
+                            "<skipped message=\"{} disagrees with the authority ({})\">{}</skipped>",
+                            xml_escape(&column.compiler.label()),
+                            xml_escape(&known),
+                            xml_escape(&failure_text(f))
+                        );
+                    }
+                    Outcome::NotRun(e) => {
+                        failed += 1;
+                        let _ = write!(
+                            cases,
+                            "<error message=\"the compiler could not run the batch\">{}</error>",
+                            xml_escape(&e.0)
+                        );
+                    }
+                }
+                cases.push_str("</testcase>\n");
+            }
+        }
+        total += n;
+        failures += failed;
+        let _ = write!(
+            suites,
+            "  <testsuite name=\"{} {}\" tests=\"{n}\" failures=\"{failed}\" errors=\"0\" \
+             skipped=\"{skipped}\" time=\"{:.3}\">\n{cases}  </testsuite>\n",
+            m.abi.id(),
+            m.opt,
+            cell.time.as_secs_f64()
+        );
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"backcall verify\" \
+         tests=\"{total}\" failures=\"{failures}\">\n{suites}</testsuites>\n"
+    )
+}
+
+/// The matrix as a Markdown table, and the disagreements by compiler and known issue.
+fn markdown(cells: &[Cell]) -> String {
+    let labels = labels(cells);
+    let mut text =
+        String::from("### backcall verify\n\n| ABI | opt | pass | disagree | fail | unsupported |");
+    for l in &labels {
+        let _ = write!(text, " {l} |");
+    }
+    text.push_str("\n|---|---|---:|---:|---:|---:|");
+    text.push_str(&"---|".repeat(labels.len()));
+    text.push('\n');
+    for cell in cells {
+        let m = &cell.matrix;
+        let [pass, disagree, fail, unsupported] = m.counts();
+        let _ = write!(
+            text,
+            "| `{}` | {} | {pass} | {disagree} | {fail} | {unsupported} |",
+            m.abi.id(),
+            m.opt
+        );
+        for l in &labels {
+            let _ = write!(text, " {} |", compiler_cell(m, l).replace('*', "\\*"));
+        }
+        text.push('\n');
+    }
+    text.push_str("\n\\* the ABI's authority\n");
+    text
 }

@@ -6,7 +6,7 @@
 //! writes ONE C file per batch: for each type a block with `typedef <type> T<i>;` and a
 //! `_Static_assert` for its `sizeof`, `_Alignof` and every member's `offsetof` and `sizeof`
 //! (array members: the first element in full, the second and last by offset; see
-//! `backcall_native_tests::cgen`). `clang --target=<abi.clang_target()> -fsyntax-only`
+//! `backcall_oracle::cgen`). `clang --target=<abi.clang_target()> -fsyntax-only`
 //! accepts the file exactly when backcall and the compiler agree on every type in it.
 //!
 //! A type the ABI refuses as unsupported (`long double`, `_Complex`, ...) is skipped and
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use backcall_abi::arbitrary::any_aggregate_type;
 use backcall_abi::{Abi, AbiErrorKind, Aggregate, AggregateKind, Field, Layout, Scalar, Type};
-use backcall_native_tests::cgen;
+use backcall_oracle::cgen;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 

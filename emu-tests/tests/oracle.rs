@@ -1,39 +1,50 @@
-//! The emulated compiler oracle (DESIGN §6; `backcall_emu_tests::oracle`) on every ABI: clang
-//! for the ABI's triple calls the real thunks in Unicorn with graffiti values at -O0 and -O2;
-//! every byte must arrive both ways and every call must keep the machine's invariants.
+//! The emulated compiler oracle (`backcall_emu_tests::oracle`) on every ABI: each ABI's
+//! compilers (the default clang, the ABI's GCC, and its authority) call the real thunks in
+//! Unicorn with graffiti values at -O0 and -O2; every byte must arrive both ways and every
+//! call must keep the machine's invariants. Cases are judged by the ABI's authority
+//! (`backcall_oracle::matrix`): the authority must agree with backcall, and every other
+//! compiler must agree too or disagree in a known shape (`backcall_oracle::known`).
 //!
 //! One test per ABI and kind, named with the ABI id, so a failing ABI shows by name:
 //!
 //! * `corpus_<abi>`: the built-in corpus (signatures an ABI refuses are counted as skipped);
 //! * `conventions_<abi>` (i386 only): the corpus again as `__stdcall`, `__fastcall` and
 //!   `__thiscall`;
-//! * `random_<abi>`: `PROPTEST_CASES` (default 256) random signatures, one batch (one compile)
-//!   per level, the failing ones shrunk (`backcall_native_tests::suite`, shared with the host
-//!   oracle's suite). `PROPTEST_RNG_SEED=<seed>` replays a run (the seed is printed);
+//! * `random_<abi>`: `PROPTEST_CASES` (default 256) random signatures, one batch (one compile
+//!   per compiler) per level, the failing ones shrunk (`backcall_oracle::suite`).
+//!   `PROPTEST_RNG_SEED=<seed>` replays a run (the seed is printed);
 //! * `wrong_plan_<abi>`: a correct plan with one rule flipped (two arguments' locations
 //!   swapped; the hidden result pointer not returned in `eax`/`rax`; the hidden result pointer
 //!   read from the wrong place; the callee pop dropped; a `double` not returned in `st(0)`) is
-//!   reported, naming what is wrong.
+//!   reported by the authority, naming what is wrong.
 //!
-//! An ABI without thunk code yet (`abi/src/blobs/`) is skipped with a message; a missing clang
-//! fails with the install hint. `cargo test -p backcall-emu-tests --test oracle -- --nocapture`
-//! prints the counts and times.
+//! A missing compiler fails with the install hint. `cargo test -p backcall-emu-tests --test
+//! oracle -- --nocapture` prints the counts and times. `BACKCALL_CLANG=clang-16` runs the
+//! suites with another clang as the default one.
 
 use backcall_abi::{
     Abi, ArgPass, CallPlan, Convention, RetPlan, ReturnCode, Scalar, Signature, Type,
 };
-use backcall_emu_tests::oracle::{self, Case, EmuOracle, Opt, Prepared, Report};
-use backcall_native_tests::suite::{corpus_cases, RandomCases};
+use backcall_emu_tests::oracle::{self, Case, Compiler, EmuOracle, Opt, Prepared, Report};
+use backcall_oracle::compiler;
+use backcall_oracle::suite::{corpus_cases, RandomCases};
 
-/// Whether `abi` can run: clang must be there (else the test fails with the install hint);
-/// an ABI without thunk code is skipped with a message.
+/// The compilers of `abi`'s suites (else the test fails with the install hint).
+fn compilers(abi: Abi) -> Vec<Compiler> {
+    compiler::suite(abi).unwrap_or_else(|hint| panic!("{hint}"))
+}
+
+/// The authority of `abi` among its suite's compilers.
+fn authority(abi: Abi) -> EmuOracle {
+    let all = compilers(abi);
+    let judge = compiler::authority(abi, &all).expect("the suite includes the authority");
+    EmuOracle::new(judge.clone())
+}
+
+/// The default clang for `abi`.
 fn ready(abi: Abi) -> bool {
-    if let Err(hint) = oracle::require_clang() {
+    if let Err(hint) = oracle::require_clang(abi) {
         panic!("{hint}");
-    }
-    if backcall_abi::blobs::for_abi(abi).is_none() {
-        eprintln!("{abi}: no thunk code yet (abi/src/blobs/): the emulated oracle is skipped");
-        return false;
     }
     true
 }
@@ -45,46 +56,45 @@ fn run_with(oracle: &EmuOracle, cases: &[Case], opt: Opt) -> Report {
 }
 
 fn run(abi: Abi, cases: &[Case], opt: Opt) -> Report {
-    run_with(&EmuOracle::new(abi), cases, opt)
+    let oracle = EmuOracle::default_for(abi).unwrap_or_else(|e| panic!("{e}"));
+    run_with(&oracle, cases, opt)
 }
 
-/// Runs `cases` at both levels; fails with every report that is not ok.
+/// Runs `cases` at both levels with every suite compiler; fails with every matrix that is
+/// not sound.
 fn check_batch(abi: Abi, cases: &[Case], what: &str) {
+    let compilers = compilers(abi);
     let mut message = String::new();
     for opt in Opt::ALL {
-        let report = run(abi, cases, opt);
-        if !report.is_ok() {
-            message.push_str(&format!("{what}:\n{report}\n"));
+        let matrix = oracle::run_matrix(abi, &compilers, cases, opt);
+        let [pass, disagree, fail, unsupported] = matrix.counts();
+        println!("{abi} {opt} {what}: {pass} pass, {disagree} disagree, {fail} fail, {unsupported} unsupported");
+        if !matrix.is_sound() {
+            message.push_str(&format!("{what}:\n{matrix}\n"));
         }
     }
     assert!(message.is_empty(), "{message}");
 }
 
 fn check_corpus(abi: Abi) {
-    if ready(abi) {
-        check_batch(abi, &corpus_cases(None), "the corpus");
-    }
+    check_batch(abi, &corpus_cases(None), "the corpus");
 }
 
 /// i386 only: the corpus under each callee-popping convention.
 fn check_conventions(abi: Abi) {
-    if ready(abi) {
-        for conv in [Convention::Stdcall, Convention::Fastcall, Convention::Thiscall] {
-            check_batch(abi, &corpus_cases(Some(conv)), &format!("the corpus as {conv:?}"));
-        }
+    for conv in [Convention::Stdcall, Convention::Fastcall, Convention::Thiscall] {
+        check_batch(abi, &corpus_cases(Some(conv)), &format!("the corpus as {conv:?}"));
     }
 }
 
 // --- random signatures ----------------------------------------------------------------------
 
 fn check_random(abi: Abi) {
-    if !ready(abi) {
-        return;
-    }
+    let compilers = compilers(abi);
     let mut random = RandomCases::new();
     for opt in Opt::ALL {
-        let report = run(abi, random.cases(), opt);
-        random.check(&report, |cases, opt| oracle::run(abi, cases, opt));
+        let matrix = oracle::run_matrix(abi, &compilers, random.cases(), opt);
+        random.check_matrix(&matrix, |c, cases, opt| EmuOracle::new(c.clone()).run(cases, opt));
     }
     random.assert_ok();
 }
@@ -107,7 +117,7 @@ fn tampered_report(
     opt: Opt,
     tamper: impl Fn(&Prepared, &mut CallPlan) + Send + Sync + 'static,
 ) -> String {
-    let oracle = EmuOracle::new(abi).tampered(tamper);
+    let oracle = authority(abi).tampered(tamper);
     let report = run_with(&oracle, &[Case::new(sig)], opt);
     assert_eq!(report.failing(), vec![0], "{abi} {opt}: the wrong plan was not caught:\n{report}");
     report.to_string()
@@ -120,10 +130,7 @@ fn assert_mentions(text: &str, needles: &[&str]) {
 }
 
 fn check_wrong_plans(abi: Abi) {
-    if !ready(abi) {
-        return;
-    }
-    let untouched = EmuOracle::new(abi);
+    let untouched = authority(abi);
     for opt in Opt::ALL {
         // 1. Two arguments' locations swapped: both are named, with the bytes each received.
         let sig = Signature::new(s(Scalar::Int), vec![s(Scalar::Int); 4]);
@@ -383,9 +390,8 @@ fn a_batch_larger_than_a_code_page_runs() {
 #[test]
 fn a_split_batch_reports_failures_under_their_batch_index() {
     let abi = Abi::X86_64Sysv;
-    if !ready(abi) {
-        return;
-    }
+    // The authority: the corpus pins shapes where other compilers deviate.
+    let oracle = authority(abi);
     let mut cases: Vec<Case> = corpus_cases(None).into_iter().chain(corpus_cases(None)).collect();
     let target = (cases.len() * 3 / 4..cases.len())
         .find(|&i| {
@@ -393,7 +399,7 @@ fn a_split_batch_reports_failures_under_their_batch_index() {
         })
         .expect("a corpus case with a result");
     cases[target].flip_result_byte = Some(0);
-    let report = run(abi, &cases, Opt::O0);
+    let report = run_with(&oracle, &cases, Opt::O0);
     assert_eq!(report.cases, cases.len());
     assert_eq!(report.failing(), vec![target], "{report}");
     assert_eq!(report.ran + report.skipped.len(), cases.len());

@@ -1,13 +1,9 @@
-//! native-tests: host-native suites, and the C generation the compiler oracles share.
+//! native-tests: the host-native suites and the host front end of the compiler oracle.
 //!
-//! * [`cgen`]: C text for the compiler oracle (types as declarations, layouts as
-//!   `_Static_assert`s), used by the native suites here and by `backcall-emu-tests`.
-//! * [`oracle`]: the host compiler oracle: generated C callers, compiled by the host's C
-//!   compiler, call callbacks with graffiti values and check every byte both ways.
-//! * [`suite`]: how the oracle suites of both crates drive an oracle: the corpus as cases,
-//!   random signatures, shrinking the failing ones.
+//! * [`host`]: the host compiler oracle: callers from `backcall-oracle`, compiled by the
+//!   host's C compiler into a shared library, call real callbacks with graffiti values; every
+//!   byte is checked both ways.
+//! * [`errors`]: the runtime's error reports, collected for assertions.
 
-pub mod cgen;
 pub mod errors;
-pub mod oracle;
-pub mod suite;
+pub mod host;

@@ -3,7 +3,7 @@
 //!
 //! * [`corpus_cases`]: the built-in corpus as cases, optionally under one convention;
 //! * [`RandomCases`]: `PROPTEST_CASES` (default 256) random signatures from
-//!   `backcall_abi::arbitrary::any_supported_signature()`, run as one batch per level; the first
+//!   `backcall_abi::arbitrary::any_verified_signature()`, run as one batch per level; the first
 //!   [`SHRUNK`] failing cases of a batch are run again alone so that proptest shrinks them to
 //!   the smallest failing signature. The seed is printed on failure; `PROPTEST_RNG_SEED=<seed>`
 //!   replays a run.
@@ -11,12 +11,17 @@
 use std::time::{Duration, Instant};
 
 use backcall::corpus;
-use backcall_abi::arbitrary::any_supported_signature;
+use backcall_abi::arbitrary::any_verified_signature;
 use backcall_abi::{Convention, Signature};
 use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
-use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::{
+    Config, RngAlgorithm, RngSeed, TestCaseError, TestError, TestRng, TestRunner,
+};
 
-use crate::oracle::{Case, Opt, Report, RunError};
+use crate::case::Case;
+use crate::compiler::{Compiler, Opt};
+use crate::matrix::{Matrix, Status};
+use crate::report::{Report, RunError};
 
 /// Failing random cases shrunk per batch (each shrink step is one compile).
 pub const SHRUNK: usize = 2;
@@ -85,7 +90,7 @@ impl RandomCases {
         let seed = seed();
         let config = config(seed);
         let mut runner = TestRunner::new(config.clone());
-        let strategy = any_supported_signature().boxed();
+        let strategy = any_verified_signature().boxed();
         let trees: Vec<Option<Tree>> = (0..config.cases)
             .map(|_| Some(strategy.new_tree(&mut runner).expect("a signature")))
             .collect();
@@ -127,6 +132,66 @@ impl RandomCases {
         }
     }
 
+    /// Takes note of `matrix`, every compiler's run of [`RandomCases::cases`] at one level,
+    /// unless it is sound ([`Matrix::is_sound`]): the matrix, and its first [`SHRUNK`] problem
+    /// cases shrunk, each with the compiler that raised it (the authority for a failure, the
+    /// dissenting compiler for an unexplained disagreement), each step a run of one case by
+    /// `run`.
+    pub fn check_matrix(
+        &mut self,
+        matrix: &Matrix,
+        run: impl Fn(&Compiler, &[Case], Opt) -> Result<Report, RunError>,
+    ) {
+        if matrix.is_sound() {
+            return;
+        }
+        self.message.push_str(&format!("{matrix}\n"));
+        let opt = matrix.opt;
+        let problems: Vec<(usize, Compiler, bool)> = matrix
+            .verdicts()
+            .iter()
+            .filter_map(|v| {
+                if v.status == Status::Fail {
+                    let c =
+                        matrix.authority_compiler().or(v.dissents.first().map(|d| d.compiler))?;
+                    return Some((v.index, c.clone(), true));
+                }
+                let d = v.dissents.iter().find(|d| d.known.is_none())?;
+                Some((v.index, d.compiler.clone(), false))
+            })
+            .take(SHRUNK)
+            .collect();
+        for (index, compiler, strict) in problems {
+            let Some(tree) = self.trees.get_mut(index).and_then(Option::take) else { continue };
+            let started = Instant::now();
+            let judge = |sig: Signature| {
+                let report = run(&compiler, &[Case::new(sig)], opt)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let unexplained = report
+                    .failures
+                    .iter()
+                    .any(|f| strict || crate::known::matching(matrix.abi, &compiler, f).is_none());
+                if unexplained {
+                    Err(TestCaseError::fail(report.to_string()))
+                } else {
+                    Ok(())
+                }
+            };
+            let shrunk = match self.runner.run_one(tree, judge) {
+                Err(TestError::Fail(why, sig)) => format!(
+                    "smallest failing signature ({:.1?} shrinking): {sig}\n{why}",
+                    started.elapsed()
+                ),
+                Err(TestError::Abort(why)) => format!("shrinking aborted: {why}"),
+                Ok(_) => "it passes when run alone (it failed only in the batch)".into(),
+            };
+            let abi = matrix.abi;
+            let label = compiler.label();
+            self.message
+                .push_str(&format!("\n{abi} case {index} ({label}) shrunk at {opt}: {shrunk}\n"));
+        }
+    }
+
     /// Panics with every report [`RandomCases::check`] took note of, and how to replay the run.
     #[track_caller]
     pub fn assert_ok(&self) {
@@ -151,4 +216,17 @@ fn alone(
         Ok(report) => Err(TestCaseError::fail(report.to_string())),
         Err(e) => Err(TestCaseError::fail(e.to_string())),
     }
+}
+
+/// `n` signatures of [`any_verified_signature`] drawn from `seed` (the same seed always gives
+/// the same ones).
+pub fn seeded_signatures(n: usize, seed: u64) -> Vec<Signature> {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let strategy = any_verified_signature();
+    (0..n)
+        .map(|_| strategy.new_tree(&mut runner).expect("the strategy always generates").current())
+        .collect()
 }

@@ -1,0 +1,346 @@
+//! The host compiler oracle (natively): the host's C compiler decides whether a callback
+//! receives exactly the arguments compiled C passes, and whether compiled C receives exactly
+//! the result the handler returns. The oracle's model (cases, graffiti, C text, comparison,
+//! reports) is `backcall-oracle`'s; this module compiles a batch into a shared library, loads
+//! it with `dlopen` and calls real callbacks through it.
+//!
+//! One run takes a batch of [`Case`]s (a signature each) and one optimisation level:
+//!
+//! 1. the batch's C text ([`backcall_oracle::callers`]) is compiled as a shared library
+//!    (`-shared -fPIC -nostdlib`) into a temporary directory: one compiler start per batch
+//!    and level, which is what a run costs;
+//! 2. the library is loaded with `dlopen`; for each case a [`backcall::Callback`] is created
+//!    whose handler records `args.bytes(i)` of every argument and returns the result
+//!    graffiti, and `bc_case_N` is called with the thunk;
+//! 3. every non-padding byte must agree both ways ([`backcall_oracle::compare`]).
+//!
+//! Environment:
+//! * `BACKCALL_ORACLE_CC`: the compiler command, with arguments (`clang -m32`); default `cc`
+//!   (`cc -m32` for an i686 test binary, `aarch64-linux-gnu-gcc` for an AArch64 one).
+//! * `BACKCALL_ORACLE_KEEP=1`: keep the C file and libraries (their directory is printed).
+//! * `BACKCALL_ORACLE_TRACE=1`: print each case before calling it.
+//!
+//! A case that crashes the process (a runtime reading a wrong pointer, a thunk returning to the
+//! wrong place) cannot be contained; a fatal-signal hook prints the cases in flight, with their
+//! plans, on the way down (see `crash_note`).
+
+use std::ffi::{c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use backcall::{Callback, Error};
+use backcall_abi::{Abi, Shape};
+use backcall_oracle::callers::{caller_name, result_name};
+use backcall_oracle::compare::compare;
+use backcall_oracle::compile::{compile_dropping_rejected, Compiled};
+use backcall_oracle::graffiti::value_from_bytes;
+use backcall_oracle::report::Outcome;
+use backcall_oracle::{Case, Compiler, Failure, Opt, Prepared, Report, RunError};
+
+/// The host's C compiler: `BACKCALL_ORACLE_CC` (split at whitespace) if set, else the compiler
+/// for the target this test binary was built for: `cc`, `cc -m32` (i686) or
+/// `aarch64-linux-gnu-gcc` (an AArch64 binary under qemu-user on an x86-64 machine).
+pub fn host_compiler() -> Result<Compiler, RunError> {
+    let abi = Abi::host().ok_or_else(|| RunError("backcall knows no ABI for this host".into()))?;
+    let cmd = match std::env::var("BACKCALL_ORACLE_CC") {
+        Ok(cmd) => cmd,
+        Err(_) if cfg!(target_arch = "x86") => "cc -m32".into(),
+        Err(_)
+            if cfg!(all(target_arch = "aarch64", target_os = "linux"))
+                && backcall_oracle::compiler::on_path("aarch64-linux-gnu-gcc") =>
+        {
+            "aarch64-linux-gnu-gcc".into()
+        }
+        Err(_) => "cc".into(),
+    };
+    let mut words = cmd.split_whitespace();
+    let program = words.next().ok_or_else(|| RunError("BACKCALL_ORACLE_CC is empty".into()))?;
+    let args: Vec<&str> = words.collect();
+    Compiler::probe(abi, program, &args).ok_or_else(|| {
+        RunError(format!(
+            "`{cmd}` does not run or is neither clang nor gcc ({})",
+            backcall_oracle::compiler::INSTALL_HINT
+        ))
+    })
+}
+
+/// A `dlopen`ed shared library, closed on drop.
+struct Library {
+    handle: *mut c_void,
+    path: PathBuf,
+    opt: Opt,
+}
+
+impl Library {
+    fn open(path: &Path, opt: Opt) -> Result<Library, String> {
+        let c_path =
+            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: a NUL-terminated path; the library has no initialisers (no libc, -nostdlib).
+        let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            return Err(format!("dlopen {}: {}", path.display(), dl_error()));
+        }
+        Ok(Library { handle, path: path.to_path_buf(), opt })
+    }
+
+    fn symbol(&self, name: &str) -> Result<*mut c_void, String> {
+        let c_name = CString::new(name).map_err(|e| e.to_string())?;
+        // SAFETY: a live handle and a NUL-terminated name.
+        let sym = unsafe { libc::dlsym(self.handle, c_name.as_ptr()) };
+        if sym.is_null() {
+            Err(format!("dlsym {name} in {}: {}", self.path.display(), dl_error()))
+        } else {
+            Ok(sym)
+        }
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live and nothing of the library is used after this.
+        unsafe { libc::dlclose(self.handle) };
+    }
+}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns null or a NUL-terminated message.
+    let msg = unsafe { libc::dlerror() };
+    if msg.is_null() {
+        "unknown error".into()
+    } else {
+        // SAFETY: non-null, NUL-terminated.
+        unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
+    }
+}
+
+/// The oracle for this host: its ABI and its C compiler.
+#[derive(Clone, Debug)]
+pub struct Oracle {
+    /// the ABI callbacks are created for (the host's)
+    pub abi: Abi,
+    /// the compiler of the callers
+    pub compiler: Compiler,
+}
+
+/// What the handler of one case saw: the bytes of every argument, per call.
+type Seen = Arc<Mutex<Vec<Vec<Vec<u8>>>>>;
+
+impl Oracle {
+    /// The host's ABI with [`host_compiler`].
+    pub fn host() -> Result<Oracle, RunError> {
+        let compiler = host_compiler()?;
+        Ok(Oracle { abi: compiler.abi, compiler })
+    }
+
+    /// Runs `cases` as one batch at `opt`: one C file, one compile, one `dlopen`.
+    pub fn run(&self, cases: &[Case], opt: Opt) -> Result<Report, RunError> {
+        backcall::host_abi().map_err(|e| {
+            RunError(format!("{e}: no thunk code for {} yet (abi/src/blobs/)", self.abi))
+        })?;
+        let mut report = Report::new(self.abi, self.compiler.to_string(), opt, cases.len());
+        let mut prepared = Prepared::batch(self.abi, cases, &mut report);
+        if prepared.is_empty() {
+            return Ok(report);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("backcall-oracle-")
+            .tempdir()
+            .map_err(|e| RunError(format!("temporary directory: {e}")))?;
+        let started = Instant::now();
+        let lib = self.compile(dir.path(), opt, &mut prepared, &mut report)?;
+        report.compile_time = started.elapsed();
+        let started = Instant::now();
+        if let Some(lib) = lib {
+            for p in &prepared {
+                report.record(self.run_case(&lib, p));
+            }
+        }
+        report.call_time = started.elapsed();
+        report.failures.sort_by_key(|f| f.index);
+        if std::env::var_os("BACKCALL_ORACLE_KEEP").is_some() {
+            report.kept = Some(dir.keep());
+        }
+        Ok(report)
+    }
+
+    /// Compiles the batch into a library in `dir` (see [`compile_dropping_rejected`]).
+    fn compile(
+        &self,
+        dir: &Path,
+        opt: Opt,
+        prepared: &mut Vec<Prepared>,
+        report: &mut Report,
+    ) -> Result<Option<Library>, RunError> {
+        let c_file = dir.join("oracle.c");
+        let lib_path = dir.join(format!("oracle{}.so", opt.flag()));
+        compile_dropping_rejected(self.abi, prepared, report, |source| {
+            std::fs::write(&c_file, source)
+                .map_err(|e| RunError(format!("{}: {e}", c_file.display())))?;
+            match self.compiler.compile_shared(&c_file, &lib_path, opt) {
+                Ok(()) => Library::open(&lib_path, opt).map(Compiled::Output).map_err(RunError),
+                Err(e) if e.not_run => Err(RunError(e.to_string())),
+                Err(e) => Ok(Compiled::Rejected {
+                    compiler: format!("{} {opt}", self.compiler.command()),
+                    file_name: c_file.display().to_string(),
+                    stderr: e.message,
+                }),
+            }
+        })
+    }
+
+    /// Runs one compiled case: `Ok(None)` when it agrees, `Ok(Some(_))` when it ran and
+    /// disagrees, `Err(_)` when it could not run.
+    fn run_case(&self, lib: &Library, p: &Prepared) -> Outcome {
+        let n = p.index;
+        let callee = p.case.callee().clone();
+        let could_not = |why: String| Box::new(p.could_not(why, None));
+        let ret_layout = self.abi.layout(&callee.ret).map_err(|e| could_not(e.to_string()))?;
+        let returned = p.case.returned_bytes(self.abi, &ret_layout);
+        let value = value_from_bytes(self.abi, &ret_layout, &returned);
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        let callback = Callback::new(&callee.to_string(), move |args| {
+            let bytes = (0..args.len()).map(|i| args.bytes(i)).collect();
+            record.lock().unwrap_or_else(|e| e.into_inner()).push(bytes);
+            value.clone()
+        })
+        .map_err(|e: Error| could_not(format!("Callback::new(\"{callee}\") failed: {e}")))?;
+        let plan = callback.plan();
+
+        let caller = lib.symbol(&caller_name(n)).map_err(could_not)?;
+        let ret_buf = if matches!(p.ret.shape, Shape::Void) {
+            None
+        } else {
+            Some(lib.symbol(&result_name(n)).map_err(could_not)?)
+        };
+        if std::env::var_os("BACKCALL_ORACLE_TRACE").is_some() {
+            eprintln!("oracle: {} {}: case {n}: {}", self.abi, p.case.signature, caller_name(n));
+        }
+        let _in_flight = crash_note::enter(format!(
+            "{} / `{}` {}, case {n} ({}): {}\n{plan}",
+            self.abi,
+            self.compiler.command(),
+            lib.opt,
+            caller_name(n),
+            p.case.signature
+        ));
+        // SAFETY: bc_case_N is `void (void (*)(void))` and casts its argument to the function
+        // pointer type of the case's signature, which the callback was created for.
+        let caller: extern "C" fn(*const c_void) = unsafe { std::mem::transmute(caller) };
+        caller(callback.code_ptr());
+        let received = ret_buf.map(|buf| {
+            // SAFETY: bc_ret_N is an exported array of exactly the result's size.
+            unsafe { std::slice::from_raw_parts(buf as *const u8, p.ret.size as usize) }.to_vec()
+        });
+        drop(callback);
+
+        let calls = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
+        let compared = compare(self.abi, p, &plan, &calls, received.as_deref(), &returned);
+        Ok((!compared.is_empty()).then(|| Failure {
+            index: n,
+            signature: p.case.signature.clone(),
+            problems: compared.problems,
+            mismatches: compared.mismatches,
+            plan: Some(plan.to_string()),
+        }))
+    }
+}
+
+/// What the process says when a case kills it: the cases in flight, printed by a handler of
+/// SIGSEGV, SIGBUS, SIGILL and SIGABRT that then hands the signal to the handler it replaced.
+///
+/// Everything the handler touches is async-signal-safe: atomics and `write(2)`.
+mod crash_note {
+    use std::ffi::c_int;
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    const SLOTS: usize = 32;
+    const SIGNALS: [c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGABRT];
+
+    static TEXT: [AtomicPtr<u8>; SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
+    static LEN: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+
+    /// The handlers replaced, per entry of `SIGNALS`.
+    struct Previous([libc::sigaction; SIGNALS.len()]);
+    // SAFETY: plain data (handler addresses, masks, flags), only read after installation.
+    unsafe impl Sync for Previous {}
+    unsafe impl Send for Previous {}
+    static PREVIOUS: OnceLock<Previous> = OnceLock::new();
+
+    /// A case in flight; leaving the case (dropping this) clears its note.
+    pub struct InFlight {
+        slot: Option<usize>,
+        _text: Box<[u8]>,
+    }
+
+    /// Records `text` as in flight until the answer is dropped.
+    pub fn enter(text: String) -> InFlight {
+        install();
+        let mut text = text.into_bytes().into_boxed_slice();
+        let ptr = text.as_mut_ptr();
+        let slot = (0..SLOTS).find(|&k| {
+            TEXT[k]
+                .compare_exchange(std::ptr::null_mut(), ptr, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        });
+        if let Some(k) = slot {
+            LEN[k].store(text.len(), Ordering::SeqCst);
+        }
+        InFlight { slot, _text: text }
+    }
+
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            if let Some(k) = self.slot {
+                LEN[k].store(0, Ordering::SeqCst);
+                TEXT[k].store(std::ptr::null_mut(), Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn install() {
+        PREVIOUS.get_or_init(|| {
+            // SAFETY: zeroed sigaction structs are valid; sigaction(2) with valid pointers.
+            unsafe {
+                let mut previous: [libc::sigaction; SIGNALS.len()] = std::mem::zeroed();
+                let mut action: libc::sigaction = std::mem::zeroed();
+                let handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    on_fatal;
+                action.sa_sigaction = handler as usize;
+                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+                libc::sigemptyset(&mut action.sa_mask);
+                for (k, &sig) in SIGNALS.iter().enumerate() {
+                    libc::sigaction(sig, &action, &mut previous[k]);
+                }
+                Previous(previous)
+            }
+        });
+    }
+
+    fn say(bytes: &[u8]) {
+        // SAFETY: write(2) of a valid buffer; the result is irrelevant on the way down.
+        unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+    }
+
+    extern "C" fn on_fatal(sig: c_int, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+        say(b"\n*** the host compiler oracle died (fatal signal) with these cases in flight:\n");
+        for k in 0..SLOTS {
+            let ptr = TEXT[k].load(Ordering::SeqCst);
+            let len = LEN[k].load(Ordering::SeqCst);
+            if !ptr.is_null() && len > 0 {
+                // SAFETY: the note lives until its case clears the slot.
+                say(unsafe { std::slice::from_raw_parts(ptr, len) });
+                say(b"\n");
+            }
+        }
+        say(b"*** (the case's C caller is bc_case_<case>; BACKCALL_ORACLE_KEEP=1 keeps it)\n");
+        // Hand over: restore the replaced handler; the fault recurs (or abort re-raises).
+        if let (Some(previous), Some(k)) = (PREVIOUS.get(), SIGNALS.iter().position(|&s| s == sig))
+        {
+            // SAFETY: restoring a handler sigaction(2) gave us.
+            unsafe { libc::sigaction(sig, &previous.0[k], std::ptr::null_mut()) };
+        }
+    }
+}

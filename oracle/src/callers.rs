@@ -1,0 +1,129 @@
+//! The C text of a batch: one caller per case that calls the callback with graffiti values
+//! and stores the result's bytes where the oracle reads them.
+//!
+//! [`c_source`] writes ONE C file (no headers, no libc) with, per case `N`, a caller
+//! `void bc_case_N(void (*fp)(void))` that casts `fp` to the case's function pointer type,
+//! builds every argument from graffiti bytes (a `union { A v; unsigned char b[sizeof(A)]; }`
+//! initialised with `.b = {...}`), calls it, and stores the result's bytes into the exported
+//! buffer `unsigned char bc_ret_N[sizeof(R)]`. `_Static_assert`s pin every type's layout to
+//! backcall's [`Layout`](backcall_abi::Layout), so a layout disagreement is a compile error
+//! naming the case, not a puzzling byte mismatch.
+
+use std::fmt::Write as _;
+
+use backcall_abi::{Abi, Layout, Shape, Type};
+
+use crate::case::Prepared;
+use crate::cgen;
+use crate::graffiti::arg_graffiti;
+
+/// `#define`s that give the i386 convention keywords their GNU C spelling (gcc on Linux knows
+/// only `__attribute__((stdcall))` and friends; clang knows both; mingw-w64 defines them).
+pub const CONVENTIONS: &str = "\
+#ifndef __cdecl
+#define __cdecl __attribute__((cdecl))
+#endif
+#ifndef __stdcall
+#define __stdcall __attribute__((stdcall))
+#endif
+#ifndef __fastcall
+#define __fastcall __attribute__((fastcall))
+#endif
+#ifndef __thiscall
+#define __thiscall __attribute__((thiscall))
+#endif
+";
+
+/// The C file for a batch on `abi`: [`cgen::PRELUDE`], [`CONVENTIONS`], then one caller per
+/// case (see the [module documentation](self)).
+///
+/// Also answers, per case, the first and last line of its caller (to attribute compiler
+/// messages).
+pub fn c_source(abi: Abi, cases: &[Prepared]) -> (String, Vec<(usize, usize)>) {
+    let mut out = format!(
+        "/* backcall compiler oracle: {} cases for {abi} (generated; see \
+         oracle/src/callers.rs) */\n",
+        cases.len()
+    );
+    out.push_str(cgen::PRELUDE);
+    out.push_str(CONVENTIONS);
+    let mut lines = Vec::with_capacity(cases.len());
+    let mut line = out.lines().count();
+    for p in cases {
+        let mut caller = String::from("\n");
+        write_caller(abi, p, &mut caller);
+        let count = caller.lines().count();
+        lines.push((line + 2, line + count));
+        line += count;
+        out.push_str(&caller);
+    }
+    (out, lines)
+}
+
+/// The name of case `n`'s caller function.
+pub fn caller_name(n: usize) -> String {
+    format!("bc_case_{n}")
+}
+
+/// The name of case `n`'s result buffer.
+pub fn result_name(n: usize) -> String {
+    format!("bc_ret_{n}")
+}
+
+fn hex_list(bytes: &[u8]) -> String {
+    let items: Vec<String> = bytes.iter().map(|b| format!("0x{b:02x}")).collect();
+    items.join(", ")
+}
+
+fn write_caller(abi: Abi, p: &Prepared, out: &mut String) {
+    let n = p.index;
+    let sig = &p.case.signature;
+    let _ = writeln!(out, "/* case {n}: {} */", sig.to_string().replace("*/", "* /"));
+    let void_ret = matches!(p.ret.shape, Shape::Void);
+    if !void_ret {
+        let _ = writeln!(out, "unsigned char {}[{}];", result_name(n), p.ret.size);
+    }
+    let _ = writeln!(out, "void {}(void (*bc_fp)(void)) {{", caller_name(n));
+    // One printer for the function's scope: a tag is defined on its first use only.
+    let mut printer = cgen::TypePrinter::new();
+    let mut types: Vec<(String, &Type, &Layout)> = Vec::new();
+    types.push(("bc_r".into(), &sig.ret, &p.ret));
+    for (i, (ty, layout)) in sig.args.iter().zip(&p.args).enumerate() {
+        types.push((format!("bc_a{i}"), ty, layout));
+    }
+    for (name, ty, layout) in &types {
+        let _ = writeln!(out, "  typedef {};", printer.declaration(ty, name));
+        for fact in cgen::layout_facts(name, layout) {
+            let _ = writeln!(out, "  {}", fact.static_assert());
+        }
+    }
+    let conv = sig.conv.keyword().map(|k| format!("{k} ")).unwrap_or_default();
+    let params: Vec<String> = (0..sig.args.len()).map(|i| format!("bc_a{i}")).collect();
+    let params = if params.is_empty() { "void".to_string() } else { params.join(", ") };
+    let _ = writeln!(out, "  typedef bc_r ({conv}*bc_f)({params});");
+    for (i, layout) in p.args.iter().enumerate() {
+        let bytes = arg_graffiti(abi, i, layout);
+        let _ = writeln!(
+            out,
+            "  union {{ bc_a{i} v; unsigned char b[{}]; }} a{i} = {{ .b = {{ {} }} }};",
+            layout.size,
+            hex_list(&bytes)
+        );
+    }
+    let call_args: Vec<String> = (0..sig.args.len()).map(|i| format!("a{i}.v")).collect();
+    let call = format!("((bc_f)bc_fp)({})", call_args.join(", "));
+    if void_ret {
+        let _ = writeln!(out, "  {call};");
+    } else {
+        let size = p.ret.size;
+        let _ = writeln!(out, "  union {{ bc_r v; unsigned char b[{size}]; }} r;");
+        let _ = writeln!(out, "  r.v = {call};");
+        // volatile: a plain copy loop may become a call to memcpy, and this file has no libc.
+        let _ = writeln!(
+            out,
+            "  for (unsigned i = 0; i < {size}; i++) ((volatile unsigned char *){})[i] = r.b[i];",
+            result_name(n)
+        );
+    }
+    out.push_str("}\n");
+}

@@ -1,0 +1,149 @@
+//! Compiler disagreements that are understood: a compiler (family and versions) that deviates
+//! from an ABI's authority in a known shape, with the upstream issue that tracks it.
+//!
+//! A disagreement that matches an entry is reported with it; one that matches none is news
+//! (the test suites fail on it, `backcall verify` reports it as unexplained). Each shape is
+//! narrow on purpose: it names the convention, the values and the bytes the deviation
+//! concerns, so that an unrelated bug of the same compiler still shows.
+
+use std::ops::RangeInclusive;
+
+use backcall_abi::{Abi, AggregateKind, Convention, Layout, Shape, Type};
+
+use crate::compare::Part;
+use crate::compiler::{Compiler, Family};
+use crate::report::Failure;
+
+/// One understood compiler deviation.
+#[derive(Debug)]
+pub struct KnownIssue {
+    /// where it is tracked (`llvm-project#83388`), or why it has no tracker
+    pub upstream: &'static str,
+    /// what the compiler does differently, in a sentence
+    pub summary: &'static str,
+    /// the deviating family
+    pub family: Family,
+    /// its major versions that deviate
+    pub majors: RangeInclusive<u32>,
+    /// the ABIs it concerns
+    pub abis: &'static [Abi],
+    /// whether a failure has the deviation's shape
+    pub shape: fn(Abi, &Failure) -> bool,
+}
+
+/// Every known deviation.
+pub const KNOWN: &[KnownIssue] = &[
+    KnownIssue {
+        upstream: "llvm-project#83388",
+        summary: "clang passes only the low 4 bytes of a union's SSE eightbyte when one arm \
+                  has a float there followed by padding (the psABI and GCC pass all 8)",
+        family: Family::Clang,
+        majors: 14..=u32::MAX,
+        abis: &[Abi::X86_64Sysv],
+        shape: union_float_eightbyte,
+    },
+    KnownIssue {
+        upstream: "llvm-project#109987, llvm-project#112519",
+        summary: "clang's __fastcall on i386 Linux is not GCC's: it counts small structs \
+                  differently, and since clang 16 passes `long long` and since clang 19 the \
+                  hidden result pointer as Microsoft's fastcall does",
+        family: Family::Clang,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Sysv],
+        shape: |_, f| f.signature.conv == Convention::Fastcall,
+    },
+    KnownIssue {
+        upstream: "no upstream issue: LLVM's CC_X86_32_ThisCall is Microsoft's thiscall on every \
+                   target",
+        summary: "clang's __thiscall on i386 Linux is Microsoft's (ecx for the first 32-bit \
+                  piece, some structs by reference, the hidden pointer on the stack), not \
+                  GCC's (ecx for a first word-sized argument or the hidden pointer)",
+        family: Family::Clang,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Sysv],
+        shape: |_, f| f.signature.conv == Convention::Thiscall,
+    },
+    KnownIssue {
+        upstream: "llvm-project#57737 (fixed in clang 16), llvm-project#97939 (fixed in clang 19)",
+        summary: "clang before 16 counted a `long long` against ecx/edx under __fastcall, and \
+                  clang before 19 passed the hidden result pointer in ecx, where MSVC uses \
+                  the stack",
+        family: Family::Clang,
+        majors: 0..=18,
+        abis: &[Abi::I386Win32],
+        shape: |_, f| f.signature.conv == Convention::Fastcall,
+    },
+    KnownIssue {
+        upstream: "no upstream issue: GCC keeps its own fastcall and thiscall rules on Windows",
+        summary: "mingw-w64 GCC's __fastcall and __thiscall are GCC's (structs and `long long` \
+                  use up ecx/edx words, the hidden pointer takes ecx), not Microsoft's",
+        family: Family::Gcc,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Win32],
+        shape: |_, f| matches!(f.signature.conv, Convention::Fastcall | Convention::Thiscall),
+    },
+    KnownIssue {
+        upstream: "no upstream issue: GCC returns a value of a float machine mode in st(0)",
+        summary: "mingw-w64 GCC returns a struct of one float or double in x87 st(0), where \
+                  MSVC returns it in eax / edx:eax like any 4- or 8-byte struct",
+        family: Family::Gcc,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Win32],
+        shape: single_float_struct_result,
+    },
+];
+
+/// The known issue `compiler`'s `failure` on `abi` matches, if any.
+pub fn matching(abi: Abi, compiler: &Compiler, failure: &Failure) -> Option<&'static KnownIssue> {
+    KNOWN.iter().find(|k| {
+        k.family == compiler.family
+            && k.majors.contains(&compiler.version.major)
+            && k.abis.contains(&abi)
+            && (k.shape)(abi, failure)
+    })
+}
+
+/// The type of a mismatched value.
+fn part_type(failure: &Failure, part: Part) -> Option<&Type> {
+    match part {
+        Part::Arg(i) => failure.signature.args.get(i),
+        Part::Result => Some(&failure.signature.ret),
+    }
+}
+
+/// Every differing byte is in the upper half of an eightbyte of a union, and some arm of that
+/// union has a `float` at the eightbyte's start and nothing in its upper half.
+fn union_float_eightbyte(abi: Abi, failure: &Failure) -> bool {
+    !failure.mismatches.is_empty()
+        && failure.mismatches.iter().all(|m| {
+            let Some(Ok(layout)) = part_type(failure, m.part).map(|t| abi.layout(t)) else {
+                return false;
+            };
+            let Shape::Aggregate { kind: AggregateKind::Union, fields } = &layout.shape else {
+                return false;
+            };
+            m.bytes.iter().all(|&b| {
+                let start = (b as u32 / 8) * 8;
+                b as u32 >= start + 4
+                    && fields.iter().any(|arm| float_then_padding(&arm.layout, start))
+            })
+        })
+}
+
+/// Whether `layout` has a `float` at byte `start` and no member in `start + 4..start + 8`.
+fn float_then_padding(layout: &Layout, start: u32) -> bool {
+    let leaves = layout.leaves();
+    let float_at =
+        leaves.iter().any(|l| l.offset == start && l.scalar == backcall_abi::Scalar::Float);
+    let upper = leaves.iter().any(|l| l.offset < start + 8 && l.offset + l.size > start + 4);
+    float_at && !upper
+}
+
+/// Only the result differs, and it is a struct GCC gives a floating-point mode.
+fn single_float_struct_result(abi: Abi, failure: &Failure) -> bool {
+    let Ok(layout) = abi.layout(&failure.signature.ret) else { return false };
+    !failure.mismatches.is_empty()
+        && failure.mismatches.iter().all(|m| m.part == Part::Result)
+        && layout.is_aggregate()
+        && backcall_abi::i386::gcc_float_mode(&layout)
+}
