@@ -78,3 +78,86 @@ fn thunks_prints_the_snapshot_view() {
     assert!(text.contains("bc_thunk_entry") && text.contains("CallbackContext, 8-byte words"));
     assert_eq!(harness(&["thunks", "--abi", "nope"]).status.code(), Some(2));
 }
+
+/// The x86-64 union that every clang passes 4 bytes of (llvm-project#83388): the authority,
+/// GCC, agrees with backcall, so the case is `disagree` (exit 0), with each clang named and
+/// the upstream issue given; GCC's column agrees.
+#[test]
+fn a_clang_deviation_is_a_disagreement_not_a_failure() {
+    let sig = "double (*)(union { double d; struct { float f; long l; } s; })";
+    let out = harness(&["verify", "--sig", sig, "--abi", "x86_64-sysv", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out);
+    for line in &lines[..2] {
+        assert_eq!(line["status"], "disagree", "{line}");
+        let gcc = line["authority"].as_str().unwrap();
+        assert!(gcc.starts_with("gcc-"), "{line}");
+        let compilers = line["compilers"].as_object().unwrap();
+        assert_eq!(compilers[gcc]["status"], "agree", "{line}");
+        // clang 13 still passed all 8 bytes; the regression came with clang 14.
+        let clangs: Vec<_> = compilers
+            .iter()
+            .filter(|(k, v)| {
+                let version = v["version"].as_str().unwrap();
+                let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+                k.starts_with("clang-") && major >= 14
+            })
+            .map(|(k, _)| k)
+            .collect();
+        assert!(!clangs.is_empty(), "{line}");
+        for c in clangs {
+            assert_eq!(compilers[c]["status"], "differ", "{c}: {line}");
+            assert_eq!(compilers[c]["known"]["upstream"], "llvm-project#83388", "{line}");
+        }
+    }
+    assert_eq!(lines[2]["disagree"], 2);
+}
+
+/// A compiler asked for but missing is bad input (exit 2) with the install hint; one that
+/// compiles for none of the ABIs asked is too.
+#[test]
+fn a_missing_compiler_exits_2_with_the_install_hint() {
+    let out = harness(&["verify", "--sig", "int (*)(int)", "--compiler", "clang-99"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`clang-99` not found") && err.contains("install-deps.sh"), "{err}");
+    let args = ["verify", "--sig", "int (*)(int)", "--abi", "x86_64-sysv"];
+    let out = harness(&[&args[..], &["--compiler", "aarch64-linux-gnu-gcc"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `--junit` writes a test case per signature, ABI, level and compiler; the authority's
+/// disagreement is a failure, another compiler's is rendered as skipped. `--markdown` writes
+/// the matrix.
+#[test]
+fn junit_and_markdown_reports_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("verify.xml");
+    let md = dir.path().join("verify.md");
+    let sigs = ["int (*)(int)", "double (*)(union { double d; struct { float f; long l; } s; })"];
+    let out = harness(&[
+        "verify",
+        "--sig",
+        sigs[0],
+        "--sig",
+        sigs[1],
+        "--abi",
+        "x86_64-sysv",
+        "--opt",
+        "2",
+        "--compiler",
+        "clang,gcc",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    assert!(xml.contains("llvm-project#83388"), "{xml}");
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("| `x86_64-sysv` | -O2 | 1 | 1 | 0 | 0 |"), "{md}");
+}
