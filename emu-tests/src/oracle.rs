@@ -88,8 +88,8 @@ use std::time::{Duration, Instant};
 use backcall::marshal::Frame;
 use backcall_abi::thunks::CodePage;
 use backcall_abi::{Abi, CallPlan, Loc, RetPlan, Shape};
-use backcall_oracle::callers::{caller_name, result_name};
-use backcall_oracle::compare::{compare, ret_location};
+use backcall_oracle::callers::{arg_wide_name, caller_name, result_name, ret_wide_name, widened};
+use backcall_oracle::compare::{compare, ret_location, Received, Seen};
 use backcall_oracle::compile::{compile_dropping_rejected, Compiled};
 use backcall_oracle::matrix::{Column, Matrix};
 use backcall_oracle::report::Outcome;
@@ -366,8 +366,8 @@ struct Probe {
     /// the plan of the caller's signature: what the caller expects of the callee (the
     /// callback's own plan is the same unless a test made it differ)
     expect: Option<Rc<CallPlan>>,
-    /// argument bytes per handler run
-    calls: Vec<Vec<Vec<u8>>>,
+    /// what the handler saw, per run
+    calls: Vec<Seen>,
     entries: usize,
     entry: Option<Entry>,
     ret: Option<Return>,
@@ -465,6 +465,17 @@ impl Bench {
         Ok(Bench { abi, machine, image, probe, used: 0, dirty: false })
     }
 
+    /// `len` bytes of the loaded object's exported symbol `name`, or why not.
+    fn read_export(&self, name: &str, len: usize) -> Result<Vec<u8>, String> {
+        let at = self.image.lookup(name).ok_or_else(|| format!("{name} is not in the object"))?;
+        let mut bytes = vec![0u8; len];
+        self.machine
+            .mem()
+            .try_read(at, &mut bytes)
+            .map_err(|e| format!("reading {name}: {e:?}"))?;
+        Ok(bytes)
+    }
+
     /// Runs one case: `Ok(None)` agrees, `Ok(Some(_))` ran and disagrees, `Err(_)` could not
     /// run.
     fn run_case(&mut self, p: &Prepared, tamper: Option<&Tamper>) -> Outcome {
@@ -479,14 +490,9 @@ impl Bench {
             tamper(p, &mut plan);
         }
         let returned = p.case.returned_bytes(abi, &plan.ret_layout);
-        let caller = self.image.lookup(&caller_name(n));
-        let ret_buf = self.image.lookup(&result_name(n));
         let void = matches!(p.ret.shape, Shape::Void);
-        let (Some(caller), Some(ret_buf)) = (caller, if void { Some(0) } else { ret_buf }) else {
-            return Err(could_not(
-                format!("{} or its result buffer is not in the object", caller_name(n)),
-                Some(&plan),
-            ));
+        let Some(caller) = self.image.lookup(&caller_name(n)) else {
+            return Err(could_not(format!("{} is not in the object", caller_name(n)), Some(&plan)));
         };
 
         let plan = Rc::new(plan);
@@ -497,17 +503,26 @@ impl Bench {
         };
         let record = self.probe.clone();
         let value = returned.clone();
+        let integers: Vec<bool> = p.args.iter().map(widened).collect();
         let thunk = self
             .machine
             .add_callback((*plan).clone(), move |frame: &Frame<'_>| {
-                let args = (0..frame.plan.args.len())
+                let n = frame.plan.args.len();
+                let bytes = (0..n)
                     .map(|i| {
                         let mut bytes = vec![0u8; frame.plan.args[i].layout.size as usize];
                         frame.read_arg(i, &mut bytes);
                         bytes
                     })
                     .collect();
-                record.borrow_mut().calls.push(args);
+                // The runtime's 64-bit reading of an integer (what `Args` getters give).
+                let values = (0..n)
+                    .map(|i| {
+                        let integer = integers.get(i).is_some_and(|&w| w);
+                        integer.then(|| frame.scalar_bits(i).map(|(_, b)| b)).flatten()
+                    })
+                    .collect();
+                record.borrow_mut().calls.push(Seen { bytes, values });
                 frame.write_result(&value)
             })
             .map_err(|e| could_not(format!("creating the callback failed: {e}"), Some(&plan)))?;
@@ -533,21 +548,35 @@ impl Bench {
                 None
             }
             Ok(_) if void => None,
-            Ok(_) => {
-                let mut bytes = vec![0u8; p.ret.size as usize];
-                match self.machine.mem().try_read(ret_buf, &mut bytes) {
-                    Ok(()) => Some(bytes),
-                    Err(e) => {
-                        problems.push(format!("reading {}: {e:?}", result_name(n)));
-                        None
-                    }
+            Ok(_) => match self.read_export(&result_name(n), p.ret.size as usize) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    problems.push(e);
+                    None
                 }
-            }
+            },
+        };
+        let words = |name: String, count: usize| -> Option<Vec<u64>> {
+            let bytes = self.read_export(&name, count * 8).ok()?;
+            Some(bytes.chunks(8).map(|w| u64::from_le_bytes(w.try_into().expect("8"))).collect())
+        };
+        let received = Received {
+            result: received,
+            arg_values: if p.args.iter().any(widened) && outcome.is_ok() {
+                words(arg_wide_name(n), p.args.len())
+            } else {
+                None
+            },
+            result_widened: if widened(&p.ret) && outcome.is_ok() {
+                words(ret_wide_name(n), 2).map(|w| [w[0], w[1]])
+            } else {
+                None
+            },
         };
         if outcome.is_err() && probe.calls.is_empty() {
             // Nothing to compare: the handler never ran.
         } else {
-            let mut compared = compare(abi, p, &plan, &probe.calls, received.as_deref(), &returned);
+            let mut compared = compare(abi, p, &plan, &probe.calls, &received, &returned);
             if outcome.is_err() && !void {
                 // The caller never stored a result; only the arguments say something.
                 compared.drop_result();

@@ -144,6 +144,26 @@ impl VerifyArgs {
     }
 }
 
+impl Request {
+    /// The default job (the built-in corpus plus `random` signatures from `seed`, at -O0 and
+    /// -O2) on `abis`, each with its compilers.
+    pub fn default_job(abis: Vec<(Abi, Vec<Compiler>)>, random: usize, seed: u64) -> Request {
+        let mut signatures: Vec<(String, Signature)> = corpus::builtin()
+            .into_iter()
+            .map(|e| (format!("corpus:{}", e.line), e.signature))
+            .collect();
+        signatures.extend(random_signatures(random, seed));
+        Request {
+            abis,
+            opts: Opt::ALL.to_vec(),
+            signatures,
+            json: false,
+            junit: None,
+            markdown: None,
+        }
+    }
+}
+
 /// Random signatures of a run with no signature options.
 pub const DEFAULT_RANDOM: usize = 64;
 

@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use backcall::{Callback, Error};
 use backcall_abi::{Abi, Shape};
-use backcall_oracle::callers::{caller_name, result_name};
-use backcall_oracle::compare::compare;
+use backcall_oracle::callers::{arg_wide_name, caller_name, result_name, ret_wide_name, widened};
+use backcall_oracle::compare::{compare, Received, Seen};
 use backcall_oracle::compile::{compile_dropping_rejected, Compiled};
 use backcall_oracle::graffiti::value_from_bytes;
 use backcall_oracle::report::Outcome;
@@ -124,7 +124,7 @@ pub struct Oracle {
 }
 
 /// What the handler of one case saw: the bytes of every argument, per call.
-type Seen = Arc<Mutex<Vec<Vec<Vec<u8>>>>>;
+type Calls = Arc<Mutex<Vec<Seen>>>;
 
 impl Oracle {
     /// The host's ABI with [`host_compiler`].
@@ -198,11 +198,16 @@ impl Oracle {
         let ret_layout = self.abi.layout(&callee.ret).map_err(|e| could_not(e.to_string()))?;
         let returned = p.case.returned_bytes(self.abi, &ret_layout);
         let value = value_from_bytes(self.abi, &ret_layout, &returned);
-        let seen: Seen = Arc::default();
+        let seen: Calls = Arc::default();
         let record = seen.clone();
+        let integers: Vec<bool> = p.args.iter().map(widened).collect();
         let callback = Callback::new(&callee.to_string(), move |args| {
             let bytes = (0..args.len()).map(|i| args.bytes(i)).collect();
-            record.lock().unwrap_or_else(|e| e.into_inner()).push(bytes);
+            // The getter a handler uses for an integer: what C's conversion must equal.
+            let values = (0..args.len())
+                .map(|i| integers.get(i).is_some_and(|&w| w).then(|| args.i64(i) as u64))
+                .collect();
+            record.lock().unwrap_or_else(|e| e.into_inner()).push(Seen { bytes, values });
             value.clone()
         })
         .map_err(|e: Error| could_not(format!("Callback::new(\"{callee}\") failed: {e}")))?;
@@ -213,6 +218,16 @@ impl Oracle {
             None
         } else {
             Some(lib.symbol(&result_name(n)).map_err(could_not)?)
+        };
+        let arg_wide = if p.args.iter().any(widened) {
+            Some(lib.symbol(&arg_wide_name(n)).map_err(could_not)?)
+        } else {
+            None
+        };
+        let ret_wide = if widened(&p.ret) {
+            Some(lib.symbol(&ret_wide_name(n)).map_err(could_not)?)
+        } else {
+            None
         };
         if std::env::var_os("BACKCALL_ORACLE_TRACE").is_some() {
             eprintln!("oracle: {} {}: case {n}: {}", self.abi, p.case.signature, caller_name(n));
@@ -229,14 +244,24 @@ impl Oracle {
         // pointer type of the case's signature, which the callback was created for.
         let caller: extern "C" fn(*const c_void) = unsafe { std::mem::transmute(caller) };
         caller(callback.code_ptr());
-        let received = ret_buf.map(|buf| {
-            // SAFETY: bc_ret_N is an exported array of exactly the result's size.
-            unsafe { std::slice::from_raw_parts(buf as *const u8, p.ret.size as usize) }.to_vec()
-        });
+        // SAFETY: the exported arrays have exactly these sizes (backcall_oracle::callers).
+        let received = unsafe {
+            Received {
+                result: ret_buf.map(|buf| {
+                    std::slice::from_raw_parts(buf as *const u8, p.ret.size as usize).to_vec()
+                }),
+                // (unaligned reads: a `long long` array is only 4-aligned on i386)
+                arg_values: arg_wide.map(|buf| {
+                    let words = buf as *const u64;
+                    (0..p.args.len()).map(|i| words.add(i).read_unaligned()).collect()
+                }),
+                result_widened: ret_wide.map(|buf| (buf as *const [u64; 2]).read_unaligned()),
+            }
+        };
         drop(callback);
 
         let calls = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
-        let compared = compare(self.abi, p, &plan, &calls, received.as_deref(), &returned);
+        let compared = compare(self.abi, p, &plan, &calls, &received, &returned);
         Ok((!compared.is_empty()).then(|| Failure {
             index: n,
             signature: p.case.signature.clone(),

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use backcall_abi::{Abi, Layout, Shape, Type};
+use backcall_abi::{Abi, Layout, Scalar, Shape, Type};
 
 use crate::case::Prepared;
 use crate::cgen;
@@ -70,6 +70,27 @@ pub fn result_name(n: usize) -> String {
     format!("bc_ret_{n}")
 }
 
+/// The name of case `n`'s `long long bc_argw_N[args]`: C's own conversion of each integer
+/// argument ([`widened`]) to `long long`, from the value in memory (0 for the others).
+pub fn arg_wide_name(n: usize) -> String {
+    format!("bc_argw_{n}")
+}
+
+/// The name of case `n`'s `long long bc_retw_N[2]` for an integer result ([`widened`]): the
+/// call's value converted to `long long` straight from the call (`[0]`: the compiler may use
+/// the result register as the ABI promises it, extended or not) and from the stored result
+/// (`[1]`: the compiler extends it itself).
+pub fn ret_wide_name(n: usize) -> String {
+    format!("bc_retw_{n}")
+}
+
+/// Whether a value of this layout is an integer C converts to `long long` in the oracle's
+/// callers (every integer scalar, `_Bool` and `char` included; not pointers or floats): its
+/// widening shows the extension a caller relies on and the signedness C gives it.
+pub fn widened(layout: &Layout) -> bool {
+    layout.scalar().is_some_and(|s| !s.is_float() && s != Scalar::Pointer)
+}
+
 fn hex_list(bytes: &[u8]) -> String {
     let items: Vec<String> = bytes.iter().map(|b| format!("0x{b:02x}")).collect();
     items.join(", ")
@@ -82,6 +103,14 @@ fn write_caller(abi: Abi, p: &Prepared, out: &mut String) {
     let void_ret = matches!(p.ret.shape, Shape::Void);
     if !void_ret {
         let _ = writeln!(out, "unsigned char {}[{}];", result_name(n), p.ret.size);
+    }
+    let wide_args: Vec<usize> = (0..p.args.len()).filter(|&i| widened(&p.args[i])).collect();
+    if !wide_args.is_empty() {
+        let _ = writeln!(out, "long long {}[{}];", arg_wide_name(n), p.args.len());
+    }
+    let wide_ret = widened(&p.ret);
+    if wide_ret {
+        let _ = writeln!(out, "long long {}[2];", ret_wide_name(n));
     }
     let _ = writeln!(out, "void {}(void (*bc_fp)(void)) {{", caller_name(n));
     // One printer for the function's scope: a tag is defined on its first use only.
@@ -110,20 +139,44 @@ fn write_caller(abi: Abi, p: &Prepared, out: &mut String) {
             hex_list(&bytes)
         );
     }
+    for &i in &wide_args {
+        // C's conversion of the argument's value, read from memory: the reference for the
+        // handler's integer getters (the signedness of `char`, `_Bool` as 0 or 1).
+        let _ = writeln!(out, "  {}[{i}] = (long long)a{i}.v;", arg_wide_name(n));
+    }
     let call_args: Vec<String> = (0..sig.args.len()).map(|i| format!("a{i}.v")).collect();
     let call = format!("((bc_f)bc_fp)({})", call_args.join(", "));
     if void_ret {
         let _ = writeln!(out, "  {call};");
+        out.push_str("}\n");
+        return;
+    }
+    let size = p.ret.size;
+    let _ = writeln!(out, "  union {{ bc_r v; unsigned char b[{size}]; }} r;");
+    if wide_ret {
+        // Converted straight from the call: where the ABI promises an extended register, the
+        // compiler uses it as it is.
+        let _ = writeln!(out, "  long long w = {call};");
+        let _ = writeln!(out, "  r.v = (bc_r)w;");
     } else {
-        let size = p.ret.size;
-        let _ = writeln!(out, "  union {{ bc_r v; unsigned char b[{size}]; }} r;");
         let _ = writeln!(out, "  r.v = {call};");
-        // volatile: a plain copy loop may become a call to memcpy, and this file has no libc.
+    }
+    // volatile: a plain copy loop may become a call to memcpy, and this file has no libc.
+    let _ = writeln!(
+        out,
+        "  for (unsigned i = 0; i < {size}; i++) ((volatile unsigned char *){})[i] = r.b[i];",
+        result_name(n)
+    );
+    if wide_ret {
+        let wide = ret_wide_name(n);
+        let _ = writeln!(out, "  union {{ bc_r v; unsigned char b[{size}]; }} m;");
         let _ = writeln!(
             out,
-            "  for (unsigned i = 0; i < {size}; i++) ((volatile unsigned char *){})[i] = r.b[i];",
+            "  for (unsigned i = 0; i < {size}; i++) m.b[i] = ((volatile unsigned char *){})[i];",
             result_name(n)
         );
+        let _ = writeln!(out, "  {wide}[0] = w;");
+        let _ = writeln!(out, "  {wide}[1] = (long long)m.v;");
     }
     out.push_str("}\n");
 }

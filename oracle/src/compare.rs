@@ -5,16 +5,44 @@ use std::fmt::Write as _;
 
 use backcall_abi::{Abi, ArgPass, CallPlan};
 
+use crate::callers::widened;
 use crate::case::Prepared;
 use crate::graffiti::{arg_graffiti, result_graffiti, value_mask};
 
 /// Which value of a call a [`Mismatch`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
-    /// argument `i`, as the handler received it
+    /// argument `i`'s bytes, as the handler received them
     Arg(usize),
-    /// the result, as the C caller received it
+    /// the result's bytes, as the C caller received them
     Result,
+    /// integer argument `i` as the handler's getter converts it to 64 bits, against C's
+    /// conversion to `long long`
+    ArgValue(usize),
+    /// an integer result converted to `long long` straight from the call, against the same
+    /// conversion of the stored result: the extension of the result register
+    ResultExtension,
+}
+
+/// What one call of a case's handler saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// every argument's bytes
+    pub bytes: Vec<Vec<u8>>,
+    /// per argument: the handler's 64-bit reading of an integer argument
+    /// ([`crate::callers::widened`]), `None` for the others
+    pub values: Vec<Option<u64>>,
+}
+
+/// What the compiled C caller left after the call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// the result's bytes (`bc_ret_N`), if the signature has a result and the caller stored it
+    pub result: Option<Vec<u8>>,
+    /// C's conversion of every argument to `long long` (`bc_argw_N`), if any is an integer
+    pub arg_values: Option<Vec<u64>>,
+    /// an integer result converted straight from the call and from memory (`bc_retw_N`)
+    pub result_widened: Option<[u64; 2]>,
 }
 
 /// The bytes of one value that did not arrive as sent (offsets into the value).
@@ -49,7 +77,7 @@ impl Compared {
     /// Drops what is about the result (a caller that faulted never stored one).
     pub fn drop_result(&mut self) {
         self.problems.retain(|t| !t.starts_with(RESULT_PREFIX));
-        self.mismatches.retain(|m| m.part != Part::Result);
+        self.mismatches.retain(|m| !matches!(m.part, Part::Result | Part::ResultExtension));
     }
 }
 
@@ -66,17 +94,18 @@ pub fn compare(
     abi: Abi,
     p: &Prepared,
     plan: &CallPlan,
-    calls: &[Vec<Vec<u8>>],
-    received_ret: Option<&[u8]>,
+    calls: &[Seen],
+    received: &Received,
     returned: &[u8],
 ) -> Compared {
     let mut out = Compared::default();
-    let [args] = calls else {
+    let [seen] = calls else {
         let text =
             format!("the handler ran {} times for one call from C (expected once)", calls.len());
         out.push(text, None);
         return out;
     };
+    let args = &seen.bytes;
     let passed: Vec<Vec<u8>> =
         p.args.iter().enumerate().map(|(i, l)| arg_graffiti(abi, i, l)).collect();
     for (i, (layout, sent)) in p.args.iter().zip(&passed).enumerate() {
@@ -115,7 +144,8 @@ pub fn compare(
             format!("the handler received {} arguments; C passed {}", args.len(), p.args.len());
         out.push(text, None);
     }
-    if let Some(got) = received_ret {
+    compare_values(p, seen, received, &mut out);
+    if let Some(got) = received.result.as_deref() {
         let mask = value_mask(&p.ret);
         let expected = result_graffiti(abi, &p.ret);
         if let Some(diff) = differing(&mask, &expected, got) {
@@ -140,11 +170,56 @@ pub fn compare(
             out.push(text, Some(Mismatch { part: Part::Result, bytes: diff }));
         }
     }
+    compare_extension(p, plan, received, &mut out);
     if !out.is_empty() && p.case.callee.is_some() {
         let note = format!("(deliberately) the callback was created for `{}`", p.case.callee());
         out.problems.insert(0, note);
     }
     out
+}
+
+/// The handler's 64-bit readings of integer arguments against C's conversions to
+/// `long long`, for arguments whose bytes arrived (a value whose bytes differ is reported
+/// once, by its bytes).
+fn compare_values(p: &Prepared, seen: &Seen, received: &Received, out: &mut Compared) {
+    let Some(c_values) = &received.arg_values else { return };
+    for (i, layout) in p.args.iter().enumerate() {
+        if !widened(layout) || out.mismatches.iter().any(|m| m.part == Part::Arg(i)) {
+            continue;
+        }
+        let (Some(&c), Some(Some(got))) = (c_values.get(i), seen.values.get(i)) else {
+            continue;
+        };
+        if c != *got {
+            let ty = &p.case.signature.args[i];
+            let text = format!(
+                "argument {i} ({ty}): the handler's integer reading is {:#x} ({}), C converts \
+                 the same value to {:#x} ({}) — a signedness or normalisation the ABI does not \
+                 give it",
+                got, *got as i64, c, c as i64
+            );
+            out.push(text, Some(Mismatch { part: Part::ArgValue(i), bytes: Vec::new() }));
+        }
+    }
+}
+
+/// An integer result converted to `long long` straight from the call against the same
+/// conversion of the stored result: a caller that relies on the ABI's extension of the result
+/// register gets the difference when the callee did not extend.
+fn compare_extension(p: &Prepared, plan: &CallPlan, received: &Received, out: &mut Compared) {
+    let Some([direct, stored]) = received.result_widened else { return };
+    if direct == stored || out.mismatches.iter().any(|m| m.part == Part::Result) {
+        return;
+    }
+    let text = format!(
+        "{RESULT_PREFIX}{}, {} bytes): converted to long long straight from the call, C got \
+         {direct:#x}; from the stored result, {stored:#x}: the compiler relies on the result \
+         register being extended, and it was not\n  the callback's plan: {}",
+        p.case.signature.ret,
+        p.ret.size,
+        ret_location(plan)
+    );
+    out.push(text, Some(Mismatch { part: Part::ResultExtension, bytes: Vec::new() }));
 }
 
 /// Offsets (within `mask`) where `got` differs from `sent` (a missing byte differs).

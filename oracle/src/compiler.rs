@@ -202,7 +202,41 @@ impl Compiler {
 
     /// Compiles C `source` at `opt` into a relocatable object (ELF, COFF or Mach-O, as the
     /// target implies), position-dependent unless `extra` says otherwise.
+    ///
+    /// With `BACKCALL_CC_CACHE=<dir>`, objects are kept in `dir` by a hash of the compiler,
+    /// its arguments and the source, and reused: `ci/mutants.sh` compiles the same callers
+    /// for every mutant that does not change a layout.
     pub fn compile_object(
+        &self,
+        source: &str,
+        opt: Opt,
+        extra: &[&str],
+    ) -> Result<Vec<u8>, CompileError> {
+        let Some(cache) = std::env::var_os("BACKCALL_CC_CACHE") else {
+            return self.compile_object_now(source, opt, extra);
+        };
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self, opt, extra, source).hash(&mut hasher);
+        let path = Path::new(&cache).join(format!("{:016x}.o", hasher.finish()));
+        if let Ok(object) = std::fs::read(&path) {
+            return Ok(object);
+        }
+        let object = self.compile_object_now(source, opt, extra)?;
+        // Written aside and renamed: a parallel reader never sees half an object.
+        let _ = std::fs::create_dir_all(&cache);
+        let aside = path.with_extension(format!(
+            "{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        if std::fs::write(&aside, &object).is_ok() {
+            let _ = std::fs::rename(&aside, &path);
+        }
+        Ok(object)
+    }
+
+    fn compile_object_now(
         &self,
         source: &str,
         opt: Opt,

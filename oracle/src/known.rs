@@ -106,8 +106,8 @@ pub fn matching(abi: Abi, compiler: &Compiler, failure: &Failure) -> Option<&'st
 /// The type of a mismatched value.
 fn part_type(failure: &Failure, part: Part) -> Option<&Type> {
     match part {
-        Part::Arg(i) => failure.signature.args.get(i),
-        Part::Result => Some(&failure.signature.ret),
+        Part::Arg(i) | Part::ArgValue(i) => failure.signature.args.get(i),
+        Part::Result | Part::ResultExtension => Some(&failure.signature.ret),
     }
 }
 
@@ -116,6 +116,9 @@ fn part_type(failure: &Failure, part: Part) -> Option<&Type> {
 fn union_float_eightbyte(abi: Abi, failure: &Failure) -> bool {
     !failure.mismatches.is_empty()
         && failure.mismatches.iter().all(|m| {
+            if !matches!(m.part, Part::Arg(_) | Part::Result) || m.bytes.is_empty() {
+                return false;
+            }
             let Some(Ok(layout)) = part_type(failure, m.part).map(|t| abi.layout(t)) else {
                 return false;
             };
