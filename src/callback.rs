@@ -10,7 +10,7 @@ use crate::context::CallbackContext;
 use crate::error::Error;
 use crate::marshal::{as_f64, Value};
 use crate::native::{Native, PlanInfo, RetKind};
-use crate::registry::{owner_key, registry, HandlerBox, HandlerVt, ThreadPolicy};
+use crate::registry::{owner_key, registry, HandlerBox, HandlerVt, Route, ThreadPolicy};
 
 /// A live callback: a thunk address C can call, until this value is dropped.
 ///
@@ -167,7 +167,15 @@ impl Prototype {
         policy: ThreadPolicy,
         handler: impl Fn(&Args) -> ReturnCode + Send + Sync + 'static,
     ) -> Result<Callback, Error> {
-        self.install(policy, handler_box(handler))
+        // The result areas start zeroed and the callee pop set, so a raw handler that writes
+        // nothing returns zeros the way the caller expects.
+        self.install(
+            policy,
+            handler_box(move |args: &Args| {
+                args.native.frame().write_zero_result();
+                handler(args)
+            }),
+        )
     }
 
     pub(crate) fn install(
@@ -176,7 +184,16 @@ impl Prototype {
         handler: HandlerBox,
     ) -> Result<Callback, Error> {
         let owner = owner_key(policy)?;
-        let id = registry().install(self.info.plan.abi, self.info.clone(), owner, handler)?;
+        let route = Route::Context { floats: self.info.float_args };
+        let typed = crate::typed::refusing_entry();
+        let id = registry().install(
+            self.info.plan.abi,
+            self.info.clone(),
+            owner,
+            handler,
+            route,
+            typed,
+        )?;
         Ok(Callback { id })
     }
 }
@@ -356,7 +373,7 @@ impl Args<'_> {
 
     /// Writes the call's result now (for raw handlers and [`crate::return_from_context`]).
     pub fn write(&self, value: &Value) -> Result<ReturnCode, Error> {
-        self.write_value(value).map_err(Error::Code)
+        self.write_value(value).map_err(Error::BadValue)
     }
 
     /// Writes a handler's result; a value the plan cannot encode is reported

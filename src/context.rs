@@ -12,8 +12,8 @@ use backcall_abi::context::{
 pub struct CallbackContext {
     /// the thunk's address (the callback's identity)
     pub thunk: usize,
-    /// the pool slot id the thunk loaded
-    pub slot: usize,
+    /// the address of the thunk's record (its first word is the slot)
+    pub record: usize,
     /// address of the first stack argument
     pub stack_args: usize,
     /// stack pointer the resume point runs with
@@ -50,7 +50,7 @@ mod tests {
         let l = HOST_LAYOUT;
         let actual = [
             ("thunk", offset_of!(CallbackContext, thunk)),
-            ("slot", offset_of!(CallbackContext, slot)),
+            ("record", offset_of!(CallbackContext, record)),
             ("stack_args", offset_of!(CallbackContext, stack_args)),
             ("saved_sp", offset_of!(CallbackContext, saved_sp)),
             ("saved_fp", offset_of!(CallbackContext, saved_fp)),

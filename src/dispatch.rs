@@ -9,6 +9,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex};
 
+use backcall_abi::context::{RESULT_FLOAT_SLOTS, RESULT_INT_SLOTS};
 use backcall_abi::{Loc, ReturnCode};
 
 use crate::context::CallbackContext;
@@ -18,26 +19,43 @@ use crate::native::Native;
 use crate::registry::{registry, Live, Slot, HAZARDS};
 use crate::Args;
 
-/// The address thunkEntry calls (patched into every code page).
+/// The address thunkEntry calls (the first word of every data page).
 pub(crate) fn entry_address() -> usize {
     dispatch as extern "C" fn(*mut CallbackContext) -> u32 as usize
 }
 
-/// Called by thunkEntry. Never unwinds: every failure becomes a defined result and a report.
+/// Called by the entries. Never unwinds: every failure becomes a defined result and a report.
 extern "C" fn dispatch(ctx: *mut CallbackContext) -> u32 {
     let outcome = catch_unwind(AssertUnwindSafe(|| dispatch_inner(ctx)));
-    // A panic outside the handler (a bug in backcall itself) still must not reach C.
-    outcome.unwrap_or(ReturnCode::Void) as u32
+    // A panic outside the handler (a bug in backcall itself) still must not reach C: the call
+    // returns zeros the way the callback's caller expects, as a stale call does.
+    let code = outcome.unwrap_or_else(|panic| {
+        // SAFETY: the entry's live context; the panic left no reference to it behind.
+        let c = unsafe { &mut *ctx };
+        let (slot, thunk) = record_slot(c.record);
+        report(CallbackError::Panicked {
+            thunk,
+            message: format!("inside backcall: {}", crate::error::panic_message(&*panic)),
+        });
+        zeros(c, slot)
+    });
+    code as u32
+}
+
+/// The slot a context's record names, and its thunk's address (a page before the record).
+#[inline(always)]
+fn record_slot(record: usize) -> (&'static Slot, usize) {
+    // SAFETY: a record's first word is its thunk's slot, in a page that is never freed.
+    let slot = unsafe { &*(*(record as *const *const Slot)) };
+    (slot, record - crate::pool::page_size_cached())
 }
 
 #[inline(always)]
 fn dispatch_inner(ctx: *mut CallbackContext) -> ReturnCode {
-    // SAFETY: thunkEntry passes the context it built in its own live frame.
+    // SAFETY: the entry passes the context it built in its own live frame.
     let c = unsafe { &mut *ctx };
-    let id = c.slot as u32;
-    let Some((slot, thunk)) = registry().lookup(id) else {
-        return ReturnCode::Void;
-    };
+    let (slot, thunk) = record_slot(c.record);
+    let id = slot.id;
     c.thunk = thunk;
     let me = thread_state();
     let depth = me.depth.get();
@@ -136,19 +154,36 @@ fn run(c: &mut CallbackContext, live: Live<'_>, me: &ThreadState) -> ReturnCode 
 }
 
 /// A call through a released thunk: return zeros the way the released callback's caller
-/// expects (same return code, callee pops, hidden pointer returned), and report it.
+/// expects, and report it.
 #[cold]
 fn stale(c: &mut CallbackContext, slot: &Slot) -> ReturnCode {
     report(CallbackError::Stale { thunk: c.thunk });
+    zeros(c, slot)
+}
+
+/// Returns zeros the way the caller of the callback last installed in `slot` expects: the
+/// result registers zeroed, a hidden result buffer zeroed and its address returned, the
+/// callee's stack arguments popped, the same return code.
+#[cold]
+fn zeros(c: &mut CallbackContext, slot: &Slot) -> ReturnCode {
     let tomb = slot.tombstone();
     c.callee_pop = tomb.callee_pop as usize;
-    if let Some((loc, true)) = tomb.hidden {
-        c.result_int[0] = match loc {
+    c.result_int = [0; RESULT_INT_SLOTS as usize];
+    c.result_float = [0; RESULT_FLOAT_SLOTS as usize];
+    if let Some((loc, returned)) = tomb.hidden {
+        let buffer = match loc {
             Loc::Int(i) => c.int_regs[i as usize],
-            // SAFETY: the released callback's plan put the hidden pointer at this stack offset.
+            // SAFETY: the callback's plan put the hidden pointer at this stack offset.
             Loc::Stack(o) => unsafe { *((c.stack_args + o as usize) as *const usize) },
             _ => 0,
         };
+        if buffer != 0 {
+            // SAFETY: the caller passed a buffer of the result's size for the hidden result.
+            unsafe { std::ptr::write_bytes(buffer as *mut u8, 0, slot.tomb_size() as usize) };
+        }
+        if returned {
+            c.result_int[0] = buffer;
+        }
     }
     tomb.code
 }
@@ -207,10 +242,8 @@ pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -
     }
     // SAFETY: `ctx` is this thread's live innermost context (checked above).
     let c = unsafe { &mut *ctx };
-    let id = c.slot as u32;
-    let Some((slot, _)) = registry().lookup(id) else {
-        return Error::OutOfOrderReturn;
-    };
+    let (slot, _) = record_slot(c.record);
+    let id = slot.id;
     let me = thread_state();
     // Undo what the skipped frames would have undone: the chain, the serial turn, the call's
     // announcement (a hazard at this depth names the slot exactly when the call took the
@@ -232,9 +265,10 @@ pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -
         None => slot.exit_counted_deferred(id),
     }
     me.depth.set(depth);
+    let page = registry().page(id);
     let jump: extern "C" fn(*mut CallbackContext, u32) -> ! =
         // SAFETY: the page's return_from_context follows this signature (abi/asm/<abi>/entry.s).
-        unsafe { std::mem::transmute(registry().page(id).return_from_context) };
+        unsafe { std::mem::transmute(page.symbol(backcall_abi::thunks::RETURN_FROM_CONTEXT)) };
     jump(ctx, code as u32)
 }
 

@@ -13,8 +13,16 @@ pub enum Error {
     Abi(backcall_abi::AbiError),
     /// backcall has no runtime for the ABI this process runs on
     UnsupportedHost,
-    /// no executable memory could be obtained
+    /// no executable memory could be obtained: the page limit, or the system's memory
     PoolExhausted(String),
+    /// the system refuses executable memory to this process (a policy: `PR_SET_MDWE`,
+    /// systemd's `MemoryDenyWriteExecute=`, SELinux)
+    ExecDenied(String),
+    /// every thread key is taken (2^32 threads made callbacks): this thread cannot own a
+    /// single-threaded callback
+    ThreadKeys,
+    /// a value does not fit the signature's result type
+    BadValue(String),
     /// the thunk code could not be laid out
     Code(String),
     /// `return_from_context` was asked to return a context that is not the most recent one
@@ -28,6 +36,12 @@ impl fmt::Display for Error {
             Error::Abi(e) => e.fmt(f),
             Error::UnsupportedHost => f.write_str("backcall has no callback runtime for this host"),
             Error::PoolExhausted(why) => write!(f, "the thunk pool cannot grow: {why}"),
+            Error::ExecDenied(why) => write!(f, "executable memory denied by policy: {why}"),
+            Error::ThreadKeys => f.write_str(
+                "no thread key left: more than 2^32 threads created callbacks, so this thread \
+                 cannot own a single-threaded one (use ThreadPolicy::Serialized)",
+            ),
+            Error::BadValue(why) => write!(f, "bad result value: {why}"),
             Error::Code(why) => write!(f, "thunk code: {why}"),
             Error::OutOfOrderReturn => f.write_str(
                 "return_from_context: only the most recent callback context can be returned from",

@@ -60,3 +60,17 @@ pub fn set_pool_page_limit(pages: usize) {
 pub fn pool_pages() -> usize {
     registry::registry().pages()
 }
+
+/// Sets how many other callbacks must be released before a released callback's thunk is
+/// reused (default 256): a stale C function pointer keeps returning zeros, reported as
+/// [`CallbackError::Stale`], at least that long. Reuse also prefers callbacks with the same
+/// return protocol, so a later stale call still returns the way its caller expects; only a
+/// full pool ([`set_pool_page_limit`]) reuses sooner or across protocols.
+///
+/// ```
+/// // A host that hands out many short-lived callbacks and wants stale pointers caught longer:
+/// backcall::set_reuse_quarantine(4096);
+/// ```
+pub fn set_reuse_quarantine(releases: u64) {
+    registry::registry().set_quarantine(releases);
+}

@@ -30,6 +30,9 @@ pub(crate) struct PlanInfo {
     pub args: Box<[ArgLoc]>,
     /// where a scalar result goes, if the fast form expresses it
     pub ret: RetLoc,
+    /// whether an argument travels in a float register (the context route then needs the entry
+    /// that spills them)
+    pub float_args: bool,
 }
 
 /// A scalar argument's location. `size == 0`: not expressible; use the generic [`Frame`].
@@ -136,7 +139,8 @@ impl PlanInfo {
         let args: Box<[ArgLoc]> = (0..plan.args.len()).map(|i| arg_loc(&plan, i)).collect();
         let first = std::array::from_fn(|i| args.get(i).copied().unwrap_or_default());
         let ret = ret_loc(&plan);
-        PlanInfo { plan: Arc::new(plan), first, args, ret }
+        let float_args = plan.uses_float_registers();
+        PlanInfo { plan: Arc::new(plan), first, args, ret, float_args }
     }
 
     /// Argument `i`'s location (panics past the last argument, unless `i` is below

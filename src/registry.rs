@@ -1,9 +1,22 @@
-//! The registry: thunk slot id → callback, in O(1), for every page of the pool.
+//! The registry: every thunk's slot, and the callback installed in it.
 //!
-//! A slot id is `page << shift | index`; the thunk loads it into a scratch register, so the
-//! dispatcher finds its slot with one shift, one mask and two loads. A slot holds its callback
-//! inline (no allocation beyond the handler's own captures): the handler's data pointer and
-//! vtable, the plan, the owner and the return protocol a stale call still needs.
+//! Thunk `i` of a page pair has slot `i` of that page, for the life of the process: the first
+//! word of the thunk's record (in the data page) is the slot's address, so the dispatcher
+//! reaches its slot with one load. A slot id (`page << shift | index`) names it for the
+//! handles. A slot holds its callback inline (no allocation beyond the handler's own
+//! captures): the handler's data pointer and vtable, the plan, the owner and the return
+//! protocol a stale call still needs. The record's second word, the target, is the entry (or
+//! typed stub) the installed callback's plan needs.
+//!
+//! ## Reuse
+//!
+//! A released slot is reused only after [`Registry::quarantine`] other releases (the pool
+//! grows instead, unless it is full), and preferably by a callback with the same *return
+//! protocol* (return code, callee pop, hidden result pointer, result size) and the same
+//! target: a stale call through an old function pointer then still returns the way its
+//! caller expects. What remains: a stale call after its slot was reused by a callback of the
+//! same protocol runs the new callback's handler with the old caller's arguments; after reuse
+//! by another protocol (only when the pool is full), it may return the wrong way.
 //!
 //! ## Lifetime: release, in-flight calls, free
 //!
@@ -75,8 +88,13 @@ const LIVE: usize = 1;
 const RELEASED: usize = 2;
 const TAGS: usize = LIVE | RELEASED;
 
-/// One thunk's slot.
+/// One thunk's slot. `repr(C)`: the typed stubs read `typed_entry`, the first word, from
+/// assembly (`jmp [slot]`).
+#[repr(C)]
 pub(crate) struct Slot {
+    /// the typed route's entry for the installed callback (a typed stub jumps here with the
+    /// slot as a new first argument); a refusing entry otherwise
+    pub typed_entry: AtomicUsize,
     /// `0`, `vtable | LIVE` or `vtable | RELEASED`
     state: AtomicUsize,
     /// the handler's data (valid while `state` is not 0)
@@ -89,6 +107,10 @@ pub(crate) struct Slot {
     owner: AtomicU32,
     /// calls in flight that are not on the hazard path
     inflight: AtomicU32,
+    /// this slot's id
+    pub id: u32,
+    /// the result's size, for a stale call's hidden result buffer
+    tomb_size: AtomicU32,
 }
 
 // SAFETY: `data` and `info` are written only while the slot is free (no call can read them:
@@ -158,15 +180,23 @@ impl Tombstone {
 }
 
 impl Slot {
-    fn empty() -> Slot {
+    fn empty(id: u32) -> Slot {
         Slot {
+            typed_entry: AtomicUsize::new(crate::typed::refusing_entry()),
             state: AtomicUsize::new(0),
             data: UnsafeCell::new(std::ptr::null_mut()),
             info: UnsafeCell::new(std::ptr::null()),
             tombstone: AtomicU64::new(0),
             owner: AtomicU32::new(0),
             inflight: AtomicU32::new(0),
+            id,
+            tomb_size: AtomicU32::new(0),
         }
+    }
+
+    /// The result size of the callback last installed here (for a stale call).
+    pub fn tomb_size(&self) -> u32 {
+        self.tomb_size.load(Ordering::Acquire)
     }
 
     /// The owner key (for the dispatcher's choice of path).
@@ -256,10 +286,38 @@ impl Slot {
 
 const MAX_PAGES: usize = 1 << 16;
 
-/// One mapped page of thunks and their slots.
+/// Releases a freed slot waits for, by default, before it is reused ([`Registry::quarantine`]).
+pub const DEFAULT_QUARANTINE: u64 = 256;
+
+/// One mapped page pair of thunks and their slots.
 pub(crate) struct Page {
     pub exec: ExecPage,
     slots: Box<[Slot]>,
+}
+
+impl Page {
+    /// Thunk `i`'s record, as words (slot word, target, and on 32-bit machines the stack bytes
+    /// of `bc_stub_copy`).
+    fn record(&self, i: u32) -> &[AtomicUsize] {
+        let words = if cfg!(target_pointer_width = "32") { 3 } else { 2 };
+        // SAFETY: the data page is read+write for the life of the process; the record is
+        // 16 bytes at a 16-aligned offset; every access to it is atomic.
+        unsafe { std::slice::from_raw_parts(self.exec.record(i) as *const AtomicUsize, words) }
+    }
+
+    /// Points thunk `i` at the code page offset `target`.
+    fn set_route(&self, i: u32, target: u32, stack_bytes: u32) {
+        let record = self.record(i);
+        if let Some(bytes) = record.get(2) {
+            bytes.store(stack_bytes as usize, Ordering::Relaxed);
+        }
+        record[1].store(self.exec.base + target as usize, Ordering::Release);
+    }
+
+    /// Thunk `i`'s target, as an offset in the code page.
+    fn target(&self, i: u32) -> usize {
+        self.record(i)[1].load(Ordering::Relaxed) - self.exec.base
+    }
 }
 
 /// Every page's slots; page `p` is published once, never moved or freed.
@@ -270,9 +328,25 @@ pub(crate) struct Registry {
     deferred: Mutex<Vec<u32>>,
 }
 
+/// What a freed slot may be reused for without surprising a stale caller: the return protocol
+/// and the record's target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Class {
+    tomb: u64,
+    size: u32,
+    target: usize,
+}
+
 struct PoolState {
     pages: usize,
-    free: VecDeque<u32>,
+    /// slots never used
+    fresh: VecDeque<u32>,
+    /// released slots by class, each with the release count at its release
+    freed: HashMap<Class, VecDeque<(u32, u64)>>,
+    /// releases so far
+    releases: u64,
+    /// releases a freed slot waits for before reuse
+    quarantine: u64,
     abi: Option<Abi>,
     limit: usize,
 }
@@ -280,9 +354,20 @@ struct PoolState {
 static REGISTRY: Registry = Registry {
     pages: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PAGES],
     shift: AtomicU32::new(0),
-    state: Mutex::new(PoolState { pages: 0, free: VecDeque::new(), abi: None, limit: MAX_PAGES }),
+    state: Mutex::new(PoolState {
+        pages: 0,
+        fresh: VecDeque::new(),
+        freed: HashMap::with_hasher(std::hash::BuildHasherDefault::new()),
+        releases: 0,
+        quarantine: DEFAULT_QUARANTINE,
+        abi: None,
+        limit: MAX_PAGES,
+    }),
     deferred: Mutex::new(Vec::new()),
 };
+
+type HashMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>;
 
 /// The process-wide registry.
 #[inline(always)]
@@ -290,30 +375,51 @@ pub(crate) fn registry() -> &'static Registry {
     &REGISTRY
 }
 
+/// Where a callback's thunk jumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// an entry of the context route: `bc_entry` (all argument registers) when the plan has
+    /// float register arguments, else `bc_entry_int`
+    Context {
+        /// whether the plan puts an argument in a float register
+        floats: bool,
+    },
+    #[allow(dead_code)] // chosen by the typed route
+    /// a typed stub (a code page offset), with the i386 `bc_stub_copy`'s stack bytes
+    Stub {
+        /// the stub's offset in the code page
+        offset: u32,
+        /// the bytes of stack arguments `bc_stub_copy` copies (the record's third word)
+        stack_bytes: u32,
+    },
+}
+
+impl Route {
+    /// The target's code page offset and the record's stack-bytes word.
+    fn resolve(self, code: &backcall_abi::thunks::CodePage) -> (u32, u32) {
+        match self {
+            Route::Context { floats } => (code.context_entry(floats), 0),
+            Route::Stub { offset, stack_bytes } => (offset, stack_bytes),
+        }
+    }
+}
+
 impl Registry {
     /// The page and index of slot `id`, if the page exists.
     #[inline(always)]
-    fn locate(&self, id: u32) -> Option<(&Page, usize)> {
+    fn locate(&self, id: u32) -> Option<(&Page, u32)> {
         let shift = self.shift.load(Ordering::Acquire);
         let ptr = self.pages.get((id >> shift) as usize)?.load(Ordering::Acquire);
         // SAFETY: published pages are leaked boxes, never freed.
         let page = unsafe { ptr.as_ref() }?;
-        Some((page, (id & ((1 << shift) - 1)) as usize))
+        Some((page, id & ((1 << shift) - 1)))
     }
 
     /// The slot with this id, if it exists.
     #[inline(always)]
     pub fn slot(&self, id: u32) -> Option<&Slot> {
         let (page, i) = self.locate(id)?;
-        page.slots.get(i)
-    }
-
-    /// The slot with this id and its thunk address, if it exists.
-    #[inline(always)]
-    pub fn lookup(&self, id: u32) -> Option<(&Slot, usize)> {
-        let (page, i) = self.locate(id)?;
-        let thunk = page.exec.first_thunk + i * backcall_abi::thunks::THUNK_STRIDE as usize;
-        Some((page.slots.get(i)?, thunk))
+        page.slots.get(i as usize)
     }
 
     /// The page slot `id` lives in.
@@ -325,34 +431,45 @@ impl Registry {
     #[inline(always)]
     pub fn thunk(&self, id: u32) -> usize {
         let (page, i) = self.locate(id).expect("a slot id names a published page");
-        page.exec.first_thunk + i * backcall_abi::thunks::THUNK_STRIDE as usize
+        page.exec.thunk(i)
     }
 
-    /// Installs a callback in a free slot (growing the pool by a page if none is free) and
-    /// answers the slot id. `owner` is the owner thread's key or [`SERIALIZED`].
+    /// Installs a callback in a free slot (growing the pool by a page if none fits) and
+    /// answers the slot id. `owner` is the owner thread's key or [`SERIALIZED`]; `route` the
+    /// thunk's target; `typed_entry` the typed route's entry (or the refusing one).
     pub fn install(
         &self,
         abi: Abi,
         info: Arc<PlanInfo>,
         owner: u32,
         handler: HandlerBox,
+        route: Route,
+        typed_entry: usize,
     ) -> Result<u32, Error> {
         self.free_deferred();
         let tomb = Tombstone::of(&info.plan).pack();
-        let id = self.take_free(abi)?;
-        let slot = self.slot(id).expect("free ids name published slots");
+        let size = info.plan.ret_layout.size;
+        let code = pool::template_for(abi)?;
+        let (target, stack_bytes) = route.resolve(code);
+        let class = Class { tomb, size, target: target as usize };
+        let id = self.take_free(abi, class)?;
+        let (page, i) = self.locate(id).expect("free ids name published slots");
+        let slot = &page.slots[i as usize];
         let vt = handler.vt as *const HandlerVt as usize;
         debug_assert_eq!(vt & TAGS, 0, "vtables are word-aligned");
-        // SAFETY: the slot is free (state 0, off the free list): no call reads these fields.
+        // SAFETY: the slot is free (state 0, off the free lists): no call reads these fields.
         unsafe {
             *slot.data.get() = handler.data;
             *slot.info.get() = Arc::into_raw(info);
         }
         std::mem::forget(handler);
         slot.tombstone.store(tomb, Ordering::Release);
+        slot.tomb_size.store(size, Ordering::Release);
         slot.owner.store(owner, Ordering::Relaxed);
-        // Publishes data, info, tombstone and owner (hazard.rs: the owner re-check after this
-        // Acquire-read state relies on the owner store coming first).
+        slot.typed_entry.store(typed_entry, Ordering::Release);
+        page.set_route(i, target, stack_bytes);
+        // Publishes data, info, tombstone, owner and route (hazard.rs: the owner re-check
+        // after this Acquire-read state relies on the owner store coming first).
         slot.state.store(vt | LIVE, Ordering::Release);
         Ok(id)
     }
@@ -408,11 +525,18 @@ impl Registry {
                 HandlerBox { vt: &*((state & !TAGS) as *const HandlerVt), data: *slot.data.get() };
             (handler, Arc::from_raw(std::mem::replace(&mut *slot.info.get(), std::ptr::null())))
         };
-        pool.free.push_back(id);
+        let class = Class {
+            tomb: slot.tombstone.load(Ordering::Relaxed),
+            size: slot.tomb_size(),
+            target: self.locate(id).map_or(0, |(page, i)| page.target(i)),
+        };
+        let seq = pool.releases;
+        pool.releases += 1;
+        pool.freed.entry(class).or_default().push_back((id, seq));
         drop(pool);
         // The handler's captures may run arbitrary code when dropped: no lock is held, and a
         // panic there is reported, never unwound into the dispatcher's bookkeeping or into C.
-        let thunk = self.lookup(id).map_or(0, |(_, thunk)| thunk);
+        let thunk = self.thunk(id);
         crate::error::contain(thunk, "while dropping the released handler", move || {
             drop(info);
             drop(handler);
@@ -440,13 +564,34 @@ impl Registry {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take_free(&self, abi: Abi) -> Result<u32, Error> {
+    /// A slot for a callback of `class`: a fresh one; else a freed one of the same class past
+    /// its quarantine; else a new page's; else (the pool is full) the freed slot released
+    /// longest ago, of any class.
+    fn take_free(&self, abi: Abi, class: Class) -> Result<u32, Error> {
         let mut state = self.lock();
-        if let Some(id) = state.free.pop_front() {
+        if let Some(id) = state.fresh.pop_front() {
             return Ok(id);
         }
-        self.grow(&mut state, abi)?;
-        Ok(state.free.pop_front().expect("a new page has free slots"))
+        let (releases, quarantine) = (state.releases, state.quarantine);
+        if let Some(queue) = state.freed.get_mut(&class) {
+            if queue.front().is_some_and(|&(_, seq)| releases - seq >= quarantine) {
+                return Ok(queue.pop_front().expect("a front").0);
+            }
+        }
+        match self.grow(&mut state, abi) {
+            Ok(()) => return Ok(state.fresh.pop_front().expect("a new page has slots")),
+            Err(Error::PoolExhausted(_)) if state.freed.values().any(|q| !q.is_empty()) => {}
+            Err(e) => return Err(e),
+        }
+        let oldest = state
+            .freed
+            .iter()
+            .filter_map(|(c, q)| q.front().map(|&(_, seq)| (seq, *c)))
+            .min_by_key(|&(seq, _)| seq)
+            .map(|(_, c)| c)
+            .expect("a non-empty class");
+        let queue = state.freed.get_mut(&oldest).expect("the class");
+        Ok(queue.pop_front().expect("a front").0)
     }
 
     fn grow(&self, state: &mut PoolState, abi: Abi) -> Result<(), Error> {
@@ -459,15 +604,28 @@ impl Registry {
         let shift = (pool::page_size() / backcall_abi::thunks::THUNK_STRIDE as usize).ilog2();
         self.shift.store(shift, Ordering::Release);
         let first = (state.pages as u32) << shift;
-        let exec = pool::map_page(abi, crate::dispatch::entry_address(), first)?;
-        let slots: Box<[Slot]> = (0..exec.thunks).map(|_| Slot::empty()).collect();
-        let count = slots.len() as u32;
-        let page = Box::into_raw(Box::new(Page { exec, slots }));
+        let exec = pool::map_page(abi, crate::dispatch::entry_address())?;
+        let count = exec.code.thunks;
+        let slots: Box<[Slot]> = (0..count).map(|i| Slot::empty(first | i)).collect();
+        let page = Box::new(Page { exec, slots });
+        let default = page.exec.code.context_entry(true);
+        for i in 0..count {
+            // The slot word never changes: thunk i always names slot i.
+            page.record(i)[0]
+                .store(&page.slots[i as usize] as *const Slot as usize, Ordering::Relaxed);
+            page.set_route(i, default, 0);
+        }
+        let page = Box::into_raw(page);
         self.pages[state.pages].store(page, Ordering::Release);
-        state.free.extend((0..count).map(|i| first | i));
+        state.fresh.extend((0..count).map(|i| first | i));
         state.pages += 1;
         state.abi = Some(abi);
         Ok(())
+    }
+
+    /// Sets the releases a freed slot waits for before reuse (see the module documentation).
+    pub fn set_quarantine(&self, releases: u64) {
+        self.lock().quarantine = releases;
     }
 
     /// Caps the pool at `pages` pages (tests of exhaustion; default: no practical cap).
@@ -486,9 +644,7 @@ pub(crate) fn owner_key(policy: ThreadPolicy) -> Result<u32, Error> {
     match policy {
         ThreadPolicy::Serialized => Ok(SERIALIZED),
         ThreadPolicy::SingleThreaded => match hazard::thread_state().key() {
-            0 => Err(Error::PoolExhausted(
-                "more than 2^32 threads created callbacks: no thread key left".into(),
-            )),
+            0 => Err(Error::ThreadKeys),
             key => Ok(key),
         },
     }

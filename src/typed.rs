@@ -201,3 +201,19 @@ typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6);
 typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6, I 7);
 typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6, I 7, J 8);
 typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6, I 7, J 8, K 9);
+
+/// The typed entry of a slot that holds no typed callback: reached only by a stale call
+/// through a typed callback's old function pointer after its slot was reused by a dynamic
+/// callback. It reports the call as stale and returns 0 (in the integer result register; the
+/// registry's reuse policy keeps such reuse to a full pool).
+pub(crate) fn refusing_entry() -> usize {
+    extern "C" fn refuse(slot: *const crate::registry::Slot) -> usize {
+        // SAFETY: a typed stub passes the slot word of a live page: a never-freed slot.
+        let id = unsafe { (*slot).id };
+        crate::error::report(crate::CallbackError::Stale {
+            thunk: crate::registry::registry().thunk(id),
+        });
+        0
+    }
+    refuse as extern "C" fn(*const crate::registry::Slot) -> usize as usize
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::arch::Arch;
 use crate::layout::Layout;
 use crate::plan::CallPlan;
 use crate::types::{Scalar, Signature};
@@ -58,12 +59,18 @@ impl Abi {
         matches!(self, Abi::I386Win32 | Abi::X86_64Win64)
     }
 
+    /// The architecture this ABI's code runs on.
+    pub fn arch(self) -> Arch {
+        match self {
+            Abi::I386Sysv | Abi::I386Win32 => Arch::X86,
+            Abi::X86_64Sysv | Abi::X86_64Win64 => Arch::X86_64,
+            Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => Arch::Aarch64,
+        }
+    }
+
     /// Bytes in a pointer / general register.
     pub fn word_size(self) -> u32 {
-        match self {
-            Abi::I386Sysv | Abi::I386Win32 => 4,
-            _ => 8,
-        }
+        self.arch().word_size()
     }
 
     /// The ABI the host runs natively, if backcall covers it.

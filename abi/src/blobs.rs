@@ -16,38 +16,48 @@ mod i386_win32;
 mod x86_64_sysv;
 mod x86_64_win64;
 
-/// How a thunk's branch to thunkEntry is patched.
+/// Which part of a blob a [`BlobPageRef`] is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Patch {
-    /// x86 `jmp rel32`: a 32-bit displacement from the end of the field
-    Rel32,
-    /// AArch64 `b imm26`: a 26-bit word displacement from the instruction
-    Branch26,
+pub enum BlobPart {
+    /// the shared code (`entry.s`)
+    Entry,
+    /// the thunk template (`thunk.s`)
+    Thunk,
 }
 
-/// One ABI's encoded code and its patch points (byte offsets).
+/// An instruction that reaches the data page: where it ends and how its field is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobPageRef {
+    /// the part it is in
+    pub part: BlobPart,
+    /// the offset just past the instruction (its label, `bc_page_ref_*`, marks its end)
+    pub end: u32,
+    /// the field's encoding
+    pub kind: crate::arch::PageRef,
+}
+
+/// One ABI's encoded code (for [`crate::arch::ASSEMBLED_PAGE_SIZE`]-byte pages).
 #[derive(Clone, Copy, Debug)]
 pub struct Blob {
     /// the ABI
     pub abi: Abi,
-    /// thunkEntry, the resume point, `return_from_context` and the dispatcher literal
+    /// the shared code: the entries, the resume point, `return_from_context`, the typed stubs
     pub entry: &'static [u8],
-    /// offset in `entry` of the word-sized dispatcher address literal
-    pub dispatch_literal: u32,
-    /// offset in `entry` of `return_from_context(ctx, code)`
-    pub return_from_context: u32,
-    /// offset in `entry` of the resume point (where `return_from_context` lands)
-    pub resume: u32,
+    /// the named points of `entry` (see the names in [`crate::thunks`])
+    pub symbols: &'static [(&'static str, u32)],
     /// the thunk template
     pub thunk: &'static [u8],
-    /// offset in `thunk` of the 32-bit slot id
-    pub thunk_slot: u32,
-    /// offset in `thunk` of the branch field to patch
-    pub thunk_jump: u32,
-    /// how the branch is patched
-    pub jump: Patch,
+    /// every instruction that reaches the data page
+    pub page_refs: &'static [BlobPageRef],
     /// the byte that fills gaps (x86 `int3`, AArch64 `udf` zero words)
     pub fill: u8,
+}
+
+impl Blob {
+    /// The offset of a named point of the shared code.
+    pub fn symbol(&self, name: &str) -> Option<u32> {
+        self.symbols.iter().find(|(n, _)| *n == name).map(|(_, o)| *o)
+    }
 }
 
 /// The blob for `abi`, if its assembly exists yet.

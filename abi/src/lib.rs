@@ -17,6 +17,7 @@
 //! ```
 
 pub mod abi;
+pub mod arch;
 pub mod blobs;
 pub mod context;
 pub mod layout;
@@ -38,6 +39,7 @@ pub mod x86_64_win64;
 use std::fmt;
 
 pub use abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
+pub use arch::Arch;
 pub use layout::{FieldLayout, Layout, Leaf, Shape};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
 pub use types::{Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type};

@@ -91,6 +91,37 @@ pub enum ReturnCode {
     HiddenPointer = 6,
 }
 
+impl ReturnCode {
+    /// Every code.
+    pub const ALL: [ReturnCode; 7] = [
+        ReturnCode::Void,
+        ReturnCode::Word,
+        ReturnCode::Word64,
+        ReturnCode::Double,
+        ReturnCode::Struct,
+        ReturnCode::Float,
+        ReturnCode::HiddenPointer,
+    ];
+
+    /// The name assembly constants give the code (`RC_DOUBLE`).
+    pub fn asm_name(self) -> &'static str {
+        match self {
+            ReturnCode::Void => "VOID",
+            ReturnCode::Word => "WORD",
+            ReturnCode::Word64 => "WORD64",
+            ReturnCode::Double => "DOUBLE",
+            ReturnCode::Struct => "STRUCT",
+            ReturnCode::Float => "FLOAT",
+            ReturnCode::HiddenPointer => "HIDDEN_POINTER",
+        }
+    }
+
+    /// The code whose number is `n`, if any.
+    pub fn from_u32(n: u32) -> Option<ReturnCode> {
+        ReturnCode::ALL.into_iter().find(|c| *c as u32 == n)
+    }
+}
+
 /// How the result travels.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RetPlan {
@@ -245,6 +276,15 @@ impl fmt::Display for Loc {
 }
 
 impl CallPlan {
+    /// Whether an argument travels in a float register (the context route then needs the
+    /// entry that spills them).
+    pub fn uses_float_registers(&self) -> bool {
+        self.args.iter().any(|a| match &a.pass {
+            ArgPass::Direct(pieces) => pieces.iter().any(|p| matches!(p.loc, Loc::Float(_))),
+            ArgPass::Indirect { pointer } => matches!(pointer, Loc::Float(_)),
+        })
+    }
+
     /// The ABI's name for `loc`: an argument register (`rdi`, `ecx` under fastcall), a result
     /// register when `ret` (`rax`, `edx`), or `stack+N` / `st(0)`.
     pub fn loc_name(&self, loc: Loc, ret: bool) -> String {

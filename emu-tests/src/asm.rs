@@ -1,38 +1,33 @@
-//! Encoding `abi/asm/<abi>/{thunk,entry}.s` into the blobs of `abi/src/blobs/` (DESIGN §6,
-//! "Two assemblers must agree").
+//! Encoding `abi/asm/<abi>/{thunk,entry}.s` into the blobs of `abi/src/blobs/` ("two
+//! assemblers must agree").
 //!
-//! Each source is assembled twice: by keystone (in process) and by clang's integrated assembler
-//! (`clang --target=<abi.clang_target()> -c -x assembler`, its `.text` (Mach-O `__text`) and
-//! symbols read with the `object` crate from the ELF, COFF or Mach-O object). The bytes must be
-//! identical, or encoding fails with both disassemblies. keystone yields bytes only, so the
-//! symbol offsets come from clang's object. Symbols are read as written: an assembler label is
-//! not decorated, not even in COFF or Mach-O (the leading `_` there belongs to C identifiers).
+//! Each source is assembled twice, behind the generated constants of its architecture
+//! (`abi/asm/constants/<arch>.s`, [`constants_text`]): by keystone (in process) and by clang's
+//! integrated assembler (`clang --target=<abi.clang_target()> -c -x assembler`, its `.text`
+//! (Mach-O `__text`) and symbols read with the `object` crate from the ELF, COFF or Mach-O
+//! object). The bytes must be identical, or encoding fails with both disassemblies. keystone
+//! yields bytes only, so the symbol offsets come from clang's object. Symbols are read as
+//! written: an assembler label is not decorated, not even in COFF or Mach-O.
 //!
 //! # What the sources must define
 //!
-//! * `thunk.s`: `bc_thunk` (offset 0), `bc_thunk_slot`, `bc_thunk_jump`.
-//! * `entry.s`: `bc_thunk_entry` (offset 0), `bc_resume`, `bc_return_from_context`,
-//!   `bc_dispatch_literal` (word-aligned, the word-sized placeholder 0).
-//! * Optional `.set` constants `CTX_<FIELD>` / `CTX_<FIELD>_<i>` (slot `i` of an area) and
-//!   `RC_<CODE>`: each is checked against [`ContextLayout`] and [`ReturnCode`], so the
-//!   assembly cannot drift from `abi/src/context.rs` and `abi/src/plan.rs`.
-//!
-//! **Patch fields.** A label cannot point inside an instruction, so `bc_thunk_slot` and
-//! `bc_thunk_jump` label the *end* of their 4-byte field: the field is the 4 bytes just before
-//! the label ([`field_before`]).
-//! * x86: the fields are the last 4 bytes of an instruction (the `imm32` of `mov reg, imm32`
-//!   and the `rel32` of `jmp`); capstone confirms that the instruction ending at the label has
-//!   exactly that immediate span.
-//! * AArch64: `bc_thunk_slot` ends a literal word that an `ldr w<n>, <literal>` of the thunk
-//!   loads, and `bc_thunk_jump` ends a `b imm26` instruction, patched whole
-//!   ([`Patch::Branch26`]); capstone confirms both.
+//! * `thunk.s`: `bc_thunk` (offset 0), at most [`THUNK_STRIDE`] bytes, nothing patched.
+//! * `entry.s`: `bc_entry` (offset 0), `bc_resume`, `bc_return_from_context`; optionally
+//!   `bc_entry_int` and the typed stubs `bc_stub_*` (see [`backcall_abi::thunks`]). Every
+//!   `bc_*` label of `entry.s` becomes a named symbol of the blob.
+//! * In either, a label `bc_page_ref_<name>` at the END of every instruction that reaches the
+//!   data page: its field is assembled for `PAGE_SIZE`, and [`backcall_abi::thunks`] moves it
+//!   for other page sizes. capstone confirms the field: on x86 a 32-bit displacement that ends
+//!   the instruction, on AArch64 an `adr` or an `ldr` (literal).
+//! * Any `CTX_*` / `RC_*` constant is checked against [`ContextLayout`] and [`ReturnCode`]:
+//!   the generated header defines them, and a source that redefined one would be caught.
 //!
 //! **`SAME_AS`.** An ABI whose machine code is another ABI's, byte for byte (its differences
 //! are all in the call plans), has no sources of its own: `abi/asm/<abi>/SAME_AS` names the ABI
 //! whose directory holds them (`aarch64-apple` → `aarch64-aapcs64`, `i386-win32` →
 //! `i386-sysv`). Its blob is generated from those sources, assembled by keystone and by clang
 //! for *its own* target (`arm64-apple-macos` Mach-O, `i686-pc-windows-msvc` COFF), and encoding
-//! fails unless the bytes and every patch point equal those of the named ABI.
+//! fails unless the bytes, symbols and page references equal those of the named ABI.
 //!
 //! # keystone (0.9.2, LLVM MC of 2016) traps
 //!
@@ -46,15 +41,12 @@
 //!   The sources name every offset with a `.set` constant and use one constant per operand.
 //! * `jmp label + 0x100` is refused: the sources `.set` the target first.
 //! * No `endbr64`/`endbr32` (written as `.byte`), `.type`, `.size`, `.hidden`; `.inst` is
-//!   silently dropped (DESIGN §6).
+//!   silently dropped.
 //! * AArch64: no `bti` mnemonic (written `hint #34` / `hint #36`). A numeric PC-relative
 //!   operand means something else to each assembler: keystone reads `b #0x100` and
 //!   `ldr w16, #8` (literal) as absolute addresses, clang as offsets from the instruction
-//!   (they agree only at address 0), and DESIGN §6 reports the same of `adr`. The sources name
-//!   every PC-relative target with a label. Checked to agree with clang: `ldr w16, label` and
-//!   `ldr x17, label` literal loads, `adr x9, label`, `stp`/`ldp` of `x`, `d` and `q` registers
-//!   with `#SYM` offsets, pre/post-index `#-SYM`/`#SYM` writeback, `b label` with the target
-//!   `.set` to `label + 0x100`, `//` comments.
+//!   (they agree only at address 0), and the same holds of `adr`. The sources name every
+//!   PC-relative target with a label (or a `.set` of one).
 //! * AArch64 alignment: both assemblers (like every LLVM) pad code with `nop` even for
 //!   `.balign 8, 0`; the sources accept that (the padding is never executed).
 //!
@@ -66,9 +58,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use backcall_abi::blobs::{Blob, Patch};
+use backcall_abi::arch::PageRef;
+use backcall_abi::blobs::{Blob, BlobPageRef, BlobPart};
 use backcall_abi::context::ContextLayout;
-use backcall_abi::{Abi, ReturnCode};
+use backcall_abi::thunks::THUNK_STRIDE;
+use backcall_abi::{Abi, Arch, ReturnCode};
 use capstone::arch::{BuildsCapstone, BuildsCapstoneSyntax};
 use capstone::Capstone;
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolSection};
@@ -105,6 +99,9 @@ pub fn abis_with_asm() -> Result<Vec<Abi>, String> {
             continue;
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name == CONSTANTS_DIR {
+            continue;
+        }
         let abi: Abi = name.parse().map_err(|e| format!("{}: {e}", path.display()))?;
         let sources = path.join("thunk.s").is_file() && path.join("entry.s").is_file();
         if sources || path.join(SAME_AS).is_file() {
@@ -146,61 +143,66 @@ pub fn source_abi(abi: Abi) -> Result<Abi, String> {
     if source == abi || asm_dir(source).join(SAME_AS).exists() {
         return Err(format!("{shown}: names {source}, which has no sources of its own"));
     }
-    if Isa::of(source) != Isa::of(abi) || source.word_size() != abi.word_size() {
+    if source.arch() != abi.arch() {
         return Err(format!("{shown}: {source} is another instruction set than {abi}"));
     }
     Ok(source)
 }
 
-/// The instruction set an ABI's code is written for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    /// IA-32
-    X86,
-    /// x86-64
-    X86_64,
-    /// AArch64 (A64, little endian)
-    Aarch64,
+/// The directory under `abi/asm/` that holds the generated constants, one file per
+/// architecture.
+pub const CONSTANTS_DIR: &str = "constants";
+
+/// `abi/asm/constants/<arch>.s`.
+pub fn constants_path(arch: Arch) -> PathBuf {
+    workspace_root().join("abi/asm").join(CONSTANTS_DIR).join(format!("{arch}.s"))
 }
 
-impl Isa {
-    /// The ISA of `abi`.
-    pub fn of(abi: Abi) -> Isa {
-        match abi {
-            Abi::I386Sysv | Abi::I386Win32 => Isa::X86,
-            Abi::X86_64Sysv | Abi::X86_64Win64 => Isa::X86_64,
-            Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => Isa::Aarch64,
-        }
-    }
+/// The generated constants every source of `arch` is assembled behind: the context layout's
+/// offsets, the record's words, the page size and the return codes
+/// ([`ContextLayout::asm_constants`]).
+pub fn constants_text(arch: Arch) -> String {
+    ContextLayout::for_word(arch.word_size()).asm_constants(arch)
+}
 
-    /// Unicorn's architecture and mode for this ISA (the emulated machine's).
-    pub fn unicorn(self) -> (unicorn_engine::Arch, unicorn_engine::Mode) {
-        use unicorn_engine::{Arch, Mode};
+/// What the harness needs of an architecture beyond [`Arch`]: the emulator's, the assembler's
+/// and the disassembler's views of it.
+pub trait ArchTools {
+    /// Unicorn's architecture and mode (the emulated machine's).
+    fn unicorn(self) -> (unicorn_engine::Arch, unicorn_engine::Mode);
+    /// A keystone assembler.
+    fn keystone(self) -> Result<keystone_engine::Keystone, String>;
+    /// A capstone disassembler (x86: Intel syntax), with instruction details.
+    fn capstone(self) -> Capstone;
+}
+
+impl ArchTools for Arch {
+    fn unicorn(self) -> (unicorn_engine::Arch, unicorn_engine::Mode) {
+        use unicorn_engine::{Arch as U, Mode};
         match self {
-            Isa::X86 => (Arch::X86, Mode::MODE_32),
-            Isa::X86_64 => (Arch::X86, Mode::MODE_64),
-            Isa::Aarch64 => (Arch::ARM64, Mode::ARM),
+            Arch::X86 => (U::X86, Mode::MODE_32),
+            Arch::X86_64 => (U::X86, Mode::MODE_64),
+            Arch::Aarch64 => (U::ARM64, Mode::ARM),
         }
     }
 
     fn keystone(self) -> Result<keystone_engine::Keystone, String> {
-        use keystone_engine::{Arch, Keystone, Mode};
+        use keystone_engine::{Arch as K, Keystone, Mode};
         let (arch, mode) = match self {
-            Isa::X86 => (Arch::X86, Mode::MODE_32),
-            Isa::X86_64 => (Arch::X86, Mode::MODE_64),
-            Isa::Aarch64 => (Arch::ARM64, Mode::LITTLE_ENDIAN),
+            Arch::X86 => (K::X86, Mode::MODE_32),
+            Arch::X86_64 => (K::X86, Mode::MODE_64),
+            Arch::Aarch64 => (K::ARM64, Mode::LITTLE_ENDIAN),
         };
         // No `option()` call: any option switches keystone to radix 16 (see the module docs).
         Keystone::new(arch, mode).map_err(|e| format!("keystone: {e}"))
     }
 
-    /// A capstone disassembler for this ISA (x86: Intel syntax), with instruction details.
-    pub fn capstone(self) -> Capstone {
+    fn capstone(self) -> Capstone {
         use capstone::arch::x86::{ArchMode, ArchSyntax};
         let mode = match self {
-            Isa::X86 => ArchMode::Mode32,
-            Isa::X86_64 => ArchMode::Mode64,
-            Isa::Aarch64 => {
+            Arch::X86 => ArchMode::Mode32,
+            Arch::X86_64 => ArchMode::Mode64,
+            Arch::Aarch64 => {
                 return Capstone::new()
                     .arm64()
                     .mode(capstone::arch::arm64::ArchMode::Arm)
@@ -216,22 +218,6 @@ impl Isa {
             .detail(true)
             .build()
             .expect("capstone supports x86")
-    }
-
-    /// How a thunk's branch to thunkEntry is patched.
-    pub fn patch(self) -> Patch {
-        match self {
-            Isa::X86 | Isa::X86_64 => Patch::Rel32,
-            Isa::Aarch64 => Patch::Branch26,
-        }
-    }
-
-    /// The byte that fills gaps: `int3` on x86; on AArch64 0, so a word of it is `udf #0`.
-    pub fn fill(self) -> u8 {
-        match self {
-            Isa::X86 | Isa::X86_64 => 0xcc,
-            Isa::Aarch64 => 0x00,
-        }
     }
 }
 
@@ -278,27 +264,30 @@ pub fn keystone_source(src: &str) -> String {
         })
 }
 
-/// Assembles `src` with keystone for `isa` at address 0.
-pub fn keystone_assemble(isa: Isa, src: &str) -> Result<Vec<u8>, String> {
-    let ks = isa.keystone()?;
+/// Assembles `src` with keystone for `arch` at address 0.
+pub fn keystone_assemble(arch: Arch, src: &str) -> Result<Vec<u8>, String> {
+    let ks = arch.keystone()?;
     let out = ks.asm(keystone_source(src), 0).map_err(|e| format!("keystone: {e}"))?;
     Ok(out.bytes)
 }
 
-/// Assembles `path` with `clang --target=<abi.clang_target()>` (`$BACKCALL_CLANG`, default
-/// `clang`) and reads the object.
-pub fn clang_assemble(abi: Abi, path: &Path) -> Result<Assembled, String> {
+/// Assembles the text `src` (shown as `path` in messages) with `clang --target=<abi's triple>`
+/// (`$BACKCALL_CLANG`, default `clang`) and reads the object.
+pub fn clang_assemble(abi: Abi, src: &str, path: &Path) -> Result<Assembled, String> {
     let program = std::env::var("BACKCALL_CLANG").unwrap_or_else(|_| "clang".to_string());
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let file = dir.path().join(path.file_name().unwrap_or_else(|| "source.s".as_ref()));
+    std::fs::write(&file, src).map_err(|e| format!("{}: {e}", file.display()))?;
     let output = Command::new(&program)
         .arg(format!("--target={}", abi.clang_target()))
         .args(["-c", "-x", "assembler"])
-        .arg(path)
+        .arg(&file)
         .args(["-o", "-"])
         .output()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "clang --target={} failed on {}:\n{}",
+            "clang --target={} failed on {} (behind its constants):\n{}",
             abi.clang_target(),
             path.display(),
             String::from_utf8_lossy(&output.stderr)
@@ -352,28 +341,31 @@ fn read_object(data: &[u8]) -> Result<Assembled, String> {
     Ok(Assembled { bytes, labels, constants })
 }
 
-/// Assembles `path` with keystone and clang; fails unless both give the same bytes.
+/// Assembles `path` behind its architecture's constants with keystone and clang; fails unless
+/// both give the same bytes.
 pub fn assemble(abi: Abi, path: &Path) -> Result<Assembled, String> {
-    let isa = Isa::of(abi);
+    let arch = abi.arch();
     let src = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let keystone = keystone_assemble(isa, &src).map_err(|e| format!("{}: {e}", path.display()))?;
-    let clang = clang_assemble(abi, path)?;
+    let full = format!("{}\n{src}", constants_text(arch));
+    let keystone =
+        keystone_assemble(arch, &full).map_err(|e| format!("{}: {e}", path.display()))?;
+    let clang = clang_assemble(abi, &full, path)?;
     if keystone != clang.bytes {
         return Err(format!(
             "{}: keystone and clang disagree ({} vs {} bytes)\n{}",
             path.display(),
             keystone.len(),
             clang.bytes.len(),
-            disagreement(isa, &keystone, &clang.bytes)
+            disagreement(arch, &keystone, &clang.bytes)
         ));
     }
     Ok(clang)
 }
 
 /// Side-by-side disassembly of the instructions where two encodings differ.
-fn disagreement(isa: Isa, keystone: &[u8], clang: &[u8]) -> String {
+fn disagreement(arch: Arch, keystone: &[u8], clang: &[u8]) -> String {
     let lines = |bytes: &[u8]| -> Vec<String> {
-        listing(isa, bytes, &[], None)
+        listing(arch, bytes, &[])
             .into_iter()
             .filter_map(|line| match line {
                 Line::Code { offset, bytes, text } => {
@@ -395,11 +387,6 @@ fn disagreement(isa: Isa, keystone: &[u8], clang: &[u8]) -> String {
     }
     out.push_str("  (keystone traps: see emu-tests/src/asm.rs module docs)");
     out
-}
-
-/// The offset of a 4-byte patch field whose label marks its end.
-pub fn field_before(label: u32) -> u32 {
-    label - 4
 }
 
 /// An ABI's encoded code, checked, with its blob (the byte slices are leaked: one per process).
@@ -428,10 +415,9 @@ pub fn encode(abi: Abi) -> Result<Encoded, String> {
         let (a, b) = (&encoded.blob, &theirs.blob);
         let same = a.entry == b.entry
             && a.thunk == b.thunk
-            && (a.dispatch_literal, a.return_from_context, a.resume)
-                == (b.dispatch_literal, b.return_from_context, b.resume)
-            && (a.thunk_slot, a.thunk_jump, a.jump, a.fill)
-                == (b.thunk_slot, b.thunk_jump, b.jump, b.fill);
+            && a.symbols == b.symbols
+            && a.page_refs == b.page_refs
+            && a.fill == b.fill;
         if !same {
             return Err(format!(
                 "abi/asm/{}/{SAME_AS}: abi/asm/{source}/ assembles differently for {} ({}) \
@@ -446,15 +432,17 @@ pub fn encode(abi: Abi) -> Result<Encoded, String> {
     Ok(encoded)
 }
 
+/// The prefix of the labels that mark the end of an instruction reaching the data page.
+pub const PAGE_REF_PREFIX: &str = "bc_page_ref";
+
 /// Assembles and checks `abi/asm/<source>/` as `abi`'s code.
 fn encode_sources(abi: Abi, source: Abi) -> Result<Encoded, String> {
-    let isa = Isa::of(abi);
+    let arch = abi.arch();
     let dir = asm_dir(source);
     let (thunk_path, entry_path) = (dir.join("thunk.s"), dir.join("entry.s"));
     let for_abi = |e: String| if abi == source { e } else { format!("{e} (assembled for {abi})") };
     let thunk = assemble(abi, &thunk_path).map_err(for_abi)?;
     let entry = assemble(abi, &entry_path).map_err(for_abi)?;
-    let word = abi.word_size();
 
     let at_zero = |a: &Assembled, path: &Path, name: &str| -> Result<(), String> {
         match a.label(path, name)? {
@@ -463,158 +451,82 @@ fn encode_sources(abi: Abi, source: Abi) -> Result<Encoded, String> {
         }
     };
     at_zero(&thunk, &thunk_path, "bc_thunk")?;
-    at_zero(&entry, &entry_path, "bc_thunk_entry")?;
-    let thunk_slot = field_before(thunk.label(&thunk_path, "bc_thunk_slot")?);
-    let thunk_jump = field_before(thunk.label(&thunk_path, "bc_thunk_jump")?);
-    let checked = match isa {
-        Isa::X86 | Isa::X86_64 => check_field(isa, &thunk, thunk_slot, "bc_thunk_slot", false)
-            .and_then(|()| check_field(isa, &thunk, thunk_jump, "bc_thunk_jump", true)),
-        Isa::Aarch64 => check_literal_field(&thunk, thunk_slot, "bc_thunk_slot")
-            .and_then(|()| check_branch26_field(&thunk, thunk_jump, "bc_thunk_jump")),
-    };
-    checked.map_err(|e| format!("{}: {e}", thunk_path.display()))?;
-    if thunk.bytes.len() > backcall_abi::thunks::THUNK_STRIDE as usize {
-        return Err(format!("{}: the thunk is longer than 16 bytes", thunk_path.display()));
+    at_zero(&entry, &entry_path, backcall_abi::thunks::ENTRY_CONTEXT)?;
+    for name in [backcall_abi::thunks::RESUME, backcall_abi::thunks::RETURN_FROM_CONTEXT] {
+        entry.label(&entry_path, name)?;
     }
-
-    let literal = entry.label(&entry_path, "bc_dispatch_literal")?;
-    let literal_bytes = entry.bytes.get(literal as usize..(literal + word) as usize);
-    if literal % word != 0 || literal_bytes.is_none_or(|b| b.iter().any(|&x| x != 0)) {
+    if thunk.bytes.len() > THUNK_STRIDE as usize {
         return Err(format!(
-            "{}: bc_dispatch_literal must be a {word}-aligned, {word}-byte 0 inside .text",
-            entry_path.display()
+            "{}: the thunk is longer than {THUNK_STRIDE} bytes",
+            thunk_path.display()
         ));
     }
+    let mut page_refs = Vec::new();
+    for (part, a, path) in
+        [(BlobPart::Thunk, &thunk, &thunk_path), (BlobPart::Entry, &entry, &entry_path)]
+    {
+        for (name, &end) in a.labels.iter().filter(|(n, _)| n.starts_with(PAGE_REF_PREFIX)) {
+            let kind = check_page_ref(arch, a, end)
+                .map_err(|e| format!("{}: `{name}`: {e}", path.display()))?;
+            page_refs.push(BlobPageRef { part, end, kind });
+        }
+    }
+    page_refs.sort_by_key(|r| (r.part == BlobPart::Entry, r.end));
+    let mut symbols: Vec<(&'static str, u32)> = entry
+        .labels
+        .iter()
+        .filter(|(n, _)| n.starts_with("bc_") && !n.starts_with(PAGE_REF_PREFIX))
+        .map(|(n, &o)| (&*String::leak(n.clone()), o))
+        .collect();
+    symbols.sort_by_key(|&(n, o)| (o, n));
     check_constants(abi, &entry).map_err(|e| format!("{}: {e}", entry_path.display()))?;
     check_constants(abi, &thunk).map_err(|e| format!("{}: {e}", thunk_path.display()))?;
 
     let blob = Blob {
         abi,
         entry: Vec::leak(entry.bytes.clone()),
-        dispatch_literal: literal,
-        return_from_context: entry.label(&entry_path, "bc_return_from_context")?,
-        resume: entry.label(&entry_path, "bc_resume")?,
+        symbols: Vec::leak(symbols),
         thunk: Vec::leak(thunk.bytes.clone()),
-        thunk_slot,
-        thunk_jump,
-        jump: isa.patch(),
-        fill: isa.fill(),
+        page_refs: Vec::leak(page_refs),
+        fill: arch.fill(),
     };
     Ok(Encoded { abi, source, thunk, entry, blob })
 }
 
-/// x86: checks that the instruction ending at `field + 4` keeps its 32-bit immediate (the
-/// imm32 or rel32) exactly in `field..field + 4`, and is a jump when `jump`.
-fn check_field(isa: Isa, a: &Assembled, field: u32, label: &str, jump: bool) -> Result<(), String> {
-    let cs = isa.capstone();
+/// Checks the instruction that ends at `end` reaches the data page through a field
+/// [`backcall_abi::thunks`] can move, and says which kind.
+fn check_page_ref(arch: Arch, a: &Assembled, end: u32) -> Result<PageRef, String> {
+    let cs = arch.capstone();
     let insns = cs.disasm_all(&a.bytes, 0).map_err(|e| e.to_string())?;
-    let end = u64::from(field) + 4;
     let insn = insns
         .iter()
-        .find(|i| i.address() + i.len() as u64 == end)
-        .ok_or_else(|| format!("`{label}` does not mark the end of an instruction"))?;
-    let detail = cs.insn_detail(insn).map_err(|e| e.to_string())?;
-    let arch = detail.arch_detail();
-    let x86 = arch.x86().expect("x86 detail");
-    let imm = x86.encoding().imm;
-    let expected = insn.len() - 4;
-    if imm.map(|s| (usize::from(s.offset), s.size)) != Some((expected, 4)) {
-        return Err(format!(
-            "the instruction before `{label}` ({} {}) does not end in a 4-byte immediate",
-            insn.mnemonic().unwrap_or("?"),
-            insn.op_str().unwrap_or("")
-        ));
-    }
-    let is_jump =
-        detail.groups().iter().any(|g| u32::from(g.0) == capstone::InsnGroupType::CS_GRP_JUMP);
-    if is_jump != jump {
-        let what = if jump { "must" } else { "must not" };
-        return Err(format!("the instruction before `{label}` {what} be a jump"));
-    }
-    Ok(())
-}
-
-/// The A64 word at `offset`, if it is inside `bytes` and 4-aligned.
-fn a64_word(bytes: &[u8], offset: u32) -> Option<u32> {
-    let b = bytes.get(offset as usize..offset as usize + 4)?;
-    offset.is_multiple_of(4).then(|| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-}
-
-/// The target of an A64 `ldr w<t>, <literal>` (LDR literal, 32-bit: `0x18` in bits 31..24)
-/// at `pc`, if `insn` is one.
-pub fn a64_ldr_w_literal_target(insn: u32, pc: u64) -> Option<u64> {
-    if insn & 0xff00_0000 != 0x1800_0000 {
-        return None;
-    }
-    let imm19 = ((insn >> 5) & 0x7_ffff) as i64;
-    let words = (imm19 << 45) >> 45; // sign-extend 19 bits
-    Some(pc.wrapping_add((words * 4) as u64))
-}
-
-/// The target of an A64 `b imm26` at `pc`, if `insn` is one.
-pub fn a64_branch26_target(insn: u32, pc: u64) -> Option<u64> {
-    if insn & 0xfc00_0000 != 0x1400_0000 {
-        return None;
-    }
-    let words = (((insn & 0x03ff_ffff) as i64) << 38) >> 38; // sign-extend 26 bits
-    Some(pc.wrapping_add((words * 4) as u64))
-}
-
-/// AArch64: checks that `field..field + 4` is a 4-aligned literal word, 0 in the template,
-/// loaded by an `ldr w<n>, <literal>` of `a` (capstone agrees), and never executed (it follows
-/// an unconditional `b`).
-fn check_literal_field(a: &Assembled, field: u32, label: &str) -> Result<(), String> {
-    if a64_word(&a.bytes, field) != Some(0) {
-        return Err(format!("`{label}` does not end a 4-aligned literal word 0"));
-    }
-    let cs = Isa::Aarch64.capstone();
-    let loads = (0..a.bytes.len() as u32).step_by(4).filter(|&pc| {
-        let insn = a64_word(&a.bytes, pc).expect("in range");
-        a64_ldr_w_literal_target(insn, u64::from(pc)) == Some(u64::from(field))
-    });
-    let mut found = false;
-    for pc in loads {
-        let decoded = cs.disasm_count(&a.bytes[pc as usize..pc as usize + 4], u64::from(pc), 1);
-        let text = decoded.ok().and_then(|insns| {
-            let insn = insns.iter().next()?;
-            Some(format!("{} {}", insn.mnemonic()?, insn.op_str()?))
-        });
-        match text {
-            Some(t) if t.starts_with("ldr w") && t.ends_with(&format!("#{field:#x}")) => {
-                found = true;
+        .find(|i| i.address() + i.len() as u64 == u64::from(end))
+        .ok_or("it does not mark the end of an instruction")?;
+    let text = format!("{} {}", insn.mnemonic().unwrap_or("?"), insn.op_str().unwrap_or(""));
+    match arch {
+        Arch::X86 | Arch::X86_64 => {
+            let detail = cs.insn_detail(insn).map_err(|e| e.to_string())?;
+            let arch_detail = detail.arch_detail();
+            let x86 = arch_detail.x86().expect("x86 detail");
+            let disp = x86.encoding().disp;
+            if disp.map(|d| (usize::from(d.offset), d.size)) != Some((insn.len() - 4, 4)) {
+                return Err(format!("`{text}` does not end in a 32-bit displacement"));
             }
-            other => return Err(format!("capstone reads the load of `{label}` as {other:?}")),
+            Ok(PageRef::Disp32)
+        }
+        Arch::Aarch64 => {
+            let word = u32::from_le_bytes(
+                a.bytes[end as usize - 4..end as usize].try_into().expect("4 bytes"),
+            );
+            if word & 0x9f00_0000 == 0x1000_0000 && text.starts_with("adr ") {
+                Ok(PageRef::Adr)
+            } else if word & 0xbf00_0000 == 0x1800_0000 && text.starts_with("ldr ") {
+                Ok(PageRef::LdrLiteral)
+            } else {
+                Err(format!("`{text}` is neither `adr` nor `ldr` (literal)"))
+            }
         }
     }
-    if !found {
-        return Err(format!("no `ldr w<n>, <literal>` loads the word before `{label}`"));
-    }
-    let before = field.checked_sub(4).and_then(|pc| a64_word(&a.bytes, pc));
-    if before.and_then(|insn| a64_branch26_target(insn, 0)).is_none() {
-        return Err(format!("the literal before `{label}` must follow an unconditional `b`"));
-    }
-    Ok(())
-}
-
-/// AArch64: checks that `field..field + 4` is a `b imm26` instruction (capstone agrees: a
-/// jump).
-fn check_branch26_field(a: &Assembled, field: u32, label: &str) -> Result<(), String> {
-    let insn = a64_word(&a.bytes, field)
-        .ok_or_else(|| format!("`{label}` does not end a 4-aligned word"))?;
-    if a64_branch26_target(insn, 0).is_none() {
-        return Err(format!("the instruction before `{label}` ({insn:#010x}) is not `b imm26`"));
-    }
-    let cs = Isa::Aarch64.capstone();
-    let bytes = &a.bytes[field as usize..field as usize + 4];
-    let insns = cs.disasm_count(bytes, u64::from(field), 1).map_err(|e| e.to_string())?;
-    let insn = insns.iter().next().ok_or("capstone cannot decode the branch")?;
-    let detail = cs.insn_detail(insn).map_err(|e| e.to_string())?;
-    let is_jump =
-        detail.groups().iter().any(|g| u32::from(g.0) == capstone::InsnGroupType::CS_GRP_JUMP);
-    if insn.mnemonic() != Some("b") || !is_jump {
-        return Err(format!("capstone reads the instruction before `{label}` as {insn}"));
-    }
-    Ok(())
 }
 
 /// Checks every `CTX_*` and `RC_*` constant against the context layout and the return codes.
@@ -682,26 +594,21 @@ fn return_code(name: &str) -> Option<u32> {
 pub enum Line {
     /// a symbol at the following offset
     Label(String),
-    /// an instruction (or data) at `offset`
+    /// an instruction at `offset`
     Code {
         /// offset in the blob
         offset: u32,
         /// its bytes
         bytes: Vec<u8>,
-        /// capstone's text, or a description of data
+        /// capstone's text
         text: String,
     },
 }
 
 /// Disassembles `bytes` (at address 0) with capstone, with `labels` inserted before the code at
-/// their offsets and `data` (offset, length, description) shown as data.
-pub fn listing(
-    isa: Isa,
-    bytes: &[u8],
-    labels: &[(u32, &str)],
-    data: Option<(u32, u32, &str)>,
-) -> Vec<Line> {
-    let cs = isa.capstone();
+/// their offsets (a label at the end of an instruction comes before the next one).
+pub fn listing(arch: Arch, bytes: &[u8], labels: &[(u32, &str)]) -> Vec<Line> {
+    let cs = arch.capstone();
     let mut labels = labels.to_vec();
     labels.sort_by_key(|l| l.0);
     let mut labels = labels.into_iter().peekable();
@@ -715,15 +622,7 @@ pub fn listing(
         if offset >= len {
             break;
         }
-        if let Some((start, size, text)) = data.filter(|d| d.0 == offset) {
-            let end = (start + size).min(len);
-            let bytes = bytes[start as usize..end as usize].to_vec();
-            out.push(Line::Code { offset, bytes, text: text.to_string() });
-            offset = end;
-            continue;
-        }
-        let end = data.map(|d| d.0).filter(|&s| s > offset).unwrap_or(len).min(len);
-        let code = &bytes[offset as usize..end as usize];
+        let code = &bytes[offset as usize..];
         let decoded = cs.disasm_count(code, u64::from(offset), 1).ok();
         match decoded.as_ref().and_then(|insns| insns.iter().next()) {
             Some(insn) => {
@@ -753,35 +652,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
-/// The labels of a blob's thunk.
-pub fn thunk_labels(blob: &Blob) -> Vec<(u32, &'static str)> {
-    vec![
-        (0, "bc_thunk"),
-        (blob.thunk_slot + 4, "bc_thunk_slot"),
-        (blob.thunk_jump + 4, "bc_thunk_jump"),
-    ]
-}
-
-/// The labels of a blob's entry code.
-pub fn entry_labels(blob: &Blob) -> Vec<(u32, &'static str)> {
-    vec![
-        (0, "bc_thunk_entry"),
-        (blob.resume, "bc_resume"),
-        (blob.return_from_context, "bc_return_from_context"),
-        (blob.dispatch_literal, "bc_dispatch_literal"),
-    ]
-}
-
-fn entry_data(blob: &Blob) -> Option<(u32, u32, &'static str)> {
-    Some((blob.dispatch_literal, blob.abi.word_size(), "dispatcher address (patched)"))
-}
-
-/// The thunk's data: the AArch64 slot id is a literal word, not an instruction's immediate.
-fn thunk_data(blob: &Blob) -> Option<(u32, u32, &'static str)> {
-    match blob.jump {
-        Patch::Rel32 => None,
-        Patch::Branch26 => Some((blob.thunk_slot, 4, "slot id (patched)")),
+/// The labels of one part of a blob: its symbols (entry) and its page references.
+pub fn labels(blob: &Blob, part: BlobPart) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = match part {
+        BlobPart::Thunk => vec![(0, "bc_thunk".to_string())],
+        BlobPart::Entry => blob.symbols.iter().map(|&(n, o)| (o, n.to_string())).collect(),
+    };
+    for r in blob.page_refs.iter().filter(|r| r.part == part) {
+        out.push((r.end, format!("(data page reference, {:?}, ends here)", r.kind)));
     }
+    out.sort();
+    out
+}
+
+fn listing_of(blob: &Blob, part: BlobPart) -> Vec<Line> {
+    let labels = labels(blob, part);
+    let labels: Vec<(u32, &str)> = labels.iter().map(|(o, n)| (*o, n.as_str())).collect();
+    let bytes = match part {
+        BlobPart::Thunk => blob.thunk,
+        BlobPart::Entry => blob.entry,
+    };
+    listing(blob.abi.arch(), bytes, &labels)
 }
 
 /// Where `abi`'s code comes from, as generated files and snapshots say it: `abi/asm/<abi>/`,
@@ -796,10 +687,9 @@ fn provenance(abi: Abi) -> Result<String, String> {
 }
 
 /// The text of the generated `abi/src/blobs/<module>.rs`. The blob of an ABI whose code is
-/// another's ([`SAME_AS`]; [`encode`] checked the bytes and patch points equal) reuses that
-/// ABI's blob, arrays included, with only its own `abi`.
+/// another's ([`SAME_AS`]; [`encode`] checked the bytes, symbols and page references equal)
+/// reuses that ABI's blob, arrays included, with only its own `abi`.
 pub fn render_blob_file(blob: &Blob) -> Result<String, String> {
-    let isa = Isa::of(blob.abi);
     let mut out = String::new();
     let id = blob.abi.id();
     let from = provenance(blob.abi)?;
@@ -813,12 +703,15 @@ pub fn render_blob_file(blob: &Blob) -> Result<String, String> {
         let module = module_name(source);
         let _ = writeln!(
             out,
-            "//! {id}: the thunk and thunkEntry of {source}, byte for byte (keystone and clang's \
+            "//! {id}: the shared code and thunk of {source}, byte for byte (keystone and clang's \
              integrated assembler encode them identically for {}).",
             blob.abi.clang_target()
         );
         let _ = writeln!(out);
-        let _ = writeln!(out, "/// The {id} blob: the {source} blob's code and patch points.");
+        let _ = writeln!(
+            out,
+            "/// The {id} blob: the {source} blob's code, symbols and page references."
+        );
         let head = "pub const BLOB: super::Blob =";
         let value =
             format!("super::Blob {{ abi: crate::Abi::{:?}, ..super::{module}::BLOB }};", blob.abi);
@@ -832,35 +725,50 @@ pub fn render_blob_file(blob: &Blob) -> Result<String, String> {
     }
     let _ = writeln!(
         out,
-        "//! {id}: thunk and thunkEntry, encoded by keystone and clang's integrated assembler \
-         (identical)."
+        "//! {id}: the thunk and the shared code, encoded by keystone and clang's integrated \
+         assembler (identical)."
     );
-    let thunk = listing(isa, blob.thunk, &thunk_labels(blob), thunk_data(blob));
-    let entry = listing(isa, blob.entry, &entry_labels(blob), entry_data(blob));
-    render_array(&mut out, "THUNK", "The thunk template (`thunk.s`).", &thunk, blob.thunk.len());
+    render_array(
+        &mut out,
+        "THUNK",
+        "The thunk template (`thunk.s`).",
+        &listing_of(blob, BlobPart::Thunk),
+        blob.thunk.len(),
+    );
     render_array(
         &mut out,
         "ENTRY",
-        "thunkEntry, the resume point, `return_from_context`, the dispatcher literal (`entry.s`).",
-        &entry,
+        "The shared code: the entries, the resume point, `return_from_context`, the typed stubs \
+         (`entry.s`).",
+        &listing_of(blob, BlobPart::Entry),
         blob.entry.len(),
     );
-    let patch = match blob.jump {
-        Patch::Rel32 => "Rel32",
-        Patch::Branch26 => "Branch26",
-    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "/// The named points of `ENTRY`.");
+    let _ = writeln!(out, "const SYMBOLS: [(&str, u32); {}] = [", blob.symbols.len());
+    for (name, offset) in blob.symbols {
+        let _ = writeln!(out, "    (\"{name}\", {offset:#x}),");
+    }
+    let _ = writeln!(out, "];");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "/// The instructions that reach the data page (where each ends).");
+    let _ = writeln!(out, "const PAGE_REFS: [super::BlobPageRef; {}] = [", blob.page_refs.len());
+    for r in blob.page_refs {
+        let _ = writeln!(out, "    super::BlobPageRef {{");
+        let _ = writeln!(out, "        part: super::BlobPart::{:?},", r.part);
+        let _ = writeln!(out, "        end: {:#x},", r.end);
+        let _ = writeln!(out, "        kind: crate::arch::PageRef::{:?},", r.kind);
+        let _ = writeln!(out, "    }},");
+    }
+    let _ = writeln!(out, "];");
     let _ = writeln!(out);
     let _ = writeln!(out, "/// The {id} blob.");
     let _ = writeln!(out, "pub const BLOB: super::Blob = super::Blob {{");
     let _ = writeln!(out, "    abi: crate::Abi::{:?},", blob.abi);
     let _ = writeln!(out, "    entry: &ENTRY,");
-    let _ = writeln!(out, "    dispatch_literal: {:#x},", blob.dispatch_literal);
-    let _ = writeln!(out, "    return_from_context: {:#x},", blob.return_from_context);
-    let _ = writeln!(out, "    resume: {:#x},", blob.resume);
+    let _ = writeln!(out, "    symbols: &SYMBOLS,");
     let _ = writeln!(out, "    thunk: &THUNK,");
-    let _ = writeln!(out, "    thunk_slot: {:#x},", blob.thunk_slot);
-    let _ = writeln!(out, "    thunk_jump: {:#x},", blob.thunk_jump);
-    let _ = writeln!(out, "    jump: super::Patch::{patch},");
+    let _ = writeln!(out, "    page_refs: &PAGE_REFS,");
     let _ = writeln!(out, "    fill: {:#04x},", blob.fill);
     let _ = writeln!(out, "}};");
     Ok(out)
@@ -900,47 +808,6 @@ fn render_array(out: &mut String, name: &str, doc: &str, lines: &[Line], len: us
     let _ = writeln!(out, "];");
 }
 
-/// A human-readable description of a blob: both listings with their symbols and patch fields,
-/// and the context layout of the ABI's word size (the `thunks__<abi>` snapshots).
-pub fn describe_blob(blob: &Blob) -> Result<String, String> {
-    let isa = Isa::of(blob.abi);
-    let mut out = String::new();
-    let word = blob.abi.word_size();
-    let _ = writeln!(out, "abi {} ({})", blob.abi, provenance(blob.abi)?);
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "thunk: {} bytes (stride {}, fill {:#04x})",
-        blob.thunk.len(),
-        backcall_abi::thunks::THUNK_STRIDE,
-        blob.fill
-    );
-    let _ = writeln!(
-        out,
-        "  slot id field  {:#06x}..{:#06x} (u32)",
-        blob.thunk_slot,
-        blob.thunk_slot + 4
-    );
-    let _ = writeln!(
-        out,
-        "  jump field     {:#06x}..{:#06x} ({:?} to thunkEntry)",
-        blob.thunk_jump,
-        blob.thunk_jump + 4,
-        blob.jump
-    );
-    write_listing(&mut out, &listing(isa, blob.thunk, &thunk_labels(blob), thunk_data(blob)));
-    let _ = writeln!(out);
-    let _ = writeln!(out, "entry: {} bytes", blob.entry.len());
-    for (offset, name) in entry_labels(blob) {
-        let _ = writeln!(out, "  {name:<24}{offset:#06x}");
-    }
-    let _ = writeln!(out, "  dispatcher literal: {word} bytes");
-    write_listing(&mut out, &listing(isa, blob.entry, &entry_labels(blob), entry_data(blob)));
-    let _ = writeln!(out);
-    out.push_str(&describe_layout(word));
-    Ok(out)
-}
-
 fn write_listing(out: &mut String, lines: &[Line]) {
     for line in lines {
         match line {
@@ -962,4 +829,34 @@ pub fn describe_layout(word: u32) -> String {
         let _ = writeln!(out, "  {offset:#06x}  {name:<14}{size:>3} bytes");
     }
     out
+}
+
+/// A human-readable description of a blob: both listings with their symbols and page
+/// references, and the context layout of the ABI's word size (the `thunks__<abi>` snapshots).
+pub fn describe_blob(blob: &Blob) -> Result<String, String> {
+    let mut out = String::new();
+    let word = blob.abi.word_size();
+    let _ = writeln!(out, "abi {} ({})", blob.abi, provenance(blob.abi)?);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "thunk: {} bytes (stride {THUNK_STRIDE}, fill {:#04x}); its record is at the same \
+         offset of the data page (slot word, target)",
+        blob.thunk.len(),
+        blob.fill
+    );
+    write_listing(&mut out, &listing_of(blob, BlobPart::Thunk));
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "shared code: {} bytes; the data page's first word is the dispatcher",
+        blob.entry.len()
+    );
+    for (name, offset) in blob.symbols {
+        let _ = writeln!(out, "  {name:<24}{offset:#06x}");
+    }
+    write_listing(&mut out, &listing_of(blob, BlobPart::Entry));
+    let _ = writeln!(out);
+    out.push_str(&describe_layout(word));
+    Ok(out)
 }

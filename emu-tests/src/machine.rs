@@ -28,7 +28,8 @@
 //! | range | what |
 //! | --- | --- |
 //! | [`STOP_BASE`] | return addresses of [`Machine::call`], one per nesting depth |
-//! | [`CODE_BASE`] | the code page: thunkEntry, then thunks (read + execute) |
+//! | [`CODE_BASE`] | the code page: the shared code, then thunks (read + execute) |
+//! | [`DATA_BASE`] | its data page: the dispatcher's address, the thunks' records (read + write) |
 //! | [`DISPATCH_ADDR`] | the dispatcher (hooked; its bytes never run) |
 //! | [`LOAD_BASE`] | loaded objects |
 //! | [`HEAP_BASE`] | [`Machine::alloc`] |
@@ -50,21 +51,24 @@ use backcall_abi::{
     Type,
 };
 use backcall_oracle::Compiler;
-use unicorn_engine::{Arch, HookType, MemType, Prot, RegisterARM64, RegisterX86, Unicorn};
+use unicorn_engine::{HookType, MemType, Prot, RegisterARM64, RegisterX86, Unicorn};
 
 pub use unicorn_engine::uc_error;
 
-use crate::asm::Isa;
+use crate::asm::ArchTools;
 use crate::guest::{self, CompileError, Opt};
 use crate::loader::{self, Image, LoadError};
 
 /// Stop addresses: [`Machine::call`] at nesting depth `d` returns to `STOP_BASE + 16 * d`.
 pub const STOP_BASE: u64 = 0x0010_0000;
-/// The code page (thunkEntry and thunks).
+/// The code page (the shared code and thunks).
 pub const CODE_BASE: u64 = 0x0020_0000;
-/// Bytes of the code page (the native pool's page size on the common hosts).
+/// Bytes of the code page and of its data page (the native pool's page size on the common
+/// hosts).
 pub const CODE_PAGE_SIZE: u32 = 0x1000;
-/// The dispatcher thunkEntry calls; a code hook stands in for it.
+/// The data page right after the code page.
+pub const DATA_BASE: u64 = CODE_BASE + CODE_PAGE_SIZE as u64;
+/// The dispatcher the entries call; a code hook stands in for it.
 pub const DISPATCH_ADDR: u64 = 0x0030_0000;
 /// Where objects are loaded.
 pub const LOAD_BASE: u64 = 0x0100_0000;
@@ -498,10 +502,10 @@ impl Machine {
     /// the machine has no code page ([`Machine::code_page`] is `None`, [`Machine::add_callback`]
     /// fails) but loads and calls code all the same.
     pub fn new(abi: Abi) -> Result<Machine, MachineError> {
-        let (arch, mode) = Isa::of(abi).unicorn();
+        let (arch, mode) = abi.arch().unicorn();
         let mut uc = Unicorn::new(arch, mode).map_err(uc_err("open"))?;
-        let fill = if arch == Arch::X86 { 0xcc } else { 0x00 }; // int3 / udf
-        let page = match CodePage::build(abi, CODE_BASE, CODE_PAGE_SIZE, DISPATCH_ADDR, 0) {
+        let fill = abi.arch().fill(); // int3 / udf
+        let page = match CodePage::template(abi, CODE_PAGE_SIZE) {
             Ok(page) => Some(page),
             Err(PageError::NoBlobs(_)) => None,
             Err(e) => return Err(MachineError::Page(e)),
@@ -511,6 +515,7 @@ impl Machine {
         };
         map(&mut uc, STOP_BASE, MAP_PAGE, Prot::READ | Prot::EXEC)?;
         map(&mut uc, CODE_BASE, u64::from(CODE_PAGE_SIZE), Prot::READ | Prot::EXEC)?;
+        map(&mut uc, DATA_BASE, u64::from(CODE_PAGE_SIZE), Prot::READ | Prot::WRITE)?;
         map(&mut uc, DISPATCH_ADDR, MAP_PAGE, Prot::READ | Prot::EXEC)?;
         map(&mut uc, LOAD_BASE, LOAD_SIZE, Prot::ALL)?;
         map(&mut uc, HEAP_BASE, HEAP_SIZE, Prot::READ | Prot::WRITE)?;
@@ -520,11 +525,21 @@ impl Machine {
             None => vec![fill; CODE_PAGE_SIZE as usize],
         };
         uc.mem_write(CODE_BASE, &code).map_err(uc_err("write the code page"))?;
+        if let Some(page) = &page {
+            // Thunk i names slot i and starts at the full entry, as the native pool's.
+            let mut data = vec![0u8; CODE_PAGE_SIZE as usize];
+            page.init_data(&mut data, DISPATCH_ADDR);
+            let entry = CODE_BASE + u64::from(page.context_entry(true));
+            for i in 0..page.thunks {
+                page.write_record(&mut data, i, u64::from(i), entry);
+            }
+            uc.mem_write(DATA_BASE, &data).map_err(uc_err("write the data page"))?;
+        }
         uc.mem_write(DISPATCH_ADDR, &vec![fill; MAP_PAGE as usize])
             .map_err(uc_err("write the dispatch page"))?;
         uc.mem_write(STOP_BASE, &vec![fill; MAP_PAGE as usize])
             .map_err(uc_err("write the stop page"))?;
-        if arch == Arch::ARM64 {
+        if arch == unicorn_engine::Arch::ARM64 {
             // CPACR_EL1.FPEN = 0b11: no trap on FP/SIMD (clang uses q registers for copies).
             uc.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(uc_err("enable FP/SIMD"))?;
         }
@@ -653,10 +668,33 @@ impl Machine {
         if next >= page.thunks {
             return Err(MachineError::TooManyCallbacks { capacity: page.thunks });
         }
-        let address = page.thunk_address(next);
+        let entry = page.context_entry(plan.uses_float_registers());
         let slot = self.add_slot(plan, handler)?;
         debug_assert_eq!(slot, next);
-        Ok(address)
+        self.set_record(slot, u64::from(slot), entry)
+    }
+
+    /// Points thunk `i`'s record at `target` (a code page offset: an entry or a typed stub),
+    /// with `slot` as its slot word (the machine's slot id, or any word a typed stub passes
+    /// on); answers the thunk's address.
+    pub fn set_record(&mut self, i: u32, slot: u64, target: u32) -> Result<u64, MachineError> {
+        let abi = self.core.abi;
+        let page = self.core.page.as_ref().ok_or(MachineError::Page(PageError::NoBlobs(abi)))?;
+        if i >= page.thunks {
+            return Err(MachineError::TooManyCallbacks { capacity: page.thunks });
+        }
+        let mut data = vec![0u8; CODE_PAGE_SIZE as usize];
+        page.write_record(&mut data, i, slot, CODE_BASE + u64::from(target));
+        let at = page.thunk_offset(i) as usize;
+        let record = &data[at..at + backcall_abi::thunks::THUNK_STRIDE as usize];
+        self.core.mem.write(DATA_BASE + at as u64, record);
+        Ok(CODE_BASE + at as u64)
+    }
+
+    /// The guest address of thunk `i`'s record.
+    pub fn record_address(&self, i: u32) -> Option<u64> {
+        let page = self.core.page.as_ref()?;
+        (i < page.thunks).then(|| DATA_BASE + u64::from(page.thunk_offset(i)))
     }
 
     /// `size` bytes of zeroed scratch memory at `align`.
@@ -1027,7 +1065,8 @@ fn dispatch(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
         other => unreachable!("the dispatcher's argument in {other:?}"),
     };
     let layout = core.layout;
-    let slot = core.mem.read_word(ctx + u64::from(layout.slot), word);
+    let record = core.mem.read_word(ctx + u64::from(layout.record), word);
+    let slot = core.mem.read_word(record, word);
     let required = u64::from(regs.call_alignment);
     let depth = core.state.borrow().depth;
     if sp_at_call % required != 0 {
@@ -1048,11 +1087,11 @@ fn dispatch(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
             ReturnCode::Void
         }
         Some((plan, handler)) => {
-            if let Some(page) = &core.page {
-                if slot < u64::from(page.thunks) {
-                    let thunk = page.thunk_address(slot as u32);
-                    core.mem.write_word(ctx + u64::from(layout.thunk), word, thunk);
-                }
+            // The thunk is a page before its record (a record outside the data page is a
+            // test's hand-made context: no thunk).
+            if (DATA_BASE..DATA_BASE + u64::from(CODE_PAGE_SIZE)).contains(&record) {
+                let thunk = record - u64::from(CODE_PAGE_SIZE);
+                core.mem.write_word(ctx + u64::from(layout.thunk), word, thunk);
             }
             let frame = Frame { mem: &core.mem, layout, ctx, plan: &plan };
             let mut guest = Guest { core };

@@ -96,12 +96,10 @@ use backcall_oracle::report::Outcome;
 pub use backcall_oracle::{Case, Compiler, Failure, Opt, Prepared, Report, RunError, Skip};
 use unicorn_engine::{Prot, RegisterX86, Unicorn};
 
-use crate::asm::Isa;
 use crate::guest;
 use crate::loader::Image;
 use crate::machine::{
-    catch_panic, reg_id, Machine, MachineError, Violation, CODE_BASE, CODE_PAGE_SIZE,
-    DISPATCH_ADDR, STACK_TOP,
+    catch_panic, reg_id, Machine, MachineError, Violation, CODE_BASE, CODE_PAGE_SIZE, STACK_TOP,
 };
 
 /// Where the probe page is mapped; the thunk's return address is replaced with this address.
@@ -224,6 +222,10 @@ impl EmuOracle {
                 s.index += offset;
                 s
             }));
+            merged.crashed.extend(report.crashed.drain(..).map(|mut s| {
+                s.index += offset;
+                s
+            }));
             merged.failures.extend(report.failures.drain(..).map(|mut f| {
                 f.index += offset;
                 f
@@ -239,7 +241,7 @@ impl EmuOracle {
         let abi = self.abi;
         let mut report = Report::new(abi, self.compiler_name(), opt, cases.len());
         // The thunks a machine's code page holds (and whether this ABI has thunk code at all).
-        let capacity = CodePage::build(abi, CODE_BASE, CODE_PAGE_SIZE, DISPATCH_ADDR, 0)
+        let capacity = CodePage::template(abi, CODE_PAGE_SIZE)
             .map_err(|e| RunError(format!("{abi}: {e} (abi/src/blobs/)")))?
             .thunks as usize;
         let capacity = capacity.max(1);
@@ -388,7 +390,7 @@ struct Bench {
 
 /// The x86 ABIs (an x87 register stack; `int3` fill).
 fn is_x86(abi: Abi) -> bool {
-    Isa::of(abi) != Isa::Aarch64
+    abi.arch() != backcall_abi::Arch::Aarch64
 }
 
 /// `reg_id` for a name a (possibly tampered) plan produced: `None` for the ABI files'
@@ -447,8 +449,8 @@ impl Bench {
             .and_then(|()| uc.mem_write(PROBE_ADDR, &[fill; 0x1000]))
             .map_err(|e| RunError(format!("{abi}: mapping the probe page: {e:?}")))?;
 
-        let first = page.thunk_address(0);
-        let last = page.base + page.bytes.len() as u64 - 1;
+        let first = CODE_BASE + u64::from(page.thunk_offset(0));
+        let last = CODE_BASE + page.bytes.len() as u64 - 1;
         let on_entry = probe.clone();
         uc.add_code_hook(first, last, move |uc, pc, _| {
             if on_entry.borrow().thunk != pc {

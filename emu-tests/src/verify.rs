@@ -372,8 +372,16 @@ fn compiler_cell(matrix: &Matrix, label: &str) -> String {
     let star = if matrix.authority == Some(k) { "*" } else { "" };
     match &matrix.columns[k].report {
         Err(_) => format!("{star}error"),
-        Ok(r) if r.failures.is_empty() => format!("{star}ok"),
-        Ok(r) => format!("{star}{} differ", r.failures.len()),
+        Ok(r) => {
+            let mut cell = match r.failures.len() {
+                0 => format!("{star}ok"),
+                n => format!("{star}{n} differ"),
+            };
+            if !r.crashed.is_empty() {
+                let _ = write!(cell, ", {} crashed", r.crashed.len());
+            }
+            cell
+        }
     }
 }
 
@@ -382,15 +390,16 @@ fn matrix_text(cells: &[Cell]) -> String {
     let labels = labels(cells);
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut head: Vec<String> =
-        ["ABI", "opt", "pass", "disagree", "fail", "unsupported"].map(String::from).to_vec();
+        ["ABI", "opt", "pass", "disagree", "fail", "unsupported", "unjudged"]
+            .map(String::from)
+            .to_vec();
     head.extend(labels.iter().cloned());
     head.push("time".into());
     rows.push(head);
     for cell in cells {
         let m = &cell.matrix;
-        let [pass, disagree, fail, unsupported] = m.counts();
         let mut row = vec![m.abi.id().to_string(), m.opt.to_string()];
-        row.extend([pass, disagree, fail, unsupported].map(|n| n.to_string()));
+        row.extend(m.counts().map(|n| n.to_string()));
         row.extend(labels.iter().map(|l| compiler_cell(m, l)));
         row.push(format!("{:.1?}", cell.time));
         rows.push(row);
@@ -529,11 +538,12 @@ fn outcome_json(o: &Outcome<'_>) -> serde_json::Value {
         }),
         Outcome::Skipped(s) => serde_json::json!({ "status": "unsupported", "details": s.reason }),
         Outcome::NotRun(e) => serde_json::json!({ "status": "error", "details": e.0 }),
+        Outcome::Crashed(c) => serde_json::json!({ "status": "crashed", "details": c.reason }),
     }
 }
 
 fn write_json(out: &mut dyn Write, signatures: &[(String, Signature)], cells: &[Cell]) {
-    let mut counts = [0usize; 4];
+    let mut counts = [0usize; 5];
     for cell in cells {
         let m = &cell.matrix;
         for (c, e) in m.run_errors() {
@@ -578,7 +588,7 @@ fn write_json(out: &mut dyn Write, signatures: &[(String, Signature)], cells: &[
     let abis: BTreeSet<&str> = cells.iter().map(|c| c.matrix.abi.id()).collect();
     let summary = serde_json::json!({
         "summary": true, "pass": counts[0], "disagree": counts[1], "fail": counts[2],
-        "unsupported": counts[3], "abis": abis,
+        "unsupported": counts[3], "unjudged": counts[4], "abis": abis,
     });
     let _ = writeln!(out, "{summary}");
 }
@@ -654,6 +664,10 @@ fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
                             xml_escape(&failure_text(f))
                         );
                     }
+                    Outcome::Crashed(c) => {
+                        skipped += 1;
+                        let _ = write!(cases, "<skipped message=\"{}\"/>", xml_escape(&c.reason));
+                    }
                     Outcome::NotRun(e) => {
                         failed += 1;
                         let _ = write!(
@@ -686,20 +700,21 @@ fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
 /// The matrix as a Markdown table, and the disagreements by compiler and known issue.
 fn markdown(cells: &[Cell]) -> String {
     let labels = labels(cells);
-    let mut text =
-        String::from("### backcall verify\n\n| ABI | opt | pass | disagree | fail | unsupported |");
+    let mut text = String::from(
+        "### backcall verify\n\n| ABI | opt | pass | disagree | fail | unsupported | unjudged |",
+    );
     for l in &labels {
         let _ = write!(text, " {l} |");
     }
-    text.push_str("\n|---|---|---:|---:|---:|---:|");
+    text.push_str("\n|---|---|---:|---:|---:|---:|---:|");
     text.push_str(&"---|".repeat(labels.len()));
     text.push('\n');
     for cell in cells {
         let m = &cell.matrix;
-        let [pass, disagree, fail, unsupported] = m.counts();
+        let [pass, disagree, fail, unsupported, unjudged] = m.counts();
         let _ = write!(
             text,
-            "| `{}` | {} | {pass} | {disagree} | {fail} | {unsupported} |",
+            "| `{}` | {} | {pass} | {disagree} | {fail} | {unsupported} | {unjudged} |",
             m.abi.id(),
             m.opt
         );

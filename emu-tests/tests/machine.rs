@@ -20,7 +20,9 @@ use backcall_abi::context::ContextLayout;
 use backcall_abi::{Abi, ArgPass, CallPlan, Convention, Loc, ReturnCode};
 use backcall_emu_tests::guest::Opt;
 use backcall_emu_tests::loader::LoadError;
-use backcall_emu_tests::machine::{Machine, MachineError, Violation, DISPATCH_ADDR};
+use backcall_emu_tests::machine::{
+    Machine, MachineError, Violation, CODE_BASE, DATA_BASE, DISPATCH_ADDR,
+};
 
 fn plan(abi: Abi, sig: &str) -> CallPlan {
     let sig = parse_signature(sig).unwrap_or_else(|e| panic!("{sig}: {e}"));
@@ -371,7 +373,7 @@ fn mock_entry_source(abi: Abi, plan: &CallPlan) -> String {
 typedef __INTPTR_TYPE__ word;
 typedef __UINTPTR_TYPE__ uword;
 struct ctx {{
-    uword thunk, slot, stack_args, saved_sp, saved_fp, resume, previous, callee_pop;
+    uword thunk, record, stack_args, saved_sp, saved_fp, resume, previous, callee_pop;
     uword int_regs[10];
     unsigned long long float_regs[8];
     uword result_int[2];
@@ -383,7 +385,8 @@ typedef unsigned (*dispatch_fn)(struct ctx *);
 static word mock(uword slot, word a0, word a1) {{
     struct ctx c = {{0}};
     word stack[8] = {{0}};
-    c.slot = slot;
+    uword record[2] = {{slot, 0}};       /* a hand-made record: its first word names the slot */
+    c.record = (uword)record;
 {place}    c.stack_args = (uword)stack;
     unsigned code = ((dispatch_fn){DISPATCH_ADDR:#x})(&c);
     if (code != {word_code}) return -1000 - (word)code;
@@ -467,6 +470,8 @@ fn a_misaligned_dispatch_is_a_violation() {
     m.add_slot(plan(abi, WORD2), |_, f| ret(f, 0)).unwrap();
     let l = ContextLayout::for_word(8);
     let ctx = m.alloc(u64::from(l.size), 16).unwrap();
+    // Thunk 0's record names slot 0.
+    m.mem().write_word(ctx + u64::from(l.record), 8, m.record_address(0).unwrap());
     m.call(sym(&image, "misaligned"), &[ctx]).unwrap();
     let v = m.take_violations();
     assert!(
@@ -595,11 +600,15 @@ fn the_code_page_is_the_blob_laid_out() {
         let page = m.code_page().expect("a code page");
         let blob = backcall_abi::blobs::for_abi(abi).unwrap();
         let mut guest = vec![0; page.bytes.len()];
-        m.mem().read(page.base, &mut guest);
-        assert_eq!(guest, page.bytes, "{abi}: guest code differs from CodePage::build");
-        let lit = blob.dispatch_literal as usize;
+        m.mem().read(CODE_BASE, &mut guest);
+        assert_eq!(guest, page.bytes, "{abi}: guest code differs from CodePage::template");
         let w = abi.word_size();
-        assert_eq!(m.mem().read_word(page.base + lit as u64, w), DISPATCH_ADDR);
-        assert_eq!(&guest[..lit], &blob.entry[..lit], "{abi}: thunkEntry bytes");
+        assert_eq!(m.mem().read_word(DATA_BASE, w), DISPATCH_ADDR, "{abi}: the data page");
+        assert_eq!(&guest[..blob.entry.len()], blob.entry, "{abi}: the shared code");
+        // Thunk 0's record names slot 0 and the full entry until a callback is added.
+        let record = m.record_address(0).unwrap();
+        assert_eq!(m.mem().read_word(record, w), 0);
+        let entry = CODE_BASE + u64::from(page.context_entry(true));
+        assert_eq!(m.mem().read_word(record + u64::from(w), w), entry);
     }
 }

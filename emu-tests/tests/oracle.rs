@@ -67,8 +67,11 @@ fn check_batch(abi: Abi, cases: &[Case], what: &str) {
     let mut message = String::new();
     for opt in Opt::ALL {
         let matrix = oracle::run_matrix(abi, &compilers, cases, opt);
-        let [pass, disagree, fail, unsupported] = matrix.counts();
-        println!("{abi} {opt} {what}: {pass} pass, {disagree} disagree, {fail} fail, {unsupported} unsupported");
+        let [pass, disagree, fail, unsupported, unjudged] = matrix.counts();
+        println!(
+            "{abi} {opt} {what}: {pass} pass, {disagree} disagree, {fail} fail, \
+             {unsupported} unsupported, {unjudged} unjudged"
+        );
         if !matrix.is_sound() {
             message.push_str(&format!("{what}:\n{matrix}\n"));
         }
@@ -365,15 +368,10 @@ fn a_batch_larger_than_a_code_page_runs() {
     if !ready(abi) {
         return;
     }
-    let thunks = backcall_abi::thunks::CodePage::build(
-        abi,
-        backcall_emu_tests::machine::CODE_BASE,
-        backcall_emu_tests::machine::CODE_PAGE_SIZE,
-        backcall_emu_tests::machine::DISPATCH_ADDR,
-        0,
-    )
-    .expect("a code page")
-    .thunks as usize;
+    let thunks =
+        backcall_abi::thunks::CodePage::template(abi, backcall_emu_tests::machine::CODE_PAGE_SIZE)
+            .expect("a code page")
+            .thunks as usize;
     let cases: Vec<Case> = (0..thunks + 3)
         .map(|i| {
             let args = vec![s(if i % 2 == 0 { Scalar::Int } else { Scalar::Double }); i % 7];

@@ -12,9 +12,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use backcall_abi::context::ContextLayout;
-use backcall_abi::thunks::CodePage;
+use backcall_abi::thunks::{CodePage, RESUME, RETURN_FROM_CONTEXT};
 use backcall_abi::{Abi, RegisterFile, ReturnCode};
-use backcall_emu_tests::asm::Isa;
+use backcall_emu_tests::asm::ArchTools;
 use backcall_emu_tests::machine::{
     canary, low_bytes, read_vector, reg_id, vec_canary, write_vector,
 };
@@ -22,6 +22,7 @@ use unicorn_engine::{Arch, Prot, RegisterARM64 as A, RegisterX86 as X, Unicorn};
 
 const STOP: u64 = 0x0010_0000;
 const CODE: u64 = 0x0020_0000;
+const DATA: u64 = CODE + PAGE as u64;
 const DISPATCH: u64 = 0x0030_0000;
 const STACK: u64 = 0x0070_0000;
 const VM_STACK: u64 = 0x0080_0000;
@@ -83,11 +84,14 @@ fn vm_dispatch(uc: &mut Unicorn<'_, ()>, abi: Abi, rfc: u64, callee_pop: u64, se
         Abi::Aarch64Aapcs64 | Abi::Aarch64Apple => uc.reg_read(A::X0).unwrap(),
     };
     seen.set(ctx);
-    assert_eq!(read_word(uc, ctx + u64::from(layout.slot), word), u64::from(SLOT), "{abi}");
+    let record = read_word(uc, ctx + u64::from(layout.record), word);
+    let page = CodePage::template(abi, PAGE).unwrap();
+    assert_eq!(record, DATA + u64::from(page.thunk_offset(SLOT)), "{abi}: ctx.record");
+    assert_eq!(read_word(uc, record, word), u64::from(SLOT), "{abi}: the record's slot word");
     assert_eq!(read_word(uc, ctx + u64::from(layout.saved_sp), word), ctx, "{abi}: saved_sp");
     let resume = read_word(uc, ctx + u64::from(layout.resume), word);
     let blob = backcall_abi::blobs::for_abi(abi).unwrap();
-    assert_eq!(resume, CODE + u64::from(blob.resume), "{abi}: ctx.resume");
+    assert_eq!(resume, CODE + u64::from(blob.symbol(RESUME).unwrap()), "{abi}: ctx.resume");
 
     let mask = if word == 4 { 0xffff_ffff } else { u64::MAX };
     write_word(uc, ctx + u64::from(layout.result_int), word, RESULT_INT & mask);
@@ -139,29 +143,34 @@ fn vm_dispatch(uc: &mut Unicorn<'_, ()>, abi: Abi, rfc: u64, callee_pop: u64, se
 /// Calls thunk `SLOT` of a fresh code page as a C caller would and lets the fake VM return
 /// through `return_from_context`; answers the problems found.
 fn run(abi: Abi, callee_pop: u64) -> Vec<String> {
-    let (arch, mode) = Isa::of(abi).unicorn();
+    let (arch, mode) = abi.arch().unicorn();
     let word = abi.word_size();
     let w = u64::from(word);
     let r = regs(abi);
-    let page = CodePage::build(abi, CODE, PAGE, DISPATCH, 0).unwrap();
+    let page = CodePage::template(abi, PAGE).unwrap();
     let blob = backcall_abi::blobs::for_abi(abi).unwrap();
     let fill = vec![blob.fill; PAGE as usize];
+    let mut data = vec![0u8; PAGE as usize];
+    page.init_data(&mut data, DISPATCH);
+    page.write_record(&mut data, SLOT, u64::from(SLOT), CODE + u64::from(page.context_entry(true)));
 
     let mut uc = Unicorn::new(arch, mode).unwrap();
     uc.mem_map(STOP, u64::from(PAGE), Prot::READ | Prot::EXEC).unwrap();
     uc.mem_map(CODE, u64::from(PAGE), Prot::READ | Prot::EXEC).unwrap();
+    uc.mem_map(DATA, u64::from(PAGE), Prot::READ | Prot::WRITE).unwrap();
     uc.mem_map(DISPATCH, u64::from(PAGE), Prot::READ | Prot::EXEC).unwrap();
     uc.mem_map(STACK, STACK_SIZE, Prot::READ | Prot::WRITE).unwrap();
     uc.mem_map(VM_STACK, STACK_SIZE, Prot::READ | Prot::WRITE).unwrap();
     uc.mem_write(STOP, &fill).unwrap();
     uc.mem_write(CODE, &page.bytes).unwrap();
+    uc.mem_write(DATA, &data).unwrap();
     uc.mem_write(DISPATCH, &fill).unwrap();
     if arch == Arch::ARM64 {
         uc.reg_write(A::CPACR_EL1, 3 << 20).unwrap(); // FP/SIMD on
     }
 
     let seen = Rc::new(Cell::new(0u64));
-    let rfc = CODE + u64::from(page.return_from_context);
+    let rfc = CODE + u64::from(page.symbol(RETURN_FROM_CONTEXT).unwrap());
     let hook_seen = seen.clone();
     uc.add_code_hook(DISPATCH, DISPATCH, move |uc, _, _| {
         vm_dispatch(uc, abi, rfc, callee_pop, &hook_seen);
@@ -192,7 +201,7 @@ fn run(abi: Abi, callee_pop: u64) -> Vec<String> {
     }
 
     let mut problems = Vec::new();
-    let thunk = page.thunk_address(SLOT);
+    let thunk = CODE + u64::from(page.thunk_offset(SLOT));
     if let Err(e) = uc.emu_start(thunk, STOP, 5_000_000, 100_000) {
         problems.push(format!("emulation failed: {e:?} at pc {:#x}", uc.pc_read().unwrap()));
         return problems;

@@ -75,7 +75,7 @@ fn thunks_prints_the_snapshot_view() {
     let out = harness(&["thunks", "--abi", "x86_64-win64"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("bc_thunk_entry") && text.contains("CallbackContext, 8-byte words"));
+    assert!(text.contains("bc_entry") && text.contains("CallbackContext, 8-byte words"), "{text}");
     assert_eq!(harness(&["thunks", "--abi", "nope"]).status.code(), Some(2));
 }
 

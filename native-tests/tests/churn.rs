@@ -1,6 +1,7 @@
 //! Creation and release at scale, alone in its own test binary so that no other test's
-//! callbacks change the pool's size: 1,000,000 create/release cycles must reuse slots (no pool
-//! growth), while a watcher thread samples `/proc/self/maps` for writable+executable pages.
+//! callbacks change the pool's size: after the reuse quarantine fills (a page or two), 1,000,000
+//! create/release cycles must reuse slots (no pool growth), while a watcher thread samples
+//! `/proc/self/maps` for writable+executable pages.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +25,13 @@ fn a_million_create_release_cycles_do_not_grow_the_pool_and_never_map_rwx() {
     };
     let proto = Prototype::new("int (*)(int)").unwrap();
     let first = proto.callback(ThreadPolicy::SingleThreaded, |a| a.i32(0) + 1).unwrap();
+    // A released slot waits for 256 other releases before reuse: the pool grows until that
+    // many are in quarantine, then no more.
+    for i in 0..2_000 {
+        drop(proto.callback(ThreadPolicy::SingleThreaded, move |a| a.i32(0) + i).unwrap());
+    }
     let pages = backcall::pool_pages();
+    assert!(pages <= 3, "{pages} pages for 256 quarantined slots");
     let mut checked = 0;
     for i in 0..1_000_000i32 {
         let cb = proto.callback(ThreadPolicy::SingleThreaded, move |a| a.i32(0) + i).unwrap();

@@ -7,7 +7,7 @@ use backcall_abi::Abi;
 
 use crate::callers::c_source;
 use crate::case::Prepared;
-use crate::report::{Report, RunError};
+use crate::report::{Report, RunError, Skip};
 
 /// Compiler messages kept per rejected case.
 const MESSAGE_LINES: usize = 8;
@@ -50,6 +50,19 @@ pub fn compile_dropping_rejected<T>(
             Compiled::Output(output) => return Ok(Some(output)),
             Compiled::Rejected { compiler, file_name, stderr } => (compiler, file_name, stderr),
         };
+        if let Some(k) = crashed_on(&stderr, prepared) {
+            // A compiler crash is the compiler's bug, not a verdict on backcall: the case is
+            // set aside for this compiler (the others still judge it) and the rest compiled
+            // again.
+            let p = prepared.remove(k);
+            let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            report.crashed.push(Skip {
+                index: p.index,
+                signature: p.case.signature.clone(),
+                reason: format!("`{compiler}` crashed compiling this case's caller: {first}"),
+            });
+            continue;
+        }
         let by_case = attribute_compiler_messages(&stderr, &file_name, &lines);
         if by_case.is_empty() {
             let total = stderr.lines().count();
@@ -79,6 +92,26 @@ pub fn compile_dropping_rejected<T>(
         }
         *prepared = kept;
     }
+}
+
+/// The position in `prepared` of the case whose caller a compiler crashed on, when the crash
+/// report names the function: clang's stack dump (`... on function '@bc_case_N'`) or GCC's
+/// `In function 'bc_case_N'` before an `internal compiler error`.
+pub fn crashed_on(stderr: &str, prepared: &[Prepared]) -> Option<usize> {
+    let crashed =
+        stderr.contains("PLEASE submit a bug report") || stderr.contains("internal compiler error");
+    if !crashed {
+        return None;
+    }
+    let named = |line: &str| -> Option<usize> {
+        let start = line.find("function '")? + "function '".len();
+        let name = line[start..].trim_start_matches('@');
+        let digits: String =
+            name.strip_prefix("bc_case_")?.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    let index = stderr.lines().find_map(named)?;
+    prepared.iter().position(|p| p.index == index)
 }
 
 /// Compiler error messages about the file the compiler calls `file_name` (a path, or
@@ -160,6 +193,47 @@ mod tests {
         assert!(
             error.0.contains("no message names a case") && error.0.contains("fatal"),
             "{error}"
+        );
+    }
+
+    /// A compiler crash that names a caller sets that case aside for the compiler; the rest
+    /// is compiled again.
+    #[test]
+    fn a_compiler_crash_sets_its_case_aside() {
+        let abi = Abi::I386Win32;
+        let int = Type::scalar(Scalar::Int);
+        let cases: Vec<Case> =
+            (0..3).map(|n| Case::new(Signature::new(int.clone(), vec![int.clone(); n]))).collect();
+        let mut report = Report::new(abi, "cc".into(), Opt::O2, cases.len());
+        let mut prepared = Prepared::batch(abi, &cases, &mut report);
+        let clang = "PLEASE submit a bug report to https://github.com/llvm/llvm-project/issues/\n\
+                     4.\tRunning pass 'X86 DAG->DAG Instruction Selection' on function '@bc_case_2'";
+        assert_eq!(crashed_on(clang, &prepared), Some(2));
+        let gcc = "<stdin>: In function 'bc_case_1':\n<stdin>:9:1: internal compiler error: x";
+        assert_eq!(crashed_on(gcc, &prepared), Some(1));
+        assert_eq!(crashed_on("<stdin>: In function 'bc_case_1':\nerror: x", &prepared), None);
+        let mut compiles = 0;
+        let out = compile_dropping_rejected(abi, &mut prepared, &mut report, |_| {
+            compiles += 1;
+            if compiles > 1 {
+                return Ok(Compiled::Output("the object"));
+            }
+            let stderr = clang.to_string();
+            Ok(Compiled::Rejected {
+                compiler: "clang -O2".into(),
+                file_name: "<stdin>".into(),
+                stderr,
+            })
+        });
+        assert_eq!(out.unwrap(), Some("the object"));
+        assert_eq!(prepared.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 1]);
+        assert!(report.failures.is_empty());
+        assert_eq!(report.crashed.len(), 1);
+        assert_eq!(report.crashed[0].index, 2);
+        assert!(
+            report.crashed[0].reason.contains("`clang -O2` crashed"),
+            "{}",
+            report.crashed[0].reason
         );
     }
 }

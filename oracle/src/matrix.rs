@@ -10,7 +10,13 @@
 //!   authority ran and some compiler disagrees;
 //! * [`Status::Disagree`]: the authority agrees, another compiler does not (that compiler
 //!   deviates; [`crate::known`] names the upstream issue when the shape matches one);
-//! * [`Status::Unsupported`]: backcall has no plan for the signature on this ABI.
+//! * [`Status::Unsupported`]: backcall has no plan for the signature on this ABI;
+//! * [`Status::Unjudged`]: the authority could not compile the case (it crashed) and no
+//!   other compiler vouches for it (each one that ran deviates as known).
+//!
+//! Without the authority's word on a case, a dissent that matches a known upstream issue is
+//! not evidence against backcall (that compiler is known to deviate on that shape); an
+//! unexplained one fails the case.
 
 use std::fmt;
 
@@ -31,6 +37,8 @@ pub enum Status {
     Fail,
     /// backcall does not support the signature on this ABI
     Unsupported,
+    /// the authority crashed on the case and no other compiler agrees
+    Unjudged,
 }
 
 impl Status {
@@ -41,6 +49,7 @@ impl Status {
             Status::Disagree => "disagree",
             Status::Fail => "fail",
             Status::Unsupported => "unsupported",
+            Status::Unjudged => "unjudged",
         }
     }
 }
@@ -71,6 +80,8 @@ pub enum Outcome<'a> {
     Skipped(&'a Skip),
     /// the compiler's whole run failed
     NotRun(&'a RunError),
+    /// the compiler crashed on this case's caller (its bug)
+    Crashed(&'a Skip),
 }
 
 /// A compiler that disagrees on a case while the authority agrees (or no authority ran).
@@ -140,6 +151,8 @@ impl Matrix {
             Ok(r) => {
                 if let Some(s) = r.skipped.iter().find(|s| s.index == index) {
                     Outcome::Skipped(s)
+                } else if let Some(c) = r.crashed.iter().find(|c| c.index == index) {
+                    Outcome::Crashed(c)
                 } else if let Some(f) = r.failures.iter().find(|f| f.index == index) {
                     Outcome::Differs(f)
                 } else {
@@ -174,20 +187,27 @@ impl Matrix {
             let known = known::matching(self.abi, compiler, failure);
             verdict.dissents.push(Dissent { compiler, failure, known });
         }
-        let authority_not_run =
-            self.authority.is_some_and(|k| matches!(outcomes[k], Outcome::NotRun(_)));
+        let authority_ran = self
+            .authority
+            .is_some_and(|k| !matches!(outcomes[k], Outcome::NotRun(_) | Outcome::Crashed(_)));
+        let unexplained = verdict.dissents.iter().any(|d| d.known.is_none());
+        let vouched = outcomes.iter().any(|o| matches!(o, Outcome::Agrees));
         verdict.status = if verdict.authority_failure.is_some() {
             Status::Fail
-        } else if self.authority.is_none() || authority_not_run {
-            if verdict.dissents.is_empty() {
+        } else if verdict.dissents.is_empty() {
+            if vouched {
                 Status::Pass
             } else {
-                Status::Fail
+                Status::Unjudged
             }
-        } else if verdict.dissents.is_empty() {
-            Status::Pass
-        } else {
+        } else if authority_ran {
             Status::Disagree
+        } else if unexplained {
+            Status::Fail
+        } else if vouched {
+            Status::Disagree
+        } else {
+            Status::Unjudged
         };
         verdict
     }
@@ -197,9 +217,9 @@ impl Matrix {
         (0..self.cases).map(|i| self.verdict(i)).collect()
     }
 
-    /// How many cases have each status: `(pass, disagree, fail, unsupported)`.
-    pub fn counts(&self) -> [usize; 4] {
-        let mut counts = [0; 4];
+    /// How many cases have each status: `[pass, disagree, fail, unsupported, unjudged]`.
+    pub fn counts(&self) -> [usize; 5] {
+        let mut counts = [0; 5];
         for v in self.verdicts() {
             counts[v.status as usize] += 1;
         }
@@ -221,13 +241,13 @@ impl Matrix {
 impl fmt::Display for Matrix {
     /// The problems in full: run errors, failures, then disagreements (known ones in a line).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [pass, disagree, fail, unsupported] = self.counts();
+        let [pass, disagree, fail, unsupported, unjudged] = self.counts();
         let authority =
             self.authority_compiler().map_or("none ran".to_string(), |c| c.label().to_string());
         writeln!(
             f,
             "{} {}: {} cases, {pass} pass, {disagree} disagree, {fail} fail, {unsupported} \
-             unsupported (authority: {authority}; compilers: {})",
+             unsupported, {unjudged} unjudged (authority: {authority}; compilers: {})",
             self.abi,
             self.opt,
             self.cases,
@@ -235,6 +255,12 @@ impl fmt::Display for Matrix {
         )?;
         for (compiler, e) in self.run_errors() {
             writeln!(f, "\n{} could not run the batch: {e}", compiler.label())?;
+        }
+        for column in &self.columns {
+            let Ok(report) = &column.report else { continue };
+            for c in &report.crashed {
+                writeln!(f, "case {}: {}", c.index, c.reason)?;
+            }
         }
         for column in &self.columns {
             let Ok(report) = &column.report else { continue };
@@ -267,5 +293,96 @@ impl fmt::Display for Matrix {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compiler::{Family, Version};
+    use backcall_abi::{Convention, Scalar, Signature, Type};
+
+    const ABI: Abi = Abi::I386Win32;
+
+    fn compiler(family: Family, major: u32) -> Compiler {
+        let program = match family {
+            Family::Clang => format!("clang-{major}"),
+            Family::Gcc => "i686-w64-mingw32-gcc".into(),
+        };
+        Compiler {
+            abi: ABI,
+            program,
+            args: vec![],
+            family,
+            version: Version { major, minor: 0, patch: 0 },
+        }
+    }
+
+    /// A signature under `conv`: clang 16's and mingw GCC's dissents match known issues under
+    /// fastcall, none does under cdecl.
+    fn signature(conv: Convention) -> Signature {
+        let int = Type::scalar(Scalar::Int);
+        let mut sig = Signature::new(int.clone(), vec![int]);
+        sig.conv = conv;
+        sig
+    }
+
+    fn failure(conv: Convention) -> Failure {
+        Failure {
+            index: 0,
+            signature: signature(conv),
+            problems: vec!["differs".into()],
+            mismatches: vec![],
+            plan: None,
+        }
+    }
+
+    fn skip() -> Skip {
+        Skip { index: 0, signature: signature(Convention::Fastcall), reason: "crashed".into() }
+    }
+
+    /// A column that agrees on case 0 (`'a'`), differs as a known issue explains (`'k'`),
+    /// differs unexplained (`'u'`) or crashed on it (`'c'`).
+    fn column(c: Compiler, outcome: char) -> Column {
+        let mut report = Report::new(ABI, c.label(), Opt::O2, 1);
+        match outcome {
+            'a' => report.ran = 1,
+            'k' => report.record(Ok(Some(failure(Convention::Fastcall)))),
+            'u' => report.record(Ok(Some(failure(Convention::Cdecl)))),
+            'c' => report.crashed.push(skip()),
+            other => unreachable!("{other}"),
+        }
+        Column { compiler: c, report: Ok(report) }
+    }
+
+    fn status(columns: Vec<Column>) -> Status {
+        Matrix::new(ABI, Opt::O2, 1, columns).verdict(0).status
+    }
+
+    /// clang 22 is the authority (clang 19 or newer); clang 16 and mingw GCC are not.
+    #[test]
+    fn the_authority_decides_and_a_crash_leaves_it_to_the_others() {
+        let (auth, old, gcc) =
+            (compiler(Family::Clang, 22), compiler(Family::Clang, 16), compiler(Family::Gcc, 12));
+        let s = |a, o, g| {
+            status(vec![column(auth.clone(), a), column(old.clone(), o), column(gcc.clone(), g)])
+        };
+        assert_eq!(s('a', 'a', 'a'), Status::Pass);
+        assert_eq!(s('k', 'a', 'a'), Status::Fail);
+        assert_eq!(s('a', 'k', 'u'), Status::Disagree);
+        // The authority crashed: the others judge; a known dissent is no evidence ...
+        assert_eq!(s('c', 'a', 'a'), Status::Pass);
+        assert_eq!(s('c', 'a', 'k'), Status::Disagree);
+        // ... an unexplained one is.
+        assert_eq!(s('c', 'u', 'a'), Status::Fail);
+        // Nobody vouches for the case: unjudged, not passed.
+        assert_eq!(
+            status(vec![column(auth.clone(), 'c'), column(gcc.clone(), 'k')]),
+            Status::Unjudged
+        );
+        assert_eq!(status(vec![column(auth, 'c')]), Status::Unjudged);
+        let matrix = Matrix::new(ABI, Opt::O2, 1, vec![column(old, 'c'), column(gcc, 'a')]);
+        assert!(matrix.is_sound());
+        assert!(matrix.to_string().contains("case 0: crashed"), "{matrix}");
     }
 }

@@ -67,6 +67,8 @@ pub struct Report {
     pub ran: usize,
     /// cases the ABI refused
     pub skipped: Vec<Skip>,
+    /// cases the compiler crashed on (its bug; they neither pass nor fail with this compiler)
+    pub crashed: Vec<Skip>,
     /// cases that disagreed or could not run
     pub failures: Vec<Failure>,
     /// time spent compiling
@@ -87,6 +89,7 @@ impl Report {
             cases,
             ran: 0,
             skipped: Vec::new(),
+            crashed: Vec::new(),
             failures: Vec::new(),
             compile_time: Duration::ZERO,
             call_time: Duration::ZERO,
@@ -119,8 +122,12 @@ impl Report {
 
     /// One line: counts and times.
     pub fn summary(&self) -> String {
+        let crashed = match self.crashed.len() {
+            0 => String::new(),
+            n => format!(", {n} crashed the compiler"),
+        };
         format!(
-            "{} / `{}` {}: {} cases, {} ran, {} skipped by the ABI, {} failed \
+            "{} / `{}` {}: {} cases, {} ran, {} skipped by the ABI, {} failed{crashed} \
              (compile {:.2?}, calls {:.2?})",
             self.abi,
             self.compiler,
@@ -169,6 +176,9 @@ impl fmt::Display for Report {
                  the compiled callers; BACKCALL_ORACLE_CC=<command> (host oracle) or \
                  BACKCALL_CLANG=<clang> (emulated oracle) picks another compiler"
             )?;
+        }
+        for c in &self.crashed {
+            writeln!(f, "case {} ({}): {}", c.index, c.signature, c.reason)?;
         }
         if !self.skipped.is_empty() {
             let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();

@@ -1,12 +1,13 @@
-# i386 thunkEntry (System V; the Win32 conventions use the same one), the resume point,
-# return_from_context and the dispatcher literal. One copy per code page, at offset 0
-# (abi/src/thunks.rs); every thunk of the page jumps here.
+# i386 shared code (System V; the Win32 conventions use the same), at offset 0 of every
+# code page (abi/src/thunks.rs): the entry of the context route, the resume point,
+# return_from_context, and the typed stubs. A thunk jumps to its record's target with
+# eax = its `thunk_pic` address; the record is RECORD_FROM_PIC bytes on.
 #
-# Entered by `jmp` from a thunk with
-#   eax = slot id, [esp] = return address into the C caller, [esp + 4] = first stack argument,
-#   ecx, edx = fastcall/thiscall register arguments (spilled always; unused under cdecl).
-# Builds a CallbackContext on its own stack, calls the dispatcher (patched into
-# bc_dispatch_literal) as cdecl `ReturnCode dispatch(CallbackContext *ctx)`, then returns by the
+# The entry (`bc_entry`; i386 has no float argument registers, so no `bc_entry_int`) is entered
+# with [esp] = return address into the C caller, [esp + 4] = first stack argument,
+# ecx, edx = fastcall/thiscall register arguments (spilled always; unused under cdecl).
+# It builds a CallbackContext on its own stack, calls the dispatcher (its address is the data
+# page's first word) as cdecl `ReturnCode dispatch(CallbackContext *ctx)`, then returns by the
 # ReturnCode: Float / Double push result_float[0] on the x87 stack (st(0)); every code loads
 # edx:eax from result_int. Finally it pops ctx.callee_pop bytes of stack arguments (stdcall,
 # fastcall, thiscall, and the hidden struct-result pointer) like `ret n` with a run-time n.
@@ -24,45 +25,31 @@
 # [esp + ...] whether it is reached by the dispatcher's return or by return_from_context.
 #
 # i386 has no eip-relative addressing: `call pic_base; pic_base: pop ebx` reads eip, and the
-# resume point and the dispatcher literal are addressed from it (offsets set below; clang
+# resume point and the dispatcher's word are addressed from it (offsets set below; clang
 # refuses `label - label` inside a memory operand, so they are named constants).
 #
-# Symbols the generator reads: bc_thunk_entry (must be 0), bc_resume, bc_return_from_context,
-# bc_dispatch_literal; and every CTX_* and RC_* constant, which it checks against
-# ContextLayout::for_word(4) (abi/src/context.rs) and ReturnCode (abi/src/plan.rs).
+# The typed stubs serve callbacks whose Rust type is known:
+# * `bc_stub_thiscall` (stdcall signatures): the slot word goes in ecx and the stub tail-jumps
+#   to the slot's typed entry, a Rust `extern "thiscall"` function: ecx is its first argument,
+#   the C caller's stack arguments are its others, and it pops them, as stdcall does.
+# * `bc_stub_copy` (cdecl signatures): the stub copies the caller's RECORD_STACK_BYTES bytes of
+#   stack arguments (the record's third word) below a new first argument, the slot word, calls
+#   the typed entry (cdecl) and returns to the caller.
+#
+# Memory operands use exactly one constant or a plain number (keystone traps: see
+# emu-tests/src/asm.rs). The constants come from the generated abi/asm/constants/x86.s.
 
     .intel_syntax noprefix
 
-    # CallbackContext offsets for 4-byte words (abi/src/context.rs). CTX_<FIELD>_<i> is slot i
-    # of an area. Memory operands use exactly one such constant or a plain number, never
-    # arithmetic on a symbol: keystone drops the minus of `[reg - SYM]`, ignores the scale of
-    # `[reg + SYM*2]` and encodes `[reg + SYM + 4]` with a disp32 where clang uses a disp8.
-    .set CTX_THUNK, 0
-    .set CTX_SLOT, 4
-    .set CTX_STACK_ARGS, 8
-    .set CTX_SAVED_SP, 12
-    .set CTX_SAVED_FP, 16
-    .set CTX_RESUME, 20
-    .set CTX_PREVIOUS, 24
-    .set CTX_CALLEE_POP, 28
-    .set CTX_INT_REGS, 32
-    .set CTX_INT_REGS_1, CTX_INT_REGS + 4
-    .set CTX_FLOAT_REGS, 72
-    .set CTX_RESULT_INT, 136
-    .set CTX_RESULT_INT_1, CTX_RESULT_INT + 4
-    .set CTX_RESULT_FLOAT, 144
-    .set CTX_SIZE, 176
-
-    # ReturnCode values bc_resume switches on (abi/src/plan.rs).
-    .set RC_DOUBLE, 3
-    .set RC_FLOAT, 5
-
+    .set RECORD_FROM_PIC, PAGE_SIZE - 9         # a thunk's thunk_pic -> its record
     .set FRAME_SAVED, -12                       # ebp offset of the last saved register (edi)
     .set resume_from_pic, bc_resume - pic_base
-    .set literal_from_pic, bc_dispatch_literal - pic_base
+    .set dispatch_from_pic, bc_entry + PAGE_SIZE - pic_base   # the data page's first word
 
-bc_thunk_entry:
-    .byte 0xf3, 0x0f, 0x1e, 0xfb                # endbr32 (reached by a direct jmp: harmless)
+bc_entry:
+    .byte 0xf3, 0x0f, 0x1e, 0xfb                # endbr32: reached by a thunk's indirect jmp
+    lea eax, [eax + RECORD_FROM_PIC]            # eax = the record
+bc_page_ref_entry_record:
     push ebp                                    # standard frame; ebp also survives the
     mov ebp, esp                                # alignment below
     push ebx                                    # callee-saved registers: bc_resume restores
@@ -70,13 +57,9 @@ bc_thunk_entry:
     push edi                                    # dispatcher left through return_from_context
     sub esp, CTX_SIZE                           # the context ...
     and esp, -16                                # ... 16-aligned (ebp keeps the frame)
-
-    # Register arguments and the slot id, before anything clobbers them.
     mov dword ptr [esp + CTX_INT_REGS], ecx     # fastcall/thiscall argument 0
     mov dword ptr [esp + CTX_INT_REGS_1], edx   # fastcall argument 1
-    mov dword ptr [esp + CTX_SLOT], eax         # from the thunk
-
-    # Bookkeeping.
+    mov dword ptr [esp + CTX_RECORD], eax
     lea ecx, [ebp + 8]                          # entry esp + 4: above the return address
     mov dword ptr [esp + CTX_STACK_ARGS], ecx
     mov dword ptr [esp + CTX_SAVED_SP], esp     # = ctx: the stack pointer bc_resume runs with
@@ -86,30 +69,12 @@ pic_base:                                       # not recorded on the CET shadow
     pop ebx                                     # ebx = address of pic_base
     lea ecx, [ebx + resume_from_pic]
     mov dword ptr [esp + CTX_RESUME], ecx
-
-    # Zero what the dispatcher fills in, so one that writes nothing returns zeros.
-    xor ecx, ecx
-    mov dword ptr [esp + CTX_THUNK], ecx
-    mov dword ptr [esp + CTX_PREVIOUS], ecx
-    mov dword ptr [esp + CTX_CALLEE_POP], ecx
-    mov dword ptr [esp + CTX_RESULT_INT], ecx
-    mov dword ptr [esp + CTX_RESULT_INT_1], ecx
-    lea edi, [esp + CTX_RESULT_FLOAT]           # result_float: 4 slots of 8 bytes
-    mov dword ptr [edi], ecx
-    mov dword ptr [edi + 4], ecx
-    mov dword ptr [edi + 8], ecx
-    mov dword ptr [edi + 12], ecx
-    mov dword ptr [edi + 16], ecx
-    mov dword ptr [edi + 20], ecx
-    mov dword ptr [edi + 24], ecx
-    mov dword ptr [edi + 28], ecx
-
     mov eax, esp                                # ctx
     sub esp, 12                                 # padding: esp is 16-aligned at the call
     push eax                                    # cdecl argument
-    call dword ptr [ebx + literal_from_pic]     # eax = dispatch(ctx)
+    call dword ptr [ebx + dispatch_from_pic]    # eax = dispatch(ctx)
+bc_page_ref_dispatch:
     add esp, 16                                 # drop argument and padding: esp = ctx again
-
 bc_resume:
     # Reached by the dispatcher's return, or by return_from_context's jmp with esp = saved_sp,
     # ebp = saved_fp, eax = code.
@@ -139,7 +104,7 @@ resume_int:
 
 bc_return_from_context:
     # cdecl void return_from_context(CallbackContext *ctx, ReturnCode code)
-    # Unwinds to ctx's thunkEntry frame and returns from it (the seed's longjmp).
+    # Unwinds to ctx's entry frame and returns from it (the seed's longjmp).
     .byte 0xf3, 0x0f, 0x1e, 0xfb                # endbr32: called through a function pointer
     mov ecx, dword ptr [esp + 4]                # ctx
     mov eax, dword ptr [esp + 8]                # code, as if the dispatcher had returned it
@@ -147,6 +112,38 @@ bc_return_from_context:
     mov ebp, dword ptr [ecx + CTX_SAVED_FP]
     jmp dword ptr [ecx + CTX_RESUME]            # to bc_resume
 
-    .balign 4, 0xcc                             # int3 padding; the literal is 4-aligned
-bc_dispatch_literal:
-    .long 0                                     # address of the dispatcher (patched per page)
+bc_stub_thiscall:
+    .byte 0xf3, 0x0f, 0x1e, 0xfb                # endbr32: reached by a thunk's indirect jmp
+    mov ecx, dword ptr [eax + RECORD_FROM_PIC]  # the slot word (the record's first word)
+bc_page_ref_thiscall:
+    jmp dword ptr [ecx]                         # the slot's typed entry (its first word)
+
+bc_stub_copy:
+    .byte 0xf3, 0x0f, 0x1e, 0xfb                # endbr32: reached by a thunk's indirect jmp
+    lea eax, [eax + RECORD_FROM_PIC]            # eax = the record
+bc_page_ref_copy:
+    push ebp
+    mov ebp, esp
+    push esi                                    # callee-saved: the copy uses them
+    push edi
+    mov ecx, dword ptr [eax + RECORD_STACK_BYTES] # n: the caller's stack argument bytes
+    mov eax, dword ptr [eax]                    # the slot word
+    lea edx, [ecx + 4]                          # the slot word and n bytes ...
+    mov edi, esp
+    sub edi, edx
+    and edi, -16                                # ... below, 16-aligned at the call
+    mov esp, edi
+    mov dword ptr [edi], eax                    # the new first argument
+    add edi, 4
+    lea esi, [ebp + 8]                          # the caller's first stack argument
+    shr ecx, 2
+    .byte 0xf3, 0xa5                            # rep movsd: copy n / 4 words up (the direction
+                                                # flag is clear at a call, by both ABIs); bytes:
+                                                # keystone reads movsd as the SSE move
+    call dword ptr [eax]                        # the slot's typed entry (cdecl); its result is
+                                                # in eax, edx or st(0), untouched below
+    lea esp, [ebp - 8]
+    pop edi
+    pop esi
+    pop ebp
+    ret                                         # cdecl: the caller pops its arguments

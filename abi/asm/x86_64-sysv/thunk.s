@@ -1,29 +1,25 @@
 # x86-64 System V thunk: one per callback, THUNK_STRIDE (16) bytes apart in a code page
-# (abi/src/thunks.rs). It loads its pool slot id into r10 and jumps to thunkEntry, leaving every
-# argument register and the stack exactly as the C caller left them.
+# (abi/src/thunks.rs). It puts the address of its record (its own offset in the data page
+# right after the code page) in r10 and jumps to the record's target, leaving every argument
+# register and the stack exactly as the C caller left them. r10 carries no argument (psABI
+# §3.2.3, Figure 3.4: "used for passing a function's static chain pointer", which C does not
+# use). Every code page holds the same bytes: nothing here is patched.
 #
-# Patch points. A label cannot point into an instruction, so each patched 4-byte field is the
-# last 4 bytes of its instruction and its label marks the END of that instruction: the field is
-# the 4 bytes just before the label (emu-tests/src/asm.rs, `field_before`).
-#   bc_thunk_slot  end of `mov r10d, imm32`: the imm32 is the slot id
-#   bc_thunk_jump  end of `jmp rel32`: the rel32 is the displacement to thunkEntry
+# bc_page_ref_* labels mark the END of an instruction that reaches the data page (its last 4
+# bytes are a displacement assembled for PAGE_SIZE; abi/src/thunks.rs moves it for other page
+# sizes). The CTX_*, RECORD_* and PAGE_SIZE constants come from the generated
+# abi/asm/constants/x86_64.s, which the generator assembles in front of this file.
 #
-# Assembled by keystone and by clang; both must give the same bytes (DESIGN §6).
+# Assembled by keystone and by clang; both must give the same bytes (emu-tests/src/asm.rs).
 
     .intel_syntax noprefix
 
-    # Placeholder jump target, 0x100 bytes past the jmp: out of reach of a short (EB rel8) jmp,
-    # so both assemblers choose the 5-byte E9 rel32 form, and the rel32 reads 0x100. The real
-    # displacement is written when a page is built. (keystone rejects `jmp label + 0x100`
-    # written inline, hence the .set.)
-    .set thunk_entry_placeholder, bc_thunk_jump + 0x100
+    .set record, bc_thunk + PAGE_SIZE   # this thunk's record: the same offset, one page on
 
 bc_thunk:
-    .byte 0xf3, 0x0f, 0x1e, 0xfa    # endbr64: C calls the thunk indirectly (CET IBT landing pad);
-                                    # bytes because keystone does not know the mnemonic
-    mov r10d, 0                     # r10 = slot id (imm32, patched); r10 carries no argument,
-                                    # and a 32-bit mov zero-extends into the full r10
-bc_thunk_slot:
-    jmp thunk_entry_placeholder     # tail-jump to thunkEntry (rel32, patched): no call, so the
-                                    # caller's return address stays on top of the stack
-bc_thunk_jump:
+    .byte 0xf3, 0x0f, 0x1e, 0xfa        # endbr64: C calls the thunk indirectly (CET IBT
+                                        # landing pad); bytes: keystone lacks the mnemonic
+    lea r10, [rip + record]             # r10 = the record (slot word, target)
+bc_page_ref_thunk:
+    jmp qword ptr [r10 + RECORD_TARGET] # a tail jump: the caller's return address stays on top
+                                        # of the stack for the target

@@ -1,18 +1,21 @@
-# x86-64 Win64 thunkEntry, the resume point, return_from_context and the dispatcher literal.
-# One copy per code page, at offset 0 (abi/src/thunks.rs); every thunk of the page jumps here.
-# Rules cited from Microsoft's "x64 calling convention" and "x64 stack usage".
+# x86-64 Win64 shared code, at offset 0 of every code page (abi/src/thunks.rs): the two
+# entries of the context route, the resume point, return_from_context, and the typed stubs.
+# A thunk jumps to its record's target with r10 = the record (slot word, target). Rules cited
+# from Microsoft's "x64 calling convention" and "x64 stack usage".
 #
-# Entered by `jmp` from a thunk with
-#   r10 = slot id, [rsp] = return address into the C caller,
+# The entries (`bc_entry` spills every argument register, `bc_entry_int` only rcx rdx r8 r9:
+# the runtime picks by the plan) are entered with
+#   r10 = the record, [rsp] = return address into the C caller,
 #   rcx rdx r8 r9 / xmm0-xmm3 = the four positional argument slots,
 #   [rsp + 8 ... + 40] = the caller's shadow (home) space for them, [rsp + 40] = argument 5.
 # ctx.stack_args is entry rsp + 8, so Loc::Stack(0..32) is the shadow space and Loc::Stack(32)
-# the fifth argument (abi/src/x86_64_win64.rs). Builds a CallbackContext on its own stack,
-# calls the dispatcher (patched into bc_dispatch_literal) as `ReturnCode dispatch(
-# CallbackContext *ctx)` by the Win64 convention (ctx in rcx, 32 bytes of shadow space), then
-# returns the result areas in rax and xmm0. No switch on the ReturnCode is needed: Win64
-# returns at most one register (rax, or xmm0 for a float or double; the hidden result pointer
-# in rax), and loading both, plus rdx (volatile, so harmless), is right for every code.
+# the fifth argument (abi/src/x86_64_win64.rs). They build a CallbackContext on their own
+# stack, call the dispatcher (its address is the data page's first word) as
+# `ReturnCode dispatch(CallbackContext *ctx)` by the Win64 convention (ctx in rcx, 32 bytes of
+# shadow space), then return the result areas in rax and xmm0. No switch on the ReturnCode is
+# needed: Win64 returns at most one register (rax, or xmm0 for a float or double; the hidden
+# result pointer in rax), and loading both, plus rdx (volatile, so harmless), is right for
+# every code.
 #
 # Frame while the dispatcher runs (rsp is 16-aligned at the call):
 #   [rbp + 16]           the caller's shadow space, then stack arguments (ctx.stack_args)
@@ -29,39 +32,17 @@
 # bc_resume finds the result areas at [rsp + ...] whether it is reached by the dispatcher's
 # return (after dropping the shadow space) or by return_from_context.
 #
-# Symbols the generator reads: bc_thunk_entry (must be 0), bc_resume, bc_return_from_context,
-# bc_dispatch_literal; and every CTX_* constant, which it checks against
-# ContextLayout::for_word(8) (abi/src/context.rs).
+# The typed stubs (`bc_stub_shift_<k>`, k <= 3) serve callbacks whose Rust type is known: the
+# slot word becomes a new first argument, and each of the k positional arguments moves up one
+# position, integer and float register alike (a position holds one or the other, and moving
+# the unused one is harmless); the stub tail-jumps to the typed entry whose address is the
+# slot's first word. The caller's shadow space holds four slots whatever the argument count,
+# so the typed entry's four register arguments have their home space.
+#
+# Memory operands use exactly one constant or a plain number (keystone traps: see
+# emu-tests/src/asm.rs). The constants come from the generated abi/asm/constants/x86_64.s.
 
     .intel_syntax noprefix
-
-    # CallbackContext offsets for 8-byte words (abi/src/context.rs). CTX_<FIELD>_<i> is slot i
-    # of an area. Memory operands use exactly one such constant or a plain number, never
-    # arithmetic on a symbol: keystone drops the minus of `[reg - SYM]`, ignores the scale of
-    # `[reg + SYM*2]` and encodes `[reg + SYM + 8]` with a disp32 where clang uses a disp8.
-    .set CTX_THUNK, 0
-    .set CTX_SLOT, 8
-    .set CTX_STACK_ARGS, 16
-    .set CTX_SAVED_SP, 24
-    .set CTX_SAVED_FP, 32
-    .set CTX_RESUME, 40
-    .set CTX_PREVIOUS, 48
-    .set CTX_CALLEE_POP, 56
-    .set CTX_INT_REGS, 64
-    .set CTX_INT_REGS_1, CTX_INT_REGS + 8
-    .set CTX_INT_REGS_2, CTX_INT_REGS + 16
-    .set CTX_INT_REGS_3, CTX_INT_REGS + 24
-    .set CTX_FLOAT_REGS, 144
-    .set CTX_FLOAT_REGS_1, CTX_FLOAT_REGS + 8
-    .set CTX_FLOAT_REGS_2, CTX_FLOAT_REGS + 16
-    .set CTX_FLOAT_REGS_3, CTX_FLOAT_REGS + 24
-    .set CTX_RESULT_INT, 208
-    .set CTX_RESULT_INT_1, CTX_RESULT_INT + 8
-    .set CTX_RESULT_FLOAT, 224
-    .set CTX_RESULT_FLOAT_1, CTX_RESULT_FLOAT + 8
-    .set CTX_RESULT_FLOAT_2, CTX_RESULT_FLOAT + 16
-    .set CTX_RESULT_FLOAT_3, CTX_RESULT_FLOAT + 24
-    .set CTX_SIZE, 256
 
     # The xmm6-xmm15 save area, right above the context (rsp-relative, 16-aligned for movaps).
     .set SAVED_XMM6, CTX_SIZE
@@ -80,9 +61,10 @@
                                     # rsp 16-aligned
     .set FRAME_SAVED, -56           # rbp offset of the last saved register (r15)
     .set SHADOW_SPACE, 32           # home space for the dispatcher's four register slots
+    .set dispatch_word, bc_entry + PAGE_SIZE    # the data page's first word
 
-bc_thunk_entry:
-    .byte 0xf3, 0x0f, 0x1e, 0xfa                # endbr64 (reached by a direct jmp: harmless)
+bc_entry:
+    .byte 0xf3, 0x0f, 0x1e, 0xfa                # endbr64: reached by a thunk's indirect jmp
     push rbp                                    # standard frame: unwinders and debuggers see
     mov rbp, rsp                                # a normal function
     push rbx                                    # callee-saved registers: bc_resume restores
@@ -103,20 +85,42 @@ bc_thunk_entry:
     movaps xmmword ptr [rsp + SAVED_XMM13], xmm13
     movaps xmmword ptr [rsp + SAVED_XMM14], xmm14
     movaps xmmword ptr [rsp + SAVED_XMM15], xmm15
-
-    # The four positional slots: int_regs[0..4] and float_regs[0..4]. Both registers of every
-    # slot are spilled; the plan says which one carries the argument.
-    mov qword ptr [rsp + CTX_INT_REGS], rcx
-    mov qword ptr [rsp + CTX_INT_REGS_1], rdx
-    mov qword ptr [rsp + CTX_INT_REGS_2], r8
-    mov qword ptr [rsp + CTX_INT_REGS_3], r9
     movsd qword ptr [rsp + CTX_FLOAT_REGS], xmm0 # low 64 bits: a float or a double
     movsd qword ptr [rsp + CTX_FLOAT_REGS_1], xmm1
     movsd qword ptr [rsp + CTX_FLOAT_REGS_2], xmm2
     movsd qword ptr [rsp + CTX_FLOAT_REGS_3], xmm3
+    jmp spill_ints
 
-    # Bookkeeping.
-    mov qword ptr [rsp + CTX_SLOT], r10         # already zero-extended by the thunk's 32-bit mov
+bc_entry_int:
+    .byte 0xf3, 0x0f, 0x1e, 0xfa                # endbr64; the same frame as bc_entry
+    push rbp                                    # standard frame: unwinders and debuggers see
+    mov rbp, rsp                                # a normal function
+    push rbx                                    # callee-saved registers: bc_resume restores
+    push rsi                                    # them from this frame, so they survive even a
+    push rdi                                    # dispatcher left through return_from_context
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, FRAME_SIZE                         # the context; rsp is now 16-aligned
+    movaps xmmword ptr [rsp + SAVED_XMM6], xmm6 # the callee-saved xmm registers, in full
+    movaps xmmword ptr [rsp + SAVED_XMM7], xmm7
+    movaps xmmword ptr [rsp + SAVED_XMM8], xmm8
+    movaps xmmword ptr [rsp + SAVED_XMM9], xmm9
+    movaps xmmword ptr [rsp + SAVED_XMM10], xmm10
+    movaps xmmword ptr [rsp + SAVED_XMM11], xmm11
+    movaps xmmword ptr [rsp + SAVED_XMM12], xmm12
+    movaps xmmword ptr [rsp + SAVED_XMM13], xmm13
+    movaps xmmword ptr [rsp + SAVED_XMM14], xmm14
+    movaps xmmword ptr [rsp + SAVED_XMM15], xmm15
+spill_ints:
+    mov qword ptr [rsp + CTX_INT_REGS], rcx
+    mov qword ptr [rsp + CTX_INT_REGS_1], rdx
+    mov qword ptr [rsp + CTX_INT_REGS_2], r8
+    mov qword ptr [rsp + CTX_INT_REGS_3], r9
+
+    # Bookkeeping. The dispatcher fills in the rest (thunk, previous, callee_pop, results).
+    mov qword ptr [rsp + CTX_RECORD], r10
     lea rax, [rbp + 16]                         # entry rsp + 8: above the return address, the
     mov qword ptr [rsp + CTX_STACK_ARGS], rax   # start of the caller's shadow space
     mov qword ptr [rsp + CTX_SAVED_SP], rsp     # = ctx: the stack pointer bc_resume runs with
@@ -124,21 +128,10 @@ bc_thunk_entry:
     lea rax, [rip + bc_resume]                  # position-independent: pages live anywhere
     mov qword ptr [rsp + CTX_RESUME], rax
 
-    # Zero what the dispatcher fills in, so one that writes nothing returns zeros.
-    xor eax, eax
-    mov qword ptr [rsp + CTX_THUNK], rax
-    mov qword ptr [rsp + CTX_PREVIOUS], rax
-    mov qword ptr [rsp + CTX_CALLEE_POP], rax
-    mov qword ptr [rsp + CTX_RESULT_INT], rax
-    mov qword ptr [rsp + CTX_RESULT_INT_1], rax
-    mov qword ptr [rsp + CTX_RESULT_FLOAT], rax
-    mov qword ptr [rsp + CTX_RESULT_FLOAT_1], rax
-    mov qword ptr [rsp + CTX_RESULT_FLOAT_2], rax
-    mov qword ptr [rsp + CTX_RESULT_FLOAT_3], rax
-
     mov rcx, rsp                                # dispatch(ctx): the first slot
     sub rsp, SHADOW_SPACE                       # the callee's home space; rsp stays 16-aligned
-    call qword ptr [rip + bc_dispatch_literal]  # eax = ReturnCode (unused: see the header)
+    call qword ptr [rip + dispatch_word]        # eax = ReturnCode (unused: see the header)
+bc_page_ref_dispatch:
     add rsp, SHADOW_SPACE                       # rsp = ctx again
 
 bc_resume:
@@ -172,13 +165,28 @@ bc_resume:
 
 bc_return_from_context:
     # void return_from_context(CallbackContext *ctx /* rcx */, ReturnCode code /* edx */)
-    # Unwinds to ctx's thunkEntry frame and returns from it (the seed's longjmp).
+    # Unwinds to ctx's entry frame and returns from it (the seed's longjmp).
     .byte 0xf3, 0x0f, 0x1e, 0xfa                # endbr64: called through a function pointer
     mov rsp, qword ptr [rcx + CTX_SAVED_SP]     # the context is at saved_sp, as bc_resume expects
     mov rbp, qword ptr [rcx + CTX_SAVED_FP]
     mov eax, edx                                # the code, as if the dispatcher had returned it
     jmp qword ptr [rcx + CTX_RESUME]            # to bc_resume
 
-    .balign 8, 0xcc                             # int3 padding; the literal is 8-aligned
-bc_dispatch_literal:
-    .quad 0                                     # address of the dispatcher (patched per page)
+    # The typed stubs: position i (rcx/xmm0, rdx/xmm1, r8/xmm2, r9/xmm3) moves to i + 1;
+    # endbr64 is a no-op when fallen into.
+bc_stub_shift_3:
+    .byte 0xf3, 0x0f, 0x1e, 0xfa
+    mov r9, r8
+    movaps xmm3, xmm2
+bc_stub_shift_2:
+    .byte 0xf3, 0x0f, 0x1e, 0xfa
+    mov r8, rdx
+    movaps xmm2, xmm1
+bc_stub_shift_1:
+    .byte 0xf3, 0x0f, 0x1e, 0xfa
+    mov rdx, rcx
+    movaps xmm1, xmm0
+bc_stub_shift_0:
+    .byte 0xf3, 0x0f, 0x1e, 0xfa
+    mov rcx, qword ptr [r10]                    # the slot word: the new first argument
+    jmp qword ptr [rcx]                         # the slot's typed entry (its first word)

@@ -1,4 +1,6 @@
-//! Encodes `abi/asm/<abi>/{thunk,entry}.s` into `abi/src/blobs/<abi>.rs`.
+//! Writes the assembly constants `abi/asm/constants/<arch>.s` (from the context layout) and
+//! encodes `abi/asm/<abi>/{thunk,entry}.s`, assembled behind them, into
+//! `abi/src/blobs/<abi>.rs`.
 //!
 //! ```text
 //! cargo run -p backcall-emu-tests --bin gen-blobs            # (re)write the blob files
@@ -41,26 +43,22 @@ fn run(check: bool) -> Result<bool, String> {
     let blobs_rs = std::fs::read_to_string(root.join("abi/src/blobs.rs"))
         .map_err(|e| format!("abi/src/blobs.rs: {e}"))?;
     let mut fresh = true;
+    for arch in backcall_abi::Arch::ALL {
+        let path = asm::constants_path(arch);
+        let shown = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+        fresh &= write_or_check(&path, &shown, &asm::constants_text(arch), check, "")?;
+    }
     for abi in asm::abis_with_asm()? {
         let encoded = asm::encode(abi)?;
         let text = asm::render_blob_file(&encoded.blob)?;
         let path = asm::blob_path(abi);
         let shown = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
-        let current = std::fs::read_to_string(&path).ok();
         let summary = format!(
-            "thunk {} bytes, entry {} bytes",
+            " (thunk {} bytes, shared code {} bytes)",
             encoded.blob.thunk.len(),
             encoded.blob.entry.len()
         );
-        if current.as_deref() == Some(text.as_str()) {
-            println!("{shown}: up to date ({summary})");
-        } else if check {
-            println!("{shown}: STALE — run `cargo run -p backcall-emu-tests --bin gen-blobs`");
-            fresh = false;
-        } else {
-            std::fs::write(&path, &text).map_err(|e| format!("{shown}: {e}"))?;
-            println!("{shown}: written ({summary})");
-        }
+        fresh &= write_or_check(&path, &shown, &text, check, &summary)?;
         let module = asm::module_name(abi);
         let declared = blobs_rs.contains(&format!("mod {module};"));
         if !declared || !blobs_rs.contains(&format!("{module}::BLOB")) {
@@ -71,4 +69,29 @@ fn run(check: bool) -> Result<bool, String> {
         }
     }
     Ok(fresh)
+}
+
+/// Writes `text` to `path` unless it holds it already; with `check`, only says whether it
+/// does. `Ok(false)`: stale.
+fn write_or_check(
+    path: &std::path::Path,
+    shown: &str,
+    text: &str,
+    check: bool,
+    summary: &str,
+) -> Result<bool, String> {
+    let current = std::fs::read_to_string(path).ok();
+    if current.as_deref() == Some(text) {
+        println!("{shown}: up to date{summary}");
+    } else if check {
+        println!("{shown}: STALE — run `cargo run -p backcall-emu-tests --bin gen-blobs`");
+        return Ok(false);
+    } else {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::write(path, text).map_err(|e| format!("{shown}: {e}"))?;
+        println!("{shown}: written{summary}");
+    }
+    Ok(true)
 }
