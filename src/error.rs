@@ -173,3 +173,66 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         _ => "a non-string panic payload".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Each kind's message opens with its own cause; the pairs are what a user reads.
+    fn errors(detail: &str) -> Vec<(Error, &'static str)> {
+        let parse = crate::ParseError { offset: 3, expected: detail.into(), found: "x".into() };
+        vec![
+            (Error::Parse(parse), "bad signature"),
+            (
+                Error::Abi(backcall_abi::AbiError::unsupported(
+                    backcall_abi::Abi::X86_64Sysv,
+                    detail,
+                )),
+                "x86_64-sysv",
+            ),
+            (Error::UnsupportedHost, "no callback runtime for this host"),
+            (Error::PoolExhausted(detail.into()), "the thunk pool cannot grow"),
+            (Error::ExecDenied(detail.into()), "executable memory denied by policy"),
+            (Error::ThreadKeys, "no thread key left"),
+            (Error::BadValue(detail.into()), "bad result value"),
+            (Error::Code(detail.into()), "thunk code"),
+            (Error::OutOfOrderReturn, "only the most recent callback context"),
+        ]
+    }
+
+    fn callback_errors(message: &str) -> Vec<(CallbackError, &'static str)> {
+        let thunk = 0x1234;
+        vec![
+            (CallbackError::Stale { thunk }, "released callback"),
+            (CallbackError::WrongThread { thunk }, "foreign thread"),
+            (CallbackError::Panicked { thunk, message: message.into() }, "panicked"),
+            (CallbackError::BadResult { thunk, message: message.into() }, "returned zero"),
+        ]
+    }
+
+    proptest! {
+        /// Every error names its cause, carries its detail, and no message could be mistaken
+        /// for another kind's (a policy refusal is not "exhausted", a bad value not "code").
+        #[test]
+        fn every_error_names_its_cause_and_no_other(detail in "[a-z ]{0,30}") {
+            let all = errors(&detail);
+            for (e, cause) in &all {
+                let text = e.to_string();
+                prop_assert!(text.contains(cause), "{text:?} lacks {cause:?}");
+                if !matches!(e, Error::UnsupportedHost | Error::ThreadKeys | Error::OutOfOrderReturn) {
+                    prop_assert!(text.contains(detail.as_str()), "{text:?} lacks {detail:?}");
+                }
+                for (other, other_cause) in &all {
+                    if std::mem::discriminant(other) != std::mem::discriminant(e) && !detail.contains(other_cause) {
+                        prop_assert!(!text.contains(other_cause), "{text:?} reads as {other_cause:?}");
+                    }
+                }
+            }
+            for (e, cause) in callback_errors(&detail) {
+                let text = e.to_string();
+                prop_assert!(text.contains(cause) && text.contains("0x1234"), "{text:?}");
+            }
+        }
+    }
+}

@@ -565,8 +565,8 @@ impl Registry {
     }
 
     /// A slot for a callback of `class`: a fresh one; else a freed one of the same class past
-    /// its quarantine; else a new page's; else (the pool is full) the freed slot released
-    /// longest ago, of any class.
+    /// its quarantine; else a new page's; else (the pool is full) the same class's freed slot
+    /// released longest ago, else any class's.
     fn take_free(&self, abi: Abi, class: Class) -> Result<u32, Error> {
         let mut state = self.lock();
         if let Some(id) = state.fresh.pop_front() {
@@ -583,13 +583,19 @@ impl Registry {
             Err(Error::PoolExhausted(_)) if state.freed.values().any(|q| !q.is_empty()) => {}
             Err(e) => return Err(e),
         }
-        let oldest = state
-            .freed
-            .iter()
-            .filter_map(|(c, q)| q.front().map(|&(_, seq)| (seq, *c)))
-            .min_by_key(|&(seq, _)| seq)
-            .map(|(_, c)| c)
-            .expect("a non-empty class");
+        // Full: the same class's oldest, still in quarantine; else any class's oldest.
+        let same = state.freed.get(&class).is_some_and(|q| !q.is_empty());
+        let oldest = if same {
+            class
+        } else {
+            state
+                .freed
+                .iter()
+                .filter_map(|(c, q)| q.front().map(|&(_, seq)| (seq, *c)))
+                .min_by_key(|&(seq, _)| seq)
+                .map(|(_, c)| c)
+                .expect("a non-empty class")
+        };
         let queue = state.freed.get_mut(&oldest).expect("the class");
         Ok(queue.pop_front().expect("a front").0)
     }

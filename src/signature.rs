@@ -18,7 +18,8 @@
 //!   after its position `i`.
 //!
 //! Errors carry the byte offset, what was expected and what was found; no input panics, and
-//! nesting is bounded ([`MAX_NESTING`], [`MAX_TYPE_DEPTH`], [`MAX_TYPE_NODES`]).
+//! nesting and size are bounded ([`MAX_NESTING`], [`MAX_TYPE_DEPTH`], [`MAX_TYPE_NODES`], and
+//! the whole signature's [`MAX_SIGNATURE_NODES`]).
 
 mod lexer;
 mod specifiers;
@@ -29,7 +30,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use backcall_abi::{Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type};
+use backcall_abi::{
+    Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type, MAX_SIGNATURE_NODES,
+};
 
 use lexer::{Tok, Token};
 use specifiers::{Kw, Specifiers};
@@ -339,15 +342,34 @@ impl Parser<'_> {
     }
 
     fn signature_of(&self, f: FnTy) -> PResult<Signature> {
+        // The whole signature is bounded too, not only each type: 64 parameters of one
+        // 65,000-node struct would cost gigabytes to plan.
+        let mut nodes = 1u64;
+        let mut count = |obj: &Obj, offset: usize| {
+            nodes = nodes.saturating_add(obj.nodes as u64);
+            if nodes > MAX_SIGNATURE_NODES {
+                let expected = format!(
+                    "a signature with at most {MAX_SIGNATURE_NODES} members, arrays and \
+                     scalars in all (MAX_SIGNATURE_NODES; a struct counts once per use)"
+                );
+                return Err(error_at(offset, expected, "a larger signature"));
+            }
+            Ok(())
+        };
         let ret = match f.ret {
             Ty::Void => Type::Void,
-            other => self.object(other, f.ret_offset, "result")?.ty,
+            other => {
+                let obj = self.object(other, f.ret_offset, "result")?;
+                count(&obj, f.ret_offset)?;
+                obj.ty
+            }
         };
-        let args = f
-            .params
-            .into_iter()
-            .map(|p| Ok(self.object(p.ty, p.offset, "parameter")?.ty))
-            .collect::<PResult<Vec<_>>>()?;
+        let mut args = Vec::with_capacity(f.params.len());
+        for p in f.params {
+            let obj = self.object(p.ty, p.offset, "parameter")?;
+            count(&obj, p.offset)?;
+            args.push(obj.ty);
+        }
         Ok(Signature { ret, args, conv: f.conv, variadic: f.variadic })
     }
 

@@ -68,6 +68,11 @@ enum Class {
 /// clang treats `union { float a[2]; float b; }` as an HFA of two floats. All members having one
 /// type and alignment, no padding can hide between them.
 fn hfa(layout: &Layout) -> Option<(u32, u8)> {
+    // At most four members of at most 16 bytes: a larger composite is no HFA, and its leaves
+    // (a 16 MiB array has millions) are not worth listing.
+    if layout.size > 4 * 16 {
+        return None;
+    }
     let leaves = layout.leaves();
     let first = leaves.first()?;
     let same = leaves.iter().all(|leaf| leaf.scalar == first.scalar);

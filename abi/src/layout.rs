@@ -5,8 +5,11 @@
 //! that is a multiple of its alignment, the aggregate's alignment is its largest member's, and
 //! its size is rounded up to that alignment.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crate::abi::{Abi, AbiSpec};
-use crate::types::{AggregateKind, Scalar, Type};
+use crate::types::{Aggregate, AggregateKind, Scalar, Type};
 use crate::AbiError;
 
 /// The layout of a type on one ABI.
@@ -37,7 +40,7 @@ pub enum Shape {
     /// `count` elements of `elem`, `elem.size` apart
     Array {
         /// the element layout
-        elem: Box<Layout>,
+        elem: Arc<Layout>,
         /// how many elements
         count: u32,
     },
@@ -50,8 +53,8 @@ pub struct FieldLayout {
     pub name: String,
     /// `offsetof`
     pub offset: u32,
-    /// the member's own layout
-    pub layout: Layout,
+    /// the member's own layout (shared by every use of the same struct or union type)
+    pub layout: Arc<Layout>,
 }
 
 /// A scalar at a byte offset inside a value (see [`Layout::leaves`]).
@@ -107,57 +110,87 @@ impl Layout {
 
 /// Computes the layout of `ty` on `abi`.
 pub fn layout_of(abi: Abi, ty: &Type) -> Result<Layout, AbiError> {
-    layout_with(abi.spec(), ty)
+    Layouts::new(abi).layout(ty).map(Arc::unwrap_or_clone)
 }
 
-fn layout_with(spec: &dyn AbiSpec, ty: &Type) -> Result<Layout, AbiError> {
-    match ty {
-        Type::Void => Ok(Layout { size: 0, align: 1, shape: Shape::Void }),
-        Type::Scalar(s) => {
-            let (size, align) = spec
-                .scalar_layout(*s)
-                .ok_or_else(|| AbiError::unsupported(spec.abi(), s.c_name()))?;
-            Ok(Layout { size, align, shape: Shape::Scalar(*s) })
-        }
-        Type::Complex(s) => {
-            Err(AbiError::unsupported(spec.abi(), &format!("{} _Complex", s.c_name())))
-        }
-        Type::Array(elem, count) => {
-            let elem = layout_with(spec, elem)?;
-            let size = elem
-                .size
-                .checked_mul(*count)
-                .filter(|&s| s <= MAX_SIZE)
-                .ok_or_else(|| too_large(spec.abi()))?;
-            Ok(Layout {
-                size,
-                align: elem.align,
-                shape: Shape::Array { elem: Box::new(elem), count: *count },
-            })
-        }
-        Type::Aggregate(agg) => {
-            if agg.fields.is_empty() {
-                // C forbids empty structs; GNU C gives them size 0 but ABIs disagree on passing.
-                return Err(AbiError::unsupported(spec.abi(), "an empty struct or union"));
+/// Layouts of the types of one signature on one ABI, each struct or union type computed once
+/// and shared by all its uses: a type built by stacking typedefs (a struct of two of the
+/// previous one, fifteen times) has a layout as small as its text, not one node per byte.
+pub struct Layouts<'s> {
+    spec: &'s dyn AbiSpec,
+    /// by the address of the (shared, alive for the borrow of the types) aggregate
+    memo: HashMap<*const Aggregate, Arc<Layout>>,
+}
+
+impl Layouts<'static> {
+    /// An empty memo for `abi`.
+    pub fn new(abi: Abi) -> Layouts<'static> {
+        Layouts { spec: abi.spec(), memo: HashMap::new() }
+    }
+}
+
+impl Layouts<'_> {
+    /// The layout of `ty` (shared with earlier answers for the same aggregate types).
+    pub fn layout(&mut self, ty: &Type) -> Result<Arc<Layout>, AbiError> {
+        let spec = self.spec;
+        match ty {
+            Type::Void => Ok(Arc::new(Layout { size: 0, align: 1, shape: Shape::Void })),
+            Type::Scalar(s) => {
+                let (size, align) = spec
+                    .scalar_layout(*s)
+                    .ok_or_else(|| AbiError::unsupported(spec.abi(), s.c_name()))?;
+                Ok(Arc::new(Layout { size, align, shape: Shape::Scalar(*s) }))
             }
-            let mut fields = Vec::with_capacity(agg.fields.len());
-            let (mut end, mut align) = (0u32, 1u32);
-            for f in &agg.fields {
-                let layout = layout_with(spec, &f.ty)?;
-                let offset = match agg.kind {
-                    AggregateKind::Struct => round_up(end, layout.align),
-                    AggregateKind::Union => 0,
-                };
-                end = end.max(offset + layout.size);
-                if end > MAX_SIZE {
-                    return Err(too_large(spec.abi()));
+            Type::Complex(s) => {
+                Err(AbiError::unsupported(spec.abi(), &format!("{} _Complex", s.c_name())))
+            }
+            Type::Array(elem, count) => {
+                let elem = self.layout(elem)?;
+                let size = elem
+                    .size
+                    .checked_mul(*count)
+                    .filter(|&s| s <= MAX_SIZE)
+                    .ok_or_else(|| too_large(spec.abi()))?;
+                Ok(Arc::new(Layout {
+                    size,
+                    align: elem.align,
+                    shape: Shape::Array { elem, count: *count },
+                }))
+            }
+            Type::Aggregate(agg) => {
+                if let Some(done) = self.memo.get(&Arc::as_ptr(agg)) {
+                    return Ok(done.clone());
                 }
-                align = align.max(layout.align);
-                fields.push(FieldLayout { name: f.name.clone(), offset, layout });
+                let layout = Arc::new(self.aggregate(agg)?);
+                self.memo.insert(Arc::as_ptr(agg), layout.clone());
+                Ok(layout)
             }
-            let size = round_up(end, align);
-            Ok(Layout { size, align, shape: Shape::Aggregate { kind: agg.kind, fields } })
         }
+    }
+
+    fn aggregate(&mut self, agg: &Aggregate) -> Result<Layout, AbiError> {
+        let abi = self.spec.abi();
+        if agg.fields.is_empty() {
+            // C forbids empty structs; GNU C gives them size 0 but ABIs disagree on passing.
+            return Err(AbiError::unsupported(abi, "an empty struct or union"));
+        }
+        let mut fields = Vec::with_capacity(agg.fields.len());
+        let (mut end, mut align) = (0u32, 1u32);
+        for f in &agg.fields {
+            let layout = self.layout(&f.ty)?;
+            let offset = match agg.kind {
+                AggregateKind::Struct => round_up(end, layout.align),
+                AggregateKind::Union => 0,
+            };
+            end = end.max(offset + layout.size);
+            if end > MAX_SIZE {
+                return Err(too_large(abi));
+            }
+            align = align.max(layout.align);
+            fields.push(FieldLayout { name: f.name.clone(), offset, layout });
+        }
+        let size = round_up(end, align);
+        Ok(Layout { size, align, shape: Shape::Aggregate { kind: agg.kind, fields } })
     }
 }
 

@@ -42,7 +42,9 @@ pub use abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 pub use arch::Arch;
 pub use layout::{FieldLayout, Layout, Leaf, Shape};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
-pub use types::{Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type};
+pub use types::{
+    Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type, MAX_SIGNATURE_NODES,
+};
 
 /// Why a signature or type has no plan on an ABI.
 #[derive(Clone, Debug, PartialEq, Eq)]

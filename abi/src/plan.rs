@@ -6,10 +6,11 @@
 //! ABI file computes plans with the small [`Allocator`] below (register and stack counters).
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::abi::Abi;
-use crate::layout::{round_up, Layout};
-use crate::types::{Signature, Type};
+use crate::layout::{round_up, Layout, Layouts};
+use crate::types::{Signature, Type, MAX_SIGNATURE_NODES};
 use crate::AbiError;
 
 /// A place a piece of a value can live in.
@@ -242,7 +243,19 @@ pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
     if sig.variadic {
         return Err(AbiError::unsupported(abi, "variadic functions (`...`)"));
     }
-    let ret = abi.layout(&sig.ret)?;
+    let nodes = sig.nodes();
+    if nodes > MAX_SIGNATURE_NODES {
+        return Err(AbiError::invalid(
+            abi,
+            &format!(
+                "the signature holds {nodes} type nodes (scalars, arrays, structs and unions, \
+                 per use); the limit MAX_SIGNATURE_NODES is {MAX_SIGNATURE_NODES}"
+            ),
+        ));
+    }
+    // One memo for the whole signature: a struct type used by many parameters is laid out once.
+    let mut layouts = Layouts::new(abi);
+    let ret = Arc::unwrap_or_clone(layouts.layout(&sig.ret)?);
     if matches!(sig.ret, Type::Array(..)) {
         return Err(AbiError::invalid(abi, "a function cannot return an array"));
     }
@@ -258,7 +271,7 @@ pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
                     &format!("argument {i} is an array; pass a pointer"),
                 ))
             }
-            _ => args.push(abi.layout(ty)?),
+            _ => args.push(Arc::unwrap_or_clone(layouts.layout(ty)?)),
         }
     }
     abi.spec().plan(sig, &args, &ret)

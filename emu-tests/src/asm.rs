@@ -752,6 +752,7 @@ pub fn render_blob_file(blob: &Blob) -> Result<String, String> {
     let _ = writeln!(out, "];");
     let _ = writeln!(out);
     let _ = writeln!(out, "/// The instructions that reach the data page (where each ends).");
+    let _ = writeln!(out, "#[rustfmt::skip]");
     let _ = writeln!(out, "const PAGE_REFS: [super::BlobPageRef; {}] = [", blob.page_refs.len());
     for r in blob.page_refs {
         let _ = writeln!(out, "    super::BlobPageRef {{");

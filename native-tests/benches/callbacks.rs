@@ -8,61 +8,28 @@
 //! * creating and releasing a callback (from a [`Prototype`], from a signature string, typed,
 //!   and a libffi closure for comparison);
 //! * memory per live callback with 100,000 live (a counting global allocator plus the pool's
-//!   pages, and the RSS delta as a cross-check).
+//!   pages, and the RSS delta as a cross-check);
+//! * what the signature limits cost: refusing a signature over `MAX_SIGNATURE_NODES`, and
+//!   planning the largest struct the parser accepts.
 //!
 //! Every timing goes through `iter_custom`, so the summary printed at the end (name, ns per
 //! call, ratio to the direct call) uses exactly the samples criterion measured: the median of
 //! the per-sample times. Pass a filter after `--` as usual; the summary shows what ran.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use backcall::typed::TypedCallback;
-use backcall::{Callback, Prototype, ThreadPolicy};
+use backcall::{parse_signature, Callback, Prototype, ThreadPolicy};
+use backcall_native_tests::alloc_meter::{self, AllocMeter};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 
-// --- a global allocator that counts live bytes while asked to ---------------------------------
-
-/// Counts live heap bytes while [`COUNTING`] is set (a Relaxed load otherwise, so the timed
-/// benches pay nothing measurable for it).
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: AllocMeter = AllocMeter;
 
 // --- the results the summary prints -----------------------------------------------------------
 
@@ -368,6 +335,45 @@ fn bench_create(c: &mut Criterion) {
     g.finish();
 }
 
+// --- what the signature limits cost ----------------------------------------------------------
+
+/// `levels` stacked typedefs of two-member structs used by `params` parameters.
+fn stacked_typedefs(levels: usize, params: usize) -> String {
+    let mut text = String::from("typedef struct { int a, b; } t0; ");
+    for i in 1..=levels {
+        text.push_str(&format!("typedef struct {{ t{} a, b; }} t{i}; ", i - 1));
+    }
+    let last = format!("t{levels}");
+    text + &format!("void (*)({})", vec![last.as_str(); params].join(", "))
+}
+
+/// The refusal of 64 parameters of a 65,535-node struct (once 896 MiB and 1.1 s), and the plan
+/// of one such parameter on the host.
+fn bench_limits(c: &mut Criterion) {
+    let attack = stacked_typedefs(14, 64);
+    let one = stacked_typedefs(14, 1);
+    let mut g = per_call(c, "limits");
+    g.bench_function("refuse_64_huge_params", |b| {
+        b.iter_custom(|iters| {
+            timed("limits/refuse_64_huge_params", iters, |n| {
+                for _ in 0..n {
+                    assert!(parse_signature(black_box(&attack)).is_err());
+                }
+            })
+        })
+    });
+    g.bench_function("plan_one_huge_param", |b| {
+        b.iter_custom(|iters| {
+            timed("limits/plan_one_huge_param", iters, |n| {
+                for _ in 0..n {
+                    drop(black_box(Prototype::new(black_box(&one)).unwrap()));
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
 // --- memory per live callback -----------------------------------------------------------------
 
 const LIVE_CALLBACKS: usize = 100_000;
@@ -403,14 +409,11 @@ impl MemoryReport {
 fn measure_memory() -> MemoryReport {
     let proto = Prototype::new("int (*)(int)").unwrap();
     let mut live: Vec<Callback> = Vec::with_capacity(LIVE_CALLBACKS);
-    let (pages0, rss0) = (backcall::pool_pages(), rss());
-    LIVE.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    let (pages0, rss0, heap0) = (backcall::pool_pages(), rss(), alloc_meter::live());
     for _ in 0..LIVE_CALLBACKS {
         live.push(proto.callback(ThreadPolicy::SingleThreaded, |a| a.i32(0) + 1).unwrap());
     }
-    COUNTING.store(false, Ordering::SeqCst);
-    let report_heap = LIVE.load(Ordering::SeqCst);
+    let report_heap = alloc_meter::live() as isize - heap0 as isize;
     let (pages1, rss1) = (backcall::pool_pages(), rss());
     let f: extern "C" fn(i32) -> i32 = unsafe { live[LIVE_CALLBACKS / 2].as_fn() };
     assert_eq!(f(41), 42);
@@ -460,9 +463,14 @@ fn summary(memory: &MemoryReport) {
             out.push_str(&format!("{:<28} {t:>9.1} ns/pair\n", format!("create_release/{kind}")));
         }
     }
+    for kind in ["refuse_64_huge_params", "plan_one_huge_param"] {
+        if let Some(t) = median(&format!("limits/{kind}"), PER_CALL_SAMPLES) {
+            out.push_str(&format!("{:<28} {:>9.1} us\n", format!("limits/{kind}"), t / 1e3));
+        }
+    }
     out.push_str(&format!(
         "memory, {LIVE_CALLBACKS} live callbacks: {:.1} bytes/callback \
-         (heap {} B + {} pool pages of {} B; thunk 16 B + thunkEntry share); \
+         (heap {} B + {} data pages of {} B; the code pages all map one physical page); \
          RSS delta {:.1} B/callback; libffi closures: RSS delta {:.1} B/closure\n",
         memory.per_callback(),
         memory.heap,
@@ -481,6 +489,7 @@ fn main() {
     bench_mix(&mut c);
     bench_qsort(&mut c);
     bench_create(&mut c);
+    bench_limits(&mut c);
     c.final_summary();
     summary(&memory);
 }

@@ -20,10 +20,21 @@ pub fn for_thunk(thunk: usize) -> Vec<CallbackError> {
     log.iter().filter(|e| e.thunk() == thunk).cloned().collect()
 }
 
+/// The mappings of this process that are writable and executable at once (private or
+/// shared), as `/proc/self/maps` lines.
+pub fn rwx_mappings() -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps is readable");
+    maps.lines()
+        .filter(|l| {
+            let perms = l.split_whitespace().nth(1).unwrap_or("").as_bytes();
+            perms.get(1) == Some(&b'w') && perms.get(2) == Some(&b'x')
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 /// Asserts that no mapping of this process is writable and executable at once.
 pub fn assert_no_rwx_mapping() {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps is readable");
-    let rwx: Vec<&str> =
-        maps.lines().filter(|l| l.split_whitespace().nth(1) == Some("rwxp")).collect();
+    let rwx = rwx_mappings();
     assert!(rwx.is_empty(), "writable+executable mappings: {rwx:#?}");
 }

@@ -135,8 +135,13 @@ const SYMBOLS: [(&str, u32); 12] = [
 ];
 
 /// The instructions that reach the data page (where each ends).
+#[rustfmt::skip]
 const PAGE_REFS: [super::BlobPageRef; 2] = [
-    super::BlobPageRef { part: super::BlobPart::Thunk, end: 0x8, kind: crate::arch::PageRef::Adr },
+    super::BlobPageRef {
+        part: super::BlobPart::Thunk,
+        end: 0x8,
+        kind: crate::arch::PageRef::Adr,
+    },
     super::BlobPageRef {
         part: super::BlobPart::Entry,
         end: 0xb8,

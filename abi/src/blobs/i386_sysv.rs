@@ -114,6 +114,7 @@ const SYMBOLS: [(&str, u32); 5] = [
 ];
 
 /// The instructions that reach the data page (where each ends).
+#[rustfmt::skip]
 const PAGE_REFS: [super::BlobPageRef; 5] = [
     super::BlobPageRef {
         part: super::BlobPart::Thunk,

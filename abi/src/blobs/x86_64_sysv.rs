@@ -115,6 +115,7 @@ const SYMBOLS: [(&str, u32); 10] = [
 ];
 
 /// The instructions that reach the data page (where each ends).
+#[rustfmt::skip]
 const PAGE_REFS: [super::BlobPageRef; 2] = [
     super::BlobPageRef {
         part: super::BlobPart::Thunk,
