@@ -192,10 +192,6 @@ impl Placer<'_> {
         Piece { offset, size, loc: Loc::Stack(self.alloc.take_stack(size, SLOT, SLOT)) }
     }
 
-    fn in_registers(&self) -> bool {
-        matches!(self.conv, Convention::Fastcall | Convention::Thiscall)
-    }
-
     fn ret(&mut self, layout: &Layout) -> (RetPlan, ReturnCode) {
         let direct = |pieces, code| {
             (RetPlan::Direct { pieces, extend: result_extend(self.flavour.abi, layout) }, code)
@@ -213,8 +209,8 @@ impl Placer<'_> {
             None => {
                 // The hidden pointer is the first argument: GCC passes it as one (in `ecx`
                 // under fastcall and thiscall, a pointer being a word); Microsoft's
-                // conventions keep it at stack+0.
-                let gcc = self.flavour.registers == RegisterRules::Gcc && self.in_registers();
+                // conventions keep it at stack+0 (cdecl and stdcall have no register words).
+                let gcc = self.flavour.registers == RegisterRules::Gcc;
                 let pointer = match gcc.then(|| self.gcc_word(1, true)).flatten() {
                     Some(reg) => reg,
                     None => Loc::Stack(self.alloc.take_stack(4, SLOT, SLOT)),
