@@ -1,6 +1,7 @@
 //! The public dynamic API: [`Callback`] (a signature string plus a closure becomes a C
 //! function pointer) and [`Args`] (what the closure sees of a call).
 
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::sync::Arc;
 
@@ -69,6 +70,20 @@ impl Callback {
     }
 
     /// The C function pointer (the thunk's address).
+    /// Whether C's calls reach this callback's handler through a typed stub (a
+    /// [`crate::typed::TypedCallback`] whose signature has one on this ABI), rather than
+    /// through the context and the dispatcher.
+    ///
+    /// ```
+    /// use backcall::typed::TypedCallback;
+    ///
+    /// let cb = TypedCallback::<extern "C" fn(i64, i64) -> i64>::new(|a, b| a + b).unwrap();
+    /// assert_eq!(cb.callback().on_typed_route(), cfg!(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")));
+    /// ```
+    pub fn on_typed_route(&self) -> bool {
+        registry().on_typed_route(self.id)
+    }
+
     pub fn code_ptr(&self) -> *const c_void {
         registry().thunk(self.id) as *const c_void
     }
@@ -137,14 +152,37 @@ pub struct Prototype {
 }
 
 impl Prototype {
-    /// Parses and plans a C signature for the host ABI.
+    /// Parses and plans a C signature for the host ABI. The same text again (on the same
+    /// thread) shares the first one's plan: a cache of the [`PROTOTYPE_CACHE`] most recent
+    /// signatures per thread, so that creating callbacks from a repeated string costs neither
+    /// parsing nor planning.
     pub fn new(signature: &str) -> Result<Prototype, Error> {
-        Prototype::from_signature(&crate::parse_signature(signature)?)
+        thread_local! {
+            static CACHE: RefCell<PrototypeCache> = RefCell::new(PrototypeCache::default());
+        }
+        if let Some(p) = CACHE.with(|c| c.borrow_mut().get(signature)) {
+            return Ok(p);
+        }
+        let proto = Prototype::from_signature(&crate::parse_signature(signature)?)?;
+        CACHE.with(|c| c.borrow_mut().put(signature, proto.clone()));
+        Ok(proto)
     }
 
     /// Plans an already parsed signature for the host ABI.
     pub fn from_signature(sig: &Signature) -> Result<Prototype, Error> {
         Ok(Prototype { info: Arc::new(PlanInfo::new(host_abi()?.plan(sig)?)) })
+    }
+
+    /// Whether two prototypes share one plan (a repeated signature text does).
+    ///
+    /// ```
+    /// use backcall::Prototype;
+    ///
+    /// let a = Prototype::new("int (*)(int)").unwrap();
+    /// assert!(a.shares_plan_with(&Prototype::new("int (*)(int)").unwrap()));
+    /// ```
+    pub fn shares_plan_with(&self, other: &Prototype) -> bool {
+        Arc::ptr_eq(&self.info, &other.info)
     }
 
     /// The plan callbacks of this prototype marshal by.
@@ -183,18 +221,73 @@ impl Prototype {
         policy: ThreadPolicy,
         handler: HandlerBox,
     ) -> Result<Callback, Error> {
-        let owner = owner_key(policy)?;
         let route = Route::Context { floats: self.info.float_args };
-        let typed = crate::typed::refusing_entry();
-        let id = registry().install(
-            self.info.plan.abi,
-            self.info.clone(),
-            owner,
-            handler,
-            route,
-            typed,
-        )?;
+        self.install_on(policy, handler, route)
+    }
+
+    /// A callback whose handler has a typed entry: on the typed route when the plan has a
+    /// stub, else on the context route (the handler's `call` runs there).
+    pub(crate) fn install_typed(
+        &self,
+        policy: ThreadPolicy,
+        handler: HandlerBox,
+    ) -> Result<Callback, Error> {
+        let route = match self.info.stub {
+            Ok(stub) => Route::Stub(stub),
+            Err(_) => Route::Context { floats: self.info.float_args },
+        };
+        self.install_on(policy, handler, route)
+    }
+
+    fn install_on(
+        &self,
+        policy: ThreadPolicy,
+        handler: HandlerBox,
+        route: Route,
+    ) -> Result<Callback, Error> {
+        let owner = owner_key(policy)?;
+        let id =
+            registry().install(self.info.plan.abi, self.info.clone(), owner, handler, route)?;
         Ok(Callback { id })
+    }
+}
+
+/// Signatures a thread's prototype cache keeps (see [`Prototype::new`]).
+pub const PROTOTYPE_CACHE: usize = 64;
+
+/// The most recently used prototypes of one thread, by signature text; the least recently
+/// used is dropped past [`PROTOTYPE_CACHE`].
+#[derive(Default)]
+struct PrototypeCache {
+    entries: Vec<(Box<str>, Prototype, u64)>,
+    clock: u64,
+    /// the entry found last (a repeated string is found at once)
+    last: usize,
+}
+
+impl PrototypeCache {
+    fn get(&mut self, signature: &str) -> Option<Prototype> {
+        self.clock += 1;
+        let clock = self.clock;
+        let hit = match self.entries.get(self.last) {
+            Some(e) if &*e.0 == signature => self.last,
+            _ => self.entries.iter().position(|e| &*e.0 == signature)?,
+        };
+        self.last = hit;
+        let entry = &mut self.entries[hit];
+        entry.2 = clock;
+        Some(entry.1.clone())
+    }
+
+    fn put(&mut self, signature: &str, proto: Prototype) {
+        if self.entries.len() >= PROTOTYPE_CACHE {
+            let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.2).map(|(i, _)| i);
+            if let Some(i) = oldest {
+                self.entries.swap_remove(i);
+            }
+        }
+        self.entries.push((signature.into(), proto, self.clock));
+        self.last = self.entries.len() - 1;
     }
 }
 
@@ -210,20 +303,60 @@ pub(crate) fn handler_box<H>(handler: H) -> HandlerBox
 where
     H: Fn(&Args) -> ReturnCode + Send + Sync + 'static,
 {
+    store_handler(Dynamic(handler))
+}
+
+/// A handler the dispatcher runs: the vtable's `call`, monomorphised per handler type.
+pub(crate) trait Handler: Send + Sync + Sized + 'static {
+    /// The typed route's entry (see `typed.rs`), if the handler has one.
+    const TYPED: unsafe extern "C" fn() = crate::typed::REFUSING_ENTRY;
+
+    /// Runs the handler at `data` on one call (result written) and answers the return code.
+    ///
     /// # Safety
-    /// `data` is a live `Box<H>`'s pointer.
-    unsafe fn call<H: Fn(&Args) -> ReturnCode>(data: *const (), args: &Args) -> ReturnCode {
+    /// `data` points at a live `Self`.
+    unsafe fn call(data: *const (), args: &Args) -> ReturnCode;
+}
+
+/// A closure over [`Args`] (the dynamic front end and raw handlers).
+struct Dynamic<H>(H);
+
+impl<H: Fn(&Args) -> ReturnCode + Send + Sync + 'static> Handler for Dynamic<H> {
+    unsafe fn call(data: *const (), args: &Args) -> ReturnCode {
         // SAFETY: per the contract.
-        unsafe { (*data.cast::<H>())(args) }
+        unsafe { ((*data.cast::<Self>()).0)(args) }
     }
+}
+
+/// `handler` as a [`HandlerBox`]: inline (its bytes in the slot's data word) when it fits a
+/// word, else boxed.
+pub(crate) fn store_handler<H: Handler>(handler: H) -> HandlerBox {
     /// # Safety
     /// `data` is a `Box<H>`'s pointer, dropped once.
     unsafe fn drop_box<H>(data: *mut ()) {
         // SAFETY: per the contract.
         drop(unsafe { Box::from_raw(data.cast::<H>()) });
     }
-    let vt: &'static HandlerVt = &HandlerVt { call: call::<H>, drop: drop_box::<H> };
-    HandlerBox { vt, data: Box::into_raw(Box::new(handler)).cast() }
+    /// # Safety
+    /// `data` points at an `H` stored in place, dropped once.
+    unsafe fn drop_inline<H>(data: *mut ()) {
+        // SAFETY: per the contract.
+        unsafe { std::ptr::drop_in_place(data.cast::<H>()) }
+    }
+    let fits = std::mem::size_of::<H>() <= std::mem::size_of::<*mut ()>()
+        && std::mem::align_of::<H>() <= std::mem::align_of::<*mut ()>();
+    if fits {
+        let vt: &'static HandlerVt =
+            &HandlerVt { call: H::call, drop: drop_inline::<H>, typed: H::TYPED };
+        let mut data: *mut () = std::ptr::null_mut();
+        // SAFETY: `H` fits the word (size and alignment checked); the word was initialised.
+        unsafe { std::ptr::write((&raw mut data).cast::<H>(), handler) };
+        HandlerBox { vt, data, inline: true }
+    } else {
+        let vt: &'static HandlerVt =
+            &HandlerVt { call: H::call, drop: drop_box::<H>, typed: H::TYPED };
+        HandlerBox { vt, data: Box::into_raw(Box::new(handler)).cast(), inline: false }
+    }
 }
 
 /// The ABI this process runs, if backcall has a runtime for it.

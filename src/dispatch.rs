@@ -55,110 +55,135 @@ fn dispatch_inner(ctx: *mut CallbackContext) -> ReturnCode {
     // SAFETY: the entry passes the context it built in its own live frame.
     let c = unsafe { &mut *ctx };
     let (slot, thunk) = record_slot(c.record);
-    let id = slot.id;
     c.thunk = thunk;
+    call(slot, ContextSite(c))
+}
+
+/// What a route does at each outcome of the call protocol ([`call`]): the context route
+/// (the dispatcher, over a `CallbackContext`) and the typed route (a typed entry, over its
+/// Rust arguments) share the protocol and differ only here.
+pub(crate) trait CallSite {
+    /// what the call returns
+    type Out;
+    /// The handler runs (the call is announced and the callback live).
+    fn run(self, slot: &'static Slot, live: Live<'_>, me: &ThreadState) -> Self::Out;
+    /// The callback was released: a defined zero result, reported.
+    fn stale(self, slot: &'static Slot) -> Self::Out;
+    /// A single-threaded callback called from another thread: refused (-1), reported.
+    fn refused(self, slot: &'static Slot, live: Live<'_>) -> Self::Out;
+}
+
+/// One call through `slot`: announce it (a hazard on the owner thread, else the slot's
+/// in-flight counter; see `registry.rs`), check that the callback is live and the thread may
+/// call it, run it, end the announcement (freeing a callback released meanwhile).
+#[inline(always)]
+pub(crate) fn call<C: CallSite>(slot: &'static Slot, site: C) -> C::Out {
     let me = thread_state();
     let depth = me.depth.get();
     me.depth.set(depth + 1);
-    let code = if (depth as usize) < HAZARDS && slot.owner() == me.key() {
-        owner_call(c, id, slot, me, depth as usize)
+    let out = if (depth as usize) < HAZARDS && slot.owner() == me.key() {
+        owner_call(slot, me, depth as usize, site)
     } else {
-        counted_call(c, id, slot, me)
+        counted_call(slot, me, site)
     };
     me.depth.set(depth);
-    code
+    out
 }
 
 /// A call on the owner thread of a single-threaded callback: announced in this thread's
 /// hazards, no atomic read-modify-write.
 #[inline(always)]
-fn owner_call(
-    c: &mut CallbackContext,
-    id: u32,
-    slot: &Slot,
-    me: &ThreadState,
-    depth: usize,
-) -> ReturnCode {
+fn owner_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, depth: usize, site: C) -> C::Out {
     let hazard = &me.hazards[depth];
-    hazard.store(id + 1, std::sync::atomic::Ordering::Relaxed);
+    hazard.store(slot.addr(), std::sync::atomic::Ordering::Relaxed);
     light_fence();
     let state = slot.state();
     // Re-checked after reading the state: if the slot was freed and reused by another owner
     // since the first check, this call must not touch its handler (hazard.rs).
     let mine = slot.owner() == me.key();
-    let code = if !Slot::is_live(state) {
-        Some(stale(c, slot))
+    let out = if !Slot::is_live(state) {
+        Ok(site.stale(slot))
     } else if mine {
         // SAFETY: announced by the hazard, and the callback is this thread's own.
-        Some(run(c, unsafe { slot.live(state) }, me))
+        Ok(site.run(slot, unsafe { slot.live(state) }, me))
     } else {
-        None
+        Err(site)
     };
     hazard.store(0, std::sync::atomic::Ordering::Release);
     light_fence();
     if slot.released() {
-        registry().try_free(id, slot);
+        registry().try_free(slot);
     }
     // Not this thread's callback after all: the ordinary counted call decides (wrong thread).
-    code.unwrap_or_else(|| counted_call(c, id, slot, me))
+    out.unwrap_or_else(|site| counted_call(slot, me, site))
 }
 
 /// Any other call: counted in the slot's in-flight counter.
-fn counted_call(c: &mut CallbackContext, id: u32, slot: &Slot, me: &ThreadState) -> ReturnCode {
+fn counted_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, site: C) -> C::Out {
     slot.enter_counted();
     let state = slot.state_counted();
-    let code = if !Slot::is_live(state) {
-        stale(c, slot)
+    let out = if !Slot::is_live(state) {
+        site.stale(slot)
     } else {
         // SAFETY: announced by the counter.
         let live = unsafe { slot.live(state) };
         match slot.owner() {
             SERIALIZED => {
                 let _turn = SerialTurn::take(me);
-                run(c, live, me)
+                site.run(slot, live, me)
             }
-            owner if owner == me.key() => run(c, live, me),
-            _ => {
-                report(CallbackError::WrongThread { thunk: c.thunk });
-                Native { ctx: c, info: live.info }.frame().write_default(-1)
-            }
+            owner if owner == me.key() => site.run(slot, live, me),
+            _ => site.refused(slot, live),
         }
     };
-    slot.exit_counted(id);
-    code
+    slot.exit_counted();
+    out
 }
 
-#[inline(always)]
-fn run(c: &mut CallbackContext, live: Live<'_>, me: &ThreadState) -> ReturnCode {
-    let thunk = c.thunk;
-    // One raw pointer for the context from here on: the handler reaches it through `args` and
-    // `current_context()`, so no `&mut` may be used on it while the handler runs.
-    let ctx: *mut CallbackContext = c;
-    let previous = me.current.replace(ctx);
-    // SAFETY: `ctx` is thunkEntry's live context; this write precedes any use of the pointer.
-    unsafe { (*ctx).previous = previous };
-    let args = Args { native: Native { ctx, info: live.info }, thunk };
-    // SAFETY: `live` is the announced callback; its vtable was made for its data.
-    let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { (live.vt.call)(live.data, &args) }));
-    me.current.set(previous);
-    match outcome {
-        Ok(code) => code,
-        Err(panic) => {
-            report(CallbackError::Panicked {
-                thunk,
-                message: crate::error::panic_message(&*panic),
-            });
-            args.native.frame().write_zero_result()
+/// The context route: the dispatcher's side of a call, over the context thunkEntry built.
+struct ContextSite<'a>(&'a mut CallbackContext);
+
+impl CallSite for ContextSite<'_> {
+    type Out = ReturnCode;
+
+    #[inline(always)]
+    fn run(self, _: &'static Slot, live: Live<'_>, me: &ThreadState) -> ReturnCode {
+        let c = self.0;
+        let thunk = c.thunk;
+        // One raw pointer for the context from here on: the handler reaches it through `args`
+        // and `current_context()`, so no `&mut` may be used on it while the handler runs.
+        let ctx: *mut CallbackContext = c;
+        let previous = me.current.replace(ctx);
+        // SAFETY: `ctx` is thunkEntry's live context; this write precedes any use of it.
+        unsafe { (*ctx).previous = previous };
+        let args = Args { native: Native { ctx, info: live.info }, thunk };
+        // SAFETY: `live` is the announced callback; its vtable was made for its data.
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| unsafe { (live.vt.call)(live.data, &args) }));
+        me.current.set(previous);
+        match outcome {
+            Ok(code) => code,
+            Err(panic) => {
+                report(CallbackError::Panicked {
+                    thunk,
+                    message: crate::error::panic_message(&*panic),
+                });
+                args.native.frame().write_zero_result()
+            }
         }
     }
-}
 
-/// A call through a released thunk: return zeros the way the released callback's caller
-/// expects, and report it.
-#[cold]
-fn stale(c: &mut CallbackContext, slot: &Slot) -> ReturnCode {
-    report(CallbackError::Stale { thunk: c.thunk });
-    zeros(c, slot)
+    #[cold]
+    fn stale(self, slot: &'static Slot) -> ReturnCode {
+        report(CallbackError::Stale { thunk: self.0.thunk });
+        zeros(self.0, slot)
+    }
+
+    #[cold]
+    fn refused(self, _: &'static Slot, live: Live<'_>) -> ReturnCode {
+        report(CallbackError::WrongThread { thunk: self.0.thunk });
+        Native { ctx: self.0, info: live.info }.frame().write_default(-1)
+    }
 }
 
 /// Returns zeros the way the caller of the callback last installed in `slot` expects: the
@@ -179,7 +204,7 @@ fn zeros(c: &mut CallbackContext, slot: &Slot) -> ReturnCode {
         };
         if buffer != 0 {
             // SAFETY: the caller passed a buffer of the result's size for the hidden result.
-            unsafe { std::ptr::write_bytes(buffer as *mut u8, 0, slot.tomb_size() as usize) };
+            unsafe { std::ptr::write_bytes(buffer as *mut u8, 0, tomb.size as usize) };
         }
         if returned {
             c.result_int[0] = buffer;
@@ -242,8 +267,7 @@ pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -
     }
     // SAFETY: `ctx` is this thread's live innermost context (checked above).
     let c = unsafe { &mut *ctx };
-    let (slot, _) = record_slot(c.record);
-    let id = slot.id;
+    let (slot, thunk) = record_slot(c.record);
     let me = thread_state();
     // Undo what the skipped frames would have undone: the chain, the serial turn, the call's
     // announcement (a hazard at this depth names the slot exactly when the call took the
@@ -254,21 +278,23 @@ pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -
     }
     let depth = me.depth.get() - 1;
     let hazard = me.hazards.get(depth as usize);
-    match hazard.filter(|h| h.load(std::sync::atomic::Ordering::Relaxed) == id + 1) {
+    match hazard.filter(|h| h.load(std::sync::atomic::Ordering::Relaxed) == slot.addr()) {
         Some(h) => {
             h.store(0, std::sync::atomic::Ordering::Release);
             light_fence();
             if slot.released() {
-                registry().defer_free(id);
+                registry().defer_free(slot);
             }
         }
-        None => slot.exit_counted_deferred(id),
+        None => slot.exit_counted_deferred(),
     }
     me.depth.set(depth);
-    let page = registry().page(id);
+    // The code page is the thunk's own page: its shared code holds return_from_context.
+    let page = thunk & !(crate::pool::page_size_cached() - 1);
+    let offset = crate::pool::symbol_offset(backcall_abi::thunks::RETURN_FROM_CONTEXT);
     let jump: extern "C" fn(*mut CallbackContext, u32) -> ! =
         // SAFETY: the page's return_from_context follows this signature (abi/asm/<abi>/entry.s).
-        unsafe { std::mem::transmute(page.symbol(backcall_abi::thunks::RETURN_FROM_CONTEXT)) };
+        unsafe { std::mem::transmute(page + offset) };
     jump(ctx, code as u32)
 }
 

@@ -6,7 +6,7 @@
 //! in-flight counter does that, but costs two locked instructions per call on x86 (the
 //! largest part of a call). Instead, the thread that created a single-threaded callback (the
 //! only thread that may run it) announces the call in its own [`ThreadState`]: it writes the
-//! slot id into `hazards[depth]` with a plain store, then reads the slot's state. Whoever
+//! slot's address into `hazards[depth]` with a plain store, then reads the slot's state. Whoever
 //! frees a released callback first looks for the slot in the hazards:
 //!
 //! * a release on the owner thread itself needs no fence: its own hazards are in program
@@ -26,7 +26,7 @@
 
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::context::CallbackContext;
@@ -45,8 +45,8 @@ pub(crate) struct ThreadState {
     /// the key of the thread using this state: unique for the life of the process (0: none
     /// left, see [`register`]); written when a thread claims the state
     key: AtomicU32,
-    /// slot id + 1 of the hazard-path call at each depth; 0 when none
-    pub hazards: [AtomicU32; HAZARDS],
+    /// the slot address of the hazard-path call at each depth; 0 when none
+    pub hazards: [AtomicUsize; HAZARDS],
     /// calls in flight on this thread (owner thread only)
     pub depth: Cell<u32>,
     /// the innermost callback context (the LIFO chain; owner thread only)
@@ -61,9 +61,9 @@ pub(crate) struct ThreadState {
 unsafe impl Sync for ThreadState {}
 
 impl ThreadState {
-    /// Whether any of this thread's hazard-path calls is through slot `id`.
-    pub fn holds(&self, id: u32) -> bool {
-        self.hazards.iter().any(|h| h.load(Ordering::Acquire) == id + 1)
+    /// Whether any of this thread's hazard-path calls is through the slot at `slot`.
+    pub fn holds(&self, slot: usize) -> bool {
+        self.hazards.iter().any(|h| h.load(Ordering::Acquire) == slot)
     }
 }
 
@@ -142,7 +142,7 @@ impl ThreadState {
     fn new() -> ThreadState {
         ThreadState {
             key: AtomicU32::new(0),
-            hazards: [const { AtomicU32::new(0) }; HAZARDS],
+            hazards: [const { AtomicUsize::new(0) }; HAZARDS],
             depth: Cell::new(0),
             current: Cell::new(ptr::null_mut()),
             serial_depth: Cell::new(0),
@@ -157,10 +157,10 @@ impl ThreadState {
     }
 }
 
-/// Whether any thread's hazard-path call is through slot `id`. The caller has made every
-/// hazard written before its release visible ([`heavy_barrier`]).
-pub(crate) fn any_holds(id: u32) -> bool {
-    STATES.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|s| s.holds(id))
+/// Whether any thread's hazard-path call is through the slot at `slot`. The caller has made
+/// every hazard written before its release visible ([`heavy_barrier`]).
+pub(crate) fn any_holds(slot: usize) -> bool {
+    STATES.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|s| s.holds(slot))
 }
 
 /// Whether the process-wide barrier is available (decided once, before any thread's first

@@ -42,7 +42,7 @@ mod registry;
 pub mod signature;
 pub mod typed;
 
-pub use callback::{host_abi, Args, Callback, Prototype};
+pub use callback::{host_abi, Args, Callback, Prototype, PROTOTYPE_CACHE};
 pub use context::CallbackContext;
 pub use dispatch::{current_context, return_from_context};
 pub use error::{set_error_hook, CallbackError, Error};

@@ -81,7 +81,8 @@ fn plan(args: &[String]) -> Result<(), String> {
         let sig = parse_signature(text).map_err(|e| pointed(origin, text, &e))?;
         if let [abi] = abis[..] {
             let plan = abi.plan(&sig).map_err(|e| format!("{origin}: {e}"))?;
-            println!("{plan}");
+            print!("{plan}");
+            println!("{}", plan_table::route_line(&plan));
         } else {
             println!("{}", plan_table::render(&sig, &abis));
         }

@@ -33,6 +33,8 @@ pub(crate) struct PlanInfo {
     /// whether an argument travels in a float register (the context route then needs the entry
     /// that spills them)
     pub float_args: bool,
+    /// the typed stub a typed callback of this plan takes, or why it takes the context route
+    pub stub: Result<backcall_abi::stubs::Stub, String>,
 }
 
 /// A scalar argument's location. `size == 0`: not expressible; use the generic [`Frame`].
@@ -140,7 +142,10 @@ impl PlanInfo {
         let first = std::array::from_fn(|i| args.get(i).copied().unwrap_or_default());
         let ret = ret_loc(&plan);
         let float_args = plan.uses_float_registers();
-        PlanInfo { plan: Arc::new(plan), first, args, ret, float_args }
+        let stub = crate::pool::template_for(plan.abi)
+            .map_err(|e| e.to_string())
+            .and_then(|code| backcall_abi::stubs::typed_stub(&plan, code));
+        PlanInfo { plan: Arc::new(plan), first, args, ret, float_args, stub }
     }
 
     /// Argument `i`'s location (panics past the last argument, unless `i` is below

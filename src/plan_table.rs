@@ -18,6 +18,7 @@ pub fn render(sig: &Signature, abis: &[Abi]) -> String {
     rows.push(row("return code".into(), &columns, |p| format!("{:?}", p.code)));
     rows.push(row("stack bytes".into(), &columns, |p| p.stack_bytes.to_string()));
     rows.push(row("callee pops".into(), &columns, |p| p.callee_pop.to_string()));
+    rows.push(row("typed route".into(), &columns, typed_cell));
     let mut out = format!("{sig}\n");
     out.push_str(&align(&rows));
     for (abi, result) in &columns {
@@ -26,6 +27,26 @@ pub fn render(sig: &Signature, abis: &[Abi]) -> String {
         }
     }
     out
+}
+
+/// The typed stub a typed callback of this plan takes, or `context` (its route without one).
+pub fn typed_cell(plan: &CallPlan) -> String {
+    let code =
+        backcall_abi::thunks::CodePage::template(plan.abi, backcall_abi::arch::ASSEMBLED_PAGE_SIZE);
+    match code.map(|c| backcall_abi::stubs::typed_stub(plan, &c)) {
+        Ok(Ok(stub)) => stub.to_string(),
+        _ => "context".into(),
+    }
+}
+
+/// One line on the route a typed callback of `plan` takes, and why.
+pub fn route_line(plan: &CallPlan) -> String {
+    let code =
+        backcall_abi::thunks::CodePage::template(plan.abi, backcall_abi::arch::ASSEMBLED_PAGE_SIZE);
+    match code.map_err(|e| e.to_string()).and_then(|c| backcall_abi::stubs::typed_stub(plan, &c)) {
+        Ok(stub) => format!("  typed route: {stub}"),
+        Err(why) => format!("  typed route: none, the context route ({why})"),
+    }
 }
 
 fn header(columns: &[Column]) -> Vec<String> {

@@ -47,11 +47,6 @@ impl ExecPage {
     pub fn record(&self, i: u32) -> usize {
         self.data + self.code.thunk_offset(i) as usize
     }
-
-    /// The address of a named point of the shared code.
-    pub fn symbol(&self, name: &str) -> usize {
-        self.base + self.code.symbol(name).unwrap_or_else(|| panic!("{name} in the blob")) as usize
-    }
 }
 
 /// The host's page size.
@@ -97,6 +92,13 @@ fn template(abi: Abi) -> Result<&'static Template, Error> {
         Ok(t) => Err(Error::Code(format!("the pool holds code for {}, not {abi}", t.code.abi))),
         Err(e) => Err(e.clone()),
     }
+}
+
+/// The offset of a named point of the shared code in the process's code page (the pool has
+/// mapped pages, so the template exists).
+pub(crate) fn symbol_offset(name: &str) -> usize {
+    let t = TEMPLATE.get().and_then(|t| t.as_ref().ok()).expect("a mapped pool has a template");
+    t.code.symbol(name).unwrap_or_else(|| panic!("{name} in the blob")) as usize
 }
 
 /// The code page every page pair of `abi` maps (built on first use).

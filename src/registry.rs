@@ -42,6 +42,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use backcall_abi::stubs::Stub;
 use backcall_abi::{Abi, CallPlan, Loc, RetPlan, ReturnCode};
 
 use crate::error::Error;
@@ -63,43 +64,83 @@ pub enum ThreadPolicy {
     Serialized,
 }
 
-/// How a handler runs: monomorphized per handler type (see `callback.rs`).
+/// How a handler runs: monomorphized per handler type and storage (see `callback.rs`).
+/// Aligned to 8 so that a slot's state has three tag bits beside the vtable's address;
+/// `repr(C)`: the typed stubs read `typed` (`backcall_abi::context`, `VTABLE_TYPED_ENTRY`).
+#[repr(C, align(8))]
 pub(crate) struct HandlerVt {
-    /// runs the handler on one call, result written, and answers the return code
+    /// runs the handler (at `data`) on one call, result written, and answers the return code
     pub call: unsafe fn(data: *const (), args: &crate::Args<'_>) -> ReturnCode,
-    /// drops the handler
+    /// drops the handler at `data` (and its box, when boxed)
     pub drop: unsafe fn(data: *mut ()),
+    /// the typed route's entry (a typed stub jumps here with the slot as a new first
+    /// argument); the refusing entry for handlers without one
+    pub typed: unsafe extern "C" fn(),
 }
 
-/// A handler: its vtable and its boxed data. Dropping it drops the handler.
+/// The state of a free slot: no tag, and a vtable whose typed entry refuses, so that a typed
+/// stub reached by a stale call through a freed slot still finds an entry.
+static FREE: HandlerVt =
+    HandlerVt { call: refuse_call, drop: drop_nothing, typed: crate::typed::REFUSING_ENTRY };
+
+/// # Safety
+/// Never called: a free slot's state has no LIVE tag.
+unsafe fn refuse_call(_: *const (), args: &crate::Args<'_>) -> ReturnCode {
+    args.native.frame().write_zero_result()
+}
+
+/// # Safety
+/// Nothing to drop.
+unsafe fn drop_nothing(_: *mut ()) {}
+
+fn free_state() -> usize {
+    &FREE as *const HandlerVt as usize
+}
+
+/// A handler: its vtable and its data, either a box's pointer or, for a handler of at most a
+/// word (no captures, or one small value), the handler's own bytes (`inline`): then it lives
+/// in the slot itself and costs no allocation. Dropping it drops the handler.
 pub(crate) struct HandlerBox {
     pub vt: &'static HandlerVt,
     pub data: *mut (),
+    pub inline: bool,
+}
+
+impl HandlerBox {
+    /// Where the handler is: the box, or the word holding it.
+    fn at(&mut self) -> *mut () {
+        if self.inline {
+            (&raw mut self.data).cast()
+        } else {
+            self.data
+        }
+    }
 }
 
 impl Drop for HandlerBox {
     fn drop(&mut self) {
-        // SAFETY: `data` came from the box `vt` was made for, and is dropped once.
-        unsafe { (self.vt.drop)(self.data) }
+        // SAFETY: `vt` was made for the handler at `at()`, which is dropped once.
+        unsafe { (self.vt.drop)(self.at()) }
     }
 }
 
 const LIVE: usize = 1;
 const RELEASED: usize = 2;
-const TAGS: usize = LIVE | RELEASED;
+/// The handler is stored inline in the slot's data word.
+const INLINE: usize = 4;
+const LIFE: usize = LIVE | RELEASED;
+const TAGS: usize = LIFE | INLINE;
 
-/// One thunk's slot. `repr(C)`: the typed stubs read `typed_entry`, the first word, from
-/// assembly (`jmp [slot]`).
+/// One thunk's slot. `repr(C)`: the typed stubs read `state`, the first word, from
+/// assembly, and jump to its vtable's typed entry.
 #[repr(C)]
 pub(crate) struct Slot {
-    /// the typed route's entry for the installed callback (a typed stub jumps here with the
-    /// slot as a new first argument); a refusing entry otherwise
-    pub typed_entry: AtomicUsize,
-    /// `0`, `vtable | LIVE` or `vtable | RELEASED`
+    /// free: the address of [`FREE`]; else the handler's vtable with `LIVE` or `RELEASED` and
+    /// maybe `INLINE`
     state: AtomicUsize,
-    /// the handler's data (valid while `state` is not 0)
+    /// the handler's box, or the handler itself (`INLINE`; valid while not free)
     data: UnsafeCell<*mut ()>,
-    /// the plan, an `Arc<PlanInfo>` turned raw (valid while `state` is not 0)
+    /// the plan, an `Arc<PlanInfo>` turned raw (valid while not free)
     info: UnsafeCell<*const PlanInfo>,
     /// the return protocol of the callback last installed here, for stale calls
     tombstone: AtomicU64,
@@ -107,10 +148,6 @@ pub(crate) struct Slot {
     owner: AtomicU32,
     /// calls in flight that are not on the hazard path
     inflight: AtomicU32,
-    /// this slot's id
-    pub id: u32,
-    /// the result's size, for a stale call's hidden result buffer
-    tomb_size: AtomicU32,
 }
 
 // SAFETY: `data` and `info` are written only while the slot is free (no call can read them:
@@ -134,6 +171,8 @@ pub(crate) struct Tombstone {
     pub callee_pop: u32,
     /// the hidden result pointer's location and whether it is returned in result register 0
     pub hidden: Option<(Loc, bool)>,
+    /// the result's size (the bytes a stale call zeroes through the hidden pointer)
+    pub size: u32,
 }
 
 impl Tombstone {
@@ -142,9 +181,15 @@ impl Tombstone {
             RetPlan::Indirect { pointer, returned_in } => Some((pointer, returned_in.is_some())),
             _ => None,
         };
-        Tombstone { code: plan.code, callee_pop: plan.callee_pop, hidden }
+        let size = plan.ret_layout.size;
+        Tombstone { code: plan.code, callee_pop: plan.callee_pop, hidden, size }
     }
 
+    /// One word: code (3 bits), hidden pointer kind (2) and returned flag (1), its register
+    /// number or stack offset (8), the callee pop (25) and the result size (25). The plans'
+    /// limits keep every field in range: results of at most `MAX_SIZE` (16 MiB), stack
+    /// arguments of at most `MAX_STACK_ARGUMENT_BYTES`, and the hidden pointer is the first
+    /// argument (register 0 or 1, stack offset 0).
     fn pack(self) -> u64 {
         let (kind, value, returned) = match self.hidden {
             None => (0u64, 0u64, false),
@@ -152,51 +197,46 @@ impl Tombstone {
             Some((Loc::Stack(o), r)) => (2, u64::from(o), r),
             Some((_, r)) => (3, 0, r),
         };
+        debug_assert!(value < 1 << 8 && self.callee_pop < 1 << 25 && self.size < 1 << 25);
         (self.code as u64)
-            | u64::from(self.callee_pop) << 8
-            | kind << 24
-            | u64::from(returned) << 26
-            | value << 32
+            | kind << 3
+            | u64::from(returned) << 5
+            | (value & 0xff) << 6
+            | u64::from(self.callee_pop & 0x1ff_ffff) << 14
+            | u64::from(self.size & 0x1ff_ffff) << 39
     }
 
     fn unpack(v: u64) -> Tombstone {
-        let code = match v & 0xff {
-            1 => ReturnCode::Word,
-            2 => ReturnCode::Word64,
-            3 => ReturnCode::Double,
-            4 => ReturnCode::Struct,
-            5 => ReturnCode::Float,
-            6 => ReturnCode::HiddenPointer,
-            _ => ReturnCode::Void,
-        };
-        let returned = v >> 26 & 1 == 1;
-        let hidden = match v >> 24 & 3 {
-            1 => Some((Loc::Int((v >> 32) as u8), returned)),
-            2 => Some((Loc::Stack((v >> 32) as u32), returned)),
+        let code = ReturnCode::from_u32((v & 7) as u32).unwrap_or(ReturnCode::Void);
+        let returned = v >> 5 & 1 == 1;
+        let value = (v >> 6 & 0xff) as u32;
+        let hidden = match v >> 3 & 3 {
+            1 => Some((Loc::Int(value as u8), returned)),
+            2 => Some((Loc::Stack(value), returned)),
             _ => None,
         };
-        Tombstone { code, callee_pop: (v >> 8 & 0xffff) as u32, hidden }
+        let callee_pop = (v >> 14 & 0x1ff_ffff) as u32;
+        let size = (v >> 39 & 0x1ff_ffff) as u32;
+        Tombstone { code, callee_pop, hidden, size }
     }
 }
 
 impl Slot {
-    fn empty(id: u32) -> Slot {
+    fn empty() -> Slot {
         Slot {
-            typed_entry: AtomicUsize::new(crate::typed::refusing_entry()),
-            state: AtomicUsize::new(0),
+            state: AtomicUsize::new(free_state()),
             data: UnsafeCell::new(std::ptr::null_mut()),
             info: UnsafeCell::new(std::ptr::null()),
             tombstone: AtomicU64::new(0),
             owner: AtomicU32::new(0),
             inflight: AtomicU32::new(0),
-            id,
-            tomb_size: AtomicU32::new(0),
         }
     }
 
-    /// The result size of the callback last installed here (for a stale call).
-    pub fn tomb_size(&self) -> u32 {
-        self.tomb_size.load(Ordering::Acquire)
+    /// This slot's address: what a hazard names.
+    #[inline(always)]
+    pub fn addr(&self) -> usize {
+        self as *const Slot as usize
     }
 
     /// The owner key (for the dispatcher's choice of path).
@@ -236,11 +276,12 @@ impl Slot {
         // SAFETY: a LIVE state was stored (Release) after `data` and `info` were written; the
         // announced call keeps them from being freed.
         unsafe {
-            Live {
-                vt: &*((state & !TAGS) as *const HandlerVt),
-                data: *self.data.get(),
-                info: &**self.info.get(),
-            }
+            let data = if state & INLINE != 0 {
+                self.data.get() as *const ()
+            } else {
+                *self.data.get() as *const ()
+            };
+            Live { vt: &*((state & !TAGS) as *const HandlerVt), data, info: &**self.info.get() }
         }
     }
 
@@ -263,17 +304,17 @@ impl Slot {
 
     /// Ends a counted call; the last one out frees a callback released meanwhile.
     #[inline]
-    pub fn exit_counted(&self, id: u32) {
+    pub fn exit_counted(&'static self) {
         if self.inflight.fetch_sub(1, Ordering::SeqCst) == 1 && self.released() {
-            registry().try_free(id, self);
+            registry().try_free(self);
         }
     }
 
     /// [`Slot::exit_counted`] for `return_from_context`, whose handler frame is still on the
     /// stack: the free is deferred (see [`Registry::defer_free`]).
-    pub fn exit_counted_deferred(&self, id: u32) {
+    pub fn exit_counted_deferred(&'static self) {
         if self.inflight.fetch_sub(1, Ordering::SeqCst) == 1 && self.released() {
-            registry().defer_free(id);
+            registry().defer_free(self);
         }
     }
 
@@ -325,15 +366,15 @@ pub(crate) struct Registry {
     pages: [AtomicPtr<Page>; MAX_PAGES],
     shift: AtomicU32,
     state: Mutex<PoolState>,
-    deferred: Mutex<Vec<u32>>,
+    /// released slots (addresses) whose free waits for a safe point
+    deferred: Mutex<Vec<usize>>,
 }
 
 /// What a freed slot may be reused for without surprising a stale caller: the return protocol
-/// and the record's target.
+/// (with the result size) and the record's target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Class {
     tomb: u64,
-    size: u32,
     target: usize,
 }
 
@@ -347,6 +388,8 @@ struct PoolState {
     releases: u64,
     /// releases a freed slot waits for before reuse
     quarantine: u64,
+    /// each page's slot array: its first slot's address, and the page's first slot id
+    slot_arrays: std::collections::BTreeMap<usize, u32>,
     abi: Option<Abi>,
     limit: usize,
 }
@@ -360,6 +403,7 @@ static REGISTRY: Registry = Registry {
         freed: HashMap::with_hasher(std::hash::BuildHasherDefault::new()),
         releases: 0,
         quarantine: DEFAULT_QUARANTINE,
+        slot_arrays: std::collections::BTreeMap::new(),
         abi: None,
         limit: MAX_PAGES,
     }),
@@ -384,30 +428,41 @@ pub(crate) enum Route {
         /// whether the plan puts an argument in a float register
         floats: bool,
     },
-    #[allow(dead_code)] // chosen by the typed route
-    /// a typed stub (a code page offset), with the i386 `bc_stub_copy`'s stack bytes
-    Stub {
-        /// the stub's offset in the code page
-        offset: u32,
-        /// the bytes of stack arguments `bc_stub_copy` copies (the record's third word)
-        stack_bytes: u32,
-    },
+    /// a typed stub (see `backcall_abi::stubs`) in front of the slot's typed entry
+    Stub(Stub),
 }
 
 impl Route {
     /// The target's code page offset and the record's stack-bytes word.
-    fn resolve(self, code: &backcall_abi::thunks::CodePage) -> (u32, u32) {
+    fn resolve(self, code: &backcall_abi::thunks::CodePage) -> Result<(u32, u32), Error> {
         match self {
-            Route::Context { floats } => (code.context_entry(floats), 0),
-            Route::Stub { offset, stack_bytes } => (offset, stack_bytes),
+            Route::Context { floats } => Ok((code.context_entry(floats), 0)),
+            Route::Stub(stub) => {
+                let offset = code.symbol(&stub.symbol()).ok_or_else(|| {
+                    Error::Code(format!("the code page has no {}", stub.symbol()))
+                })?;
+                Ok((offset, stub.stack_bytes()))
+            }
         }
     }
 }
 
+// A slot is 40 bytes on 64-bit machines: with its 16-byte record and its share of the data page,
+// under 64 bytes per callback whose handler fits a word.
+const _: () = assert!(std::mem::size_of::<Slot>() <= 40);
+// What the typed stubs read (abi/asm/<abi>/entry.s; backcall_abi::context).
+const _: () = {
+    let layout =
+        backcall_abi::context::ContextLayout::for_word(std::mem::size_of::<usize>() as u32);
+    assert!(std::mem::offset_of!(Slot, state) == backcall_abi::context::SLOT_STATE as usize);
+    assert!(TAGS == backcall_abi::context::SLOT_TAGS as usize);
+    assert!(std::mem::offset_of!(HandlerVt, typed) == layout.vtable_typed_entry() as usize);
+};
+
 impl Registry {
     /// The page and index of slot `id`, if the page exists.
     #[inline(always)]
-    fn locate(&self, id: u32) -> Option<(&Page, u32)> {
+    fn locate(&'static self, id: u32) -> Option<(&'static Page, u32)> {
         let shift = self.shift.load(Ordering::Acquire);
         let ptr = self.pages.get((id >> shift) as usize)?.load(Ordering::Acquire);
         // SAFETY: published pages are leaked boxes, never freed.
@@ -417,66 +472,71 @@ impl Registry {
 
     /// The slot with this id, if it exists.
     #[inline(always)]
-    pub fn slot(&self, id: u32) -> Option<&Slot> {
+    pub fn slot(&'static self, id: u32) -> Option<&'static Slot> {
         let (page, i) = self.locate(id)?;
         page.slots.get(i as usize)
     }
 
     /// The page slot `id` lives in.
-    pub fn page(&self, id: u32) -> &ExecPage {
+    pub fn page(&'static self, id: u32) -> &'static ExecPage {
         &self.locate(id).expect("a slot id names a published page").0.exec
+    }
+
+    /// Whether slot `id`'s thunk jumps to a typed stub.
+    pub fn on_typed_route(&'static self, id: u32) -> bool {
+        let (page, i) = self.locate(id).expect("a slot id names a published page");
+        let target = page.target(i) as u32;
+        page.exec.code.context_entry(true) != target
+            && page.exec.code.context_entry(false) != target
     }
 
     /// The thunk address of slot `id` (C's function pointer).
     #[inline(always)]
-    pub fn thunk(&self, id: u32) -> usize {
+    pub fn thunk(&'static self, id: u32) -> usize {
         let (page, i) = self.locate(id).expect("a slot id names a published page");
         page.exec.thunk(i)
     }
 
     /// Installs a callback in a free slot (growing the pool by a page if none fits) and
     /// answers the slot id. `owner` is the owner thread's key or [`SERIALIZED`]; `route` the
-    /// thunk's target; `typed_entry` the typed route's entry (or the refusing one).
+    /// thunk's target (a typed stub jumps to the handler's vtable's typed entry).
     pub fn install(
-        &self,
+        &'static self,
         abi: Abi,
         info: Arc<PlanInfo>,
         owner: u32,
         handler: HandlerBox,
         route: Route,
-        typed_entry: usize,
     ) -> Result<u32, Error> {
         self.free_deferred();
         let tomb = Tombstone::of(&info.plan).pack();
-        let size = info.plan.ret_layout.size;
         let code = pool::template_for(abi)?;
-        let (target, stack_bytes) = route.resolve(code);
-        let class = Class { tomb, size, target: target as usize };
+        let (target, stack_bytes) = route.resolve(code)?;
+        let class = Class { tomb, target: target as usize };
         let id = self.take_free(abi, class)?;
         let (page, i) = self.locate(id).expect("free ids name published slots");
         let slot = &page.slots[i as usize];
         let vt = handler.vt as *const HandlerVt as usize;
-        debug_assert_eq!(vt & TAGS, 0, "vtables are word-aligned");
-        // SAFETY: the slot is free (state 0, off the free lists): no call reads these fields.
+        debug_assert_eq!(vt & TAGS, 0, "vtables are 8-aligned");
+        let inline = if handler.inline { INLINE } else { 0 };
+        // SAFETY: the slot is free (off the free lists, no LIVE tag): no call reads these.
         unsafe {
             *slot.data.get() = handler.data;
             *slot.info.get() = Arc::into_raw(info);
         }
         std::mem::forget(handler);
         slot.tombstone.store(tomb, Ordering::Release);
-        slot.tomb_size.store(size, Ordering::Release);
         slot.owner.store(owner, Ordering::Relaxed);
-        slot.typed_entry.store(typed_entry, Ordering::Release);
         page.set_route(i, target, stack_bytes);
         // Publishes data, info, tombstone, owner and route (hazard.rs: the owner re-check
         // after this Acquire-read state relies on the owner store coming first).
-        slot.state.store(vt | LIVE, Ordering::Release);
+        slot.state.store(vt | inline | LIVE, Ordering::Release);
         Ok(id)
     }
 
     /// Releases the callback in slot `id`: later calls are stale; it is freed now, or by the
     /// last call still in flight.
-    pub fn release(&self, id: u32) {
+    pub fn release(&'static self, id: u32) {
         let slot = self.slot(id).expect("a live callback's slot");
         let state = slot.state.load(Ordering::Relaxed);
         if state & LIVE == 0 {
@@ -484,8 +544,8 @@ impl Registry {
         }
         // SeqCst: ordered before the in-flight counter read in `try_free` (Dekker with the
         // counted calls' increment-then-read).
-        slot.state.swap(state ^ TAGS, Ordering::SeqCst);
-        self.try_free(id, slot);
+        slot.state.swap(state ^ LIFE, Ordering::SeqCst);
+        self.try_free(slot);
         self.free_deferred();
     }
 
@@ -494,7 +554,7 @@ impl Registry {
     /// Runs under the pool lock: a slot is freed and reused only under it, so the
     /// installation checked here cannot be freed, reused and released again (the same state
     /// value) by another party before this one decides.
-    pub fn try_free(&self, id: u32, slot: &Slot) {
+    pub fn try_free(&'static self, slot: &'static Slot) {
         let mut pool = self.lock();
         let state = slot.state.load(Ordering::SeqCst);
         if state & RELEASED == 0 || slot.inflight.load(Ordering::SeqCst) != 0 {
@@ -508,26 +568,29 @@ impl Registry {
             // Only this thread takes the hazard path for this callback, and its own hazards
             // are in program order. (Another thread's hazard on this slot belongs to a call
             // that will find it is not the owner and never touch the handler.)
-            if me.holds(id) {
+            if me.holds(slot.addr()) {
                 return;
             }
         } else {
-            if !hazard::heavy_barrier() || hazard::any_holds(id) {
+            if !hazard::heavy_barrier() || hazard::any_holds(slot.addr()) {
                 return;
             }
         }
-        slot.state.store(0, Ordering::Relaxed);
+        let id = id_of(&pool, slot);
+        slot.state.store(free_state(), Ordering::Relaxed);
         // SAFETY: this party freed the state under the lock; no call is in flight; the fields
         // are the released callback's, taken exactly once (the slot is reused only after the
         // id is pushed below).
         let (handler, info) = unsafe {
-            let handler =
-                HandlerBox { vt: &*((state & !TAGS) as *const HandlerVt), data: *slot.data.get() };
+            let handler = HandlerBox {
+                vt: &*((state & !TAGS) as *const HandlerVt),
+                data: *slot.data.get(),
+                inline: state & INLINE != 0,
+            };
             (handler, Arc::from_raw(std::mem::replace(&mut *slot.info.get(), std::ptr::null())))
         };
         let class = Class {
             tomb: slot.tombstone.load(Ordering::Relaxed),
-            size: slot.tomb_size(),
             target: self.locate(id).map_or(0, |(page, i)| page.target(i)),
         };
         let seq = pool.releases;
@@ -546,18 +609,23 @@ impl Registry {
     /// Frees, at a later safe point, a released callback whose handler frame is still on the
     /// stack (`return_from_context` jumps over it: freeing its closure under it would pull
     /// memory from under a live `&self`).
-    pub fn defer_free(&self, id: u32) {
-        self.deferred.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+    pub fn defer_free(&self, slot: &'static Slot) {
+        self.deferred.lock().unwrap_or_else(|p| p.into_inner()).push(slot.addr());
     }
 
     /// Frees what [`Registry::defer_free`] put aside (called on create and release).
-    fn free_deferred(&self) {
-        let ids = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
-        for id in ids {
-            if let Some(slot) = self.slot(id) {
-                self.try_free(id, slot);
-            }
+    fn free_deferred(&'static self) {
+        let slots = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        for addr in slots {
+            // SAFETY: deferred addresses are of slots, which are never freed.
+            self.try_free(unsafe { &*(addr as *const Slot) });
         }
+    }
+
+    /// The thunk address of `slot` (for reports on cold paths).
+    pub fn thunk_of(&'static self, slot: &Slot) -> usize {
+        let id = id_of(&self.lock(), slot);
+        self.thunk(id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
@@ -612,7 +680,8 @@ impl Registry {
         let first = (state.pages as u32) << shift;
         let exec = pool::map_page(abi, crate::dispatch::entry_address())?;
         let count = exec.code.thunks;
-        let slots: Box<[Slot]> = (0..count).map(|i| Slot::empty(first | i)).collect();
+        let slots: Box<[Slot]> = (0..count).map(|_| Slot::empty()).collect();
+        state.slot_arrays.insert(slots.as_ptr() as usize, first);
         let page = Box::new(Page { exec, slots });
         let default = page.exec.code.context_entry(true);
         for i in 0..count {
@@ -645,6 +714,15 @@ impl Registry {
     }
 }
 
+/// The id of `slot`, from the slot arrays' addresses (a slot does not store its id: the pool
+/// lock is held wherever it is needed, off the call path).
+fn id_of(pool: &PoolState, slot: &Slot) -> u32 {
+    let addr = slot.addr();
+    let (&start, &first) =
+        pool.slot_arrays.range(..=addr).next_back().expect("a slot lies in a slot array");
+    first + ((addr - start) / std::mem::size_of::<Slot>()) as u32
+}
+
 /// The owner key a new callback of `policy` gets on this thread.
 pub(crate) fn owner_key(policy: ThreadPolicy) -> Result<u32, Error> {
     match policy {
@@ -664,16 +742,18 @@ mod tests {
     #[test]
     fn tombstones_round_trip() {
         for t in [
-            Tombstone { code: ReturnCode::Double, callee_pop: 12, hidden: None },
+            Tombstone { code: ReturnCode::Double, callee_pop: 12, hidden: None, size: 8 },
             Tombstone {
                 code: ReturnCode::HiddenPointer,
-                callee_pop: 4,
+                callee_pop: 1 << 20,
                 hidden: Some((Loc::Stack(0), true)),
+                size: (1 << 24) - 1,
             },
             Tombstone {
                 code: ReturnCode::HiddenPointer,
                 callee_pop: 0,
                 hidden: Some((Loc::Int(8), false)),
+                size: 1 << 24,
             },
         ] {
             assert_eq!(Tombstone::unpack(t.pack()), t);

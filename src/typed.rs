@@ -19,9 +19,16 @@ use std::marker::PhantomData;
 
 use backcall_abi::{Scalar, Signature, Type};
 
-use crate::callback::handler_box;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use backcall_abi::ReturnCode;
+
+use crate::callback::{store_handler, Handler};
+use crate::dispatch::{call, CallSite};
+use crate::error::{report, CallbackError};
+use crate::hazard::ThreadState;
 use crate::marshal::Value;
-use crate::registry::ThreadPolicy;
+use crate::registry::{registry, Live, Slot, ThreadPolicy};
 use crate::{Args, Callback, Error, Prototype};
 
 /// A Rust type with a C scalar counterpart.
@@ -32,6 +39,11 @@ pub trait CType: Copy + 'static {
     fn from_bits(bits: u64) -> Self;
     /// The value as a result.
     fn into_value(self) -> Value;
+    /// What a refused call returns (a call from a foreign thread): -1 for integers and
+    /// pointers, as on the context route; 0.0 for floats.
+    fn refused() -> Self {
+        Self::from_bits(u64::MAX)
+    }
 }
 
 macro_rules! int_ctype {
@@ -71,6 +83,9 @@ impl CType for f32 {
     fn into_value(self) -> Value {
         Value::F32(self)
     }
+    fn refused() -> Self {
+        0.0
+    }
 }
 
 impl CType for f64 {
@@ -80,6 +95,9 @@ impl CType for f64 {
     }
     fn into_value(self) -> Value {
         Value::F64(self)
+    }
+    fn refused() -> Self {
+        0.0
     }
 }
 
@@ -104,6 +122,10 @@ pub trait CRet: 'static {
     fn c_type() -> Type;
     /// The value as a result.
     fn into_value(self) -> Value;
+    /// What a failed call returns (stale, or the handler panicked).
+    fn zero() -> Self;
+    /// What a refused call returns (a call from a foreign thread).
+    fn refused() -> Self;
 }
 
 impl CRet for () {
@@ -113,6 +135,8 @@ impl CRet for () {
     fn into_value(self) -> Value {
         Value::Void
     }
+    fn zero() {}
+    fn refused() {}
 }
 
 impl<T: CType> CRet for T {
@@ -121,6 +145,12 @@ impl<T: CType> CRet for T {
     }
     fn into_value(self) -> Value {
         CType::into_value(self)
+    }
+    fn zero() -> T {
+        T::from_bits(0)
+    }
+    fn refused() -> T {
+        T::refused()
     }
 }
 
@@ -162,8 +192,81 @@ fn prototype_of<F: 'static>(signature: impl FnOnce() -> Signature) -> Result<Pro
     Ok(proto)
 }
 
+/// A typed closure `F` of the `extern "C" fn` type `Sig`, as a slot's handler: the typed
+/// entry calls it directly; the context route (a signature without a typed stub) through
+/// [`Handler::call`], decoding [`Args`].
+struct Typed<F, Sig>(F, PhantomData<fn() -> Sig>);
+
+/// The typed route's side of a call (see [`crate::dispatch::CallSite`]): `invoke` runs the
+/// closure at the slot's handler data.
+struct TypedSite<G>(G);
+
+impl<R: CRet, G: FnOnce(*const ()) -> R> CallSite for TypedSite<G> {
+    type Out = R;
+
+    #[inline(always)]
+    fn run(self, slot: &'static Slot, live: Live<'_>, _: &ThreadState) -> R {
+        let data = live.data;
+        match catch_unwind(AssertUnwindSafe(|| (self.0)(data))) {
+            Ok(r) => r,
+            Err(panic) => {
+                let message = crate::error::panic_message(&*panic);
+                report(CallbackError::Panicked { thunk: registry().thunk_of(slot), message });
+                R::zero()
+            }
+        }
+    }
+
+    #[cold]
+    fn stale(self, slot: &'static Slot) -> R {
+        report(CallbackError::Stale { thunk: registry().thunk_of(slot) });
+        R::zero()
+    }
+
+    #[cold]
+    fn refused(self, slot: &'static Slot, _: Live<'_>) -> R {
+        report(CallbackError::WrongThread { thunk: registry().thunk_of(slot) });
+        R::refused()
+    }
+}
+
 macro_rules! typed_arity {
-    ($($a:ident $i:tt),*) => {
+    ($($a:ident $n:ident $i:tt),*) => {
+        impl<F, R: CRet, $($a: CType),*> Typed<F, extern "C" fn($($a),*) -> R>
+        where
+            F: Fn($($a),*) -> R + Send + Sync + 'static,
+        {
+            /// The typed entry: a typed stub passes the slot, then the C caller's arguments.
+            #[allow(clippy::too_many_arguments)]
+            extern "C" fn entry(slot: &'static Slot, $($n: $a),*) -> R {
+                call(slot, TypedSite(move |data: *const ()| {
+                    // SAFETY: `data` points at the slot's handler, this `Typed`.
+                    let typed = unsafe { &*data.cast::<Self>() };
+                    (typed.0)($($n),*)
+                }))
+            }
+        }
+
+        impl<F, R: CRet, $($a: CType),*> Handler for Typed<F, extern "C" fn($($a),*) -> R>
+        where
+            F: Fn($($a),*) -> R + Send + Sync + 'static,
+        {
+            // SAFETY (of the transmute): a function pointer to a function pointer; the stubs
+            // call it with exactly `entry`'s signature.
+            const TYPED: unsafe extern "C" fn() = unsafe {
+                std::mem::transmute::<extern "C" fn(&'static Slot, $($a),*) -> R, unsafe extern "C" fn()>(
+                    Self::entry,
+                )
+            };
+
+            unsafe fn call(data: *const (), args: &Args) -> ReturnCode {
+                // SAFETY: `data` points at this handler (the slot's).
+                let f = unsafe { &(*data.cast::<Self>()).0 };
+                let value = f($(typed_arg::<$a>(args, $i)),*).into_value();
+                args.write_typed(value, std::mem::size_of::<R>())
+            }
+        }
+
         impl<R: CRet, $($a: CType),*> TypedCallback<extern "C" fn($($a),*) -> R> {
             /// A single-threaded typed callback.
             pub fn new(f: impl Fn($($a),*) -> R + Send + Sync + 'static) -> Result<Self, Error> {
@@ -171,19 +274,15 @@ macro_rules! typed_arity {
             }
 
             /// A typed callback with an explicit thread policy.
-            pub fn with_policy(
-                policy: ThreadPolicy,
-                f: impl Fn($($a),*) -> R + Send + Sync + 'static,
-            ) -> Result<Self, Error> {
+            pub fn with_policy<F>(policy: ThreadPolicy, f: F) -> Result<Self, Error>
+            where
+                F: Fn($($a),*) -> R + Send + Sync + 'static,
+            {
                 let proto = prototype_of::<extern "C" fn($($a),*) -> R>(|| {
                     Signature::new(R::c_type(), vec![$(Type::Scalar($a::SCALAR)),*])
                 })?;
-                #[allow(unused_variables)]
-                let handler = handler_box(move |args: &Args| {
-                    let value = f($(typed_arg::<$a>(args, $i)),*).into_value();
-                    args.write_typed(value, std::mem::size_of::<R>())
-                });
-                let inner = proto.install(policy, handler)?;
+                let handler = store_handler(Typed::<F, extern "C" fn($($a),*) -> R>(f, PhantomData));
+                let inner = proto.install_typed(policy, handler)?;
                 Ok(TypedCallback { inner, _f: PhantomData })
             }
         }
@@ -191,29 +290,30 @@ macro_rules! typed_arity {
 }
 
 typed_arity!();
-typed_arity!(A 0);
-typed_arity!(A 0, B 1);
-typed_arity!(A 0, B 1, C 2);
-typed_arity!(A 0, B 1, C 2, D 3);
-typed_arity!(A 0, B 1, C 2, D 3, E 4);
-typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5);
-typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6);
-typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6, I 7);
-typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6, I 7, J 8);
-typed_arity!(A 0, B 1, C 2, D 3, E 4, G 5, H 6, I 7, J 8, K 9);
+typed_arity!(A a 0);
+typed_arity!(A a 0, B b 1);
+typed_arity!(A a 0, B b 1, C c 2);
+typed_arity!(A a 0, B b 1, C c 2, D d 3);
+typed_arity!(A a 0, B b 1, C c 2, D d 3, E e 4);
+typed_arity!(A a 0, B b 1, C c 2, D d 3, E e 4, G g 5);
+typed_arity!(A a 0, B b 1, C c 2, D d 3, E e 4, G g 5, H h 6);
+typed_arity!(A a 0, B b 1, C c 2, D d 3, E e 4, G g 5, H h 6, I i 7);
+typed_arity!(A a 0, B b 1, C c 2, D d 3, E e 4, G g 5, H h 6, I i 7, J j 8);
+typed_arity!(A a 0, B b 1, C c 2, D d 3, E e 4, G g 5, H h 6, I i 7, J j 8, K k 9);
 
 /// The typed entry of a slot that holds no typed callback: reached only by a stale call
-/// through a typed callback's old function pointer after its slot was reused by a dynamic
-/// callback. It reports the call as stale and returns 0 (in the integer result register; the
-/// registry's reuse policy keeps such reuse to a full pool).
-pub(crate) fn refusing_entry() -> usize {
-    extern "C" fn refuse(slot: *const crate::registry::Slot) -> usize {
+/// through a typed callback's old function pointer after its slot was freed, or reused by a
+/// dynamic callback. It reports the call as stale and returns 0 (in the integer result
+/// register; the registry's reuse policy keeps reuse by another route to a full pool).
+pub(crate) const REFUSING_ENTRY: unsafe extern "C" fn() = {
+    extern "C" fn refuse(slot: *const Slot) -> usize {
         // SAFETY: a typed stub passes the slot word of a live page: a never-freed slot.
-        let id = unsafe { (*slot).id };
-        crate::error::report(crate::CallbackError::Stale {
-            thunk: crate::registry::registry().thunk(id),
-        });
+        let thunk = registry().thunk_of(unsafe { &*slot });
+        report(CallbackError::Stale { thunk });
         0
     }
-    refuse as extern "C" fn(*const crate::registry::Slot) -> usize as usize
-}
+    // SAFETY: a function pointer to a function pointer; stubs pass the slot first.
+    unsafe {
+        std::mem::transmute::<extern "C" fn(*const Slot) -> usize, unsafe extern "C" fn()>(refuse)
+    }
+};

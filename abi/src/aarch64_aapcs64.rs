@@ -16,6 +16,7 @@ use crate::layout::{round_up, Layout};
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
 };
+use crate::stubs::StubFamily;
 use crate::types::{Convention, Scalar, Signature};
 use crate::AbiError;
 
@@ -288,6 +289,12 @@ impl AbiSpec for Aarch64Aapcs64 {
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
         LINUX.plan(sig, args, ret)
+    }
+
+    fn stub_family(&self) -> StubFamily {
+        // §6.8.2 C.9-C.11: integer arguments take the next of x0-x7, independently of the
+        // SIMD registers: a leading pointer moves only the integer ones.
+        StubFamily::ShiftInt
     }
 
     fn toolchain(&self) -> Toolchain {

@@ -25,6 +25,7 @@ use crate::aarch64_aapcs64::{Aarch64Aapcs64, Variant};
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::Layout;
 use crate::plan::CallPlan;
+use crate::stubs::StubFamily;
 use crate::types::{Convention, Scalar, Signature};
 use crate::AbiError;
 
@@ -65,6 +66,11 @@ impl AbiSpec for Aarch64Apple {
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
         APPLE.plan(sig, args, ret)
+    }
+
+    fn stub_family(&self) -> StubFamily {
+        // As AAPCS64 (Apple's "Writing ARM64 code for Apple platforms" changes only the stack).
+        StubFamily::ShiftInt
     }
 
     fn toolchain(&self) -> Toolchain {

@@ -165,6 +165,9 @@ pub trait AbiSpec: Sync {
 
     /// The compilers that emit code for this ABI, and the authority its plans follow.
     fn toolchain(&self) -> Toolchain;
+
+    /// The moves this ABI's typed stubs make (`abi/asm/<abi>/entry.s`; see [`crate::stubs`]).
+    fn stub_family(&self) -> crate::stubs::StubFamily;
 }
 
 /// The compilers that emit code for an ABI, and whose rules its plans follow.

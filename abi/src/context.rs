@@ -117,7 +117,18 @@ pub const RECORD_SLOT: u32 = 0;
 /// typed stub `bc_stub_copy` copies.
 pub const RECORD_STACK_BYTES: u32 = 8;
 
+/// The typed stubs' view of a slot (the runtime's `Slot`, `registry.rs`, asserts it): its
+/// first word is its handler's vtable address with tag bits below [`SLOT_TAGS`] ...
+pub const SLOT_STATE: u32 = 0;
+/// ... the tag bits masked off the first word to get the vtable ...
+pub const SLOT_TAGS: u32 = 7;
+
 impl ContextLayout {
+    /// ... and the vtable's third word is the handler's typed entry.
+    pub const fn vtable_typed_entry(&self) -> u32 {
+        2 * self.word
+    }
+
     /// Offset of a record's target word (the word after [`RECORD_SLOT`]).
     pub const fn record_target(&self) -> u32 {
         self.word
@@ -158,6 +169,9 @@ impl ContextLayout {
             // stack arguments an i386 typed stub copies.
             set("RECORD_STACK_BYTES", RECORD_STACK_BYTES);
         }
+        set("SLOT_STATE", SLOT_STATE);
+        set("SLOT_TAGS", SLOT_TAGS);
+        set("VTABLE_TYPED_ENTRY", self.vtable_typed_entry());
         set("PAGE_SIZE", crate::arch::ASSEMBLED_PAGE_SIZE);
         for code in crate::ReturnCode::ALL {
             set(&format!("RC_{}", code.asm_name()), code as u32);

@@ -20,6 +20,7 @@ use crate::layout::{ilp32_scalar_layout, FieldLayout, Layout, Shape};
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
 };
+use crate::stubs::StubFamily;
 use crate::types::{AggregateKind, Convention, Scalar, Signature};
 use crate::AbiError;
 
@@ -117,6 +118,13 @@ impl AbiSpec for I386 {
 
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
         Ok(plan(self.flavour, sig, args, ret))
+    }
+
+    fn stub_family(&self) -> StubFamily {
+        // Every argument of cdecl and stdcall is on the stack (i386 psABI §2.2.3, Microsoft
+        // "Argument passing and naming conventions"): a leading pointer needs a new frame, or,
+        // for a callee-pops signature, `ecx` under thiscall.
+        StubFamily::Frame
     }
 
     fn toolchain(&self) -> Toolchain {

@@ -22,6 +22,7 @@ pub mod blobs;
 pub mod context;
 pub mod layout;
 pub mod plan;
+pub mod stubs;
 pub mod thunks;
 pub mod types;
 

@@ -167,11 +167,15 @@ impl CodePage {
         self.put_word(data, DATA_DISPATCH, dispatch);
     }
 
-    /// Writes thunk `i`'s record: its slot word and the absolute address of its target.
-    pub fn write_record(&self, data: &mut [u8], i: u32, slot: u64, target: u64) {
+    /// Writes thunk `i`'s record: its slot word, the absolute address of its target and, on
+    /// 32-bit machines, the stack bytes `bc_stub_copy` copies.
+    pub fn write_record(&self, data: &mut [u8], i: u32, slot: u64, target: u64, stack_bytes: u32) {
         let at = self.thunk_offset(i);
         self.put_word(data, at + RECORD_SLOT, slot);
         self.put_word(data, at + self.layout().record_target(), target);
+        if self.abi.word_size() == 4 {
+            self.put_word(data, at + crate::context::RECORD_STACK_BYTES, u64::from(stack_bytes));
+        }
     }
 
     /// The words of a record: `(slot, target)`.

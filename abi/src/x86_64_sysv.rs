@@ -8,6 +8,7 @@ use crate::layout::Layout;
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
 };
+use crate::stubs::StubFamily;
 use crate::types::{Convention, Scalar, Signature};
 use crate::AbiError;
 
@@ -170,6 +171,12 @@ impl AbiSpec for X86_64Sysv {
             stack_bytes: alloc.stack,
             callee_pop: 0,
         })
+    }
+
+    fn stub_family(&self) -> StubFamily {
+        // §3.2.3: INTEGER arguments take the next of rdi, rsi, rdx, rcx, r8, r9, independently
+        // of the SSE registers: a leading pointer moves only the integer ones.
+        StubFamily::ShiftInt
     }
 
     fn toolchain(&self) -> Toolchain {

@@ -17,6 +17,7 @@ use crate::layout::Layout;
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
 };
+use crate::stubs::StubFamily;
 use crate::types::{Convention, Scalar, Signature};
 use crate::AbiError;
 
@@ -163,6 +164,13 @@ impl AbiSpec for X86_64Win64 {
             stack_bytes: alloc.stack,
             callee_pop: 0,
         })
+    }
+
+    fn stub_family(&self) -> StubFamily {
+        // "x64 calling convention", Parameter passing: the first four arguments are assigned
+        // by position (rcx/xmm0, rdx/xmm1, r8/xmm2, r9/xmm3): a leading pointer moves each
+        // position up one.
+        StubFamily::ShiftPosition
     }
 
     fn toolchain(&self) -> Toolchain {

@@ -531,7 +531,7 @@ impl Machine {
             page.init_data(&mut data, DISPATCH_ADDR);
             let entry = CODE_BASE + u64::from(page.context_entry(true));
             for i in 0..page.thunks {
-                page.write_record(&mut data, i, u64::from(i), entry);
+                page.write_record(&mut data, i, u64::from(i), entry, 0);
             }
             uc.mem_write(DATA_BASE, &data).map_err(uc_err("write the data page"))?;
         }
@@ -671,20 +671,49 @@ impl Machine {
         let entry = page.context_entry(plan.uses_float_registers());
         let slot = self.add_slot(plan, handler)?;
         debug_assert_eq!(slot, next);
-        self.set_record(slot, u64::from(slot), entry)
+        self.set_record(slot, u64::from(slot), entry, 0)
+    }
+
+    /// A thunk on the typed route: its record's slot word is `slot_word` (the stub passes it as
+    /// a new first argument and jumps to the address stored at it) and its target is `stub`.
+    /// The thunk's slot in the machine is reserved with `plan`; a dispatch through it (the
+    /// stub never dispatches) is a [`Violation::UnknownSlot`]-like failure of the handler.
+    pub fn add_typed_route(
+        &mut self,
+        plan: CallPlan,
+        slot_word: u64,
+        stub: backcall_abi::stubs::Stub,
+    ) -> Result<u64, MachineError> {
+        let abi = self.core.abi;
+        let page = self.core.page.as_ref().ok_or(MachineError::Page(PageError::NoBlobs(abi)))?;
+        let name = stub.symbol();
+        let target = page.symbol(&name).ok_or(MachineError::Page(PageError::NoBlobs(abi)))?;
+        let next = self.core.state.borrow().slots.len() as u32;
+        if next >= page.thunks {
+            return Err(MachineError::TooManyCallbacks { capacity: page.thunks });
+        }
+        let slot =
+            self.add_slot(plan, move |_, _| panic!("the typed route through {name} dispatched"))?;
+        self.set_record(slot, slot_word, target, stub.stack_bytes())
     }
 
     /// Points thunk `i`'s record at `target` (a code page offset: an entry or a typed stub),
     /// with `slot` as its slot word (the machine's slot id, or any word a typed stub passes
-    /// on); answers the thunk's address.
-    pub fn set_record(&mut self, i: u32, slot: u64, target: u32) -> Result<u64, MachineError> {
+    /// on) and `stack_bytes` for `bc_stub_copy`; answers the thunk's address.
+    pub fn set_record(
+        &mut self,
+        i: u32,
+        slot: u64,
+        target: u32,
+        stack_bytes: u32,
+    ) -> Result<u64, MachineError> {
         let abi = self.core.abi;
         let page = self.core.page.as_ref().ok_or(MachineError::Page(PageError::NoBlobs(abi)))?;
         if i >= page.thunks {
             return Err(MachineError::TooManyCallbacks { capacity: page.thunks });
         }
         let mut data = vec![0u8; CODE_PAGE_SIZE as usize];
-        page.write_record(&mut data, i, slot, CODE_BASE + u64::from(target));
+        page.write_record(&mut data, i, slot, CODE_BASE + u64::from(target), stack_bytes);
         let at = page.thunk_offset(i) as usize;
         let record = &data[at..at + backcall_abi::thunks::THUNK_STRIDE as usize];
         self.core.mem.write(DATA_BASE + at as u64, record);

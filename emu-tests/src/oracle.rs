@@ -86,9 +86,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use backcall::marshal::Frame;
+use backcall::memory::Memory as _;
+use backcall_abi::stubs::{typed_stub, Stub};
 use backcall_abi::thunks::CodePage;
 use backcall_abi::{Abi, CallPlan, Loc, RetPlan, Shape};
-use backcall_oracle::callers::{arg_wide_name, caller_name, result_name, ret_wide_name, widened};
+use backcall_oracle::callers::{
+    arg_wide_name, caller_name, env_name, got_name, got_wide_name, result_name, ret_wide_name,
+    target_name, widened,
+};
 use backcall_oracle::compare::{compare, ret_location, Received, Seen};
 use backcall_oracle::compile::{compile_dropping_rejected, Compiled};
 use backcall_oracle::matrix::{Column, Matrix};
@@ -131,10 +136,24 @@ pub fn require_clang(abi: Abi) -> Result<Compiler, String> {
 /// Runs `cases` on `abi` at `opt` once per compiler (in parallel, two at a time per core) and
 /// judges the runs together.
 pub fn run_matrix(abi: Abi, compilers: &[Compiler], cases: &[Case], opt: Opt) -> Matrix {
+    run_matrix_on(Route::Context, abi, compilers, cases, opt)
+}
+
+/// [`run_matrix`] on `route`.
+pub fn run_matrix_on(
+    route: Route,
+    abi: Abi,
+    compilers: &[Compiler],
+    cases: &[Case],
+    opt: Opt,
+) -> Matrix {
     let columns = std::thread::scope(|scope| {
         let runs: Vec<_> = compilers
             .iter()
-            .map(|c| scope.spawn(move || EmuOracle::new(c.clone()).run(cases, opt)))
+            .map(|c| {
+                scope
+                    .spawn(move || EmuOracle { route, ..EmuOracle::new(c.clone()) }.run(cases, opt))
+            })
             .collect();
         runs.into_iter()
             .zip(compilers)
@@ -147,13 +166,49 @@ pub fn run_matrix(abi: Abi, compilers: &[Compiler], cases: &[Case], opt: Opt) ->
     Matrix::new(abi, opt, cases.len(), columns)
 }
 
+/// One installed case, ready to be called and judged (see `Bench::call_and_judge`).
+struct Call<'a> {
+    /// the thunk the caller calls
+    thunk: u64,
+    /// the callee's plan (the context route's callback; the caller's plan on the typed route)
+    plan: &'a CallPlan,
+    /// the plan of the caller's signature, which the return probe checks against
+    expect: &'a Rc<CallPlan>,
+    /// the result bytes the callee returns
+    returned: &'a [u8],
+    /// whether the result travels by the plan (context route) or by the compiler's rules
+    results_by_plan: bool,
+}
+
+/// The typed stub of case `p` on `abi` in `page`, or why it takes the context route.
+fn typed_stub_for_case(abi: Abi, p: &Prepared, page: &CodePage) -> Result<Stub, String> {
+    let plan = abi.plan(&p.case.signature).map_err(|e| e.to_string())?;
+    typed_stub(&plan, page)
+}
+
+/// Which route of the runtime a run proves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Route {
+    /// thunk → entry → the dispatcher → a handler over the plan (every signature)
+    #[default]
+    Context,
+    /// thunk → typed stub → a compiled C target `R bc_target_N(void *env, args…)`: no plan and
+    /// no runtime rule between the caller and the callee, only the stub's moves. A signature
+    /// without a stub is skipped ("takes the context route").
+    Typed,
+}
+
 /// The emulated oracle for one ABI and one compiler.
 pub struct EmuOracle {
     /// the ABI (the machine and the plans)
     pub abi: Abi,
     /// the compiler of the callers
     pub compiler: Compiler,
+    /// the route proven
+    pub route: Route,
     tamper: Option<Box<Tamper>>,
+    /// typed route: replaces the chosen stub (tests that show a wrong stub is caught)
+    stub_tamper: Option<fn(Stub) -> Stub>,
 }
 
 impl std::fmt::Debug for EmuOracle {
@@ -161,6 +216,7 @@ impl std::fmt::Debug for EmuOracle {
         f.debug_struct("EmuOracle")
             .field("abi", &self.abi)
             .field("compiler", &self.compiler)
+            .field("route", &self.route)
             .field("tampered", &self.tamper.is_some())
             .finish()
     }
@@ -169,7 +225,29 @@ impl std::fmt::Debug for EmuOracle {
 impl EmuOracle {
     /// The oracle for `compiler`'s ABI with `compiler`, with the plans `abi.plan` computes.
     pub fn new(compiler: Compiler) -> EmuOracle {
-        EmuOracle { abi: compiler.abi, compiler, tamper: None }
+        EmuOracle {
+            abi: compiler.abi,
+            compiler,
+            route: Route::Context,
+            tamper: None,
+            stub_tamper: None,
+        }
+    }
+
+    /// The same oracle on the typed route (see [`Route::Typed`]).
+    pub fn typed(self) -> Self {
+        self.on(Route::Typed)
+    }
+
+    /// The same oracle on `route`.
+    pub fn on(self, route: Route) -> Self {
+        EmuOracle { route, ..self }
+    }
+
+    /// The same oracle on the typed route, every case's stub replaced by `tamper`'s (for tests
+    /// that show a wrong stub is caught).
+    pub fn typed_with_stub(self, tamper: fn(Stub) -> Stub) -> Self {
+        EmuOracle { route: Route::Typed, stub_tamper: Some(tamper), ..self }
     }
 
     /// The oracle for `abi` with the default clang.
@@ -246,6 +324,24 @@ impl EmuOracle {
             .thunks as usize;
         let capacity = capacity.max(1);
         let mut prepared = Prepared::batch(abi, cases, &mut report);
+        if self.route == Route::Typed {
+            let page = CodePage::template(abi, CODE_PAGE_SIZE)
+                .map_err(|e| RunError(format!("{abi}: {e} (abi/src/blobs/)")))?;
+            prepared.retain_mut(|p| match typed_stub_for_case(abi, p, &page) {
+                Ok(stub) => {
+                    p.target = Some(stub.entry_convention(&p.case.signature));
+                    true
+                }
+                Err(why) => {
+                    report.skipped.push(backcall_oracle::report::Skip {
+                        index: p.index,
+                        signature: p.case.signature.clone(),
+                        reason: format!("takes the context route: {why}"),
+                    });
+                    false
+                }
+            });
+        }
         if prepared.is_empty() {
             return Ok(report);
         }
@@ -265,7 +361,10 @@ impl EmuOracle {
                 }
                 let bench = bench.as_mut().expect("a machine");
                 bench.used += 1;
-                let outcome = bench.run_case(p, self.tamper.as_deref());
+                let outcome = match self.route {
+                    Route::Context => bench.run_case(p, self.tamper.as_deref()),
+                    Route::Typed => bench.run_typed_case(p, self.stub_tamper),
+                };
                 bench.dirty = !matches!(outcome, Ok(None));
                 report.record(outcome);
             }
@@ -478,11 +577,96 @@ impl Bench {
         Ok(bytes)
     }
 
+    /// Runs one case on the typed route: the thunk's record points at the case's stub, with a
+    /// slot word whose first word is the compiled target's address; the target records what
+    /// it received and returns the result graffiti.
+    fn run_typed_case(&mut self, p: &Prepared, tamper: Option<fn(Stub) -> Stub>) -> Outcome {
+        let abi = self.abi;
+        let n = p.index;
+        let could_not = |why: String| Box::new(p.could_not(why, None));
+        let plan = Rc::new(abi.plan(&p.case.signature).map_err(|e| could_not(e.to_string()))?);
+        let page =
+            self.machine.code_page().cloned().ok_or_else(|| could_not("no code page".into()))?;
+        let stub = typed_stub_for_case(abi, p, &page).map_err(could_not)?;
+        let stub = tamper.map_or(stub, |t| t(stub));
+        let target = self
+            .image
+            .lookup(&target_name(n))
+            .ok_or_else(|| could_not(format!("{} is not in the object", target_name(n))))?;
+        // A slot as the stubs read it: its first word a vtable address with a tag bit set
+        // (LIVE), the vtable's VTABLE_TYPED_ENTRY word the target.
+        let word = abi.word_size();
+        let layout = backcall_abi::context::ContextLayout::for_word(word);
+        let slot = self.machine.alloc(32, 8).map_err(|e| could_not(e.to_string()))?;
+        let vtable = slot + 8;
+        self.machine.mem().write_word(
+            slot + u64::from(backcall_abi::context::SLOT_STATE),
+            word,
+            vtable | 1,
+        );
+        self.machine.mem().write_word(
+            vtable + u64::from(layout.vtable_typed_entry()),
+            word,
+            target,
+        );
+        let thunk = self
+            .machine
+            .add_typed_route((*plan).clone(), slot, stub)
+            .map_err(|e| could_not(format!("installing {stub}: {e}")))?;
+        let returned = p.case.returned_bytes(abi, &p.ret);
+        let total: u32 = p.args.iter().map(|l| l.size).sum();
+        let expect = plan.clone();
+        let call = Call {
+            thunk,
+            plan: &plan,
+            expect: &expect,
+            returned: &returned,
+            results_by_plan: false,
+        };
+        self.call_and_judge(p, call, |bench, _| {
+            let mut problems = Vec::new();
+            let got = bench.read_export(&got_name(n), total.max(1) as usize).unwrap_or_else(|e| {
+                problems.push(e);
+                vec![0; total as usize]
+            });
+            let mut at = 0usize;
+            let bytes = p
+                .args
+                .iter()
+                .map(|l| {
+                    let b = got[at..at + l.size as usize].to_vec();
+                    at += l.size as usize;
+                    b
+                })
+                .collect();
+            let wide = bench.read_export(&got_wide_name(n), 8 * p.args.len().max(1)).unwrap_or_default();
+            let values = (0..p.args.len())
+                .map(|i| {
+                    let w = wide.get(8 * i..8 * i + 8)?;
+                    widened(&p.args[i]).then(|| u64::from_le_bytes(w.try_into().expect("8")))
+                })
+                .collect();
+            match bench.read_export(&env_name(n), word as usize) {
+                Ok(env) => {
+                    let mut b = [0u8; 8];
+                    b[..env.len()].copy_from_slice(&env);
+                    let env = u64::from_le_bytes(b);
+                    if env != slot {
+                        problems.push(format!(
+                            "{stub} passed env {env:#x} to the target; the record's slot word is {slot:#x}"
+                        ));
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+            (vec![Seen { bytes, values }], problems)
+        })
+    }
+
     /// Runs one case: `Ok(None)` agrees, `Ok(Some(_))` ran and disagrees, `Err(_)` could not
     /// run.
     fn run_case(&mut self, p: &Prepared, tamper: Option<&Tamper>) -> Outcome {
         let abi = self.abi;
-        let n = p.index;
         let could_not = |why: String, plan: Option<&CallPlan>| Box::new(p.could_not(why, plan));
         let callee = p.case.callee();
         let mut plan = abi
@@ -492,11 +676,6 @@ impl Bench {
             tamper(p, &mut plan);
         }
         let returned = p.case.returned_bytes(abi, &plan.ret_layout);
-        let void = matches!(p.ret.shape, Shape::Void);
-        let Some(caller) = self.image.lookup(&caller_name(n)) else {
-            return Err(could_not(format!("{} is not in the object", caller_name(n)), Some(&plan)));
-        };
-
         let plan = Rc::new(plan);
         let expect = match abi.plan(&p.case.signature) {
             Ok(caller_plan) if caller_plan == *plan => plan.clone(),
@@ -528,6 +707,34 @@ impl Bench {
                 frame.write_result(&value)
             })
             .map_err(|e| could_not(format!("creating the callback failed: {e}"), Some(&plan)))?;
+        let call = Call {
+            thunk,
+            plan: &plan,
+            expect: &expect,
+            returned: &returned,
+            results_by_plan: true,
+        };
+        self.call_and_judge(p, call, |_, probe| (probe.calls.clone(), vec![]))
+    }
+
+    /// Calls case `p`'s caller with `thunk`, then judges: what the callee saw (`collect`: the
+    /// calls it recorded and any problem of its own), the result the caller stored, the
+    /// return probe (against `expect`, the plan of the caller's signature) and the machine's
+    /// violations.
+    fn call_and_judge(
+        &mut self,
+        p: &Prepared,
+        call: Call<'_>,
+        collect: impl FnOnce(&Self, &Probe) -> (Vec<Seen>, Vec<String>),
+    ) -> Outcome {
+        let Call { thunk, plan, expect, returned, results_by_plan } = call;
+        let abi = self.abi;
+        let n = p.index;
+        let void = matches!(p.ret.shape, Shape::Void);
+        let could_not = |why: String| Box::new(p.could_not(why, Some(plan)));
+        let Some(caller) = self.image.lookup(&caller_name(n)) else {
+            return Err(could_not(format!("{} is not in the object", caller_name(n))));
+        };
         *self.probe.borrow_mut() =
             Probe { thunk, expect: Some(expect.clone()), ..Probe::default() };
         let _ = self.machine.take_violations();
@@ -537,7 +744,10 @@ impl Bench {
 
         let outcome = self.machine.call(caller, &[thunk]);
         let violations = self.machine.take_violations();
-        let probe = std::mem::take(&mut *self.probe.borrow_mut());
+        let mut probe = std::mem::take(&mut *self.probe.borrow_mut());
+        let (calls, extra) =
+            if outcome.is_ok() { collect(self, &probe) } else { (probe.calls.clone(), vec![]) };
+        probe.calls = calls;
         let mut problems = Vec::new();
         let mut mismatches = Vec::new();
         let received = match &outcome {
@@ -578,7 +788,7 @@ impl Bench {
         if outcome.is_err() && probe.calls.is_empty() {
             // Nothing to compare: the handler never ran.
         } else {
-            let mut compared = compare(abi, p, &plan, &probe.calls, &received, &returned);
+            let mut compared = compare(abi, p, plan, &probe.calls, &received, returned);
             if outcome.is_err() && !void {
                 // The caller never stored a result; only the arguments say something.
                 compared.drop_result();
@@ -588,9 +798,10 @@ impl Bench {
         }
         if outcome.is_ok() || probe.ret.is_some() {
             // (after a fault, what the probe saw at the thunk's return may explain it)
-            problems.extend(probe_problems(abi, &expect, &probe));
+            problems.extend(probe_problems(abi, expect, &probe, results_by_plan));
         }
-        if !problems.is_empty() && !Rc::ptr_eq(&plan, &expect) {
+        problems.extend(extra);
+        if !problems.is_empty() && plan != &**expect {
             problems.push(format!(
                 "(the callback's plan differs from the plan of the caller's signature, which \
                  the return probe checks against:\n{})",
@@ -730,7 +941,10 @@ fn probe_story(probe: &Probe) -> String {
 
 /// The return probe's checks (see the module documentation) against `plan`, the plan of the
 /// caller's signature.
-fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe) -> Vec<String> {
+/// `results_by_plan`: whether the result travels by `plan` (the context route) or between two
+/// compiled functions by their compiler's rules (the typed route: only the stack balance,
+/// the callee-saved registers and stray writes are the stub's business).
+fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe, results_by_plan: bool) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(e) = &probe.hook_error {
         problems.push(e.clone());
@@ -764,7 +978,9 @@ fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe) -> Vec<String> {
         ));
     }
     // The hidden result pointer, returned where the plan says.
-    if let (Some((name, value)), Some(dst)) = (&ret.returned_in, entry.hidden) {
+    if let (true, Some((name, value)), Some(dst)) =
+        (results_by_plan, &ret.returned_in, entry.hidden)
+    {
         if *value != dst {
             problems.push(format!(
                 "hidden result pointer not returned: the plan returns it in {name}, which holds \
@@ -775,7 +991,7 @@ fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe) -> Vec<String> {
     }
     // The x87 register stack: one value more (st(0)) for a float result in st(0), else as the
     // caller left it.
-    if let (Some(before), Some(after)) = (entry.x87_top, ret.x87_top) {
+    if let (true, Some(before), Some(after)) = (results_by_plan, entry.x87_top, ret.x87_top) {
         let x87_result = matches!(&plan.ret, RetPlan::Direct { pieces, .. }
             if pieces.iter().any(|pc| pc.loc == Loc::X87));
         let pushed = before.wrapping_sub(after) & 7;

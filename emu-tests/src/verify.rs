@@ -22,7 +22,7 @@ use backcall_oracle::matrix::{Column, Matrix, Outcome, Status, Verdict};
 use backcall_oracle::{Case, Opt};
 use clap::Args;
 
-use crate::oracle::EmuOracle;
+use crate::oracle::{EmuOracle, Route};
 
 /// `backcall verify`'s command line.
 #[derive(Args, Clone, Debug, Default)]
@@ -58,6 +58,11 @@ pub struct VerifyArgs {
     /// Also write the matrix as Markdown (for a CI step summary)
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Routes to prove, comma-separated: `context` (thunk, entry, dispatcher, plan), `typed`
+    /// (thunk, typed stub, a compiled C target; signatures without a stub are counted as
+    /// unsupported there) or `all` (default)
+    #[arg(long, value_name = "context,typed")]
+    pub route: Option<String>,
 }
 
 /// The default seed of random signatures.
@@ -78,6 +83,8 @@ pub struct Request {
     pub junit: Option<PathBuf>,
     /// where to write the Markdown matrix
     pub markdown: Option<PathBuf>,
+    /// the routes proven
+    pub routes: Vec<Route>,
 }
 
 impl VerifyArgs {
@@ -133,6 +140,10 @@ impl VerifyArgs {
             Some(text) => parse_opts(text)?,
             None => Opt::ALL.to_vec(),
         };
+        let routes = match &self.route {
+            Some(text) => parse_routes(text)?,
+            None => ALL_ROUTES.to_vec(),
+        };
         Ok(Request {
             abis: with_compilers,
             opts,
@@ -140,6 +151,7 @@ impl VerifyArgs {
             json: self.json,
             junit: self.junit.clone(),
             markdown: self.markdown.clone(),
+            routes,
         })
     }
 }
@@ -160,7 +172,33 @@ impl Request {
             json: false,
             junit: None,
             markdown: None,
+            routes: ALL_ROUTES.to_vec(),
         }
+    }
+}
+
+/// Both routes, the context route first.
+const ALL_ROUTES: [Route; 2] = [Route::Context, Route::Typed];
+
+fn parse_routes(text: &str) -> Result<Vec<Route>, String> {
+    let mut routes = Vec::new();
+    for word in text.split(',') {
+        match word.trim() {
+            "all" => routes.extend(ALL_ROUTES),
+            "context" => routes.push(Route::Context),
+            "typed" => routes.push(Route::Typed),
+            other => return Err(format!("--route `{other}`: expected context, typed or all")),
+        }
+    }
+    routes.dedup();
+    Ok(routes)
+}
+
+/// A route's name in reports.
+pub fn route_name(route: Route) -> &'static str {
+    match route {
+        Route::Context => "context",
+        Route::Typed => "typed",
     }
 }
 
@@ -187,9 +225,10 @@ pub fn random_signatures(n: usize, seed: u64) -> Vec<(String, Signature)> {
         .collect()
 }
 
-/// One ABI × level of the run: every compiler's column, judged.
+/// One ABI × level × route of the run: every compiler's column, judged.
 struct Cell {
     matrix: Matrix,
+    route: Route,
     time: Duration,
 }
 
@@ -252,15 +291,17 @@ fn exit_code(cells: &[Cell]) -> i32 {
 
 /// Runs every ABI × level × compiler job on all cores and judges each ABI × level.
 fn run_cells(req: &Request, cases: &[Case]) -> Vec<Cell> {
-    let mut jobs: Vec<(usize, Compiler, Opt)> = Vec::new();
-    let mut cells: Vec<(Abi, Opt)> = Vec::new();
+    let mut jobs: Vec<(usize, Compiler, Opt, Route)> = Vec::new();
+    let mut cells: Vec<(Abi, Opt, Route)> = Vec::new();
     for (abi, compilers) in &req.abis {
-        for &opt in &req.opts {
-            if compilers.is_empty() {
-                continue;
+        for &route in &req.routes {
+            for &opt in &req.opts {
+                if compilers.is_empty() {
+                    continue;
+                }
+                cells.push((*abi, opt, route));
+                jobs.extend(compilers.iter().map(|c| (cells.len() - 1, c.clone(), opt, route)));
             }
-            cells.push((*abi, opt));
-            jobs.extend(compilers.iter().map(|c| (cells.len() - 1, c.clone(), opt)));
         }
     }
     let progress = Progress::new(jobs.len(), req.json);
@@ -270,11 +311,12 @@ fn run_cells(req: &Request, cases: &[Case]) -> Vec<Cell> {
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
-                while let Some((cell, compiler, opt)) =
+                while let Some((cell, compiler, opt, route)) =
                     jobs.get(next.fetch_add(1, Ordering::SeqCst))
                 {
                     let started = Instant::now();
-                    let report = EmuOracle::new(compiler.clone()).run(cases, *opt);
+                    let oracle = EmuOracle::new(compiler.clone()).on(*route);
+                    let report = oracle.run(cases, *opt);
                     let took = started.elapsed();
                     progress.done(compiler, *opt, cases.len(), took);
                     let column = Column { compiler: compiler.clone(), report };
@@ -288,7 +330,7 @@ fn run_cells(req: &Request, cases: &[Case]) -> Vec<Cell> {
     cells
         .iter()
         .enumerate()
-        .map(|(k, &(abi, opt))| {
+        .map(|(k, &(abi, opt, route))| {
             // Columns in the request's compiler order.
             let order = &req.abis.iter().find(|(a, _)| *a == abi).expect("requested").1;
             let mut mine: Vec<(Column, Duration)> = Vec::new();
@@ -304,7 +346,7 @@ fn run_cells(req: &Request, cases: &[Case]) -> Vec<Cell> {
             mine.sort_by_key(|(c, _)| order.iter().position(|o| *o == c.compiler));
             let time = mine.iter().map(|(_, t)| *t).sum();
             let columns = mine.into_iter().map(|(c, _)| c).collect();
-            Cell { matrix: Matrix::new(abi, opt, cases.len(), columns), time }
+            Cell { matrix: Matrix::new(abi, opt, cases.len(), columns), route, time }
         })
         .collect()
 }
@@ -390,7 +432,7 @@ fn matrix_text(cells: &[Cell]) -> String {
     let labels = labels(cells);
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut head: Vec<String> =
-        ["ABI", "opt", "pass", "disagree", "fail", "unsupported", "unjudged"]
+        ["ABI", "route", "opt", "pass", "disagree", "fail", "unsupported", "unjudged"]
             .map(String::from)
             .to_vec();
     head.extend(labels.iter().cloned());
@@ -398,7 +440,8 @@ fn matrix_text(cells: &[Cell]) -> String {
     rows.push(head);
     for cell in cells {
         let m = &cell.matrix;
-        let mut row = vec![m.abi.id().to_string(), m.opt.to_string()];
+        let mut row =
+            vec![m.abi.id().to_string(), route_name(cell.route).to_string(), m.opt.to_string()];
         row.extend(m.counts().map(|n| n.to_string()));
         row.extend(labels.iter().map(|l| compiler_cell(m, l)));
         row.push(format!("{:.1?}", cell.time));
@@ -413,7 +456,7 @@ fn matrix_text(cells: &[Cell]) -> String {
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(c, (s, w))| if c < 2 { format!("{s:<w$}") } else { format!("{s:>w$}") })
+            .map(|(c, (s, w))| if c < 3 { format!("{s:<w$}") } else { format!("{s:>w$}") })
             .collect();
         let _ = writeln!(text, "{}", cells.join("  ").trim_end());
     }
@@ -471,7 +514,8 @@ fn details_text(cells: &[Cell]) -> String {
             }
         }
         if !section.is_empty() {
-            let _ = write!(text, "\n== {} {} ==\n{section}", m.abi, m.opt);
+            let route = route_name(cell.route);
+            let _ = write!(text, "\n== {} {} ({route} route) ==\n{section}", m.abi, m.opt);
         }
     }
     if !known.is_empty() {
@@ -548,8 +592,8 @@ fn write_json(out: &mut dyn Write, signatures: &[(String, Signature)], cells: &[
         let m = &cell.matrix;
         for (c, e) in m.run_errors() {
             let line = serde_json::json!({
-                "abi": m.abi.id(), "opt": m.opt.to_string(), "compiler": c.label(),
-                "status": "error", "details": e.0,
+                "abi": m.abi.id(), "route": route_name(cell.route), "opt": m.opt.to_string(),
+                "compiler": c.label(), "status": "error", "details": e.0,
             });
             let _ = writeln!(out, "{line}");
         }
@@ -569,7 +613,7 @@ fn write_json(out: &mut dyn Write, signatures: &[(String, Signature)], cells: &[
                 compilers.insert(column.compiler.label(), o);
             }
             let mut line = serde_json::json!({
-                "abi": m.abi.id(), "opt": m.opt.to_string(),
+                "abi": m.abi.id(), "route": route_name(cell.route), "opt": m.opt.to_string(),
                 "signature": sig.to_string(), "origin": origin,
                 "status": v.status.word(),
                 "authority": m.authority_compiler().map(|c| c.label()),
@@ -627,7 +671,12 @@ fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
                 n += 1;
                 let authority = m.authority == Some(k) || m.authority.is_none();
                 let name = xml_escape(&format!("{sig} [{}]", column.compiler.label()));
-                let class = format!("{}.{}", m.abi.id(), m.opt.flag().trim_start_matches('-'));
+                let class = format!(
+                    "{}.{}.{}",
+                    m.abi.id(),
+                    route_name(cell.route),
+                    m.opt.flag().trim_start_matches('-')
+                );
                 let _ = write!(
                     cases,
                     "    <testcase classname=\"{class}\" name=\"{name}\" file=\"{}\">",
@@ -684,9 +733,10 @@ fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
         failures += failed;
         let _ = write!(
             suites,
-            "  <testsuite name=\"{} {}\" tests=\"{n}\" failures=\"{failed}\" errors=\"0\" \
+            "  <testsuite name=\"{} {} {}\" tests=\"{n}\" failures=\"{failed}\" errors=\"0\" \
              skipped=\"{skipped}\" time=\"{:.3}\">\n{cases}  </testsuite>\n",
             m.abi.id(),
+            route_name(cell.route),
             m.opt,
             cell.time.as_secs_f64()
         );
@@ -701,12 +751,13 @@ fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
 fn markdown(cells: &[Cell]) -> String {
     let labels = labels(cells);
     let mut text = String::from(
-        "### backcall verify\n\n| ABI | opt | pass | disagree | fail | unsupported | unjudged |",
+        "### backcall verify\n\n| ABI | route | opt | pass | disagree | fail | unsupported | \
+         unjudged |",
     );
     for l in &labels {
         let _ = write!(text, " {l} |");
     }
-    text.push_str("\n|---|---|---:|---:|---:|---:|---:|");
+    text.push_str("\n|---|---|---|---:|---:|---:|---:|---:|");
     text.push_str(&"---|".repeat(labels.len()));
     text.push('\n');
     for cell in cells {
@@ -714,8 +765,9 @@ fn markdown(cells: &[Cell]) -> String {
         let [pass, disagree, fail, unsupported, unjudged] = m.counts();
         let _ = write!(
             text,
-            "| `{}` | {} | {pass} | {disagree} | {fail} | {unsupported} | {unjudged} |",
+            "| `{}` | {} | {} | {pass} | {disagree} | {fail} | {unsupported} | {unjudged} |",
             m.abi.id(),
+            route_name(cell.route),
             m.opt
         );
         for l in &labels {

@@ -152,7 +152,13 @@ fn run(abi: Abi, callee_pop: u64) -> Vec<String> {
     let fill = vec![blob.fill; PAGE as usize];
     let mut data = vec![0u8; PAGE as usize];
     page.init_data(&mut data, DISPATCH);
-    page.write_record(&mut data, SLOT, u64::from(SLOT), CODE + u64::from(page.context_entry(true)));
+    page.write_record(
+        &mut data,
+        SLOT,
+        u64::from(SLOT),
+        CODE + u64::from(page.context_entry(true)),
+        0,
+    );
 
     let mut uc = Unicorn::new(arch, mode).unwrap();
     uc.mem_map(STOP, u64::from(PAGE), Prot::READ | Prot::EXEC).unwrap();

@@ -1,6 +1,7 @@
 //! `backcall verify` / `backcall thunks` as a user runs them (through `backcall-harness`, the
 //! program the `backcall` command delegates to): exit codes, JSON lines, unsupported cases.
 
+use backcall_abi::Abi;
 use std::process::{Command, Output};
 
 fn harness(args: &[&str]) -> Output {
@@ -32,13 +33,15 @@ fn bad_input_exits_2_with_what_and_where() {
 #[test]
 fn json_lines_report_each_case_then_a_summary() {
     let sig = "struct { float x, y, z; } (*)(double, struct { char c; double d; }, short)";
-    let out = harness(&["verify", "--sig", sig, "--abi", "all", "--opt", "0,2", "--json"]);
+    let args = ["verify", "--sig", sig, "--abi", "all", "--opt", "0,2", "--route", "context"];
+    let out = harness(&[&args[..], &["--json"]].concat());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 6 * 2 + 1);
     for line in &lines[..12] {
         assert_eq!(line["status"], "pass", "{line}");
         assert!(line["abi"].is_string() && line["opt"].is_string());
+        assert_eq!(line["route"], "context", "{line}");
     }
     assert_eq!(lines[12]["summary"], true);
     assert_eq!(lines[12]["pass"], 12);
@@ -55,9 +58,38 @@ fn an_unsupported_signature_is_reported_as_unsupported_never_as_passed() {
         "--json",
     ]);
     let lines = json_lines(&out);
-    assert!(lines[..2].iter().all(|l| l["status"] == "unsupported"), "{lines:?}");
-    assert_eq!(lines[2]["pass"], 0);
-    assert_eq!(lines[2]["unsupported"], 2);
+    // Both levels on both routes.
+    assert!(lines[..4].iter().all(|l| l["status"] == "unsupported"), "{lines:?}");
+    assert_eq!(lines[4]["pass"], 0);
+    assert_eq!(lines[4]["unsupported"], 4);
+}
+
+/// `--route typed`: the thunk, the typed stub and a compiled C target, on every ABI; a
+/// signature without a stub is unsupported there (it takes the context route), never passed.
+#[test]
+fn the_typed_route_is_verified_and_a_signature_without_a_stub_is_unsupported() {
+    let two = "int64_t (*)(int64_t, int64_t)";
+    let six = "int (*)(int, int, int, int, int, int)";
+    let args = ["verify", "--route", "typed", "--opt", "2", "--json"];
+    let out = harness(&[&args[..], &["--sig", two, "--sig", six, "--abi", "all"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out);
+    let find = |abi: &str, sig: &str| {
+        lines
+            .iter()
+            .find(|l| l["abi"] == abi && l["signature"] == sig)
+            .unwrap_or_else(|| panic!("no line for {abi} {sig}: {lines:?}"))
+    };
+    for abi in Abi::ALL {
+        let line = find(abi.id(), two);
+        assert_eq!(line["status"], "pass", "{line}");
+        assert_eq!(line["route"], "typed", "{line}");
+    }
+    let line = find("x86_64-sysv", six);
+    assert_eq!(line["status"], "unsupported", "{line}");
+    let details =
+        line["compilers"].as_object().unwrap().values().next().unwrap()["details"].clone();
+    assert!(details.as_str().unwrap().contains("takes the context route"), "{line}");
 }
 
 #[test]
@@ -88,7 +120,9 @@ fn a_clang_deviation_is_a_disagreement_not_a_failure() {
     let out = harness(&["verify", "--sig", sig, "--abi", "x86_64-sysv", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = json_lines(&out);
-    for line in &lines[..2] {
+    // Both levels, on the context route and on the typed route (the clang caller and the clang
+    // target share the deviation, which still shows against the graffiti).
+    for line in &lines[..4] {
         assert_eq!(line["status"], "disagree", "{line}");
         let gcc = line["authority"].as_str().unwrap();
         assert!(gcc.starts_with("gcc-"), "{line}");
@@ -110,7 +144,7 @@ fn a_clang_deviation_is_a_disagreement_not_a_failure() {
             assert_eq!(compilers[c]["known"]["upstream"], "llvm-project#83388", "{line}");
         }
     }
-    assert_eq!(lines[2]["disagree"], 2);
+    assert_eq!(lines[4]["disagree"], 4);
 }
 
 /// A compiler asked for but missing is bad input (exit 2) with the install hint; one that
@@ -147,6 +181,8 @@ fn junit_and_markdown_reports_are_written() {
         "2",
         "--compiler",
         "clang,gcc",
+        "--route",
+        "context",
         "--junit",
         junit.to_str().unwrap(),
         "--markdown",
@@ -159,5 +195,5 @@ fn junit_and_markdown_reports_are_written() {
     assert!(xml.contains("failures=\"0\""), "{xml}");
     assert!(xml.contains("llvm-project#83388"), "{xml}");
     let md = std::fs::read_to_string(&md).unwrap();
-    assert!(md.contains("| `x86_64-sysv` | -O2 | 1 | 1 | 0 | 0 |"), "{md}");
+    assert!(md.contains("| `x86_64-sysv` | context | -O2 | 1 | 1 | 0 | 0 |"), "{md}");
 }

@@ -3,18 +3,19 @@
 //! * per call, for `i64 (i64, i64)` and `f64 (i32, f64, i64, f32, *const u8, u16, f64, i64)`:
 //!   a direct `extern "C" fn`, a [`TypedCallback`], a dynamic [`Callback`] (a closure over
 //!   [`Args`](backcall::Args)) and a libffi closure, each called through the same
-//!   `black_box`ed function pointer type;
-//! * libc `qsort` of 1,000,000 ints with each kind of comparator;
-//! * creating and releasing a callback (from a [`Prototype`], from a signature string, typed,
-//!   and a libffi closure for comparison);
-//! * memory per live callback with 100,000 live (a counting global allocator plus the pool's
-//!   pages, and the RSS delta as a cross-check);
+//!   `black_box`ed function pointer type, in interleaved samples (each round times every kind
+//!   once, so that the shared machine's slow stretches hit all alike);
+//! * libc `qsort` of 1,000,000 ints with each kind of comparator, interleaved the same way;
+//! * creating and releasing a callback (from a [`Prototype`], from a 2- and a repeated 8-argument
+//!   signature string, typed, and a libffi closure for comparison), with criterion;
+//! * memory per live callback capturing an `i32` with 100,000 live (a counting global
+//!   allocator plus the pool's data pages, and the RSS delta as a cross-check);
 //! * what the signature limits cost: refusing a signature over `MAX_SIGNATURE_NODES`, and
 //!   planning the largest struct the parser accepts.
 //!
-//! Every timing goes through `iter_custom`, so the summary printed at the end (name, ns per
-//! call, ratio to the direct call) uses exactly the samples criterion measured: the median of
-//! the per-sample times. Pass a filter after `--` as usual; the summary shows what ran.
+//! The summary printed at the end gives each kind's median time and its ratio to the direct
+//! call. Pass a filter after `--` (`add_i64`, `mix8`, `qsort_1m`, `create_release`, `limits`);
+//! the summary shows what ran.
 
 use std::collections::BTreeMap;
 use std::ffi::c_void;
@@ -26,7 +27,7 @@ use backcall::typed::TypedCallback;
 use backcall::{parse_signature, Callback, Prototype, ThreadPolicy};
 use backcall_native_tests::alloc_meter::{self, AllocMeter};
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{BenchmarkGroup, Criterion};
 
 #[global_allocator]
 static GLOBAL: AllocMeter = AllocMeter;
@@ -150,20 +151,35 @@ macro_rules! libffi_closure {
     }};
 }
 
-// --- per call ---------------------------------------------------------------------------------
+// --- per call, interleaved ---------------------------------------------------------------------
 
-/// Per-call criterion settings: short, many samples (the machine is noisy).
-fn per_call<'c>(c: &'c mut Criterion, group: &str) -> BenchmarkGroup<'c, WallTime> {
-    let mut g = c.benchmark_group(group);
-    g.warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1200))
-        .sample_size(PER_CALL_SAMPLES);
-    g
+/// Samples per kind: each round times every kind once, in a rotating order, so that a slow
+/// stretch of the (noisy, shared) machine hits all kinds alike; the summary is the median.
+const ROUNDS: usize = 60;
+/// Calls per sample.
+const CALLS: u64 = 200_000;
+
+/// Times `kinds` interleaved, [`ROUNDS`] samples of `run(kind, CALLS)` each, recorded under
+/// `group/kind`.
+fn interleaved<F: Copy>(
+    group: &str,
+    kinds: &[(&str, F)],
+    rounds: usize,
+    calls: u64,
+    run: impl Fn(F, u64),
+) {
+    for (_, f) in kinds {
+        run(*f, calls / 10); // warm up
+    }
+    for r in 0..rounds {
+        for k in 0..kinds.len() {
+            let (kind, f) = kinds[(k + r) % kinds.len()];
+            timed(&format!("{group}/{kind}"), calls, |n| run(f, n));
+        }
+    }
 }
 
-const PER_CALL_SAMPLES: usize = 40;
-
-fn bench_add(c: &mut Criterion) {
+fn bench_add() {
     let typed = TypedCallback::<Add>::new(add).unwrap();
     let dynamic = add_dynamic();
     let (_ffi, ffi_fn) = libffi_closure!(Closure2, Add, add);
@@ -174,25 +190,18 @@ fn bench_add(c: &mut Criterion) {
         ("dynamic", unsafe { dynamic.as_fn() }),
         ("libffi", ffi_fn),
     ];
-    let mut g = per_call(c, "add_i64");
     for (kind, f) in kinds {
         assert_eq!(f(40, 2), 42, "{kind}");
-        let id = format!("add_i64/{kind}");
-        g.bench_function(kind, |b| {
-            b.iter_custom(|iters| {
-                timed(&id, iters, |n| {
-                    let f = black_box(f);
-                    for i in 0..n {
-                        black_box(f(black_box(i as i64), black_box(7)));
-                    }
-                })
-            })
-        });
     }
-    g.finish();
+    interleaved("add_i64", &kinds, ROUNDS, CALLS, |f, n| {
+        let f = black_box(f);
+        for i in 0..n {
+            black_box(f(black_box(i as i64), black_box(7)));
+        }
+    });
 }
 
-fn bench_mix(c: &mut Criterion) {
+fn bench_mix() {
     let typed = TypedCallback::<Mix>::new(mix).unwrap();
     let dynamic = mix_dynamic();
     let (_ffi, ffi_fn) = libffi_closure!(Closure8, Mix, mix);
@@ -205,39 +214,32 @@ fn bench_mix(c: &mut Criterion) {
     ];
     let p = 0x1234 as *const u8;
     let want = mix(-3, 0.5, 1 << 40, 1.5, p, 0xfffe, -2.25, 9);
-    let mut g = per_call(c, "mix8");
     for (kind, f) in kinds {
         assert_eq!(f(-3, 0.5, 1 << 40, 1.5, p, 0xfffe, -2.25, 9), want, "{kind}");
-        let id = format!("mix8/{kind}");
-        g.bench_function(kind, |b| {
-            b.iter_custom(|iters| {
-                timed(&id, iters, |n| {
-                    let f = black_box(f);
-                    for i in 0..n {
-                        black_box(f(
-                            black_box(i as i32),
-                            black_box(0.5),
-                            black_box(1 << 40),
-                            black_box(1.5),
-                            black_box(p),
-                            black_box(0xfffe),
-                            black_box(-2.25),
-                            black_box(9),
-                        ));
-                    }
-                })
-            })
-        });
     }
-    g.finish();
+    interleaved("mix8", &kinds, ROUNDS, CALLS, |f, n| {
+        let f = black_box(f);
+        for i in 0..n {
+            black_box(f(
+                black_box(i as i32),
+                black_box(0.5),
+                black_box(1 << 40),
+                black_box(1.5),
+                black_box(p),
+                black_box(0xfffe),
+                black_box(-2.25),
+                black_box(9),
+            ));
+        }
+    });
 }
 
 // --- qsort ------------------------------------------------------------------------------------
 
 const QSORT_LEN: usize = 1_000_000;
-const QSORT_SAMPLES: usize = 10;
+const QSORT_ROUNDS: usize = 8;
 
-fn bench_qsort(c: &mut Criterion) {
+fn bench_qsort() {
     let mut state = 0x2545_f491_u32;
     let input: Vec<i32> = (0..QSORT_LEN)
         .map(|_| {
@@ -260,34 +262,30 @@ fn bench_qsort(c: &mut Criterion) {
         ("dynamic", unsafe { dynamic.as_fn() }),
         ("libffi", ffi_fn),
     ];
-    let mut g = c.benchmark_group("qsort_1m");
-    g.sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_millis(100))
-        .measurement_time(Duration::from_millis(500))
-        .sample_size(QSORT_SAMPLES);
-    let mut work = input.clone();
-    for (kind, f) in kinds {
-        let id = format!("qsort_1m/{kind}");
-        g.bench_function(kind, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    work.copy_from_slice(&input);
-                    let start = Instant::now();
-                    // SAFETY: `f` compares two i32 elements; `work` outlives the call.
-                    unsafe { qsort(work.as_mut_ptr().cast(), work.len(), 4, black_box(f)) };
-                    total += start.elapsed();
-                }
-                assert!(work == sorted, "{kind} sorted");
-                record(&id, iters, total);
-                total
-            })
-        });
-    }
-    g.finish();
+    let work = std::cell::RefCell::new(input.clone());
+    interleaved("qsort_1m", &kinds, QSORT_ROUNDS, 1, |f, sorts| {
+        for _ in 0..sorts {
+            let mut work = work.borrow_mut();
+            work.copy_from_slice(&input);
+            // SAFETY: `f` compares two i32 elements; `work` outlives the call.
+            unsafe { qsort(work.as_mut_ptr().cast(), work.len(), 4, black_box(f)) };
+            assert!(*work == sorted, "sorted");
+        }
+    });
 }
 
 // --- creation and release ---------------------------------------------------------------------
+
+/// Criterion settings for creation and the limits: short, many samples (the machine is noisy).
+fn per_call<'c>(c: &'c mut Criterion, group: &str) -> BenchmarkGroup<'c, WallTime> {
+    let mut g = c.benchmark_group(group);
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1200))
+        .sample_size(PER_CALL_SAMPLES);
+    g
+}
+
+const PER_CALL_SAMPLES: usize = 40;
 
 fn bench_create(c: &mut Criterion) {
     let proto = Prototype::new("int (*)(int)").unwrap();
@@ -307,6 +305,16 @@ fn bench_create(c: &mut Criterion) {
             timed("create_release/signature", iters, |n| {
                 for _ in 0..n {
                     let cb = Callback::new(black_box("int (*)(int)"), |a| a.i32(0) + 1);
+                    drop(black_box(cb.unwrap()));
+                }
+            })
+        })
+    });
+    g.bench_function("signature8", |b| {
+        b.iter_custom(|iters| {
+            timed("create_release/signature8", iters, |n| {
+                for _ in 0..n {
+                    let cb = Callback::new(black_box(MIX_SIG), |a| a.f64(1));
                     drop(black_box(cb.unwrap()));
                 }
             })
@@ -405,26 +413,26 @@ impl MemoryReport {
 }
 
 /// Runs first, on a fresh pool: handles are stored in a vector allocated beforehand (the
-/// caller's memory, not the runtime's); the handler captures nothing.
+/// caller's memory, not the runtime's); each handler captures an `i32`.
 fn measure_memory() -> MemoryReport {
     let proto = Prototype::new("int (*)(int)").unwrap();
     let mut live: Vec<Callback> = Vec::with_capacity(LIVE_CALLBACKS);
     let (pages0, rss0, heap0) = (backcall::pool_pages(), rss(), alloc_meter::live());
-    for _ in 0..LIVE_CALLBACKS {
-        live.push(proto.callback(ThreadPolicy::SingleThreaded, |a| a.i32(0) + 1).unwrap());
+    for k in 0..LIVE_CALLBACKS as i32 {
+        live.push(proto.callback(ThreadPolicy::SingleThreaded, move |a| a.i32(0) + k).unwrap());
     }
     let report_heap = alloc_meter::live() as isize - heap0 as isize;
     let (pages1, rss1) = (backcall::pool_pages(), rss());
     let f: extern "C" fn(i32) -> i32 = unsafe { live[LIVE_CALLBACKS / 2].as_fn() };
-    assert_eq!(f(41), 42);
+    assert_eq!(f(41), 41 + LIVE_CALLBACKS as i32 / 2);
     drop(live);
 
     // libffi, for comparison (its allocations bypass Rust's allocator: RSS only).
-    let inc = |x: i32| x + 1;
     let mut closures = Vec::with_capacity(LIVE_CALLBACKS);
     let rss2 = rss();
-    for _ in 0..LIVE_CALLBACKS {
-        closures.push(libffi::high::Closure1::new(&inc));
+    for k in 0..LIVE_CALLBACKS as i32 {
+        let inc: &'static _ = Box::leak(Box::new(move |x: i32| x + k));
+        closures.push(libffi::high::Closure1::new(inc));
     }
     let rss3 = rss();
     drop(closures);
@@ -439,12 +447,12 @@ fn measure_memory() -> MemoryReport {
 // --- the summary ------------------------------------------------------------------------------
 
 fn summary(memory: &MemoryReport) {
-    let mut out = String::from("\n==== summary (median of criterion's samples) ====\n");
+    let mut out = String::from("\n==== summary (medians of interleaved samples) ====\n");
     out.push_str(&format!("{:<28} {:>14} {:>10}\n", "benchmark", "ns/call", "x direct"));
     for (group, samples, unit, scale) in [
-        ("add_i64", PER_CALL_SAMPLES, "ns/call", 1.0),
-        ("mix8", PER_CALL_SAMPLES, "ns/call", 1.0),
-        ("qsort_1m", QSORT_SAMPLES, "ms/sort", 1e-6),
+        ("add_i64", ROUNDS, "ns/call", 1.0),
+        ("mix8", ROUNDS, "ns/call", 1.0),
+        ("qsort_1m", QSORT_ROUNDS, "ms/sort", 1e-6),
     ] {
         let Some(direct) = median(&format!("{group}/direct"), samples) else { continue };
         for kind in ["direct", "typed", "dynamic", "libffi"] {
@@ -458,7 +466,7 @@ fn summary(memory: &MemoryReport) {
             }
         }
     }
-    for kind in ["prototype", "signature", "typed", "libffi"] {
+    for kind in ["prototype", "signature", "signature8", "typed", "libffi"] {
         if let Some(t) = median(&format!("create_release/{kind}"), PER_CALL_SAMPLES) {
             out.push_str(&format!("{:<28} {t:>9.1} ns/pair\n", format!("create_release/{kind}")));
         }
@@ -469,7 +477,7 @@ fn summary(memory: &MemoryReport) {
         }
     }
     out.push_str(&format!(
-        "memory, {LIVE_CALLBACKS} live callbacks: {:.1} bytes/callback \
+        "memory, {LIVE_CALLBACKS} live callbacks capturing an i32: {:.1} bytes/callback \
          (heap {} B + {} data pages of {} B; the code pages all map one physical page); \
          RSS delta {:.1} B/callback; libffi closures: RSS delta {:.1} B/closure\n",
         memory.per_callback(),
@@ -482,12 +490,25 @@ fn summary(memory: &MemoryReport) {
     print!("{out}");
 }
 
+/// Whether the command line's filter (the first argument that is not an option) selects
+/// `group`; no filter selects all.
+fn selected(group: &str) -> bool {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    filter.is_none_or(|f| group.contains(&f))
+}
+
 fn main() {
     let memory = measure_memory();
+    if selected("add_i64") {
+        bench_add();
+    }
+    if selected("mix8") {
+        bench_mix();
+    }
+    if selected("qsort_1m") {
+        bench_qsort();
+    }
     let mut c = Criterion::default().configure_from_args();
-    bench_add(&mut c);
-    bench_mix(&mut c);
-    bench_qsort(&mut c);
     bench_create(&mut c);
     bench_limits(&mut c);
     c.final_summary();

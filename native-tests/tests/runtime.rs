@@ -226,3 +226,16 @@ fn many_live_callbacks_grow_the_pool_without_rwx_pages() {
     }
     errors::assert_no_rwx_mapping();
 }
+
+#[test]
+fn a_repeated_signature_string_shares_its_plan_until_evicted() {
+    let text = "double (*)(int, double, int64_t, float, void *, unsigned short, double, int64_t)";
+    let first = backcall::Prototype::new(text).unwrap();
+    assert!(first.shares_plan_with(&backcall::Prototype::new(text).unwrap()));
+    // Past the cache's size, the least recently used signature is planned afresh.
+    for n in 0..backcall::PROTOTYPE_CACHE {
+        let args = vec!["int"; n + 1].join(", ");
+        backcall::Prototype::new(&format!("void (*)({args})")).unwrap();
+    }
+    assert!(!first.shares_plan_with(&backcall::Prototype::new(text).unwrap()));
+}

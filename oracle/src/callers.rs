@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use backcall_abi::{Abi, Layout, Scalar, Shape, Type};
+use backcall_abi::{Abi, Convention, Layout, Scalar, Shape, Type};
 
 use crate::case::Prepared;
 use crate::cgen;
@@ -52,6 +52,9 @@ pub fn c_source(abi: Abi, cases: &[Prepared]) -> (String, Vec<(usize, usize)>) {
     for p in cases {
         let mut caller = String::from("\n");
         write_caller(abi, p, &mut caller);
+        if let Some(conv) = p.target {
+            write_target(abi, p, conv, &mut caller);
+        }
         let count = caller.lines().count();
         lines.push((line + 2, line + count));
         line += count;
@@ -82,6 +85,29 @@ pub fn arg_wide_name(n: usize) -> String {
 /// (`[1]`: the compiler extends it itself).
 pub fn ret_wide_name(n: usize) -> String {
     format!("bc_retw_{n}")
+}
+
+/// The name of case `n`'s typed-route target, `R bc_target_N(void *env, args…)`: compiled C
+/// that records what it received (written when [`Prepared::target`] is set).
+pub fn target_name(n: usize) -> String {
+    format!("bc_target_{n}")
+}
+
+/// The name of the `void *` where case `n`'s target stores the `env` it received.
+pub fn env_name(n: usize) -> String {
+    format!("bc_env_{n}")
+}
+
+/// The name of the bytes case `n`'s target received: every argument's bytes, one after the
+/// other (argument `i` at the sum of the sizes before it).
+pub fn got_name(n: usize) -> String {
+    format!("bc_got_{n}")
+}
+
+/// The name of `long long bc_gotw_N[args]`: the target's own conversion of each integer
+/// argument it received ([`widened`]), as [`arg_wide_name`] is the caller's.
+pub fn got_wide_name(n: usize) -> String {
+    format!("bc_gotw_{n}")
 }
 
 /// Whether a value of this layout is an integer C converts to `long long` in the oracle's
@@ -179,4 +205,73 @@ fn write_caller(abi: Abi, p: &Prepared, out: &mut String) {
         let _ = writeln!(out, "  {wide}[1] = (long long)m.v;");
     }
     out.push_str("}\n");
+}
+
+/// `ty` with every struct and union tag dropped (the same layout): the targets' types live at
+/// file scope, where two cases' tags could clash.
+fn untagged(ty: &Type) -> Type {
+    match ty {
+        Type::Aggregate(agg) => Type::Aggregate(std::sync::Arc::new(backcall_abi::Aggregate {
+            kind: agg.kind,
+            tag: None,
+            fields: agg
+                .fields
+                .iter()
+                .map(|f| backcall_abi::Field { name: f.name.clone(), ty: untagged(&f.ty) })
+                .collect(),
+        })),
+        Type::Array(elem, n) => Type::Array(Box::new(untagged(elem)), *n),
+        other => other.clone(),
+    }
+}
+
+/// Case `n`'s target: receives `env` and the arguments under `conv`, records them, and returns
+/// the result graffiti.
+fn write_target(abi: Abi, p: &Prepared, conv: Convention, out: &mut String) {
+    let n = p.index;
+    let sig = &p.case.signature;
+    let mut printer = cgen::TypePrinter::new();
+    let t = |what: &str| format!("bc_t{n}_{what}");
+    let _ = writeln!(out, "typedef {};", printer.declaration(&untagged(&sig.ret), &t("r")));
+    for (i, ty) in sig.args.iter().enumerate() {
+        let _ =
+            writeln!(out, "typedef {};", printer.declaration(&untagged(ty), &t(&format!("a{i}"))));
+    }
+    let total: u32 = p.args.iter().map(|l| l.size).sum();
+    let _ = writeln!(out, "void *{};", env_name(n));
+    let _ = writeln!(out, "unsigned char {}[{}];", got_name(n), total.max(1));
+    let _ = writeln!(out, "long long {}[{}];", got_wide_name(n), p.args.len().max(1));
+    let keyword = conv.keyword().map(|k| format!("{k} ")).unwrap_or_default();
+    let mut params = vec!["void *env".to_string()];
+    params.extend((0..sig.args.len()).map(|i| format!("{} x{i}", t(&format!("a{i}")))));
+    let _ = writeln!(out, "{} {keyword}{}({}) {{", t("r"), target_name(n), params.join(", "));
+    let _ = writeln!(out, "  {} = env;", env_name(n));
+    let mut at = 0;
+    for (i, layout) in p.args.iter().enumerate() {
+        let size = layout.size;
+        let _ = writeln!(
+            out,
+            "  {{ union {{ {} v; unsigned char b[{size}]; }} u; u.v = x{i}; \
+             for (unsigned i = 0; i < {size}; i++) ((volatile unsigned char *){})[{at} + i] = u.b[i]; }}",
+            t(&format!("a{i}")),
+            got_name(n)
+        );
+        if widened(layout) {
+            let _ = writeln!(out, "  {}[{i}] = (long long)x{i};", got_wide_name(n));
+        }
+        at += size;
+    }
+    if matches!(p.ret.shape, Shape::Void) {
+        out.push_str("}\n");
+        return;
+    }
+    let returned = p.case.returned_bytes(abi, &p.ret);
+    let _ = writeln!(
+        out,
+        "  union {{ {} v; unsigned char b[{}]; }} r = {{ .b = {{ {} }} }};",
+        t("r"),
+        p.ret.size,
+        hex_list(&returned)
+    );
+    out.push_str("  return r.v;\n}\n");
 }

@@ -1,6 +1,6 @@
 //! Oracle cases: a signature the C caller is compiled for, and what an ABI makes of it.
 
-use backcall_abi::{Abi, CallPlan, Layout, Signature};
+use backcall_abi::{Abi, CallPlan, Convention, Layout, Signature};
 
 use crate::graffiti::result_graffiti;
 use crate::report::{Failure, Report, Skip};
@@ -51,6 +51,10 @@ pub struct Prepared {
     pub args: Vec<Layout>,
     /// layout of the caller's result
     pub ret: Layout,
+    /// for the typed route's proof: the convention of a compiled C target
+    /// `R bc_target_N(void *env, args…)` written beside the caller (see
+    /// [`crate::callers::target_name`]); `None` normally
+    pub target: Option<Convention>,
 }
 
 impl Prepared {
@@ -59,7 +63,7 @@ impl Prepared {
         abi.plan(&case.signature)?;
         let args = case.signature.args.iter().map(|t| abi.layout(t)).collect::<Result<_, _>>()?;
         let ret = abi.layout(&case.signature.ret)?;
-        Ok(Prepared { index, case: case.clone(), args, ret })
+        Ok(Prepared { index, case: case.clone(), args, ret, target: None })
     }
 
     /// Lays out every case of a batch for `abi`; a case the ABI refuses is skipped in `report`.

@@ -80,7 +80,11 @@ pub const KNOWN: &[KnownIssue] = &[
         family: Family::Gcc,
         majors: 0..=u32::MAX,
         abis: &[Abi::I386Win32],
-        shape: |_, f| matches!(f.signature.conv, Convention::Fastcall | Convention::Thiscall),
+        // (also the typed route's proof, whose compiled target is `__thiscall`)
+        shape: |_, f| {
+            matches!(f.signature.conv, Convention::Fastcall | Convention::Thiscall)
+                || f.problems.iter().any(|p| p.contains(backcall_abi::stubs::STUB_THISCALL))
+        },
     },
     KnownIssue {
         upstream: "no upstream issue: GCC returns a value of a float machine mode in st(0)",

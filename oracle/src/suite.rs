@@ -87,10 +87,14 @@ impl Default for RandomCases {
 impl RandomCases {
     /// `PROPTEST_CASES` random signatures, seeded by [`seed`].
     pub fn new() -> RandomCases {
+        RandomCases::from_strategy(any_verified_signature().boxed())
+    }
+
+    /// `PROPTEST_CASES` signatures drawn from `strategy`, seeded by [`seed`].
+    pub fn from_strategy(strategy: BoxedStrategy<Signature>) -> RandomCases {
         let seed = seed();
         let config = config(seed);
         let mut runner = TestRunner::new(config.clone());
-        let strategy = any_verified_signature().boxed();
         let trees: Vec<Option<Tree>> = (0..config.cases)
             .map(|_| Some(strategy.new_tree(&mut runner).expect("a signature")))
             .collect();

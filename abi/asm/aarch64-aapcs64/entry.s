@@ -153,5 +153,7 @@ bc_stub_shift_1:
 bc_stub_shift_0:
     hint #36                                    // bti j: reached by a thunk's `br x17`
     ldr x0, [x16]                               // the slot word: the new first argument
-    ldr x17, [x0]                               // the slot's typed entry (its first word)
+    ldr x17, [x0, #SLOT_STATE]                  // the handler's vtable | tags
+    and x17, x17, #-8                           // ~SLOT_TAGS
+    ldr x17, [x17, #VTABLE_TYPED_ENTRY]         // the handler's typed entry
     br x17

@@ -35,6 +35,9 @@
     .set CTX_SIZE, 256
     .set RECORD_SLOT, 0
     .set RECORD_TARGET, 8
+    .set SLOT_STATE, 0
+    .set SLOT_TAGS, 7
+    .set VTABLE_TYPED_ENTRY, 16
     .set PAGE_SIZE, 4096
     .set RC_VOID, 0
     .set RC_WORD, 1

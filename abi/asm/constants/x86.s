@@ -36,6 +36,9 @@
     .set RECORD_SLOT, 0
     .set RECORD_TARGET, 4
     .set RECORD_STACK_BYTES, 8
+    .set SLOT_STATE, 0
+    .set SLOT_TAGS, 7
+    .set VTABLE_TYPED_ENTRY, 8
     .set PAGE_SIZE, 4096
     .set RC_VOID, 0
     .set RC_WORD, 1

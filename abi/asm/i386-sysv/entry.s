@@ -30,11 +30,13 @@
 #
 # The typed stubs serve callbacks whose Rust type is known:
 # * `bc_stub_thiscall` (stdcall signatures): the slot word goes in ecx and the stub tail-jumps
-#   to the slot's typed entry, a Rust `extern "thiscall"` function: ecx is its first argument,
-#   the C caller's stack arguments are its others, and it pops them, as stdcall does.
+#   to the slot's typed entry, a `thiscall` function: ecx is its first argument, the C
+#   caller's stack arguments are its others, and it pops them, as stdcall does.
 # * `bc_stub_copy` (cdecl signatures): the stub copies the caller's RECORD_STACK_BYTES bytes of
 #   stack arguments (the record's third word) below a new first argument, the slot word, calls
 #   the typed entry (cdecl) and returns to the caller.
+# The typed entry: the slot's first word is its handler's vtable (tag bits below SLOT_TAGS
+# masked off), whose VTABLE_TYPED_ENTRY word is the entry.
 #
 # Memory operands use exactly one constant or a plain number (keystone traps: see
 # emu-tests/src/asm.rs). The constants come from the generated abi/asm/constants/x86.s.
@@ -116,7 +118,9 @@ bc_stub_thiscall:
     .byte 0xf3, 0x0f, 0x1e, 0xfb                # endbr32: reached by a thunk's indirect jmp
     mov ecx, dword ptr [eax + RECORD_FROM_PIC]  # the slot word (the record's first word)
 bc_page_ref_thiscall:
-    jmp dword ptr [ecx]                         # the slot's typed entry (its first word)
+    mov edx, dword ptr [ecx + SLOT_STATE]       # the handler's vtable | tags (edx carries no
+    and edx, -8                                 # stdcall argument); ~SLOT_TAGS
+    jmp dword ptr [edx + VTABLE_TYPED_ENTRY]    # the handler's typed entry
 
 bc_stub_copy:
     .byte 0xf3, 0x0f, 0x1e, 0xfb                # endbr32: reached by a thunk's indirect jmp
@@ -140,8 +144,10 @@ bc_page_ref_copy:
     .byte 0xf3, 0xa5                            # rep movsd: copy n / 4 words up (the direction
                                                 # flag is clear at a call, by both ABIs); bytes:
                                                 # keystone reads movsd as the SSE move
-    call dword ptr [eax]                        # the slot's typed entry (cdecl); its result is
-                                                # in eax, edx or st(0), untouched below
+    mov ecx, dword ptr [eax + SLOT_STATE]       # the handler's vtable | tags (ecx is spent)
+    and ecx, -8                                 # ~SLOT_TAGS
+    call dword ptr [ecx + VTABLE_TYPED_ENTRY]   # the handler's typed entry (cdecl); its result
+                                                # is in eax, edx or st(0), untouched below
     lea esp, [ebp - 8]
     pop edi
     pop esi

@@ -24,8 +24,11 @@
 # The typed stubs (`bc_stub_shift_<k>`) serve callbacks whose Rust type is known: the slot
 # word becomes a new first argument in front of the k integer register arguments of the C
 # signature (each moved up one register; float registers stay), and the stub tail-jumps to
-# the typed entry whose address is the slot's first word. The return comes straight from the
-# typed entry to the C caller. Each stub falls through to the next shorter one.
+# the slot's typed entry: the slot's first word is its handler's vtable (tag bits below
+# SLOT_TAGS masked off), whose VTABLE_TYPED_ENTRY word is the entry. The return comes straight
+# from the typed entry to the C caller. Each stub falls through to the next shorter one.
+# rax is free at a call of a function that is not variadic (§3.2.3: al counts vector
+# registers only for variadic calls).
 #
 # Memory operands use exactly one constant or a plain number, never arithmetic on a symbol
 # (keystone drops the minus of `[reg - SYM]`, the scale of `[reg + SYM*2]`, and encodes
@@ -138,4 +141,6 @@ bc_stub_shift_1:
 bc_stub_shift_0:
     .byte 0xf3, 0x0f, 0x1e, 0xfa
     mov rdi, qword ptr [r10]                    # the slot word: the new first argument
-    jmp qword ptr [rdi]                         # the slot's typed entry (its first word)
+    mov rax, qword ptr [rdi + SLOT_STATE]       # the handler's vtable | tags
+    and rax, -8                                 # ~SLOT_TAGS
+    jmp qword ptr [rax + VTABLE_TYPED_ENTRY]    # the handler's typed entry

@@ -35,8 +35,9 @@
 # The typed stubs (`bc_stub_shift_<k>`, k <= 3) serve callbacks whose Rust type is known: the
 # slot word becomes a new first argument, and each of the k positional arguments moves up one
 # position, integer and float register alike (a position holds one or the other, and moving
-# the unused one is harmless); the stub tail-jumps to the typed entry whose address is the
-# slot's first word. The caller's shadow space holds four slots whatever the argument count,
+# the unused one is harmless); the stub tail-jumps to the slot's typed entry: the slot's first
+# word is its handler's vtable (tag bits below SLOT_TAGS masked off), whose VTABLE_TYPED_ENTRY
+# word is the entry (rax is volatile and carries no argument). The caller's shadow space holds four slots whatever the argument count,
 # so the typed entry's four register arguments have their home space.
 #
 # Memory operands use exactly one constant or a plain number (keystone traps: see
@@ -189,4 +190,6 @@ bc_stub_shift_1:
 bc_stub_shift_0:
     .byte 0xf3, 0x0f, 0x1e, 0xfa
     mov rcx, qword ptr [r10]                    # the slot word: the new first argument
-    jmp qword ptr [rcx]                         # the slot's typed entry (its first word)
+    mov rax, qword ptr [rcx + SLOT_STATE]       # the handler's vtable | tags
+    and rax, -8                                 # ~SLOT_TAGS
+    jmp qword ptr [rax + VTABLE_TYPED_ENTRY]    # the handler's typed entry

@@ -14,7 +14,7 @@ const THUNK: [u8; 16] = [
 
 /// The shared code: the entries, the resume point, `return_from_context`, the typed stubs (`entry.s`).
 #[rustfmt::skip]
-const ENTRY: [u8; 352] = [
+const ENTRY: [u8; 360] = [
     // bc_entry:
     0x9f, 0x24, 0x03, 0xd5, // 0000  bti j
     0xfd, 0x7b, 0xb6, 0xa9, // 0004  stp x29, x30, [sp, #-0xa0]!
@@ -115,7 +115,9 @@ const ENTRY: [u8; 352] = [
     0x9f, 0x24, 0x03, 0xd5, // 0150  bti j
     0x00, 0x02, 0x40, 0xf9, // 0154  ldr x0, [x16]
     0x11, 0x00, 0x40, 0xf9, // 0158  ldr x17, [x0]
-    0x20, 0x02, 0x1f, 0xd6, // 015c  br x17
+    0x31, 0xf2, 0x7d, 0x92, // 015c  and x17, x17, #0xfffffffffffffff8
+    0x31, 0x0a, 0x40, 0xf9, // 0160  ldr x17, [x17, #0x10]
+    0x20, 0x02, 0x1f, 0xd6, // 0164  br x17
 ];
 
 /// The named points of `ENTRY`.

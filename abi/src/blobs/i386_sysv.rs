@@ -14,7 +14,7 @@ const THUNK: [u8; 16] = [
 
 /// The shared code: the entries, the resume point, `return_from_context`, the typed stubs (`entry.s`).
 #[rustfmt::skip]
-const ENTRY: [u8; 235] = [
+const ENTRY: [u8; 247] = [
     // bc_entry:
     0xf3, 0x0f, 0x1e, 0xfb,                   // 0000  endbr32
     0x8d, 0x80, 0xf7, 0x0f, 0x00, 0x00,       // 0004  lea eax, [eax + 0xff7]
@@ -75,33 +75,37 @@ const ENTRY: [u8; 235] = [
     0xf3, 0x0f, 0x1e, 0xfb,                   // 00a9  endbr32
     0x8b, 0x88, 0xf7, 0x0f, 0x00, 0x00,       // 00ad  mov ecx, dword ptr [eax + 0xff7]
     // (data page reference, Disp32, ends here):
-    0xff, 0x21,                               // 00b3  jmp dword ptr [ecx]
+    0x8b, 0x11,                               // 00b3  mov edx, dword ptr [ecx]
+    0x83, 0xe2, 0xf8,                         // 00b5  and edx, 0xfffffff8
+    0xff, 0x62, 0x08,                         // 00b8  jmp dword ptr [edx + 8]
     // bc_stub_copy:
-    0xf3, 0x0f, 0x1e, 0xfb,                   // 00b5  endbr32
-    0x8d, 0x80, 0xf7, 0x0f, 0x00, 0x00,       // 00b9  lea eax, [eax + 0xff7]
+    0xf3, 0x0f, 0x1e, 0xfb,                   // 00bb  endbr32
+    0x8d, 0x80, 0xf7, 0x0f, 0x00, 0x00,       // 00bf  lea eax, [eax + 0xff7]
     // (data page reference, Disp32, ends here):
-    0x55,                                     // 00bf  push ebp
-    0x89, 0xe5,                               // 00c0  mov ebp, esp
-    0x56,                                     // 00c2  push esi
-    0x57,                                     // 00c3  push edi
-    0x8b, 0x48, 0x08,                         // 00c4  mov ecx, dword ptr [eax + 8]
-    0x8b, 0x00,                               // 00c7  mov eax, dword ptr [eax]
-    0x8d, 0x51, 0x04,                         // 00c9  lea edx, [ecx + 4]
-    0x89, 0xe7,                               // 00cc  mov edi, esp
-    0x29, 0xd7,                               // 00ce  sub edi, edx
-    0x83, 0xe7, 0xf0,                         // 00d0  and edi, 0xfffffff0
-    0x89, 0xfc,                               // 00d3  mov esp, edi
-    0x89, 0x07,                               // 00d5  mov dword ptr [edi], eax
-    0x83, 0xc7, 0x04,                         // 00d7  add edi, 4
-    0x8d, 0x75, 0x08,                         // 00da  lea esi, [ebp + 8]
-    0xc1, 0xe9, 0x02,                         // 00dd  shr ecx, 2
-    0xf3, 0xa5,                               // 00e0  rep movsd dword ptr es:[edi], dword ptr [esi]
-    0xff, 0x10,                               // 00e2  call dword ptr [eax]
-    0x8d, 0x65, 0xf8,                         // 00e4  lea esp, [ebp - 8]
-    0x5f,                                     // 00e7  pop edi
-    0x5e,                                     // 00e8  pop esi
-    0x5d,                                     // 00e9  pop ebp
-    0xc3,                                     // 00ea  ret
+    0x55,                                     // 00c5  push ebp
+    0x89, 0xe5,                               // 00c6  mov ebp, esp
+    0x56,                                     // 00c8  push esi
+    0x57,                                     // 00c9  push edi
+    0x8b, 0x48, 0x08,                         // 00ca  mov ecx, dword ptr [eax + 8]
+    0x8b, 0x00,                               // 00cd  mov eax, dword ptr [eax]
+    0x8d, 0x51, 0x04,                         // 00cf  lea edx, [ecx + 4]
+    0x89, 0xe7,                               // 00d2  mov edi, esp
+    0x29, 0xd7,                               // 00d4  sub edi, edx
+    0x83, 0xe7, 0xf0,                         // 00d6  and edi, 0xfffffff0
+    0x89, 0xfc,                               // 00d9  mov esp, edi
+    0x89, 0x07,                               // 00db  mov dword ptr [edi], eax
+    0x83, 0xc7, 0x04,                         // 00dd  add edi, 4
+    0x8d, 0x75, 0x08,                         // 00e0  lea esi, [ebp + 8]
+    0xc1, 0xe9, 0x02,                         // 00e3  shr ecx, 2
+    0xf3, 0xa5,                               // 00e6  rep movsd dword ptr es:[edi], dword ptr [esi]
+    0x8b, 0x08,                               // 00e8  mov ecx, dword ptr [eax]
+    0x83, 0xe1, 0xf8,                         // 00ea  and ecx, 0xfffffff8
+    0xff, 0x51, 0x08,                         // 00ed  call dword ptr [ecx + 8]
+    0x8d, 0x65, 0xf8,                         // 00f0  lea esp, [ebp - 8]
+    0x5f,                                     // 00f3  pop edi
+    0x5e,                                     // 00f4  pop esi
+    0x5d,                                     // 00f5  pop ebp
+    0xc3,                                     // 00f6  ret
 ];
 
 /// The named points of `ENTRY`.
@@ -110,7 +114,7 @@ const SYMBOLS: [(&str, u32); 5] = [
     ("bc_resume", 0x53),
     ("bc_return_from_context", 0x94),
     ("bc_stub_thiscall", 0xa9),
-    ("bc_stub_copy", 0xb5),
+    ("bc_stub_copy", 0xbb),
 ];
 
 /// The instructions that reach the data page (where each ends).
@@ -138,7 +142,7 @@ const PAGE_REFS: [super::BlobPageRef; 5] = [
     },
     super::BlobPageRef {
         part: super::BlobPart::Entry,
-        end: 0xbf,
+        end: 0xc5,
         kind: crate::arch::PageRef::Disp32,
     },
 ];

@@ -13,7 +13,7 @@ const THUNK: [u8; 15] = [
 
 /// The shared code: the entries, the resume point, `return_from_context`, the typed stubs (`entry.s`).
 #[rustfmt::skip]
-const ENTRY: [u8; 311] = [
+const ENTRY: [u8; 319] = [
     // bc_entry:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 0000  endbr64
     0x55,                                                 // 0004  push rbp
@@ -97,7 +97,9 @@ const ENTRY: [u8; 311] = [
     // bc_stub_shift_0:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 012e  endbr64
     0x49, 0x8b, 0x3a,                                     // 0132  mov rdi, qword ptr [r10]
-    0xff, 0x27,                                           // 0135  jmp qword ptr [rdi]
+    0x48, 0x8b, 0x07,                                     // 0135  mov rax, qword ptr [rdi]
+    0x48, 0x83, 0xe0, 0xf8,                               // 0138  and rax, 0xfffffffffffffff8
+    0xff, 0x60, 0x10,                                     // 013c  jmp qword ptr [rax + 0x10]
 ];
 
 /// The named points of `ENTRY`.

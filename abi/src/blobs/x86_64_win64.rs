@@ -13,7 +13,7 @@ const THUNK: [u8; 15] = [
 
 /// The shared code: the entries, the resume point, `return_from_context`, the typed stubs (`entry.s`).
 #[rustfmt::skip]
-const ENTRY: [u8; 529] = [
+const ENTRY: [u8; 537] = [
     // bc_entry:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 0000  endbr64
     0x55,                                                 // 0004  push rbp
@@ -125,7 +125,9 @@ const ENTRY: [u8; 529] = [
     // bc_stub_shift_0:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 0208  endbr64
     0x49, 0x8b, 0x0a,                                     // 020c  mov rcx, qword ptr [r10]
-    0xff, 0x21,                                           // 020f  jmp qword ptr [rcx]
+    0x48, 0x8b, 0x01,                                     // 020f  mov rax, qword ptr [rcx]
+    0x48, 0x83, 0xe0, 0xf8,                               // 0212  and rax, 0xfffffffffffffff8
+    0xff, 0x60, 0x10,                                     // 0216  jmp qword ptr [rax + 0x10]
 ];
 
 /// The named points of `ENTRY`.
