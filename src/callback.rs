@@ -221,8 +221,7 @@ impl Prototype {
         policy: ThreadPolicy,
         handler: HandlerBox,
     ) -> Result<Callback, Error> {
-        let route = Route::Context { floats: self.info.float_args };
-        self.install_on(policy, handler, route)
+        self.install_on(policy, handler, self.info.context_route)
     }
 
     /// A callback whose handler has a typed entry: on the typed route when the plan has a
@@ -232,11 +231,7 @@ impl Prototype {
         policy: ThreadPolicy,
         handler: HandlerBox,
     ) -> Result<Callback, Error> {
-        let route = match self.info.stub {
-            Ok(stub) => Route::Stub(stub),
-            Err(_) => Route::Context { floats: self.info.float_args },
-        };
-        self.install_on(policy, handler, route)
+        self.install_on(policy, handler, self.info.typed_route)
     }
 
     fn install_on(

@@ -156,12 +156,13 @@ pub(crate) fn report(e: CallbackError) {
     }
 }
 
-/// Runs `f` (user code: a handler's destructor), reporting a panic instead of unwinding.
-pub(crate) fn contain(thunk: usize, what: &str, f: impl FnOnce()) {
+/// Runs `f` (user code: a handler's destructor), reporting a panic instead of unwinding (with
+/// the thunk `thunk` answers, asked only then).
+pub(crate) fn contain(thunk: impl FnOnce() -> usize, what: &str, f: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         let message = format!("{what}: {}", panic_message(&*payload));
         std::mem::forget(payload);
-        report(CallbackError::Panicked { thunk, message });
+        report(CallbackError::Panicked { thunk: thunk(), message });
     }
 }
 

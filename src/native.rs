@@ -10,6 +10,7 @@
 //! reference: the fast path computes the same addresses from the same plan and the same
 //! [`HOST_LAYOUT`], and the tests compare the two (`fast_locations_agree_with_the_frame`).
 
+use crate::registry::{Route, Tombstone};
 use std::sync::Arc;
 
 use backcall_abi::{ArgPass, CallPlan, Extend, Loc, RetPlan, ReturnCode, Scalar, Shape};
@@ -30,11 +31,13 @@ pub(crate) struct PlanInfo {
     pub args: Box<[ArgLoc]>,
     /// where a scalar result goes, if the fast form expresses it
     pub ret: RetLoc,
-    /// whether an argument travels in a float register (the context route then needs the entry
-    /// that spills them)
-    pub float_args: bool,
-    /// the typed stub a typed callback of this plan takes, or why it takes the context route
-    pub stub: Result<backcall_abi::stubs::Stub, String>,
+    /// where the thunk of a callback of this plan jumps on the context route (the entry that
+    /// spills float registers only when an argument travels in one) ...
+    pub context_route: Route,
+    /// ... and on the typed route (the context route's, without a stub)
+    pub typed_route: Route,
+    /// the return protocol a stale call keeps (`Tombstone::pack`)
+    pub tomb: u64,
 }
 
 /// A scalar argument's location. `size == 0`: not expressible; use the generic [`Frame`].
@@ -142,10 +145,23 @@ impl PlanInfo {
         let first = std::array::from_fn(|i| args.get(i).copied().unwrap_or_default());
         let ret = ret_loc(&plan);
         let float_args = plan.uses_float_registers();
-        let stub = crate::pool::template_for(plan.abi)
+        let code = crate::pool::template_for(plan.abi);
+        let stub = code
+            .as_ref()
             .map_err(|e| e.to_string())
             .and_then(|code| backcall_abi::stubs::typed_stub(&plan, code));
-        PlanInfo { plan: Arc::new(plan), first, args, ret, float_args, stub }
+        let context_target = code.as_ref().map_or(0, |c| c.context_entry(float_args));
+        let context_route = Route { target: context_target, stack_bytes: 0 };
+        // The typed stub a typed callback of this plan takes, if any.
+        let typed_route = match (&stub, &code) {
+            (Ok(stub), Ok(code)) => match code.symbol(&stub.symbol()) {
+                Some(target) => Route { target, stack_bytes: stub.stack_bytes() },
+                None => context_route,
+            },
+            _ => context_route,
+        };
+        let tomb = Tombstone::of(&plan).pack();
+        PlanInfo { plan: Arc::new(plan), first, args, ret, context_route, typed_route, tomb }
     }
 
     /// Argument `i`'s location (panics past the last argument, unless `i` is below

@@ -39,10 +39,9 @@
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use backcall_abi::stubs::Stub;
 use backcall_abi::{Abi, CallPlan, Loc, RetPlan, ReturnCode};
 
 use crate::error::Error;
@@ -176,7 +175,7 @@ pub(crate) struct Tombstone {
 }
 
 impl Tombstone {
-    fn of(plan: &CallPlan) -> Tombstone {
+    pub fn of(plan: &CallPlan) -> Tombstone {
         let hidden = match plan.ret {
             RetPlan::Indirect { pointer, returned_in } => Some((pointer, returned_in.is_some())),
             _ => None,
@@ -190,7 +189,7 @@ impl Tombstone {
     /// limits keep every field in range: results of at most `MAX_SIZE` (16 MiB), stack
     /// arguments of at most `MAX_STACK_ARGUMENT_BYTES`, and the hidden pointer is the first
     /// argument (register 0 or 1, stack offset 0).
-    fn pack(self) -> u64 {
+    pub fn pack(self) -> u64 {
         let (kind, value, returned) = match self.hidden {
             None => (0u64, 0u64, false),
             Some((Loc::Int(i), r)) => (1, u64::from(i), r),
@@ -368,6 +367,8 @@ pub(crate) struct Registry {
     state: Mutex<PoolState>,
     /// released slots (addresses) whose free waits for a safe point
     deferred: Mutex<Vec<usize>>,
+    /// whether `deferred` may hold any (checked without the lock on every create and release)
+    any_deferred: AtomicBool,
 }
 
 /// What a freed slot may be reused for without surprising a stale caller: the return protocol
@@ -378,12 +379,26 @@ pub(crate) struct Class {
     target: usize,
 }
 
+impl PoolState {
+    /// The freed slots of `class` (a handful of classes in practice: a list, no hashing).
+    fn queue(&mut self, class: Class) -> &mut VecDeque<(u32, u64)> {
+        let at = match self.freed.iter().position(|(c, _)| *c == class) {
+            Some(at) => at,
+            None => {
+                self.freed.push((class, VecDeque::new()));
+                self.freed.len() - 1
+            }
+        };
+        &mut self.freed[at].1
+    }
+}
+
 struct PoolState {
     pages: usize,
     /// slots never used
     fresh: VecDeque<u32>,
     /// released slots by class, each with the release count at its release
-    freed: HashMap<Class, VecDeque<(u32, u64)>>,
+    freed: Vec<(Class, VecDeque<(u32, u64)>)>,
     /// releases so far
     releases: u64,
     /// releases a freed slot waits for before reuse
@@ -400,7 +415,7 @@ static REGISTRY: Registry = Registry {
     state: Mutex::new(PoolState {
         pages: 0,
         fresh: VecDeque::new(),
-        freed: HashMap::with_hasher(std::hash::BuildHasherDefault::new()),
+        freed: Vec::new(),
         releases: 0,
         quarantine: DEFAULT_QUARANTINE,
         slot_arrays: std::collections::BTreeMap::new(),
@@ -408,10 +423,8 @@ static REGISTRY: Registry = Registry {
         limit: MAX_PAGES,
     }),
     deferred: Mutex::new(Vec::new()),
+    any_deferred: AtomicBool::new(false),
 };
-
-type HashMap<K, V> =
-    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>;
 
 /// The process-wide registry.
 #[inline(always)]
@@ -419,32 +432,13 @@ pub(crate) fn registry() -> &'static Registry {
     &REGISTRY
 }
 
-/// Where a callback's thunk jumps.
+/// Where a callback's thunk jumps: a code page offset (an entry of the context route, or a
+/// typed stub) and the record's stack-bytes word (`bc_stub_copy`'s). Resolved once per plan
+/// (see `native.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// an entry of the context route: `bc_entry` (all argument registers) when the plan has
-    /// float register arguments, else `bc_entry_int`
-    Context {
-        /// whether the plan puts an argument in a float register
-        floats: bool,
-    },
-    /// a typed stub (see `backcall_abi::stubs`) in front of the slot's typed entry
-    Stub(Stub),
-}
-
-impl Route {
-    /// The target's code page offset and the record's stack-bytes word.
-    fn resolve(self, code: &backcall_abi::thunks::CodePage) -> Result<(u32, u32), Error> {
-        match self {
-            Route::Context { floats } => Ok((code.context_entry(floats), 0)),
-            Route::Stub(stub) => {
-                let offset = code.symbol(&stub.symbol()).ok_or_else(|| {
-                    Error::Code(format!("the code page has no {}", stub.symbol()))
-                })?;
-                Ok((offset, stub.stack_bytes()))
-            }
-        }
-    }
+pub(crate) struct Route {
+    pub target: u32,
+    pub stack_bytes: u32,
 }
 
 // A slot is 40 bytes on 64-bit machines: with its 16-byte record and its share of the data page,
@@ -509,9 +503,8 @@ impl Registry {
         route: Route,
     ) -> Result<u32, Error> {
         self.free_deferred();
-        let tomb = Tombstone::of(&info.plan).pack();
-        let code = pool::template_for(abi)?;
-        let (target, stack_bytes) = route.resolve(code)?;
+        let tomb = info.tomb;
+        let Route { target, stack_bytes } = route;
         let class = Class { tomb, target: target as usize };
         let id = self.take_free(abi, class)?;
         let (page, i) = self.locate(id).expect("free ids name published slots");
@@ -545,7 +538,7 @@ impl Registry {
         // SeqCst: ordered before the in-flight counter read in `try_free` (Dekker with the
         // counted calls' increment-then-read).
         slot.state.swap(state ^ LIFE, Ordering::SeqCst);
-        self.try_free(slot);
+        self.free(slot, Some(id));
         self.free_deferred();
     }
 
@@ -555,6 +548,11 @@ impl Registry {
     /// installation checked here cannot be freed, reused and released again (the same state
     /// value) by another party before this one decides.
     pub fn try_free(&'static self, slot: &'static Slot) {
+        self.free(slot, None);
+    }
+
+    /// [`Registry::try_free`], with the slot's id when the caller knows it.
+    fn free(&'static self, slot: &'static Slot, id: Option<u32>) {
         let mut pool = self.lock();
         let state = slot.state.load(Ordering::SeqCst);
         if state & RELEASED == 0 || slot.inflight.load(Ordering::SeqCst) != 0 {
@@ -576,7 +574,7 @@ impl Registry {
                 return;
             }
         }
-        let id = id_of(&pool, slot);
+        let id = id.unwrap_or_else(|| id_of(&pool, slot));
         slot.state.store(free_state(), Ordering::Relaxed);
         // SAFETY: this party freed the state under the lock; no call is in flight; the fields
         // are the released callback's, taken exactly once (the slot is reused only after the
@@ -595,11 +593,11 @@ impl Registry {
         };
         let seq = pool.releases;
         pool.releases += 1;
-        pool.freed.entry(class).or_default().push_back((id, seq));
+        pool.queue(class).push_back((id, seq));
         drop(pool);
         // The handler's captures may run arbitrary code when dropped: no lock is held, and a
         // panic there is reported, never unwound into the dispatcher's bookkeeping or into C.
-        let thunk = self.thunk(id);
+        let thunk = || self.thunk(id);
         crate::error::contain(thunk, "while dropping the released handler", move || {
             drop(info);
             drop(handler);
@@ -611,10 +609,18 @@ impl Registry {
     /// memory from under a live `&self`).
     pub fn defer_free(&self, slot: &'static Slot) {
         self.deferred.lock().unwrap_or_else(|p| p.into_inner()).push(slot.addr());
+        self.any_deferred.store(true, Ordering::Release);
     }
 
     /// Frees what [`Registry::defer_free`] put aside (called on create and release).
     fn free_deferred(&'static self) {
+        // A plain load first: the swap is a locked instruction, and nothing is deferred
+        // almost always.
+        if !self.any_deferred.load(Ordering::Relaxed)
+            || !self.any_deferred.swap(false, Ordering::Acquire)
+        {
+            return;
+        }
         let slots = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
         for addr in slots {
             // SAFETY: deferred addresses are of slots, which are never freed.
@@ -641,18 +647,17 @@ impl Registry {
             return Ok(id);
         }
         let (releases, quarantine) = (state.releases, state.quarantine);
-        if let Some(queue) = state.freed.get_mut(&class) {
-            if queue.front().is_some_and(|&(_, seq)| releases - seq >= quarantine) {
-                return Ok(queue.pop_front().expect("a front").0);
-            }
+        let queue = state.queue(class);
+        if queue.front().is_some_and(|&(_, seq)| releases - seq >= quarantine) {
+            return Ok(queue.pop_front().expect("a front").0);
         }
         match self.grow(&mut state, abi) {
             Ok(()) => return Ok(state.fresh.pop_front().expect("a new page has slots")),
-            Err(Error::PoolExhausted(_)) if state.freed.values().any(|q| !q.is_empty()) => {}
+            Err(Error::PoolExhausted(_)) if state.freed.iter().any(|(_, q)| !q.is_empty()) => {}
             Err(e) => return Err(e),
         }
         // Full: the same class's oldest, still in quarantine; else any class's oldest.
-        let same = state.freed.get(&class).is_some_and(|q| !q.is_empty());
+        let same = !state.queue(class).is_empty();
         let oldest = if same {
             class
         } else {
@@ -664,8 +669,7 @@ impl Registry {
                 .map(|(_, c)| c)
                 .expect("a non-empty class")
         };
-        let queue = state.freed.get_mut(&oldest).expect("the class");
-        Ok(queue.pop_front().expect("a front").0)
+        Ok(state.queue(oldest).pop_front().expect("a front").0)
     }
 
     fn grow(&self, state: &mut PoolState, abi: Abi) -> Result<(), Error> {
