@@ -14,7 +14,7 @@ use backcall_abi::{Loc, ReturnCode};
 
 use crate::context::CallbackContext;
 use crate::error::{report, CallbackError, Error};
-use crate::hazard::{light_fence, thread_state, ThreadState, SERIALIZED};
+use crate::hazard::{thread_state, ThreadState, SERIALIZED};
 use crate::native::Native;
 use crate::registry::{registry, Live, Slot, HAZARDS};
 use crate::Args;
@@ -96,7 +96,7 @@ pub(crate) fn call<C: CallSite>(slot: &'static Slot, site: C) -> C::Out {
 fn owner_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, depth: usize, site: C) -> C::Out {
     let hazard = &me.hazards[depth];
     hazard.store(slot.addr(), std::sync::atomic::Ordering::Relaxed);
-    light_fence();
+    me.light_fence();
     let state = slot.state();
     // Re-checked after reading the state: if the slot was freed and reused by another owner
     // since the first check, this call must not touch its handler (hazard.rs).
@@ -110,7 +110,7 @@ fn owner_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, depth: usize, 
         Err(site)
     };
     hazard.store(0, std::sync::atomic::Ordering::Release);
-    light_fence();
+    me.light_fence();
     if slot.released() {
         registry().try_free(slot);
     }
@@ -281,7 +281,7 @@ pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -
     match hazard.filter(|h| h.load(std::sync::atomic::Ordering::Relaxed) == slot.addr()) {
         Some(h) => {
             h.store(0, std::sync::atomic::Ordering::Release);
-            light_fence();
+            me.light_fence();
             if slot.released() {
                 registry().defer_free(slot);
             }

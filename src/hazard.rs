@@ -53,6 +53,9 @@ pub(crate) struct ThreadState {
     pub current: Cell<*mut CallbackContext>,
     /// turns of the serialized-call lock held (owner thread only)
     pub serial_depth: Cell<u32>,
+    /// [`asymmetric`]'s answer, decided before this thread's first call (read by
+    /// [`ThreadState::light_fence`] beside the hazards, not from a global)
+    asymmetric: Cell<bool>,
     in_use: AtomicBool,
 }
 
@@ -109,7 +112,7 @@ pub(crate) fn thread_state() -> &'static ThreadState {
 #[cold]
 fn register() -> &'static ThreadState {
     // Decide the fence mode before this thread's first call can rely on it.
-    asymmetric();
+    let asymmetric = asymmetric();
     // Keys run out after 2^32 - 2 threads; a thread without one (key 0) still calls callbacks
     // (through the counter) but cannot own a single-threaded one.
     let key = NEXT_KEY
@@ -132,6 +135,7 @@ fn register() -> &'static ThreadState {
     state.depth.set(0);
     state.current.set(ptr::null_mut());
     state.serial_depth.set(0);
+    state.asymmetric.set(asymmetric);
     STATE.with(|s| s.set(state));
     // Without the guard (thread-local destruction already running) the state is never reused.
     let _ = GUARD.try_with(|_| ());
@@ -146,6 +150,7 @@ impl ThreadState {
             depth: Cell::new(0),
             current: Cell::new(ptr::null_mut()),
             serial_depth: Cell::new(0),
+            asymmetric: Cell::new(false),
             in_use: AtomicBool::new(false),
         }
     }
@@ -170,20 +175,19 @@ fn asymmetric() -> bool {
     *MODE.get_or_init(membarrier::register)
 }
 
-/// The call side's fence between announcing a call (or ending one) and reading the slot's
-/// state: a compiler fence when releases run [`heavy_barrier`], else a full fence.
-#[inline(always)]
-pub(crate) fn light_fence() {
-    // `asymmetric()` was decided when this thread registered (happens-before this load).
-    if ASYMMETRIC_FAST.load(Ordering::Relaxed) {
-        compiler_fence(Ordering::SeqCst);
-    } else {
-        fence(Ordering::SeqCst);
+impl ThreadState {
+    /// The call side's fence between announcing a call (or ending one) and reading the slot's
+    /// state: a compiler fence when releases run [`heavy_barrier`], else a full fence.
+    #[inline(always)]
+    pub(crate) fn light_fence(&self) {
+        // `asymmetric()` was decided before this thread registered.
+        if self.asymmetric.get() {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
     }
 }
-
-/// A copy of [`asymmetric`]'s answer readable without the `OnceLock` check.
-static ASYMMETRIC_FAST: AtomicBool = AtomicBool::new(false);
 
 /// The release side's fence: after it, every thread's earlier stores (hazards) are visible to
 /// this thread, and this thread's earlier stores (a release) to every later load elsewhere.
@@ -200,7 +204,6 @@ pub(crate) fn heavy_barrier() -> bool {
 
 #[cfg(target_os = "linux")]
 mod membarrier {
-    use std::sync::atomic::Ordering;
 
     const QUERY: libc::c_long = 0;
     const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
@@ -218,11 +221,9 @@ mod membarrier {
             return false;
         }
         let supported = call(QUERY);
-        let ok = supported >= 0
+        supported >= 0
             && supported & PRIVATE_EXPEDITED != 0
-            && call(REGISTER_PRIVATE_EXPEDITED) == 0;
-        super::ASYMMETRIC_FAST.store(ok, Ordering::Relaxed);
-        ok
+            && call(REGISTER_PRIVATE_EXPEDITED) == 0
     }
 
     /// Runs the barrier on every CPU running a thread of this process; whether it ran. It can
