@@ -26,7 +26,7 @@ use crate::registry::{owner_key, registry, HandlerBox, HandlerVt, Route, ThreadP
 /// assert_eq!(f(40, 2), 42);
 /// ```
 pub struct Callback {
-    id: u32,
+    pub(crate) id: u32,
 }
 
 impl Callback {
@@ -69,7 +69,6 @@ impl Callback {
         Prototype::new(signature)?.raw(policy, handler)
     }
 
-    /// The C function pointer (the thunk's address).
     /// Whether C's calls reach this callback's handler through a typed stub (a
     /// [`crate::typed::TypedCallback`] whose signature has one on this ABI), rather than
     /// through the context and the dispatcher.
@@ -84,6 +83,7 @@ impl Callback {
         registry().on_typed_route(self.id)
     }
 
+    /// The C function pointer (the thunk's address).
     pub fn code_ptr(&self) -> *const c_void {
         registry().thunk(self.id) as *const c_void
     }
@@ -305,6 +305,9 @@ where
 pub(crate) trait Handler: Send + Sync + Sized + 'static {
     /// The typed route's entry (see `typed.rs`), if the handler has one.
     const TYPED: unsafe extern "C" fn() = crate::typed::REFUSING_ENTRY;
+    /// Whether the handler is not really `Send` (a wrapper asserted it for a single-threaded
+    /// callback): then only its owner thread drops it.
+    const LOCAL: bool = false;
 
     /// Runs the handler at `data` on one call (result written) and answers the return code.
     ///
@@ -342,14 +345,14 @@ pub(crate) fn store_handler<H: Handler>(handler: H) -> HandlerBox {
         && std::mem::align_of::<H>() <= std::mem::align_of::<*mut ()>();
     if fits {
         let vt: &'static HandlerVt =
-            &HandlerVt { call: H::call, drop: drop_inline::<H>, typed: H::TYPED };
+            &HandlerVt { call: H::call, drop: drop_inline::<H>, typed: H::TYPED, local: H::LOCAL };
         let mut data: *mut () = std::ptr::null_mut();
         // SAFETY: `H` fits the word (size and alignment checked); the word was initialised.
         unsafe { std::ptr::write((&raw mut data).cast::<H>(), handler) };
         HandlerBox { vt, data, inline: true }
     } else {
         let vt: &'static HandlerVt =
-            &HandlerVt { call: H::call, drop: drop_box::<H>, typed: H::TYPED };
+            &HandlerVt { call: H::call, drop: drop_box::<H>, typed: H::TYPED, local: H::LOCAL };
         HandlerBox { vt, data: Box::into_raw(Box::new(handler)).cast(), inline: false }
     }
 }

@@ -30,6 +30,7 @@ use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU32, AtomicUsiz
 use std::sync::{Mutex, OnceLock};
 
 use crate::context::CallbackContext;
+use crate::registry::Orphan;
 
 /// Calls a thread can have in flight through the hazard path; deeper nesting uses the slot's
 /// counter.
@@ -56,6 +57,14 @@ pub(crate) struct ThreadState {
     /// [`asymmetric`]'s answer, decided before this thread's first call (read by
     /// [`ThreadState::light_fence`] beside the hazards, not from a global)
     asymmetric: Cell<bool>,
+    /// the kernel id of the thread using this state (to tell when a retiring one is free)
+    tid: std::sync::atomic::AtomicI32,
+    /// the thread's thread-locals are being destroyed; the state is still its own
+    retiring: AtomicBool,
+    /// freed handlers that only this thread may drop (not `Send`), freed by another thread
+    orphans: Mutex<Vec<Orphan>>,
+    /// whether `orphans` may hold any (checked without the lock)
+    any_orphans: AtomicBool,
     in_use: AtomicBool,
 }
 
@@ -82,19 +91,82 @@ thread_local! {
     static GUARD: StateGuard = const { StateGuard };
 }
 
-/// Returns this thread's state to the pool when the thread exits.
+/// Marks this thread's state as retiring when the thread's Rust thread-locals are destroyed.
+///
+/// The state itself stays this thread's, key and all, until the thread is gone: later
+/// thread-local destructors, `pthread_key` destructors (a library's cleanup) and, on the main
+/// thread, `atexit` handlers still call callbacks as their owner. `STATE` has no destructor, so
+/// it stays readable through all of them. A later thread reuses a retiring state once its
+/// thread no longer exists ([`register`]).
 struct StateGuard;
 
 impl Drop for StateGuard {
     fn drop(&mut self) {
-        let state = STATE.with(|s| s.replace(ptr::null()));
         // SAFETY: states are never freed.
-        if let Some(state) = unsafe { state.as_ref() } {
-            for h in &state.hazards {
-                h.store(0, Ordering::Release);
-            }
-            state.in_use.store(false, Ordering::Release);
+        if let Some(state) = unsafe { STATE.with(|s| s.get()).as_ref() } {
+            state.drop_orphans();
+            state.retiring.store(true, Ordering::Release);
         }
+    }
+}
+
+impl ThreadState {
+    /// Drops the handlers other threads freed for this thread (see [`hand_to_owner`]).
+    pub fn drop_orphans(&self) {
+        if !self.any_orphans.load(Ordering::Relaxed) {
+            return;
+        }
+        self.any_orphans.store(false, Ordering::Relaxed);
+        let orphans = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|p| p.into_inner()));
+        for orphan in orphans {
+            orphan.drop_here();
+        }
+    }
+}
+
+/// Gives a freed handler that is not `Send` to its owner thread (the thread whose key is
+/// `owner`) to drop. If that thread is retiring or gone, the handler is leaked: dropping it
+/// elsewhere could break what its captures assume.
+pub(crate) fn hand_to_owner(owner: u32, orphan: Orphan) {
+    let states = STATES.lock().unwrap_or_else(|p| p.into_inner());
+    let alive = states.iter().find(|s| {
+        s.key() == owner && s.in_use.load(Ordering::Acquire) && !s.retiring.load(Ordering::Acquire)
+    });
+    match alive {
+        Some(s) => {
+            s.orphans.lock().unwrap_or_else(|p| p.into_inner()).push(orphan);
+            s.any_orphans.store(true, Ordering::Release);
+        }
+        None => std::mem::forget(orphan),
+    }
+}
+
+/// Whether the thread with kernel id `tid` (of this process) has exited. Only Linux can tell;
+/// elsewhere a retiring state is never reused (a few hundred bytes per exited thread).
+fn thread_gone(tid: i32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: tgkill with signal 0 sends nothing; it only checks that the thread exists.
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) };
+        r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = tid;
+        false
+    }
+}
+
+/// This thread's kernel id (0 where there is none to ask for).
+fn current_tid() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
     }
 }
 
@@ -121,6 +193,15 @@ fn register() -> &'static ThreadState {
         })
         .unwrap_or(0);
     let mut states = STATES.lock().unwrap_or_else(|p| p.into_inner());
+    // A retiring state whose thread is gone is free again (its hazards are all clear: a
+    // thread that no longer runs has no call in flight).
+    for s in states.iter() {
+        let tid = s.tid.load(Ordering::Relaxed);
+        if s.retiring.load(Ordering::Acquire) && tid != 0 && thread_gone(tid) {
+            s.retiring.store(false, Ordering::Relaxed);
+            s.in_use.store(false, Ordering::Release);
+        }
+    }
     let claimed = states.iter().copied().find(|s| {
         s.in_use.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
     });
@@ -132,6 +213,7 @@ fn register() -> &'static ThreadState {
     });
     drop(states);
     state.key.store(key, Ordering::Relaxed);
+    state.tid.store(current_tid(), Ordering::Relaxed);
     state.depth.set(0);
     state.current.set(ptr::null_mut());
     state.serial_depth.set(0);
@@ -151,6 +233,10 @@ impl ThreadState {
             current: Cell::new(ptr::null_mut()),
             serial_depth: Cell::new(0),
             asymmetric: Cell::new(false),
+            tid: std::sync::atomic::AtomicI32::new(0),
+            retiring: AtomicBool::new(false),
+            orphans: Mutex::new(Vec::new()),
+            any_orphans: AtomicBool::new(false),
             in_use: AtomicBool::new(false),
         }
     }

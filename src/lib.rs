@@ -12,6 +12,38 @@
 //!    and the public API: [`Callback`] (dynamic) and [`typed`] (`extern "C" fn` closures).
 //! 5. [`corpus`]: the built-in signature corpus every tool and test shares.
 //!
+//! A handler may borrow from the stack and need not be `Send`: inside [`scope`], every
+//! callback is released (its handler dropped) before the scope returns, and only the thread
+//! that made it may call it.
+//!
+//! ```
+//! use std::ffi::c_void;
+//!
+//! extern "C" {
+//!     fn qsort(base: *mut c_void, n: usize, size: usize,
+//!              cmp: extern "C" fn(*const c_void, *const c_void) -> i32);
+//! }
+//!
+//! let mut words = vec!["pear", "fig", "apple"];
+//! let calls = std::cell::Cell::new(0); // borrowed by the handler, and not `Sync`
+//! backcall::scope(|s| {
+//!     let cmp = s
+//!         .callback("int (*)(const void *, const void *)", |args| {
+//!             calls.set(calls.get() + 1);
+//!             let (a, b) = unsafe { (&*args.ptr::<&str>(0), &*args.ptr::<&str>(1)) };
+//!             a.len().cmp(&b.len()) as i32
+//!         })
+//!         .unwrap();
+//!     let size = std::mem::size_of::<&str>();
+//!     unsafe { qsort(words.as_mut_ptr().cast(), words.len(), size, cmp.as_fn()) };
+//! });
+//! assert_eq!(words, ["fig", "pear", "apple"]);
+//! assert!(calls.get() > 0);
+//! ```
+//!
+//! A [`Callback`] owns a `'static` handler; [`typed::TypedCallback`] takes a closure of an
+//! `extern "C" fn` type:
+//!
 //! ```
 //! use backcall::Callback;
 //!
@@ -33,6 +65,7 @@ pub mod corpus;
 mod dispatch;
 mod error;
 mod hazard;
+mod local;
 pub mod marshal;
 pub mod memory;
 mod native;
@@ -46,6 +79,7 @@ pub use callback::{host_abi, Args, Callback, Prototype, PROTOTYPE_CACHE};
 pub use context::CallbackContext;
 pub use dispatch::{current_context, return_from_context};
 pub use error::{set_error_hook, CallbackError, Error};
+pub use local::{scope, LocalCallback, Scope, ScopedCallback};
 pub use marshal::Value;
 pub use registry::ThreadPolicy;
 pub use signature::{parse_signature, ParseError};

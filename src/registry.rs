@@ -75,12 +75,18 @@ pub(crate) struct HandlerVt {
     /// the typed route's entry (a typed stub jumps here with the slot as a new first
     /// argument); the refusing entry for handlers without one
     pub typed: unsafe extern "C" fn(),
+    /// the handler is not `Send`: only its owner thread may drop it
+    pub local: bool,
 }
 
 /// The state of a free slot: no tag, and a vtable whose typed entry refuses, so that a typed
 /// stub reached by a stale call through a freed slot still finds an entry.
-static FREE: HandlerVt =
-    HandlerVt { call: refuse_call, drop: drop_nothing, typed: crate::typed::REFUSING_ENTRY };
+static FREE: HandlerVt = HandlerVt {
+    call: refuse_call,
+    drop: drop_nothing,
+    typed: crate::typed::REFUSING_ENTRY,
+    local: false,
+};
 
 /// # Safety
 /// Never called: a free slot's state has no LIVE tag.
@@ -432,6 +438,34 @@ pub(crate) fn registry() -> &'static Registry {
     &REGISTRY
 }
 
+/// A freed callback's handler and plan, waiting to be dropped on the right thread.
+pub(crate) struct Orphan {
+    handler: HandlerBox,
+    info: Arc<PlanInfo>,
+    thunk: usize,
+}
+
+// SAFETY: an orphan whose handler is not `Send` is only moved to its owner thread's list and
+// dropped there (`hazard::hand_to_owner`, `ThreadState::drop_orphans`), or leaked.
+unsafe impl Send for Orphan {}
+
+impl Orphan {
+    /// Drops the handler and the plan. The handler's captures may run arbitrary code: no lock
+    /// is held, and a panic there is reported, never unwound into the dispatcher's bookkeeping
+    /// or into C.
+    pub fn drop_here(self) {
+        let Orphan { handler, info, thunk } = self;
+        crate::error::contain(
+            || thunk,
+            "while dropping the released handler",
+            move || {
+                drop(info);
+                drop(handler);
+            },
+        );
+    }
+}
+
 /// Where a callback's thunk jumps: a code page offset (an entry of the context route, or a
 /// typed stub) and the record's stack-bytes word (`bc_stub_copy`'s). Resolved once per plan
 /// (see `native.rs`).
@@ -503,6 +537,7 @@ impl Registry {
         route: Route,
     ) -> Result<u32, Error> {
         self.free_deferred();
+        hazard::thread_state().drop_orphans();
         let tomb = info.tomb;
         let Route { target, stack_bytes } = route;
         let class = Class { tomb, target: target as usize };
@@ -530,6 +565,7 @@ impl Registry {
     /// Releases the callback in slot `id`: later calls are stale; it is freed now, or by the
     /// last call still in flight.
     pub fn release(&'static self, id: u32) {
+        hazard::thread_state().drop_orphans();
         let slot = self.slot(id).expect("a live callback's slot");
         let state = slot.state.load(Ordering::Relaxed);
         if state & LIVE == 0 {
@@ -540,6 +576,19 @@ impl Registry {
         slot.state.swap(state ^ LIFE, Ordering::SeqCst);
         self.free(slot, Some(id));
         self.free_deferred();
+    }
+
+    /// Waits until the callback released in slot `id` is freed (its handler dropped): the
+    /// calls still in flight through it are refused ones from other threads, which end at
+    /// once, or the owner's own, which end before its scope does.
+    pub fn wait_until_freed(&'static self, id: u32) {
+        let slot = self.slot(id).expect("a scope's slot");
+        while slot.state.load(Ordering::SeqCst) & RELEASED != 0 {
+            self.free(slot, Some(id));
+            if slot.state.load(Ordering::SeqCst) & RELEASED != 0 {
+                std::thread::yield_now();
+            }
+        }
     }
 
     /// Frees the released callback in `slot` if no call is in flight through it.
@@ -595,13 +644,14 @@ impl Registry {
         pool.releases += 1;
         pool.queue(class).push_back((id, seq));
         drop(pool);
-        // The handler's captures may run arbitrary code when dropped: no lock is held, and a
-        // panic there is reported, never unwound into the dispatcher's bookkeeping or into C.
-        let thunk = || self.thunk(id);
-        crate::error::contain(thunk, "while dropping the released handler", move || {
-            drop(info);
-            drop(handler);
-        });
+        let orphan = Orphan { handler, info, thunk: self.thunk(id) };
+        if orphan.handler.vt.local && owner != me.key() {
+            // A handler that is not `Send` is dropped by its owner thread (at its next create,
+            // release or its exit), never here.
+            hazard::hand_to_owner(owner, orphan);
+        } else {
+            orphan.drop_here();
+        }
     }
 
     /// Frees, at a later safe point, a released callback whose handler frame is still on the

@@ -33,6 +33,11 @@ pub fn rwx_mappings() -> Vec<String> {
         .collect()
 }
 
+/// Every error reported so far (after [`capture`]).
+pub fn all() -> Vec<CallbackError> {
+    LOG.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Asserts that no mapping of this process is writable and executable at once.
 pub fn assert_no_rwx_mapping() {
     let rwx = rwx_mappings();

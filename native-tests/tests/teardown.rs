@@ -1,0 +1,105 @@
+//! A thread keeps its identity until it is gone: its single-threaded callbacks still run when
+//! it calls them from its own teardown, from a Rust thread-local's destructor, from a
+//! `pthread_key` destructor (a C library's per-thread cleanup) and, on the main thread, from an
+//! `atexit` handler (in `src/bin/teardown-probe.rs`, a process of its own).
+
+use std::cell::RefCell;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use backcall::Callback;
+use backcall_native_tests::errors;
+
+static RAN: AtomicUsize = AtomicUsize::new(0);
+
+fn counting_callback() -> Callback {
+    Callback::new("int (*)(int)", |a| {
+        RAN.fetch_add(1, Ordering::SeqCst);
+        a.i32(0) + 1
+    })
+    .unwrap()
+}
+
+/// Calls its callback when the thread's thread-locals are destroyed.
+struct CallsOnDrop(Option<(Callback, extern "C" fn(i32) -> i32)>);
+
+impl Drop for CallsOnDrop {
+    fn drop(&mut self) {
+        if let Some((cb, f)) = self.0.take() {
+            assert_eq!(f(41), 42, "the handler ran during thread teardown");
+            drop(cb);
+        }
+    }
+}
+
+thread_local! {
+    static BEFORE: RefCell<CallsOnDrop> = const { RefCell::new(CallsOnDrop(None)) };
+    static AFTER: RefCell<CallsOnDrop> = const { RefCell::new(CallsOnDrop(None)) };
+}
+
+#[test]
+fn a_thread_local_destructor_calls_its_threads_callback() {
+    errors::capture();
+    let before = RAN.load(Ordering::SeqCst);
+    std::thread::spawn(|| {
+        // One thread-local first used before backcall's own state and one after: whichever
+        // order thread-locals are destroyed in, one of them outlives backcall's.
+        BEFORE.with(|_| ());
+        let first = counting_callback();
+        // SAFETY: the signature above.
+        let f: extern "C" fn(i32) -> i32 = unsafe { first.as_fn() };
+        assert_eq!(f(1), 2);
+        AFTER.with(|_| ());
+        let second = counting_callback();
+        // SAFETY: the signature above.
+        let g: extern "C" fn(i32) -> i32 = unsafe { second.as_fn() };
+        BEFORE.with(|l| l.borrow_mut().0 = Some((first, f)));
+        AFTER.with(|l| l.borrow_mut().0 = Some((second, g)));
+    })
+    .join()
+    .expect("the thread's teardown called the callbacks");
+    assert_eq!(RAN.load(Ordering::SeqCst), before + 3);
+    assert!(errors::all()
+        .iter()
+        .all(|e| !matches!(e, backcall::CallbackError::WrongThread { .. })));
+}
+
+#[test]
+fn a_pthread_key_destructor_calls_its_threads_callback() {
+    errors::capture();
+    static F: AtomicUsize = AtomicUsize::new(0);
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    extern "C" fn cleanup(value: *mut libc::c_void) {
+        // SAFETY: F holds a live callback's `int (*)(int)`.
+        let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(F.load(Ordering::SeqCst)) };
+        SEEN.store(f(value as usize as i32) as usize, Ordering::SeqCst);
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: a fresh key with a destructor that outlives every thread.
+    assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(cleanup)) }, 0);
+    std::thread::spawn(move || {
+        let cb = counting_callback();
+        // SAFETY: the signature above.
+        let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
+        F.store(f as usize, Ordering::SeqCst);
+        // SAFETY: a non-null value, so that the destructor runs at thread exit.
+        assert_eq!(unsafe { libc::pthread_setspecific(key, 7 as *const libc::c_void) }, 0);
+        std::mem::forget(cb);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(SEEN.load(Ordering::SeqCst), 8, "the library's cleanup got the handler's result");
+}
+
+#[test]
+fn an_atexit_handler_calls_the_main_threads_callback() {
+    let out = Command::new(env!("CARGO_BIN_EXE_teardown-probe")).output().expect("the probe runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let ran: Vec<&str> = stdout.lines().filter(|l| l.contains("the handler ran")).collect();
+    assert_eq!(ran.len(), 2, "once in main, once at exit:\n{stdout}{stderr}");
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(last.contains("the handler ran"), "the exit call comes last:\n{stdout}");
+    assert!(!stderr.contains("foreign thread"), "{stderr}");
+}
