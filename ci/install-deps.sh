@@ -7,7 +7,8 @@
 #           on an x86-64 host), gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-i686-linux-gnu
 #           libc6-dev-i386 lib32gcc-12-dev (the GCC authorities of the Linux ABIs; linking the
 #           native i686/aarch64 runs), gcc-mingw-w64-i686 gcc-mingw-w64-x86-64 (GCC for the
-#           Windows ABIs), pkg-config, libffi-dev (the native benches' libffi peer)
+#           Windows ABIs), pkg-config, libffi-dev (the native benches' libffi peer),
+#           libsqlite3-dev zlib1g-dev libexpat1-dev (the examples' C libraries)
 #   rustup: targets i686-unknown-linux-gnu aarch64-unknown-linux-gnu; components rustfmt clippy
 #
 # Idempotent: on a machine that has everything it changes nothing and touches no network.
@@ -23,6 +24,7 @@ APT_PACKAGES=(
     gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev
     gcc-mingw-w64-i686 gcc-mingw-w64-x86-64
     pkg-config libffi-dev
+    libsqlite3-dev zlib1g-dev libexpat1-dev
 )
 RUST_TARGETS=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
 RUST_COMPONENTS=(rustfmt clippy)

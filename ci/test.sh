@@ -51,6 +51,16 @@ run_no_memfd() {
         --test runtime --test churn --test stale --test code_bytes
 }
 
+# The examples: libc qsort, and real C libraries calling callbacks (sqlite3, zlib, expat, from
+# the -dev packages ci/install-deps.sh installs). Each checks its own results.
+run_examples() {
+    local example
+    for example in qsort sqlite zlib expat; do
+        section "cargo run --example $example"
+        cargo run -q --example "$example"
+    done
+}
+
 # The signature parser and planner against arbitrary input for a bounded time: no panic, no
 # input over 100 ms or 64 MiB (src/bin/fuzz-signatures.rs; FUZZ_SECONDS, default 60).
 run_fuzz() {
@@ -105,6 +115,7 @@ run_tests
 run_every_clang
 run_fallback_fences
 run_no_memfd
+run_examples
 run_fuzz
 run_native_i686
 run_native_aarch64

@@ -11,7 +11,9 @@ use crate::context::CallbackContext;
 use crate::error::Error;
 use crate::marshal::{as_f64, Value};
 use crate::native::{Native, PlanInfo, RetKind};
-use crate::registry::{owner_key, registry, HandlerBox, HandlerVt, Route, ThreadPolicy};
+use crate::registry::{
+    owner_key, registry, HandlerBox, HandlerVt, Route, SerialLock, ThreadPolicy,
+};
 
 /// A live callback: a thunk address C can call, until this value is dropped.
 ///
@@ -173,6 +175,28 @@ impl Prototype {
         Ok(Prototype { info: Arc::new(PlanInfo::new(host_abi()?.plan(sig)?)) })
     }
 
+    /// The same prototype, whose callbacks return `refusal` (instead of -1, or zeros for a
+    /// non-integer result) when a thread other than the owner calls them. `Err` when the value
+    /// does not fit the result type. A stale call still returns zeros: a released callback's
+    /// slot keeps only its return protocol.
+    ///
+    /// ```
+    /// use backcall::{Prototype, Value};
+    ///
+    /// // A `void *(*)(void *)` thread start routine: -1 would read as PTHREAD_CANCELED.
+    /// let start = Prototype::new("void *(*)(void *)").unwrap().refusing(Value::UInt(0)).unwrap();
+    /// assert!(Prototype::new("int (*)(void)").unwrap().refusing(Value::F64(1.5)).is_err());
+    /// # let _ = start;
+    /// ```
+    pub fn refusing(&self, refusal: impl Into<Value>) -> Result<Prototype, Error> {
+        let refusal = refusal.into();
+        crate::marshal::encode_result(&self.info.plan.ret_layout, &refusal)
+            .map_err(|why| Error::BadValue(format!("the refusal value: {why}")))?;
+        let mut info = (*self.info).clone();
+        info.refusal = Some(refusal);
+        Ok(Prototype { info: Arc::new(info) })
+    }
+
     /// Whether two prototypes share one plan (a repeated signature text does).
     ///
     /// ```
@@ -196,7 +220,8 @@ impl Prototype {
         policy: ThreadPolicy,
         handler: impl Fn(&Args) -> R + Send + Sync + 'static,
     ) -> Result<Callback, Error> {
-        self.install(policy, dynamic_handler(handler))
+        let handler = dynamic_handler(&policy, handler);
+        self.install(&policy, handler)
     }
 
     /// A callback with a raw handler (see [`Callback::raw`]).
@@ -207,18 +232,16 @@ impl Prototype {
     ) -> Result<Callback, Error> {
         // The result areas start zeroed and the callee pop set, so a raw handler that writes
         // nothing returns zeros the way the caller expects.
-        self.install(
-            policy,
-            handler_box(move |args: &Args| {
-                args.native.frame().write_zero_result();
-                handler(args)
-            }),
-        )
+        let handler = handler_box(&policy, move |args: &Args| {
+            args.native.frame().write_zero_result();
+            handler(args)
+        });
+        self.install(&policy, handler)
     }
 
     pub(crate) fn install(
         &self,
-        policy: ThreadPolicy,
+        policy: &ThreadPolicy,
         handler: HandlerBox,
     ) -> Result<Callback, Error> {
         self.install_on(policy, handler, self.info.context_route)
@@ -228,7 +251,7 @@ impl Prototype {
     /// stub, else on the context route (the handler's `call` runs there).
     pub(crate) fn install_typed(
         &self,
-        policy: ThreadPolicy,
+        policy: &ThreadPolicy,
         handler: HandlerBox,
     ) -> Result<Callback, Error> {
         self.install_on(policy, handler, self.info.typed_route)
@@ -236,7 +259,7 @@ impl Prototype {
 
     fn install_on(
         &self,
-        policy: ThreadPolicy,
+        policy: &ThreadPolicy,
         handler: HandlerBox,
         route: Route,
     ) -> Result<Callback, Error> {
@@ -288,17 +311,18 @@ impl PrototypeCache {
 
 /// A dynamic handler: decoded arguments in, a [`Value`] out.
 fn dynamic_handler<R: Into<Value>>(
+    policy: &ThreadPolicy,
     handler: impl Fn(&Args) -> R + Send + Sync + 'static,
 ) -> HandlerBox {
-    handler_box(move |args: &Args| args.write_result(&handler(args).into()))
+    handler_box(policy, move |args: &Args| args.write_result(&handler(args).into()))
 }
 
-/// Boxes a handler that writes its own result, with its monomorphized vtable.
-pub(crate) fn handler_box<H>(handler: H) -> HandlerBox
+/// Stores a handler that writes its own result, for a callback of `policy`.
+pub(crate) fn handler_box<H>(policy: &ThreadPolicy, handler: H) -> HandlerBox
 where
     H: Fn(&Args) -> ReturnCode + Send + Sync + 'static,
 {
-    store_handler(Dynamic(handler))
+    store_for(policy, Dynamic(handler))
 }
 
 /// A handler the dispatcher runs: the vtable's `call`, monomorphised per handler type.
@@ -308,6 +332,8 @@ pub(crate) trait Handler: Send + Sync + Sized + 'static {
     /// Whether the handler is not really `Send` (a wrapper asserted it for a single-threaded
     /// callback): then only its owner thread drops it.
     const LOCAL: bool = false;
+    /// For a serialized callback's handler: its group's lock, from the handler's data.
+    const SERIAL: Option<unsafe fn(*const ()) -> *const SerialLock> = None;
 
     /// Runs the handler at `data` on one call (result written) and answers the return code.
     ///
@@ -323,6 +349,45 @@ impl<H: Fn(&Args) -> ReturnCode + Send + Sync + 'static> Handler for Dynamic<H> 
     unsafe fn call(data: *const (), args: &Args) -> ReturnCode {
         // SAFETY: per the contract.
         unsafe { ((*data.cast::<Self>()).0)(args) }
+    }
+}
+
+/// A serialized callback's handler: the handler first (its data pointer is the handler's),
+/// then its group's lock, which the dispatcher takes around every call.
+#[repr(C)]
+struct Serial<H> {
+    handler: H,
+    lock: Arc<SerialLock>,
+}
+
+impl<H: Handler> Handler for Serial<H> {
+    const TYPED: unsafe extern "C" fn() = H::TYPED;
+    const LOCAL: bool = H::LOCAL;
+    const SERIAL: Option<unsafe fn(*const ()) -> *const SerialLock> = Some(Self::lock);
+
+    unsafe fn call(data: *const (), args: &Args) -> ReturnCode {
+        // SAFETY: `data` points at a `Serial<H>`, whose first field is the handler.
+        unsafe { H::call(data, args) }
+    }
+}
+
+impl<H> Serial<H> {
+    /// # Safety
+    /// `data` points at a live `Serial<H>`.
+    unsafe fn lock(data: *const ()) -> *const SerialLock {
+        // SAFETY: per the contract.
+        unsafe { Arc::as_ptr(&(*data.cast::<Self>()).lock) }
+    }
+}
+
+/// `handler` stored for a callback of `policy`: a serialized one takes its group's lock.
+pub(crate) fn store_for<H: Handler>(policy: &ThreadPolicy, handler: H) -> HandlerBox {
+    match policy {
+        ThreadPolicy::SingleThreaded => store_handler(handler),
+        ThreadPolicy::Serialized => store_handler(Serial { handler, lock: Arc::default() }),
+        ThreadPolicy::SerializedWith(group) => {
+            store_handler(Serial { handler, lock: group.0.clone() })
+        }
     }
 }
 
@@ -344,15 +409,25 @@ pub(crate) fn store_handler<H: Handler>(handler: H) -> HandlerBox {
     let fits = std::mem::size_of::<H>() <= std::mem::size_of::<*mut ()>()
         && std::mem::align_of::<H>() <= std::mem::align_of::<*mut ()>();
     if fits {
-        let vt: &'static HandlerVt =
-            &HandlerVt { call: H::call, drop: drop_inline::<H>, typed: H::TYPED, local: H::LOCAL };
+        let vt: &'static HandlerVt = &HandlerVt {
+            call: H::call,
+            drop: drop_inline::<H>,
+            typed: H::TYPED,
+            local: H::LOCAL,
+            serial: H::SERIAL,
+        };
         let mut data: *mut () = std::ptr::null_mut();
         // SAFETY: `H` fits the word (size and alignment checked); the word was initialised.
         unsafe { std::ptr::write((&raw mut data).cast::<H>(), handler) };
         HandlerBox { vt, data, inline: true }
     } else {
-        let vt: &'static HandlerVt =
-            &HandlerVt { call: H::call, drop: drop_box::<H>, typed: H::TYPED, local: H::LOCAL };
+        let vt: &'static HandlerVt = &HandlerVt {
+            call: H::call,
+            drop: drop_box::<H>,
+            typed: H::TYPED,
+            local: H::LOCAL,
+            serial: H::SERIAL,
+        };
         HandlerBox { vt, data: Box::into_raw(Box::new(handler)).cast(), inline: false }
     }
 }
@@ -476,6 +551,88 @@ impl Args<'_> {
     #[inline]
     pub fn ptr<T>(&self, i: usize) -> *mut T {
         self.u64(i) as usize as *mut T
+    }
+
+    /// Argument `i` as a C string (`const char *`), or `None` for a null pointer.
+    ///
+    /// # Safety
+    /// A non-null pointer points at a NUL-terminated string that stays valid and unchanged for
+    /// the call.
+    ///
+    /// ```
+    /// let cb = backcall::Callback::new("size_t (*)(const char *)", |a| {
+    ///     unsafe { a.c_str(0) }.map_or(0, |s| s.to_bytes().len())
+    /// })
+    /// .unwrap();
+    /// let f: extern "C" fn(*const std::ffi::c_char) -> usize = unsafe { cb.as_fn() };
+    /// assert_eq!(f(c"four".as_ptr()), 4);
+    /// assert_eq!(f(std::ptr::null()), 0);
+    /// ```
+    pub unsafe fn c_str(&self, i: usize) -> Option<&std::ffi::CStr> {
+        let p = self.ptr::<std::ffi::c_char>(i);
+        // SAFETY: non-null, and the caller vouches for the rest.
+        (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) })
+    }
+
+    /// Argument `i` as a null-terminated array of pointers (`char **argv`, a `NULL`-ended list):
+    /// the pointers before the first null, or `None` for a null array (or a misaligned one).
+    ///
+    /// # Safety
+    /// A non-null array is readable up to and including its null element, for the call.
+    pub unsafe fn ptr_array<T>(&self, i: usize) -> Option<&[*mut T]> {
+        let p = self.ptr::<*mut T>(i);
+        if p.is_null() || !p.is_aligned() {
+            return None;
+        }
+        let mut n = 0;
+        // SAFETY: the caller vouches that the elements up to the null one are readable.
+        while !unsafe { *p.add(n) }.is_null() {
+            n += 1;
+        }
+        // SAFETY: `n` readable, aligned elements.
+        Some(unsafe { std::slice::from_raw_parts(p, n) })
+    }
+
+    /// The bytes of a `(const void *data, size_t len)` pair: the pointer is argument `data`,
+    /// the length argument `len`. A null pointer with length 0 is an empty slice; `None` for a
+    /// null pointer with a length, or a negative or oversized length.
+    ///
+    /// # Safety
+    /// A non-null pointer points at `len` readable bytes, unchanged for the call.
+    pub unsafe fn bytes_at(&self, data: usize, len: usize) -> Option<&[u8]> {
+        // SAFETY: the caller's contract.
+        unsafe { self.slice::<u8>(data, len) }
+    }
+
+    /// A `(const T *items, count)` pair as a slice: the pointer is argument `items`, the count
+    /// argument `count`. `None` for a null pointer with a count, a misaligned pointer, or a
+    /// negative or oversized count; a null pointer with count 0 is an empty slice.
+    ///
+    /// # Safety
+    /// A non-null pointer points at `count` initialized `T`s, unchanged for the call.
+    ///
+    /// ```
+    /// let sum = backcall::Callback::new("long (*)(const int *, int)", |a| {
+    ///     unsafe { a.slice::<i32>(0, 1) }.map_or(-1, |v| v.iter().map(|&x| i64::from(x)).sum())
+    /// })
+    /// .unwrap();
+    /// let f: extern "C" fn(*const i32, i32) -> i64 = unsafe { sum.as_fn() };
+    /// assert_eq!(f([1, 2, 3].as_ptr(), 3), 6);
+    /// assert_eq!(f(std::ptr::null(), 2), -1);
+    /// ```
+    pub unsafe fn slice<T>(&self, items: usize, count: usize) -> Option<&[T]> {
+        let p = self.ptr::<T>(items).cast_const();
+        let n = usize::try_from(self.i64(count)).ok()?;
+        if n.checked_mul(std::mem::size_of::<T>()).is_none_or(|b| b > isize::MAX as usize) {
+            return None;
+        }
+        match (p.is_null(), n) {
+            (true, 0) => Some(&[]),
+            (true, _) => None,
+            _ if !p.is_aligned() => None,
+            // SAFETY: the caller vouches for `n` initialized, aligned `T`s.
+            _ => Some(unsafe { std::slice::from_raw_parts(p, n) }),
+        }
     }
 
     /// Argument `i` as a generic [`Value`] (aggregates as [`Value::Bytes`]).

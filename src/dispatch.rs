@@ -7,7 +7,6 @@
 //! pop → end the call → return code.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex};
 
 use backcall_abi::context::{RESULT_FLOAT_SLOTS, RESULT_INT_SLOTS};
 use backcall_abi::{Loc, ReturnCode};
@@ -16,7 +15,7 @@ use crate::context::CallbackContext;
 use crate::error::{report, CallbackError, Error};
 use crate::hazard::{thread_state, ThreadState, SERIALIZED};
 use crate::native::Native;
-use crate::registry::{registry, Live, Slot, HAZARDS};
+use crate::registry::{registry, Live, SerialLock, Slot, HAZARDS};
 use crate::Args;
 
 /// The address thunkEntry calls (the first word of every data page).
@@ -129,7 +128,7 @@ fn counted_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, site: C) -> 
         let live = unsafe { slot.live(state) };
         match slot.owner() {
             SERIALIZED => {
-                let _turn = SerialTurn::take(me);
+                let _turn = SerialTurn::take(me, live);
                 site.run(slot, live, me)
             }
             owner if owner == me.key() => site.run(slot, live, me),
@@ -182,7 +181,12 @@ impl CallSite for ContextSite<'_> {
     #[cold]
     fn refused(self, _: &'static Slot, live: Live<'_>) -> ReturnCode {
         report(CallbackError::WrongThread { thunk: self.0.thunk });
-        Native { ctx: self.0, info: live.info }.frame().write_default(-1)
+        let frame = Native { ctx: self.0, info: live.info }.frame();
+        match &live.info.refusal {
+            // (checked against the result type when the prototype was made)
+            Some(value) => frame.write_value(value).unwrap_or_else(|_| frame.write_default(-1)),
+            None => frame.write_default(-1),
+        }
     }
 }
 
@@ -213,33 +217,24 @@ fn zeros(c: &mut CallbackContext, slot: &Slot) -> ReturnCode {
     tomb.code
 }
 
-/// One turn of the process-wide reentrant lock of serialized callbacks.
-struct SerialTurn<'a>(&'a ThreadState);
+/// One turn of a serialized callback's lock (its own, or its group's), released when dropped.
+struct SerialTurn<'a>(Option<&'a SerialLock>);
 
-static SERIAL: Mutex<Option<u32>> = Mutex::new(None);
-static SERIAL_FREE: Condvar = Condvar::new();
-
-impl SerialTurn<'_> {
-    fn take(me: &ThreadState) -> SerialTurn<'_> {
-        if me.serial_depth.get() == 0 {
-            let mut owner = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-            while owner.is_some() {
-                owner = SERIAL_FREE.wait(owner).unwrap_or_else(|p| p.into_inner());
-            }
-            *owner = Some(me.key());
+impl<'a> SerialTurn<'a> {
+    fn take(me: &ThreadState, live: Live<'a>) -> SerialTurn<'a> {
+        // SAFETY: the vtable's `serial` reads the lock of the live, announced handler.
+        let lock = live.vt.serial.map(|lock_of| unsafe { &*lock_of(live.data) });
+        if let Some(lock) = lock {
+            lock.take(me.key());
         }
-        me.serial_depth.set(me.serial_depth.get() + 1);
-        SerialTurn(me)
+        SerialTurn(lock)
     }
 }
 
 impl Drop for SerialTurn<'_> {
     fn drop(&mut self) {
-        let depth = self.0.serial_depth.get() - 1;
-        self.0.serial_depth.set(depth);
-        if depth == 0 {
-            *SERIAL.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            SERIAL_FREE.notify_one();
+        if let Some(lock) = self.0 {
+            lock.give();
         }
     }
 }
@@ -274,7 +269,11 @@ pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -
     // hazard path), the depth. The owner is unchanged while the call is announced.
     me.current.set(c.previous);
     if slot.owner() == SERIALIZED {
-        drop(SerialTurn(me));
+        // The skipped frames held a turn of the callback's lock. The callback is live, or
+        // released but not freed (this call is still announced).
+        // SAFETY: as above.
+        let live = unsafe { slot.live_or_released() };
+        drop(SerialTurn(live.vt.serial.map(|lock_of| unsafe { &*lock_of(live.data) })));
     }
     let depth = me.depth.get() - 1;
     let hazard = me.hazards.get(depth as usize);

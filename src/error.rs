@@ -139,6 +139,22 @@ pub fn set_error_hook(hook: impl Fn(&CallbackError) + Send + Sync + 'static) {
     *HOOK.write().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
 }
 
+/// Keeps Rust's panic hook quiet about the panics backcall contains (a handler's, while a
+/// callback call is running on the thread): they reach the error hook instead, as one
+/// [`CallbackError::Panicked`] (the default hook prints one line). Other panics go to the hook
+/// that was installed before. Installed once, when the first callback is made.
+pub(crate) fn quiet_contained_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !crate::hazard::in_callback() {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Delivers `e` to the hook. Never unwinds: a panicking hook is stopped here (its payload is
 /// leaked, since dropping it could panic again), because `report` runs in the middle of the
 /// dispatcher's bookkeeping, where an unwind would leave a call announced forever.

@@ -52,8 +52,6 @@ pub(crate) struct ThreadState {
     pub depth: Cell<u32>,
     /// the innermost callback context (the LIFO chain; owner thread only)
     pub current: Cell<*mut CallbackContext>,
-    /// turns of the serialized-call lock held (owner thread only)
-    pub serial_depth: Cell<u32>,
     /// [`asymmetric`]'s answer, decided before this thread's first call (read by
     /// [`ThreadState::light_fence`] beside the hazards, not from a global)
     asymmetric: Cell<bool>,
@@ -170,6 +168,14 @@ fn current_tid() -> i32 {
     }
 }
 
+/// Whether this thread is inside a callback call (without registering the thread).
+pub(crate) fn in_callback() -> bool {
+    // SAFETY: a non-null pointer is a registered, never freed state.
+    STATE
+        .try_with(|s| unsafe { s.get().as_ref() }.is_some_and(|st| st.depth.get() > 0))
+        .unwrap_or(false)
+}
+
 /// This thread's state (registered on first use).
 #[inline(always)]
 pub(crate) fn thread_state() -> &'static ThreadState {
@@ -216,7 +222,6 @@ fn register() -> &'static ThreadState {
     state.tid.store(current_tid(), Ordering::Relaxed);
     state.depth.set(0);
     state.current.set(ptr::null_mut());
-    state.serial_depth.set(0);
     state.asymmetric.set(asymmetric);
     STATE.with(|s| s.set(state));
     // Without the guard (thread-local destruction already running) the state is never reused.
@@ -231,7 +236,6 @@ impl ThreadState {
             hazards: [const { AtomicUsize::new(0) }; HAZARDS],
             depth: Cell::new(0),
             current: Cell::new(ptr::null_mut()),
-            serial_depth: Cell::new(0),
             asymmetric: Cell::new(false),
             tid: std::sync::atomic::AtomicI32::new(0),
             retiring: AtomicBool::new(false),

@@ -81,7 +81,7 @@ pub use dispatch::{current_context, return_from_context};
 pub use error::{set_error_hook, CallbackError, Error};
 pub use local::{scope, LocalCallback, Scope, ScopedCallback};
 pub use marshal::Value;
-pub use registry::ThreadPolicy;
+pub use registry::{SerialGroup, ThreadPolicy};
 pub use signature::{parse_signature, ParseError};
 
 /// Caps the thunk pool at `pages` pages (default: 65,536). Creating a callback beyond the cap

@@ -105,7 +105,7 @@ impl Prototype {
     ) -> Result<LocalCallback, Error> {
         let handler =
             store_handler(Local(move |args: &Args| args.write_result(&handler(args).into())));
-        let inner = self.install(ThreadPolicy::SingleThreaded, handler)?;
+        let inner = self.install(&ThreadPolicy::SingleThreaded, handler)?;
         Ok(LocalCallback { inner, _owner_thread: PhantomData })
     }
 }
@@ -171,7 +171,7 @@ impl<'scope> Scope<'scope, '_> {
         // thread.
         let handler: Box<dyn Fn(&Args) -> ReturnCode + 'static> =
             unsafe { std::mem::transmute(handler) };
-        let inner = proto.install(ThreadPolicy::SingleThreaded, store_handler(Local(handler)))?;
+        let inner = proto.install(&ThreadPolicy::SingleThreaded, store_handler(Local(handler)))?;
         let id = inner.id;
         std::mem::forget(inner);
         self.ids.borrow_mut().push((id, false));

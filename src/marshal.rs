@@ -214,43 +214,39 @@ impl<'a> Frame<'a> {
 
     /// Encodes `value` for this plan's result type and writes it.
     pub fn write_value(&self, value: &Value) -> Result<ReturnCode, String> {
-        let ret = &self.plan.ret_layout;
-        let size = ret.size as usize;
-        let mut buf = [0u8; 8];
-        match (&ret.shape, value) {
-            (Shape::Void, _) => Ok(self.finish()),
-            (Shape::Scalar(Scalar::Float), v) => {
-                let f = as_f64(v).ok_or_else(|| mismatch("float", v))?;
-                Ok(self.write_result(&(f as f32).to_le_bytes()))
-            }
-            (Shape::Scalar(Scalar::Double), v) => {
-                let f = as_f64(v).ok_or_else(|| mismatch("double", v))?;
-                Ok(self.write_result(&f.to_le_bytes()))
-            }
-            (Shape::Scalar(Scalar::Bool), Value::Int(x)) => {
-                Ok(self.write_result(&[(*x != 0) as u8]))
-            }
-            (Shape::Scalar(Scalar::Bool), Value::UInt(x)) => {
-                Ok(self.write_result(&[(*x != 0) as u8]))
-            }
-            (Shape::Scalar(_), Value::Int(x)) => {
-                buf.copy_from_slice(&x.to_le_bytes());
-                Ok(self.write_result(&buf[..size]))
-            }
-            (Shape::Scalar(_), Value::UInt(x)) => {
-                buf.copy_from_slice(&x.to_le_bytes());
-                Ok(self.write_result(&buf[..size]))
-            }
-            (Shape::Aggregate { .. }, Value::Bytes(b)) if b.len() == size => {
-                Ok(self.write_result(b))
-            }
-            (Shape::Aggregate { .. }, Value::Bytes(b)) => {
-                Err(format!("the handler returned {} bytes for a {size}-byte result", b.len()))
-            }
-            (Shape::Scalar(s), v) => Err(mismatch(s.c_name(), v)),
-            (_, v) => Err(mismatch("an aggregate", v)),
+        match encode_result(&self.plan.ret_layout, value)? {
+            None => Ok(self.finish()),
+            Some(bytes) => Ok(self.write_result(&bytes)),
         }
     }
+}
+
+/// `value` as the bytes of a result of layout `ret` (`None` for `void`), or why it does not
+/// fit (a float for an integer, a struct's bytes of the wrong size).
+pub fn encode_result(ret: &backcall_abi::Layout, value: &Value) -> Result<Option<Vec<u8>>, String> {
+    let size = ret.size as usize;
+    let bytes = match (&ret.shape, value) {
+        (Shape::Void, _) => return Ok(None),
+        (Shape::Scalar(Scalar::Float), v) => {
+            let f = as_f64(v).ok_or_else(|| mismatch("float", v))?;
+            (f as f32).to_le_bytes().to_vec()
+        }
+        (Shape::Scalar(Scalar::Double), v) => {
+            let f = as_f64(v).ok_or_else(|| mismatch("double", v))?;
+            f.to_le_bytes().to_vec()
+        }
+        (Shape::Scalar(Scalar::Bool), &Value::Int(x)) => vec![u8::from(x != 0)],
+        (Shape::Scalar(Scalar::Bool), &Value::UInt(x)) => vec![u8::from(x != 0)],
+        (Shape::Scalar(_), Value::Int(x)) => x.to_le_bytes()[..size].to_vec(),
+        (Shape::Scalar(_), Value::UInt(x)) => x.to_le_bytes()[..size].to_vec(),
+        (Shape::Aggregate { .. }, Value::Bytes(b)) if b.len() == size => b.clone(),
+        (Shape::Aggregate { .. }, Value::Bytes(b)) => {
+            return Err(format!("the handler returned {} bytes for a {size}-byte result", b.len()))
+        }
+        (Shape::Scalar(s), v) => return Err(mismatch(s.c_name(), v)),
+        (_, v) => return Err(mismatch("an aggregate", v)),
+    };
+    Ok(Some(bytes))
 }
 
 /// A numeric value as `f64` (what a float or double result is encoded from).

@@ -20,7 +20,7 @@ use crate::marshal::{extend, Frame};
 use crate::memory::NativeMemory;
 
 /// A plan plus its precomputed native locations; shared by every callback of a prototype.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct PlanInfo {
     /// the plan (what [`crate::Callback::plan`] answers)
     pub plan: Arc<CallPlan>,
@@ -38,6 +38,9 @@ pub(crate) struct PlanInfo {
     pub typed_route: Route,
     /// the return protocol a stale call keeps (`Tombstone::pack`)
     pub tomb: u64,
+    /// what a refused call (a foreign thread's) returns instead of -1 (see
+    /// [`crate::Prototype::refusing`])
+    pub refusal: Option<crate::Value>,
 }
 
 /// A scalar argument's location. `size == 0`: not expressible; use the generic [`Frame`].
@@ -161,7 +164,17 @@ impl PlanInfo {
             _ => context_route,
         };
         let tomb = Tombstone::of(&plan).pack();
-        PlanInfo { plan: Arc::new(plan), first, args, ret, context_route, typed_route, tomb }
+        let refusal = None;
+        PlanInfo {
+            plan: Arc::new(plan),
+            first,
+            args,
+            ret,
+            context_route,
+            typed_route,
+            tomb,
+            refusal,
+        }
     }
 
     /// Argument `i`'s location (panics past the last argument, unless `i` is below

@@ -52,15 +52,92 @@ use crate::pool::{self, ExecPage};
 pub(crate) use crate::hazard::HAZARDS;
 
 /// Who may call a callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Default)]
 pub enum ThreadPolicy {
     /// only the thread that created the callback; a call from any other thread is refused
-    /// with a [`crate::CallbackError::WrongThread`] and returns -1 (the seed's `ownVM` failure)
+    /// with a [`crate::CallbackError::WrongThread`] and returns -1
     #[default]
     SingleThreaded,
-    /// any thread; calls of all serialized callbacks take turns (one process-wide, reentrant
-    /// lock, so a callback may call C that calls another callback on the same thread)
+    /// any thread; the callback's calls take turns (its own reentrant lock: a call may reach
+    /// C that calls it again on the same thread)
     Serialized,
+    /// any thread; the calls of every callback of the group take turns (one reentrant lock
+    /// for the group). A call that waits for another thread which needs the same group
+    /// deadlocks, as with any lock.
+    SerializedWith(SerialGroup),
+}
+
+impl PartialEq for ThreadPolicy {
+    fn eq(&self, other: &ThreadPolicy) -> bool {
+        match (self, other) {
+            (ThreadPolicy::SerializedWith(a), ThreadPolicy::SerializedWith(b)) => {
+                Arc::ptr_eq(&a.0, &b.0)
+            }
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+/// A lock that serialized callbacks share ([`ThreadPolicy::SerializedWith`]): one call at a
+/// time among all of them, reentrant on one thread.
+///
+/// ```
+/// use backcall::{Callback, SerialGroup, ThreadPolicy};
+///
+/// let group = SerialGroup::new();
+/// let log = Callback::with_policy("void (*)(int)", ThreadPolicy::SerializedWith(group.clone()), |_| ())
+///     .unwrap();
+/// let flush = Callback::with_policy("void (*)(void)", ThreadPolicy::SerializedWith(group), |_| ())
+///     .unwrap();
+/// # let _ = (log, flush);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SerialGroup(pub(crate) Arc<SerialLock>);
+
+impl SerialGroup {
+    /// A new group.
+    pub fn new() -> SerialGroup {
+        SerialGroup::default()
+    }
+}
+
+/// The reentrant lock of a [`SerialGroup`]: the thread key holding it, and how many turns.
+#[derive(Debug, Default)]
+pub(crate) struct SerialLock {
+    holder: Mutex<Option<(u32, u32)>>,
+    free: std::sync::Condvar,
+}
+
+impl SerialLock {
+    /// Takes a turn for the thread `key` (again, if it holds it).
+    pub fn take(&self, key: u32) {
+        let mut holder = self.holder.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match *holder {
+                None => {
+                    *holder = Some((key, 1));
+                    return;
+                }
+                Some((k, n)) if k == key => {
+                    *holder = Some((k, n + 1));
+                    return;
+                }
+                Some(_) => holder = self.free.wait(holder).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+
+    /// Ends a turn of the thread holding it.
+    pub fn give(&self) {
+        let mut holder = self.holder.lock().unwrap_or_else(|p| p.into_inner());
+        match *holder {
+            Some((k, n)) if n > 1 => *holder = Some((k, n - 1)),
+            _ => {
+                *holder = None;
+                self.free.notify_one();
+            }
+        }
+    }
 }
 
 /// How a handler runs: monomorphized per handler type and storage (see `callback.rs`).
@@ -77,6 +154,8 @@ pub(crate) struct HandlerVt {
     pub typed: unsafe extern "C" fn(),
     /// the handler is not `Send`: only its owner thread may drop it
     pub local: bool,
+    /// for a serialized callback: the lock of its group, from its handler data
+    pub serial: Option<unsafe fn(*const ()) -> *const SerialLock>,
 }
 
 /// The state of a free slot: no tag, and a vtable whose typed entry refuses, so that a typed
@@ -86,6 +165,7 @@ static FREE: HandlerVt = HandlerVt {
     drop: drop_nothing,
     typed: crate::typed::REFUSING_ENTRY,
     local: false,
+    serial: None,
 };
 
 /// # Safety
@@ -288,6 +368,18 @@ impl Slot {
             };
             Live { vt: &*((state & !TAGS) as *const HandlerVt), data, info: &**self.info.get() }
         }
+    }
+
+    /// The callback of a call still announced, live or released since (not freed: the call
+    /// keeps it).
+    ///
+    /// # Safety
+    /// The caller's call through this slot is announced.
+    pub unsafe fn live_or_released(&self) -> Live<'_> {
+        let state = self.state.load(Ordering::Acquire);
+        // SAFETY: an announced call keeps the slot from being freed; `live` reads the same
+        // fields whether the tag says LIVE or RELEASED.
+        unsafe { self.live(state | LIVE) }
     }
 
     /// Whether the callback in the slot was released and waits to be freed.
@@ -536,6 +628,7 @@ impl Registry {
         handler: HandlerBox,
         route: Route,
     ) -> Result<u32, Error> {
+        crate::error::quiet_contained_panics();
         self.free_deferred();
         hazard::thread_state().drop_orphans();
         let tomb = info.tomb;
@@ -778,9 +871,9 @@ fn id_of(pool: &PoolState, slot: &Slot) -> u32 {
 }
 
 /// The owner key a new callback of `policy` gets on this thread.
-pub(crate) fn owner_key(policy: ThreadPolicy) -> Result<u32, Error> {
+pub(crate) fn owner_key(policy: &ThreadPolicy) -> Result<u32, Error> {
     match policy {
-        ThreadPolicy::Serialized => Ok(SERIALIZED),
+        ThreadPolicy::Serialized | ThreadPolicy::SerializedWith(_) => Ok(SERIALIZED),
         ThreadPolicy::SingleThreaded => match hazard::thread_state().key() {
             0 => Err(Error::ThreadKeys),
             key => Ok(key),

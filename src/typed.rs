@@ -17,13 +17,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
-use backcall_abi::{Scalar, Signature, Type};
+use backcall_abi::{Convention, Scalar, Signature, Type};
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use backcall_abi::ReturnCode;
 
-use crate::callback::{store_handler, Handler};
+use crate::callback::{store_for, Handler};
 use crate::dispatch::{call, CallSite};
 use crate::error::{report, CallbackError};
 use crate::hazard::ThreadState;
@@ -43,6 +43,14 @@ pub trait CType: Copy + 'static {
     /// pointers, as on the context route; 0.0 for floats.
     fn refused() -> Self {
         Self::from_bits(u64::MAX)
+    }
+    /// A [`Value`] of this type (a refusal value), if it is one.
+    fn from_value(v: &Value) -> Option<Self> {
+        match *v {
+            Value::Int(x) => Some(Self::from_bits(x as u64)),
+            Value::UInt(x) => Some(Self::from_bits(x)),
+            _ => None,
+        }
     }
 }
 
@@ -86,6 +94,9 @@ impl CType for f32 {
     fn refused() -> Self {
         0.0
     }
+    fn from_value(v: &Value) -> Option<Self> {
+        crate::marshal::as_f64(v).map(|f| f as f32)
+    }
 }
 
 impl CType for f64 {
@@ -98,6 +109,9 @@ impl CType for f64 {
     }
     fn refused() -> Self {
         0.0
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        crate::marshal::as_f64(v)
     }
 }
 
@@ -126,6 +140,10 @@ pub trait CRet: 'static {
     fn zero() -> Self;
     /// What a refused call returns (a call from a foreign thread).
     fn refused() -> Self;
+    /// A [`Value`] of this type (a refusal value), if it is one.
+    fn from_value(v: &Value) -> Option<Self>
+    where
+        Self: Sized;
 }
 
 impl CRet for () {
@@ -137,6 +155,9 @@ impl CRet for () {
     }
     fn zero() {}
     fn refused() {}
+    fn from_value(_: &Value) -> Option<()> {
+        Some(())
+    }
 }
 
 impl<T: CType> CRet for T {
@@ -151,6 +172,9 @@ impl<T: CType> CRet for T {
     }
     fn refused() -> T {
         T::refused()
+    }
+    fn from_value(v: &Value) -> Option<T> {
+        <T as CType>::from_value(v)
     }
 }
 
@@ -224,21 +248,25 @@ impl<R: CRet, G: FnOnce(*const ()) -> R> CallSite for TypedSite<G> {
     }
 
     #[cold]
-    fn refused(self, slot: &'static Slot, _: Live<'_>) -> R {
+    fn refused(self, slot: &'static Slot, live: Live<'_>) -> R {
         report(CallbackError::WrongThread { thunk: registry().thunk_of(slot) });
-        R::refused()
+        live.info.refusal.as_ref().and_then(R::from_value).unwrap_or_else(R::refused)
     }
 }
 
-macro_rules! typed_arity {
-    ($($a:ident $n:ident $i:tt),*) => {
-        impl<F, R: CRet, $($a: CType),*> Typed<F, extern "C" fn($($a),*) -> R>
+/// The three impls of one `extern` fn type (`[$q]` is `unsafe` or nothing, `$abi` its ABI):
+/// the typed entry (with the ABI `$entry` the ABI's typed stub calls: the signature's own, or
+/// `thiscall` behind i386's `bc_stub_thiscall`), the handler, and the constructors (with the
+/// signature's convention `$conv`).
+macro_rules! typed_fn {
+    ([$($q:tt)*] $abi:literal, $entry:literal, $conv:expr; $($a:ident $n:ident $i:tt),*) => {
+        impl<F, R: CRet, $($a: CType),*> Typed<F, $($q)* extern $abi fn($($a),*) -> R>
         where
             F: Fn($($a),*) -> R + Send + Sync + 'static,
         {
             /// The typed entry: a typed stub passes the slot, then the C caller's arguments.
             #[allow(clippy::too_many_arguments)]
-            extern "C" fn entry(slot: &'static Slot, $($n: $a),*) -> R {
+            extern $entry fn entry(slot: &'static Slot, $($n: $a),*) -> R {
                 call(slot, TypedSite(move |data: *const ()| {
                     // SAFETY: `data` points at the slot's handler, this `Typed`.
                     let typed = unsafe { &*data.cast::<Self>() };
@@ -247,14 +275,14 @@ macro_rules! typed_arity {
             }
         }
 
-        impl<F, R: CRet, $($a: CType),*> Handler for Typed<F, extern "C" fn($($a),*) -> R>
+        impl<F, R: CRet, $($a: CType),*> Handler for Typed<F, $($q)* extern $abi fn($($a),*) -> R>
         where
             F: Fn($($a),*) -> R + Send + Sync + 'static,
         {
             // SAFETY (of the transmute): a function pointer to a function pointer; the stubs
             // call it with exactly `entry`'s signature.
             const TYPED: unsafe extern "C" fn() = unsafe {
-                std::mem::transmute::<extern "C" fn(&'static Slot, $($a),*) -> R, unsafe extern "C" fn()>(
+                std::mem::transmute::<extern $entry fn(&'static Slot, $($a),*) -> R, unsafe extern "C" fn()>(
                     Self::entry,
                 )
             };
@@ -267,7 +295,7 @@ macro_rules! typed_arity {
             }
         }
 
-        impl<R: CRet, $($a: CType),*> TypedCallback<extern "C" fn($($a),*) -> R> {
+        impl<R: CRet, $($a: CType),*> TypedCallback<$($q)* extern $abi fn($($a),*) -> R> {
             /// A single-threaded typed callback.
             pub fn new(f: impl Fn($($a),*) -> R + Send + Sync + 'static) -> Result<Self, Error> {
                 Self::with_policy(ThreadPolicy::SingleThreaded, f)
@@ -278,14 +306,62 @@ macro_rules! typed_arity {
             where
                 F: Fn($($a),*) -> R + Send + Sync + 'static,
             {
-                let proto = prototype_of::<extern "C" fn($($a),*) -> R>(|| {
-                    Signature::new(R::c_type(), vec![$(Type::Scalar($a::SCALAR)),*])
+                Self::build(policy, None, f)
+            }
+
+            /// A single-threaded typed callback that returns `refusal` to a foreign thread's
+            /// call (see [`Prototype::refusing`]).
+            pub fn refusing<F>(refusal: R, f: F) -> Result<Self, Error>
+            where
+                F: Fn($($a),*) -> R + Send + Sync + 'static,
+            {
+                Self::build(ThreadPolicy::SingleThreaded, Some(refusal.into_value()), f)
+            }
+
+            fn build<F>(policy: ThreadPolicy, refusal: Option<Value>, f: F) -> Result<Self, Error>
+            where
+                F: Fn($($a),*) -> R + Send + Sync + 'static,
+            {
+                let mut proto = prototype_of::<$($q)* extern $abi fn($($a),*) -> R>(|| {
+                    let mut sig = Signature::new(R::c_type(), vec![$(Type::Scalar($a::SCALAR)),*]);
+                    sig.conv = $conv;
+                    sig
                 })?;
-                let handler = store_handler(Typed::<F, extern "C" fn($($a),*) -> R>(f, PhantomData));
-                let inner = proto.install_typed(policy, handler)?;
+                if let Some(value) = refusal {
+                    proto = proto.refusing(value)?;
+                }
+                let handler =
+                    store_for(&policy, Typed::<F, $($q)* extern $abi fn($($a),*) -> R>(f, PhantomData));
+                let inner = proto.install_typed(&policy, handler)?;
                 Ok(TypedCallback { inner, _f: PhantomData })
             }
         }
+    };
+}
+
+/// Every `extern` fn type of one arity this target has: `extern "C"` and `unsafe extern "C"`
+/// everywhere; `"sysv64"` on x86-64 Unix; `"stdcall"`, `"fastcall"` and `"thiscall"` on i686,
+/// whose typed entries are `thiscall` (the only i386 stub a callee-pops convention can take).
+macro_rules! typed_arity {
+    ($($t:tt)*) => {
+        typed_fn!([] "C", "C", Convention::Default; $($t)*);
+        typed_fn!([unsafe] "C", "C", Convention::Default; $($t)*);
+        #[cfg(all(target_arch = "x86_64", unix))]
+        typed_fn!([] "sysv64", "C", Convention::Default; $($t)*);
+        #[cfg(all(target_arch = "x86_64", unix))]
+        typed_fn!([unsafe] "sysv64", "C", Convention::Default; $($t)*);
+        #[cfg(target_arch = "x86")]
+        typed_fn!([] "stdcall", "thiscall", Convention::Stdcall; $($t)*);
+        #[cfg(target_arch = "x86")]
+        typed_fn!([unsafe] "stdcall", "thiscall", Convention::Stdcall; $($t)*);
+        #[cfg(target_arch = "x86")]
+        typed_fn!([] "fastcall", "thiscall", Convention::Fastcall; $($t)*);
+        #[cfg(target_arch = "x86")]
+        typed_fn!([unsafe] "fastcall", "thiscall", Convention::Fastcall; $($t)*);
+        #[cfg(target_arch = "x86")]
+        typed_fn!([] "thiscall", "thiscall", Convention::Thiscall; $($t)*);
+        #[cfg(target_arch = "x86")]
+        typed_fn!([unsafe] "thiscall", "thiscall", Convention::Thiscall; $($t)*);
     };
 }
 

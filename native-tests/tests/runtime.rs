@@ -239,3 +239,87 @@ fn a_repeated_signature_string_shares_its_plan_until_evicted() {
     }
     assert!(!first.shares_plan_with(&backcall::Prototype::new(text).unwrap()));
 }
+
+#[test]
+fn pointer_shaped_arguments_read_without_undefined_behaviour_on_null() {
+    use std::ffi::{c_char, CString};
+    let cb = Callback::new("int (*)(char **, const void *, long)", |a| {
+        // SAFETY: the caller passes a NULL-ended argv and a (pointer, length) pair.
+        let (argv, bytes) = unsafe { (a.ptr_array::<c_char>(0), a.bytes_at(1, 2)) };
+        let words = argv.map_or(-1, |v| v.len() as i64);
+        let sum = bytes.map_or(-1, |b| b.iter().map(|&x| i64::from(x)).sum::<i64>());
+        (words * 1000 + sum) as i32
+    })
+    .unwrap();
+    // SAFETY: the signature above.
+    let f: extern "C" fn(*const *const c_char, *const u8, i64) -> i32 = unsafe { cb.as_fn() };
+    let words: Vec<CString> =
+        ["a", "bc", "def"].iter().map(|w| CString::new(*w).unwrap()).collect();
+    let mut argv: Vec<*const c_char> = words.iter().map(|w| w.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let data = [1u8, 2, 3];
+    assert_eq!(f(argv.as_ptr(), data.as_ptr(), 3), 3006);
+    assert_eq!(f(std::ptr::null(), data.as_ptr(), 0), -1000, "null argv; empty bytes");
+    assert_eq!(f(argv.as_ptr(), std::ptr::null(), 0), 3000, "null data of length 0 is empty");
+    assert_eq!(f(argv.as_ptr(), std::ptr::null(), 5), 2999, "null data with a length: None");
+    assert_eq!(f(argv.as_ptr(), data.as_ptr(), -1), 2999, "a negative length: None");
+}
+
+/// Serialized callbacks take turns per callback (or per named group), not process-wide: one
+/// waiting inside its handler for another serialized callback on another thread is no
+/// deadlock; the callbacks of one group never overlap.
+#[test]
+fn serialization_is_per_callback_or_per_group() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let (tx, rx) = mpsc::channel();
+    let (a_tx, a_rx) = mpsc::sync_channel::<()>(0);
+    let a_rx = std::sync::Mutex::new(a_rx);
+    let a = Callback::with_policy("void (*)(void)", ThreadPolicy::Serialized, move |_| {
+        // Waits for `b` to run on another thread while holding `a`'s turn.
+        a_rx.lock().unwrap().recv_timeout(Duration::from_secs(10)).expect("b ran meanwhile");
+    })
+    .unwrap();
+    let b = Callback::with_policy("void (*)(void)", ThreadPolicy::Serialized, move |_| {
+        a_tx.send(()).unwrap();
+    })
+    .unwrap();
+    // SAFETY: the signatures above.
+    let (fa, fb): (extern "C" fn(), extern "C" fn()) = unsafe { (a.as_fn(), b.as_fn()) };
+    let ta = std::thread::spawn(move || {
+        fa();
+        tx.send(()).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    std::thread::spawn(move || fb()).join().unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).expect("no deadlock between two callbacks");
+    ta.join().unwrap();
+
+    let group = backcall::SerialGroup::new();
+    let inside = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let make = |inside: Arc<AtomicUsize>, overlaps: Arc<AtomicUsize>| {
+        Callback::with_policy(
+            "void (*)(void)",
+            ThreadPolicy::SerializedWith(group.clone()),
+            move |_| {
+                if inside.fetch_add(1, Ordering::SeqCst) != 0 {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                std::thread::yield_now();
+                inside.fetch_sub(1, Ordering::SeqCst);
+            },
+        )
+        .unwrap()
+    };
+    let (c, d) = (make(inside.clone(), overlaps.clone()), make(inside, overlaps.clone()));
+    // SAFETY: the signatures above.
+    let (fc, fd): (extern "C" fn(), extern "C" fn()) = unsafe { (c.as_fn(), d.as_fn()) };
+    let threads: Vec<_> = (0..4)
+        .map(|k| {
+            std::thread::spawn(move || (0..2000).for_each(|_| if k % 2 == 0 { fc() } else { fd() }))
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "one group, one call at a time");
+}

@@ -182,3 +182,43 @@ fn typed_comparators_nest_through_qsort() {
     assert!(v.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(DEEPEST.load(Ordering::SeqCst), 500);
 }
+
+/// The fn pointer types of real bindings: `unsafe extern "C" fn` (libc, bindgen, `-sys`
+/// crates), and each target's other conventions.
+#[test]
+fn unsafe_and_convention_specific_fn_types_are_typed_callbacks() {
+    type UnsafeAdd = unsafe extern "C" fn(i64, i64) -> i64;
+    let add = TypedCallback::<UnsafeAdd>::new(|a, b| a + b).unwrap();
+    assert_eq!(add.callback().on_typed_route(), STUBS);
+    // SAFETY: a live callback of this type.
+    assert_eq!(unsafe { (add.get())(40, 2) }, 42);
+
+    #[cfg(all(target_arch = "x86_64", unix))]
+    {
+        let sysv = TypedCallback::<extern "sysv64" fn(i32) -> i32>::new(|x| x * 3).unwrap();
+        assert_eq!((sysv.get())(14), 42);
+    }
+
+    #[cfg(target_arch = "x86")]
+    {
+        // stdcall through bc_stub_thiscall and a thiscall entry; the callee pops.
+        type Std = extern "stdcall" fn(i32, f64, i64) -> f64;
+        let std = TypedCallback::<Std>::new(|a, b, c| f64::from(a) + b + c as f64).unwrap();
+        assert!(std.callback().on_typed_route());
+        assert_eq!((std.get())(1, 0.5, 40), 41.5);
+        // fastcall and thiscall with register arguments take the context route.
+        let fast = TypedCallback::<extern "fastcall" fn(i32, i32, i32) -> i32>::new(|a, b, c| {
+            a * 100 + b * 10 + c
+        })
+        .unwrap();
+        assert!(!fast.callback().on_typed_route());
+        assert_eq!((fast.get())(1, 2, 3), 123);
+        let this =
+            TypedCallback::<unsafe extern "thiscall" fn(usize, i32) -> usize>::new(|p, k| {
+                p + k as usize
+            })
+            .unwrap();
+        // SAFETY: a live callback of this type.
+        assert_eq!(unsafe { (this.get())(40, 2) }, 42);
+    }
+}
