@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ci/install-deps.sh
-cargo build --release -q -p backcall -p backcall-emu-tests
+cargo build --release -q -p backcall --features cli -p backcall-emu-tests
 exec target/release/backcall verify "$@"

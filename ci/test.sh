@@ -18,19 +18,19 @@ check_format() {
 }
 
 check_lints() {
-    section "cargo clippy --workspace --all-targets -- -D warnings"
-    cargo clippy --workspace --all-targets -- -D warnings
+    section "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
 }
 
 run_tests() {
     if cargo nextest --version >/dev/null 2>&1; then
-        section "cargo nextest run --workspace"
-        cargo nextest run --workspace --no-fail-fast
+        section "cargo nextest run --workspace --all-features"
+        cargo nextest run --workspace --all-features --no-fail-fast
         section "cargo test --doc --workspace"
-        cargo test --doc --workspace
+        cargo test --doc --workspace --all-features
     else
-        section "cargo test --workspace"
-        cargo test --workspace --no-fail-fast
+        section "cargo test --workspace --all-features"
+        cargo test --workspace --all-features --no-fail-fast
     fi
 }
 
@@ -92,6 +92,7 @@ run_native_i686() {
     section "native suites on i686-unknown-linux-gnu (i386-sysv)"
     # The runtime's unit tests and every native suite (the parser's properties are target-independent).
     cargo test --target i686-unknown-linux-gnu -p backcall --lib --no-fail-fast
+    cargo test --target i686-unknown-linux-gnu -p backcall --doc --no-fail-fast
     cargo test --target i686-unknown-linux-gnu -p backcall-native-tests --no-fail-fast
 }
 

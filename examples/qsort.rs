@@ -1,4 +1,4 @@
-//! The seed's example: libc `qsort` sorting through a callback made from a C signature.
+//! The classic example: libc `qsort` sorting through a callback made from a C signature.
 //!
 //! `cargo run --example qsort`
 

@@ -612,7 +612,7 @@ impl Args<'_> {
     /// A non-null pointer points at `count` initialized `T`s, unchanged for the call.
     ///
     /// ```
-    /// let sum = backcall::Callback::new("long (*)(const int *, int)", |a| {
+    /// let sum = backcall::Callback::new("int64_t (*)(const int *, int)", |a| {
     ///     unsafe { a.slice::<i32>(0, 1) }.map_or(-1, |v| v.iter().map(|&x| i64::from(x)).sum())
     /// })
     /// .unwrap();

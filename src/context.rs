@@ -1,4 +1,4 @@
-//! The native `CallbackContext`: the seed's VMCallbackContext, built by thunkEntry in its
+//! The native `CallbackContext` (as OpenSmalltalk's VMCallbackContext), built by thunkEntry in its
 //! own stack frame for every call. Its layout is [`ContextLayout::for_word`] of the host word
 //! size (checked by a test), which is what the assembly in `abi/asm/` uses.
 

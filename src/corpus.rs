@@ -37,7 +37,7 @@ impl std::error::Error for CorpusError {}
 /// Parses a corpus text: one signature per line, `#` starts a comment line, blank lines ignored.
 ///
 /// ```
-/// let entries = backcall::corpus::parse("# two\nint (*)(int)\n\nvoid (*)(void)\n").unwrap();
+/// let entries = backcall::harness::corpus::parse("# two\nint (*)(int)\n\nvoid (*)(void)\n").unwrap();
 /// assert_eq!(entries.len(), 2);
 /// assert_eq!(entries[1].line, 4);
 /// ```

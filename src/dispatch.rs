@@ -1,6 +1,6 @@
 //! The native dispatcher: what thunkEntry calls with the context it built.
 //!
-//! Order of work (the seed's `thunkEntry` → `ownVM` → `invokeCallbackContext` → result):
+//! Order of work (as in OpenSmalltalk's callbacks: thunk → entry → owner check → invoke → result):
 //! slot lookup → announce the call (a hazard on the owner thread, else the slot's in-flight
 //! counter; see `registry.rs`) → stale check → thread policy → push the context on this
 //! thread's LIFO chain → run the handler (panics stopped here) → result written by the plan →
@@ -245,7 +245,7 @@ pub fn current_context() -> Option<*mut CallbackContext> {
     (!c.is_null()).then_some(c)
 }
 
-/// Returns from `ctx` with `code` *now*, like the seed's `primReturnAs:fromContext:`: control
+/// Returns from `ctx` with `code` *now*, like OpenSmalltalk's `primReturnAs:fromContext:`: control
 /// continues in thunkEntry's resume point, which returns to `ctx`'s C caller. The result must
 /// already be in the context (see [`Args::write`](crate::Args::write)).
 ///

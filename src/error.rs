@@ -65,7 +65,7 @@ impl From<backcall_abi::AbiError> for Error {
 }
 
 /// Something that went wrong *during* a call from C. The call still returns a defined value
-/// (zero, or -1 for a refused thread as in the seed) and the error goes to the error hook.
+/// (zero, or -1 for a refused thread) and the error goes to the error hook.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallbackError {
     /// the thunk was called after its callback was released

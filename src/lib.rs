@@ -60,20 +60,35 @@ pub use backcall_abi as abi;
 pub use backcall_abi::{ReturnCode, Signature, Type};
 
 mod callback;
+#[doc(hidden)]
 pub mod context;
+#[doc(hidden)]
 pub mod corpus;
 mod dispatch;
 mod error;
 mod hazard;
 mod local;
+#[doc(hidden)]
 pub mod marshal;
+#[doc(hidden)]
 pub mod memory;
 mod native;
+#[doc(hidden)]
 pub mod plan_table;
 mod pool;
 mod registry;
 pub mod signature;
 pub mod typed;
+
+/// What the test harness (`backcall-emu-tests`, `backcall-native-tests`) shares with the
+/// runtime, and a runtime user does not need: the memory interface both machines implement
+/// ([`harness::memory`]), reading arguments and writing results by a plan over it
+/// ([`harness::marshal`]), the native context's layout ([`harness::context`]), the built-in
+/// signature corpus ([`harness::corpus`]) and the side-by-side plan table of `backcall plan`
+/// ([`harness::plan_table`]).
+pub mod harness {
+    pub use crate::{context, corpus, marshal, memory, plan_table};
+}
 
 pub use callback::{host_abi, Args, Callback, Prototype, PROTOTYPE_CACHE};
 pub use context::CallbackContext;

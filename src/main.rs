@@ -1,83 +1,131 @@
-//! The `backcall` command line.
+//! The `backcall` command line (feature `cli`).
 //!
-//! * `backcall verify ...`: the main job, cross-ABI verification against clang (see USAGE);
-//! * `backcall thunks --abi <id>`: the encoded thunk/thunkEntry with disassembly;
-//! * `backcall plan --abi <id|all> '<signature>'...`: call plans (`--builtin-corpus`,
-//!   `--corpus FILE` plan every signature of a corpus).
+//! * `backcall verify ...`: the main job, cross-ABI verification against every installed
+//!   compiler, judged by each ABI's authority;
+//! * `backcall thunks --abi <id>`: the encoded thunk, entries and stubs with disassembly;
+//! * `backcall plan --abi <id|all> '<signature>'...`: call plans and the typed route.
 //!
 //! `verify` and `thunks` need the emulator and assemblers, which are GPL and stay out of this
 //! crate: they live in the `backcall-harness` program (crate `backcall-emu-tests`), which this
-//! command runs from its own directory (or `PATH`) with the same arguments.
-//! Exit codes: 0 success, 1 a verification disagreed, 2 bad input.
+//! command runs from its own directory (or `PATH`) with the same arguments; `backcall verify
+//! --help` is its help. Exit codes: 0 success, 1 a verification disagreed, 2 bad input.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use backcall::abi::Abi;
-use backcall::{corpus, parse_signature, plan_table};
+use backcall::harness::{corpus, plan_table};
+use backcall::parse_signature;
+use clap::{Parser, Subcommand};
 
-const USAGE: &str = "\
-usage: backcall verify [--abi <id|all>]... [--sig '<signature>']... [--corpus FILE]...
-                       [--random N] [--seed S] [--opt 0,2] [--json]
-       backcall thunks --abi <id|all>
-       backcall plan [--abi <id|all>]... [--builtin-corpus] [--corpus FILE] ['<signature>'...]
+/// FFI callbacks: a handler plus a C signature becomes a plain C function pointer.
+#[derive(Parser, Debug)]
+#[command(name = "backcall", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-ABI ids: i386-sysv i386-win32 x86_64-sysv x86_64-win64 aarch64-aapcs64 aarch64-apple
-";
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Verify signatures on every ABI against every installed compiler (`backcall-harness`)
+    #[command(disable_help_flag = true)]
+    Verify {
+        /// passed to `backcall-harness verify` (`backcall verify --help` lists them)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print an ABI's encoded thunk, entries and stubs with disassembly (`backcall-harness`)
+    #[command(disable_help_flag = true)]
+    Thunks {
+        /// passed to `backcall-harness thunks`
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print call plans: where every argument and the result live, and the typed route
+    Plan(PlanArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct PlanArgs {
+    /// An ABI id, or `all` (repeatable; default: all)
+    #[arg(long = "abi", value_name = "ID|all")]
+    abis: Vec<String>,
+    /// Plan every signature of the built-in corpus
+    #[arg(long)]
+    builtin_corpus: bool,
+    /// Plan every signature of a corpus file (one per line, `#` comments)
+    #[arg(long = "corpus", value_name = "FILE")]
+    corpora: Vec<PathBuf>,
+    /// Signatures to plan
+    signatures: Vec<String>,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if matches!(args.first().map(String::as_str), Some("verify" | "thunks")) {
-        return harness(&args);
-    }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("backcall: {message}");
-            ExitCode::from(2)
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
         }
+    };
+    match cli.command {
+        Command::Verify { args } => harness("verify", &args),
+        Command::Thunks { args } => harness("thunks", &args),
+        Command::Plan(args) => match plan(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("backcall: {message}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
-/// Runs `backcall-harness` with `args`, answering its exit code.
-fn harness(args: &[String]) -> ExitCode {
+/// Runs `backcall-harness <command> <args>`, answering its exit code.
+fn harness(command: &str, args: &[String]) -> ExitCode {
     let name = format!("backcall-harness{}", std::env::consts::EXE_SUFFIX);
     let beside = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join(&name)));
     let program = beside.filter(|p| p.exists()).unwrap_or_else(|| name.clone().into());
-    match std::process::Command::new(&program).args(args).status() {
+    match std::process::Command::new(&program).arg(command).args(args).status() {
         Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
         Err(e) => {
             eprintln!(
-                "backcall: `{}` needs {name} ({e}); build it with \
-                 `cargo build --release -p backcall-emu-tests` (ci/main.sh does)",
-                args[0]
+                "backcall: `{command}` needs {name} ({e}); build it with \
+                 `cargo build --release -p backcall-emu-tests` (ci/main.sh does)"
             );
             ExitCode::from(2)
         }
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        Some("plan") => plan(&args[1..]),
-        Some("-h" | "--help") | None => {
-            print!("{USAGE}");
-            Ok(())
+fn plan(args: &PlanArgs) -> Result<(), String> {
+    let mut abis = Vec::new();
+    for id in &args.abis {
+        match id.as_str() {
+            "all" => abis.extend(Abi::ALL),
+            id => abis.push(id.parse::<Abi>()?),
         }
-        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
     }
-}
-
-/// What `backcall plan` was asked for.
-#[derive(Default)]
-struct PlanRequest {
-    abis: Vec<Abi>,
-    sources: Vec<(String, String)>,
-}
-
-fn plan(args: &[String]) -> Result<(), String> {
-    let request = parse_plan_args(args)?;
-    let abis = if request.abis.is_empty() { Abi::ALL.to_vec() } else { request.abis };
-    for (origin, text) in &request.sources {
+    if abis.is_empty() {
+        abis = Abi::ALL.to_vec();
+    }
+    let mut sources: Vec<(String, String)> = Vec::new();
+    if args.builtin_corpus {
+        add_corpus(&mut sources, "built-in corpus", corpus::BUILTIN)?;
+    }
+    for path in &args.corpora {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read corpus {shown}: {e}"))?;
+        add_corpus(&mut sources, &shown, &text)?;
+    }
+    sources.extend(args.signatures.iter().map(|s| ("signature".to_string(), s.clone())));
+    if sources.is_empty() {
+        return Err("no signature given (see `backcall plan --help`)".into());
+    }
+    for (origin, text) in &sources {
         let sig = parse_signature(text).map_err(|e| pointed(origin, text, &e))?;
         if let [abi] = abis[..] {
             let plan = abi.plan(&sig).map_err(|e| format!("{origin}: {e}"))?;
@@ -90,39 +138,9 @@ fn plan(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_plan_args(args: &[String]) -> Result<PlanRequest, String> {
-    let mut request = PlanRequest::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--abi" => {
-                let id = it.next().ok_or("--abi needs an ABI id or `all`")?;
-                if id == "all" {
-                    request.abis.extend(Abi::ALL);
-                } else {
-                    request.abis.push(id.parse()?);
-                }
-            }
-            "--builtin-corpus" => add_corpus(&mut request, "built-in corpus", corpus::BUILTIN)?,
-            "--corpus" => {
-                let path = it.next().ok_or("--corpus needs a file name")?;
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read corpus {path}: {e}"))?;
-                add_corpus(&mut request, path, &text)?;
-            }
-            flag if flag.starts_with("--") => return Err(format!("unknown option `{flag}`")),
-            sig => request.sources.push(("signature".into(), sig.into())),
-        }
-    }
-    if request.sources.is_empty() {
-        return Err(format!("no signature given\n{USAGE}"));
-    }
-    Ok(request)
-}
-
-fn add_corpus(request: &mut PlanRequest, name: &str, text: &str) -> Result<(), String> {
+fn add_corpus(sources: &mut Vec<(String, String)>, name: &str, text: &str) -> Result<(), String> {
     let entries = corpus::parse(text).map_err(|e| format!("{name}: {e}"))?;
-    request.sources.extend(entries.into_iter().map(|e| (format!("{name}:{}", e.line), e.text)));
+    sources.extend(entries.into_iter().map(|e| (format!("{name}:{}", e.line), e.text)));
     Ok(())
 }
 

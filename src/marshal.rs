@@ -177,7 +177,7 @@ impl<'a> Frame<'a> {
         if ext == Extend::None || !matches!(loc, Loc::Int(_)) {
             return self.mem.write(at, src);
         }
-        // Sub-word integer results are extended to the whole register (DESIGN §7).
+        // Sub-word integer results are extended to the whole register (ARCHITECTURE.md §7).
         let mut b = [0u8; 8];
         b[..src.len()].copy_from_slice(src);
         let value = extend(u64::from_le_bytes(b), src.len() as u32, ext == Extend::Sign);

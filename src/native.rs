@@ -261,7 +261,7 @@ fn ret_loc(plan: &CallPlan) -> RetLoc {
             if !adjacent {
                 return loc;
             }
-            // The generic writer extends only a value in one integer register (DESIGN §7).
+            // The generic writer extends only a value in one integer register (ARCHITECTURE.md §7).
             let extended = *ext != Extend::None && pieces.len() == 1;
             let extended = extended && matches!(pieces[0].loc, Loc::Int(_));
             loc.kind = match s {

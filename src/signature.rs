@@ -1,4 +1,4 @@
-//! The C signature parser (DESIGN §4): `int (*)(const void *, const void *)` → [`Signature`].
+//! The C signature parser (ARCHITECTURE.md §4): `int (*)(const void *, const void *)` → [`Signature`].
 //!
 //! The input is C declarator syntax: optional declarations, each ending in `;`, then one type
 //! that must be a function pointer, optionally named and optionally followed by `;`:

@@ -1,4 +1,4 @@
-//! The ABI ids (DESIGN §3) and the one trait that isolates every per-ABI decision.
+//! The ABI ids (ARCHITECTURE.md §3) and the one trait that isolates every per-ABI decision.
 
 use std::fmt;
 use std::str::FromStr;
@@ -211,7 +211,7 @@ pub enum Judge {
 /// stack, flags, AArch64's `x18`) is not described.
 ///
 /// The emulated machine (`backcall-emu-tests`) puts canaries in every callee-saved register
-/// around a guest call and poisons every caller-saved one at a dispatch (DESIGN §6).
+/// around a guest call and poisons every caller-saved one at a dispatch (ARCHITECTURE.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RegisterFile {
     /// the stack pointer (`esp`, `rsp`, `sp`)

@@ -1,4 +1,4 @@
-//! The `CallbackContext` layout (the seed's VMCallbackContext), per word size.
+//! The `CallbackContext` layout (as OpenSmalltalk's VMCallbackContext), per word size.
 //!
 //! thunkEntry builds one context in its own stack frame per call, fills the argument areas,
 //! and hands its address to the dispatcher; the dispatcher writes the result areas and answers

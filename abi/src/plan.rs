@@ -71,7 +71,7 @@ pub enum Extend {
     Zero,
 }
 
-/// How thunkEntry returns the result slot (the seed's 1 word, 2 word64, 3 double, 4 struct,
+/// How thunkEntry returns the result slot (OpenSmalltalk's 1 word, 2 word64, 3 double, 4 struct,
 /// extended for the ABIs covered here).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]

@@ -1,4 +1,4 @@
-//! ABI-independent C types and signatures (DESIGN §3, §4).
+//! ABI-independent C types and signatures (ARCHITECTURE.md §3, §4).
 //!
 //! A [`Type`] says *what* a value is in C terms; it says nothing about size or placement.
 //! Sizes come from [`crate::layout`] for one [`crate::Abi`]; placement comes from

@@ -1,4 +1,4 @@
-//! A static linker for one relocatable object file at a time (DESIGN §6, "load the real object
+//! A static linker for one relocatable object file at a time (ARCHITECTURE.md §6, "load the real object
 //! file ... relocations applied").
 //!
 //! Layering: [`link`] reads an object with the `object` crate, lays its allocated sections out

@@ -1,9 +1,9 @@
-//! The emulated machine (DESIGN §1): Unicorn runs the byte-identical thunk and thunkEntry code
+//! The emulated machine (ARCHITECTURE.md §1): Unicorn runs the byte-identical thunk and thunkEntry code
 //! of an ABI, and compiled C around it; the runtime's own marshalling ([`Frame`]) serves the
 //! calls, reached through a code hook at the dispatcher's address.
 //!
 //! Layering:
-//! * [`GuestMemory`]: `backcall::memory::Memory` over guest memory, so [`Frame`] reads arguments
+//! * [`GuestMemory`]: `backcall::harness::memory::Memory` over guest memory, so [`Frame`] reads arguments
 //!   and writes results exactly as it does natively.
 //! * [`Machine`]: one Unicorn engine per ABI with a fixed memory map (below), a [`CodePage`] built
 //!   by the same [`CodePage::build`] the native pool uses, callbacks (slot id → plan + handler),
@@ -16,7 +16,7 @@
 //! the [`ReturnCode`] in the result register, poisons every caller-saved register (so thunkEntry
 //! cannot rely on one surviving the call) and returns as `ret` would.
 //!
-//! Invariants (DESIGN §6) are collected as [`Violation`]s, never panicked on inside a hook:
+//! Invariants (ARCHITECTURE.md §6) are collected as [`Violation`]s, never panicked on inside a hook:
 //! callee-saved registers (canaries) and stack balance after every [`Machine::call`], and
 //! stack alignment at every dispatch (all dispatches are recorded as [`DispatchRecord`]s).
 //! Which registers a call preserves or clobbers, and the alignment, are the ABI's own facts
@@ -42,8 +42,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use backcall::marshal::Frame;
-use backcall::memory::Memory;
+use backcall::harness::marshal::Frame;
+use backcall::harness::memory::Memory;
 use backcall_abi::context::ContextLayout;
 use backcall_abi::thunks::{CodePage, PageError};
 use backcall_abi::{
@@ -145,7 +145,7 @@ impl fmt::Debug for GuestMemory {
     }
 }
 
-/// A broken invariant, observed during emulation (DESIGN §6).
+/// A broken invariant, observed during emulation (ARCHITECTURE.md §6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Violation {
     /// a callee-saved register did not survive a call

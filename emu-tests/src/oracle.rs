@@ -85,8 +85,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use backcall::marshal::Frame;
-use backcall::memory::Memory as _;
+use backcall::harness::marshal::Frame;
+use backcall::harness::memory::Memory as _;
 use backcall_abi::stubs::{typed_stub, Stub};
 use backcall_abi::thunks::CodePage;
 use backcall_abi::{Abi, CallPlan, Loc, RetPlan, Shape};

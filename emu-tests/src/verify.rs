@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use backcall::corpus;
+use backcall::harness::corpus;
 use backcall_abi::{Abi, Signature};
 use backcall_oracle::compiler::{self, Compiler};
 use backcall_oracle::matrix::{Column, Matrix, Outcome, Status, Verdict};

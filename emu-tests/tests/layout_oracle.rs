@@ -1,4 +1,4 @@
-//! The layout oracle (DESIGN §6): for every ABI, clang decides whether backcall's [`Layout`]s
+//! The layout oracle (ARCHITECTURE.md §6): for every ABI, clang decides whether backcall's [`Layout`]s
 //! are right.
 //!
 //! Each test takes a fixed list of types known to differ between ABIs plus `PROPTEST_CASES`
@@ -86,7 +86,7 @@ fn arr(elem: Type, n: u32) -> Type {
     Type::Array(Box::new(elem), n)
 }
 
-/// Types whose layouts are known to differ between ABIs (DESIGN §3, §7), checked on every run.
+/// Types whose layouts are known to differ between ABIs (ARCHITECTURE.md §3, §7), checked on every run.
 fn fixed_types() -> Vec<Type> {
     use Scalar::*;
     let point = Type::Aggregate(Arc::new(Aggregate {

@@ -1,4 +1,4 @@
-//! The emulated machine (DESIGN §1, §6): clang-compiled objects of every format loaded into
+//! The emulated machine (ARCHITECTURE.md §1, §6): clang-compiled objects of every format loaded into
 //! Unicorn, called by each ABI's convention with canaries in every callee-saved register, and
 //! callbacks served by the runtime's own marshalling through the dispatch hook.
 //!
@@ -13,8 +13,8 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-use backcall::marshal::Frame;
-use backcall::memory::Memory;
+use backcall::harness::marshal::Frame;
+use backcall::harness::memory::Memory;
 use backcall::parse_signature;
 use backcall_abi::context::ContextLayout;
 use backcall_abi::{Abi, ArgPass, CallPlan, Convention, Loc, ReturnCode};

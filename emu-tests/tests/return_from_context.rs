@@ -1,4 +1,4 @@
-//! `return_from_context(ctx, code)` (DESIGN §5, "Return"; the seed's `primReturnAs:fromContext:`)
+//! `return_from_context(ctx, code)` (ARCHITECTURE.md §5, "Return")
 //! on every ABI, emulated with the byte-identical code page.
 //!
 //! The dispatcher here never returns: like a VM whose handler finishes on another stack, it

@@ -14,7 +14,7 @@
 //!
 //! `cargo test -p backcall-native-tests --test oracle -- --nocapture` prints the counts.
 
-use backcall::corpus;
+use backcall::harness::corpus;
 use backcall_abi::arbitrary::any_verified_signature;
 use backcall_abi::{Abi, Convention, Scalar, Signature, Type};
 use backcall_native_tests::host::{host_compiler, Oracle};

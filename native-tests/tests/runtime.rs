@@ -1,4 +1,4 @@
-//! The native runtime's contract (DESIGN §5) on the host: qsort, nesting, LIFO returns, thread
+//! The native runtime's contract (ARCHITECTURE.md §5) on the host: qsort, nesting, LIFO returns, thread
 //! policy, contained panics, stale thunks, W^X.
 
 use std::ffi::c_void;

@@ -1,4 +1,4 @@
-//! C text for the compiler oracle (DESIGN §6): types as declarations, and layout facts as
+//! C text for the compiler oracle (ARCHITECTURE.md §6): types as declarations, and layout facts as
 //! `_Static_assert`s a real compiler checks.
 //!
 //! Everything here is plain C11 that needs no header and no libc, so the same text compiles

@@ -36,7 +36,7 @@ pub fn result_graffiti(abi: Abi, layout: &Layout) -> Vec<u8> {
     bytes
 }
 
-/// Adjusts raw graffiti so that every scalar inside is a valid value of its type (DESIGN §6):
+/// Adjusts raw graffiti so that every scalar inside is a valid value of its type (ARCHITECTURE.md §6):
 ///
 /// * `float`/`double`: the exponent's top bit (bit 6 of the most significant byte) is cleared,
 ///   so the value is never an infinity or a NaN (which x87 loads and stores could quieten).

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use backcall::corpus;
+use backcall::harness::corpus;
 use backcall_abi::arbitrary::any_verified_signature;
 use backcall_abi::{Convention, Signature};
 use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};

@@ -118,7 +118,7 @@ bc_resume:
 
 bc_return_from_context:
     // void return_from_context(CallbackContext *ctx /* x0 */, ReturnCode code /* w1 */)
-    // Unwinds to ctx's entry frame and returns from it (the seed's longjmp).
+    // Unwinds to ctx's entry frame and returns from it (a longjmp).
     hint #34                                    // bti c: called through a function pointer
     ldr x16, [x0, #CTX_RESUME]                  // x16: `br x16` may land on bti j (or c)
     ldr x29, [x0, #CTX_SAVED_FP]

@@ -106,7 +106,7 @@ resume_int:
 
 bc_return_from_context:
     # cdecl void return_from_context(CallbackContext *ctx, ReturnCode code)
-    # Unwinds to ctx's entry frame and returns from it (the seed's longjmp).
+    # Unwinds to ctx's entry frame and returns from it (a longjmp).
     .byte 0xf3, 0x0f, 0x1e, 0xfb                # endbr32: called through a function pointer
     mov ecx, dword ptr [esp + 4]                # ctx
     mov eax, dword ptr [esp + 8]                # code, as if the dispatcher had returned it

@@ -114,7 +114,7 @@ bc_resume:
 
 bc_return_from_context:
     # void return_from_context(CallbackContext *ctx /* rdi */, ReturnCode code /* esi */)
-    # Unwinds to ctx's entry frame and returns from it (the seed's longjmp).
+    # Unwinds to ctx's entry frame and returns from it (a longjmp).
     .byte 0xf3, 0x0f, 0x1e, 0xfa                # endbr64: called through a function pointer
     mov rsp, qword ptr [rdi + CTX_SAVED_SP]     # the context is at saved_sp, as bc_resume expects
     mov rbp, qword ptr [rdi + CTX_SAVED_FP]
