@@ -14,8 +14,15 @@
 //! * All tags share one scope (C would give tags declared in a parameter list their own). A tag
 //!   may be defined again with an identical body, which is what the printer produces when a
 //!   tagged type occurs twice: `parse_signature(&sig.to_string())` gives `sig` back.
-//! * An untagged struct or union member without a name (C11's anonymous member) is named `f<i>`
-//!   after its position `i`.
+//! * An untagged struct or union member without a name (C11's anonymous member) is named
+//!   `__anon<i>` after its position `i` (a reserved name: it meets no member of the user's).
+//! * A name that is no type, right before `*`, is an opaque pointee (`FILE *`, `uv_loop_t *`).
+//! * Array parameters (`T x[]`, `T x[N]`, `T x[static N]`) and function parameters are adjusted
+//!   to pointers, as C does; `restrict`, `_Atomic`, `register` and `volatile` are accepted
+//!   wherever C allows them and change nothing.
+//! * `enum` types are their underlying integer type: `unsigned int` when no enumerator is
+//!   negative, else `int`; `long long` types when a value needs 64 bits (as GCC and clang
+//!   choose on Linux; MSVC's enums are `int`, whose bits are the same for valid enumerators).
 //!
 //! Errors carry the byte offset, what was expected and what was found; no input panics, and
 //! nesting and size are bounded ([`MAX_NESTING`], [`MAX_TYPE_DEPTH`], [`MAX_TYPE_NODES`], and
@@ -134,6 +141,8 @@ enum Ty {
     Func(Box<FnTy>),
     /// kept apart from other pointers because the signature itself is one
     FnPtr(Box<FnTy>),
+    /// `T x[]`: only a parameter may be one (it is adjusted to a pointer)
+    Unsized,
 }
 
 /// A function type. Its result and parameters never hold functions (they decay to pointers), so
@@ -180,9 +189,17 @@ struct Declarator {
 
 enum Deriv {
     Pointer,
-    Array { len: u32, offset: usize },
+    Array {
+        len: u32,
+        offset: usize,
+    },
+    /// `[]`, a parameter's
+    Unsized,
     Function(FnParams),
-    Conv { conv: Convention, offset: usize },
+    Conv {
+        conv: Convention,
+        offset: usize,
+    },
 }
 
 struct FnParams {
@@ -203,6 +220,10 @@ struct Parser<'a> {
     pos: usize,
     nesting: usize,
     typedefs: HashMap<String, Ty>,
+    /// enum tags, with their underlying integer type
+    enums: HashMap<String, Scalar>,
+    /// enumerators seen so far, usable in later constant expressions
+    constants: HashMap<String, i128>,
     tags: HashMap<String, Tag>,
     /// tags whose bodies are being parsed (a nested definition of one is an error)
     defining: Vec<String>,
@@ -216,6 +237,8 @@ impl<'a> Parser<'a> {
             pos: 0,
             nesting: 0,
             typedefs: HashMap::new(),
+            enums: HashMap::new(),
+            constants: HashMap::new(),
             tags: HashMap::new(),
             defining: Vec::new(),
         }
@@ -312,10 +335,19 @@ impl Parser<'_> {
             let Some((name, offset)) = decl.name else {
                 return Err(self.error_here("a typedef name"));
             };
-            if self.typedef(&name).is_some() {
-                return Err(error_at(offset, "a new typedef name", format!("`{name}` again")));
-            }
             let ty = self.apply(&base, decl.derivs)?;
+            if let Some(first) = self.typedef(&name) {
+                // C11 allows a typedef again when it names the same type: here, the same on
+                // every ABI (`typedef unsigned int uint32_t;`).
+                if !same_on_every_abi(&first, &ty) {
+                    let expected = "a new typedef name, or the same type again";
+                    return Err(error_at(offset, expected, format!("`{name}` as another type")));
+                }
+                if !self.eat(",") {
+                    return self.expect(";", "`;` or `,` after a typedef");
+                }
+                continue;
+            }
             self.typedefs.insert(name, ty);
             if !self.eat(",") {
                 return self.expect(";", "`;` or `,` after a typedef");
@@ -391,6 +423,11 @@ impl Parser<'_> {
                 let found = format!("`{} {tag}`, which is not defined", kind_word(kind));
                 error_at(offset, format!("a complete {role} type (or a pointer)"), found)
             }),
+            Ty::Unsized => Err(error_at(
+                offset,
+                format!("{a} {role} type with a size (`[]` is for parameters)"),
+                "an array without a size",
+            )),
         }
     }
 
@@ -413,9 +450,17 @@ impl Parser<'_> {
         while let Tok::Ident(word) = self.peek().tok {
             if QUALIFIERS.contains(&word) {
                 self.bump();
+            } else if is_attribute(word) {
+                if let Some(conv) = self.attributes()? {
+                    let found = format!("`{}` here", conv.keyword().unwrap_or_default());
+                    return Err(error_at(offset, "a calling convention inside `(*)`", found));
+                }
             } else if word == "struct" || word == "union" {
                 self.add_specifier(&mut spec, Kw::Named)?;
                 named = Some(self.struct_specifier()?);
+            } else if word == "enum" {
+                self.add_specifier(&mut spec, Kw::Named)?;
+                named = Some(self.enum_specifier()?);
             } else if let Some(kw) = Kw::from_word(word) {
                 self.add_specifier(&mut spec, kw)?;
                 self.bump();
@@ -423,9 +468,21 @@ impl Parser<'_> {
                 // C: an identifier after a type specifier is the declarator's name
                 break;
             } else {
-                let ty = self.typedef(word).ok_or_else(|| {
-                    self.error_here("a type name").with_found(format!("`{word}`, not a type"))
-                })?;
+                let opaque = self.peek_at(1).tok == Tok::Punct("*");
+                let ty = match self.typedef(word) {
+                    Some(ty) => ty,
+                    // An unknown name right before `*`: a pointer to something opaque.
+                    None if library_typedef(word).is_some() => {
+                        let instead = library_typedef(word).unwrap_or_default();
+                        return Err(self.error_here(instead).with_found(format!("`{word}`")));
+                    }
+                    None if opaque => Ty::Incomplete(AggregateKind::Struct, word.to_string()),
+                    None => {
+                        return Err(self
+                            .error_here("a type name")
+                            .with_found(format!("`{word}`, not a type")))
+                    }
+                };
                 self.add_specifier(&mut spec, Kw::Named)?;
                 named = Some((ty, Form::Plain));
                 self.bump();
@@ -467,6 +524,266 @@ impl Parser<'_> {
         };
         Ok(Base { ty, offset, form: Form::Plain })
     }
+}
+
+// GNU attributes.
+impl Parser<'_> {
+    /// `__attribute__((a, b(args), ...))`, repeated; the current token is `__attribute__`.
+    /// Answers the calling convention one of them names. Attributes that change a layout
+    /// (`packed`, `aligned`, `vector_size`, `mode`) are refused; the others change nothing a
+    /// caller or callee sees and are skipped.
+    fn attributes(&mut self) -> PResult<Option<Convention>> {
+        let mut conv = None;
+        while let Tok::Ident(w) = self.peek().tok {
+            if !is_attribute(w) {
+                break;
+            }
+            self.bump();
+            self.expect("(", "`((` after `__attribute__`")?;
+            self.expect("(", "`((` after `__attribute__`")?;
+            loop {
+                let tok = self.peek();
+                match tok.tok {
+                    Tok::Punct(")") => break,
+                    Tok::Ident(name) => {
+                        let name = name.trim_start_matches("__").trim_end_matches("__");
+                        self.bump();
+                        if self.is_punct("(") {
+                            self.skip_balanced()?;
+                        }
+                        match name {
+                            "cdecl" => conv = Some(Convention::Cdecl),
+                            "stdcall" => conv = Some(Convention::Stdcall),
+                            "fastcall" => conv = Some(Convention::Fastcall),
+                            "thiscall" => conv = Some(Convention::Thiscall),
+                            "ms_abi" => conv = Some(Convention::MsAbi),
+                            "sysv_abi" => conv = Some(Convention::SysvAbi),
+                            "packed" | "aligned" | "vector_size" | "mode" | "regparm" => {
+                                let expected = "an attribute that keeps the layout and convention \
+                                                (this one is not supported yet)";
+                                return Err(error_at(tok.offset, expected, format!("`{name}`")));
+                            }
+                            _ => {}
+                        }
+                    }
+                    _ => return Err(self.error_here("an attribute name")),
+                }
+                if !self.eat(",") {
+                    break;
+                }
+            }
+            self.expect(")", "`))` after the attributes")?;
+            self.expect(")", "`))` after the attributes")?;
+        }
+        Ok(conv)
+    }
+
+    /// Skips `( ... )` with whatever nests inside; the current token is `(`.
+    fn skip_balanced(&mut self) -> PResult<()> {
+        self.nested(|p| {
+            p.bump();
+            loop {
+                match p.peek().tok {
+                    Tok::Punct(")") => {
+                        p.bump();
+                        return Ok(());
+                    }
+                    Tok::Punct("(") => p.skip_balanced()?,
+                    Tok::Eof => return Err(p.error_here("`)`")),
+                    _ => p.bump(),
+                }
+            }
+        })
+    }
+}
+
+fn is_attribute(word: &str) -> bool {
+    matches!(word, "__attribute__" | "__attribute")
+}
+
+// Enums and constant expressions.
+impl Parser<'_> {
+    /// `enum tag`, `enum tag { ... }` or `enum { ... }`; the current token is `enum`. The type
+    /// is the enum's underlying integer type (see the module documentation).
+    fn enum_specifier(&mut self) -> PResult<(Ty, Form)> {
+        let offset = self.offset();
+        self.bump();
+        let tag = self.tag_name();
+        if !self.is_punct("{") {
+            let Some((name, tag_offset)) = tag else {
+                return Err(self.error_here("a tag name or `{`"));
+            };
+            return match self.enums.get(&name) {
+                Some(&s) => Ok((Ty::Obj(Obj::leaf(Type::Scalar(s))), Form::Tagged)),
+                None => {
+                    Err(error_at(tag_offset, "an enum defined before", format!("`enum {name}`")))
+                }
+            };
+        }
+        let values = self.nested(|p| p.enum_body())?;
+        let scalar = underlying(&values)
+            .ok_or_else(|| error_at(offset, "enumerators within 64 bits", "a value beyond them"))?;
+        let form = match tag {
+            Some((name, at)) => {
+                match self.enums.get(&name) {
+                    Some(&first) if first != scalar => {
+                        let expected =
+                            format!("the same underlying type as the first `enum {name}`");
+                        return Err(error_at(at, expected, "a different one"));
+                    }
+                    _ => self.enums.insert(name, scalar),
+                };
+                Form::Tagged
+            }
+            None => Form::AnonymousBody,
+        };
+        Ok((Ty::Obj(Obj::leaf(Type::Scalar(scalar))), form))
+    }
+
+    /// `{ A, B = expr, ... }`; the current token is `{`. Answers the values.
+    fn enum_body(&mut self) -> PResult<Vec<i128>> {
+        self.bump();
+        let mut values = Vec::new();
+        let mut next = 0i128;
+        loop {
+            if self.eat("}") && !values.is_empty() {
+                return Ok(values);
+            }
+            let tok = self.peek();
+            let Tok::Ident(name) = tok.tok else {
+                return Err(self.error_here("an enumerator name"));
+            };
+            if is_keyword(name) {
+                return Err(self.error_here("an enumerator name"));
+            }
+            self.bump();
+            let value = if self.eat("=") { self.constant()? } else { next };
+            self.constants.insert(name.to_string(), value);
+            values.push(value);
+            next = value + 1;
+            if !self.eat(",") {
+                self.expect("}", "`,` or `}`")?;
+                return Ok(values);
+            }
+        }
+    }
+
+    /// An integer constant expression: literals, enumerators, parentheses, the unary
+    /// `- + ~ !` and the binary `* / % + - << >> & ^ |` with C's precedence.
+    fn constant(&mut self) -> PResult<i128> {
+        self.binary(0)
+    }
+
+    fn binary(&mut self, min: u8) -> PResult<i128> {
+        let mut left = self.unary()?;
+        loop {
+            let tok = self.peek();
+            let Tok::Punct(op) = tok.tok else { return Ok(left) };
+            let prec = match op {
+                "*" | "/" | "%" => 5,
+                "+" | "-" => 4,
+                "<<" | ">>" => 3,
+                "&" => 2,
+                "^" => 1,
+                "|" => 0,
+                _ => return Ok(left),
+            };
+            if prec < min {
+                return Ok(left);
+            }
+            self.bump();
+            let right = self.binary(prec + 1)?;
+            let bad = |what: &str| error_at(tok.offset, "a constant expression C defines", what);
+            left = match op {
+                "*" => left.checked_mul(right).ok_or_else(|| bad("an overflow"))?,
+                "/" | "%" if right == 0 => return Err(bad("a division by zero")),
+                "/" => left / right,
+                "%" => left % right,
+                "+" => left.checked_add(right).ok_or_else(|| bad("an overflow"))?,
+                "-" => left.checked_sub(right).ok_or_else(|| bad("an overflow"))?,
+                "<<" if !(0..64).contains(&right) => return Err(bad("a shift out of range")),
+                "<<" => left.checked_shl(right as u32).ok_or_else(|| bad("an overflow"))?,
+                ">>" if !(0..64).contains(&right) => return Err(bad("a shift out of range")),
+                ">>" => left >> right,
+                "&" => left & right,
+                "^" => left ^ right,
+                _ => left | right,
+            };
+            if left.unsigned_abs() > u128::from(u64::MAX) {
+                return Err(bad("a value beyond 64 bits"));
+            }
+        }
+    }
+
+    fn unary(&mut self) -> PResult<i128> {
+        let tok = self.peek();
+        match tok.tok {
+            Tok::Punct("-") => {
+                self.bump();
+                Ok(-self.unary()?)
+            }
+            Tok::Punct("+") => {
+                self.bump();
+                self.unary()
+            }
+            Tok::Punct("~") => {
+                self.bump();
+                Ok(!self.unary()?)
+            }
+            Tok::Punct("!") => {
+                self.bump();
+                Ok(i128::from(self.unary()? == 0))
+            }
+            Tok::Punct("(") => {
+                let value = self.nested(|p| {
+                    p.bump();
+                    let v = p.constant()?;
+                    p.expect(")", "`)`")?;
+                    Ok(v)
+                })?;
+                Ok(value)
+            }
+            Tok::Number(text) => {
+                let value = parse_integer(text).ok_or_else(|| {
+                    self.error_here("an integer constant (decimal, hex or octal)")
+                })?;
+                self.bump();
+                Ok(i128::from(value))
+            }
+            Tok::Ident(name) => match self.constants.get(name) {
+                Some(&value) => {
+                    self.bump();
+                    Ok(value)
+                }
+                None => {
+                    Err(self.error_here("a constant (a number or an enumerator defined before)"))
+                }
+            },
+            _ => Err(self.error_here("a constant expression")),
+        }
+    }
+}
+
+/// The integer type GCC and clang give an enum with `values` (C23 6.7.2.2, and GCC's choice
+/// among the implementation-defined ones): `unsigned int` without negative values, else `int`;
+/// the 64-bit types when 32 bits do not hold them.
+fn underlying(values: &[i128]) -> Option<Scalar> {
+    let (min, max) = (values.iter().min()?, values.iter().max()?);
+    Some(if *min >= 0 {
+        if *max <= i128::from(u32::MAX) {
+            Scalar::UInt
+        } else if *max <= i128::from(u64::MAX) {
+            Scalar::ULongLong
+        } else {
+            return None;
+        }
+    } else if *min >= i128::from(i32::MIN) && *max <= i128::from(i32::MAX) {
+        Scalar::Int
+    } else if *min >= i128::from(i64::MIN) && *max <= i128::from(i64::MAX) {
+        Scalar::LongLong
+    } else {
+        return None;
+    })
 }
 
 // Structs and unions.
@@ -585,7 +902,8 @@ impl Parser<'_> {
                 Form::Tagged => {}
                 Form::AnonymousBody => {
                     let obj = self.object(base.ty, base.offset, "member")?;
-                    add_member(members, names, format!("f{}", members.len()), obj, base.offset)?;
+                    let name = format!("__anon{}", members.len());
+                    add_member(members, names, name, obj, base.offset)?;
                 }
             }
             self.bump();
@@ -665,7 +983,10 @@ impl Parser<'_> {
         let mut pointers = 0;
         while self.eat("*") {
             pointers += 1;
-            while self.peek().tok.is_ident_in(&["const", "volatile", "restrict"]) {
+            while let Tok::Ident(w) = self.peek().tok {
+                if !QUALIFIERS.contains(&w) {
+                    break;
+                }
                 self.bump();
             }
         }
@@ -723,6 +1044,9 @@ impl Parser<'_> {
             self.bump();
             return Ok(Some(Deriv::Conv { conv, offset: tok.offset }));
         }
+        if is_attribute(word) {
+            return Ok(self.attributes()?.map(|conv| Deriv::Conv { conv, offset: tok.offset }));
+        }
         if self.peek_at(1).tok == Tok::Punct("*") {
             // a name right before `*` can only be meant as a convention keyword
             let expected = "a calling convention (`__cdecl`, `__stdcall`, `__fastcall` or \
@@ -745,21 +1069,29 @@ impl Parser<'_> {
         }
     }
 
-    /// `[N]`; the current token is `[`.
+    /// `[N]`, or `[]` and `[static N]` (C's array parameters, adjusted to pointers); the
+    /// current token is `[`.
     fn array_suffix(&mut self) -> PResult<Deriv> {
         self.bump();
+        while let Tok::Ident(w) = self.peek().tok {
+            if !QUALIFIERS.contains(&w) {
+                break;
+            }
+            self.bump();
+        }
+        if self.eat("]") {
+            return Ok(Deriv::Unsized);
+        }
         let tok = self.peek();
-        let Tok::Number(text) = tok.tok else {
+        if !matches!(tok.tok, Tok::Number(_) | Tok::Ident(_) | Tok::Punct("(" | "-" | "+" | "~")) {
             return Err(self.error_here("an array size"));
-        };
-        let Some(len) = parse_integer(text) else {
-            return Err(self.error_here("an integer array size (decimal, hex or octal)"));
-        };
-        let len = u32::try_from(len).ok().filter(|&n| n > 0 && u64::from(n) <= MAX_ARRAY_ELEMENTS);
+        }
+        let size = self.constant()?;
+        let len = u32::try_from(size).ok().filter(|&n| n > 0 && u64::from(n) <= MAX_ARRAY_ELEMENTS);
         let Some(len) = len else {
-            return Err(self.error_here(format!("an array size from 1 to {MAX_ARRAY_ELEMENTS}")));
+            let expected = format!("an array size from 1 to {MAX_ARRAY_ELEMENTS}");
+            return Err(error_at(tok.offset, expected, format!("{size}")));
         };
-        self.bump();
         self.expect("]", "`]`")?;
         Ok(Deriv::Array { len, offset: tok.offset })
     }
@@ -807,6 +1139,7 @@ impl Parser<'_> {
             ty = match deriv {
                 Deriv::Pointer => pointer_to(ty),
                 Deriv::Array { len, offset } => self.array_of(ty, len, offset)?,
+                Deriv::Unsized => Ty::Unsized,
                 Deriv::Function(params) => function_returning(ty, base.offset, params)?,
                 Deriv::Conv { conv, offset } => with_convention(ty, conv, offset)?,
             };
@@ -827,12 +1160,6 @@ impl Parser<'_> {
     }
 }
 
-impl Tok<'_> {
-    fn is_ident_in(&self, words: &[&str]) -> bool {
-        matches!(self, Tok::Ident(w) if words.contains(w))
-    }
-}
-
 fn pointer_to(ty: Ty) -> Ty {
     match ty {
         Ty::Func(f) => Ty::FnPtr(f),
@@ -843,7 +1170,7 @@ fn pointer_to(ty: Ty) -> Ty {
 /// C's parameter adjustment: arrays and functions are passed as pointers.
 fn decay(ty: Ty) -> Ty {
     match ty {
-        Ty::Func(_) | Ty::FnPtr(_) => Ty::Obj(Obj::pointer()),
+        Ty::Func(_) | Ty::FnPtr(_) | Ty::Unsized => Ty::Obj(Obj::pointer()),
         Ty::Obj(Obj { ty: Type::Array(..), .. }) => Ty::Obj(Obj::pointer()),
         other => other,
     }
@@ -931,6 +1258,27 @@ fn describe(ty: &Ty) -> String {
         Ty::Incomplete(kind, tag) => format!("`{} {tag}`", kind_word(*kind)),
         Ty::Func(_) => "a function".to_string(),
         Ty::FnPtr(_) => "a function pointer".to_string(),
+        Ty::Unsized => "an array without a size".to_string(),
+    }
+}
+
+/// Whether two typedef meanings are the same type on every ABI (the same type, or scalars of
+/// one size, alignment and signedness everywhere, as `uint32_t` and `unsigned int`).
+fn same_on_every_abi(a: &Ty, b: &Ty) -> bool {
+    match (a, b) {
+        (Ty::Obj(x), Ty::Obj(y)) if x.ty == y.ty => true,
+        (Ty::Obj(x), Ty::Obj(y)) => match (&x.ty, &y.ty) {
+            (Type::Scalar(p), Type::Scalar(q)) => backcall_abi::Abi::ALL.into_iter().all(|abi| {
+                let (lp, lq) = (abi.layout(&x.ty), abi.layout(&y.ty));
+                let signed = |s| backcall_abi::is_signed(abi, s);
+                matches!((lp, lq), (Ok(lp), Ok(lq)) if (lp.size, lp.align) == (lq.size, lq.align))
+                    && signed(*p) == signed(*q)
+                    && p.is_float() == q.is_float()
+            }),
+            _ => false,
+        },
+        (Ty::Void, Ty::Void) => true,
+        _ => false,
     }
 }
 
@@ -942,7 +1290,21 @@ fn kind_word(kind: AggregateKind) -> &'static str {
 }
 
 /// Qualifiers accepted among the specifiers and ignored.
-const QUALIFIERS: [&str; 2] = ["const", "volatile"];
+/// Qualifiers and storage words C allows where types are written; none changes how a value is
+/// passed.
+const QUALIFIERS: [&str; 11] = [
+    "const",
+    "volatile",
+    "restrict",
+    "__restrict",
+    "__restrict__",
+    "_Atomic",
+    "register",
+    "__const",
+    "__volatile__",
+    "__extension__",
+    "static",
+];
 
 fn is_keyword(word: &str) -> bool {
     backcall_abi::types::C_KEYWORDS.contains(&word)
@@ -958,21 +1320,39 @@ fn convention(word: &str) -> Option<Convention> {
     }
 }
 
-/// The `<stdint.h>`/`<stddef.h>` names that are scalars of their own in [`Scalar`].
+/// The `<stdint.h>`, `<stddef.h>`, `<wchar.h>` and `<uchar.h>` names, as scalars: those the ABIs
+/// size themselves keep their own (`size_t`, `wchar_t`); the fixed-width families resolve to
+/// the exact-width types they equal on every ABI covered (`int_least16_t` is `int16_t`,
+/// `intmax_t` is `int64_t`, `char16_t` is `uint16_t`).
 fn builtin_typedef(name: &str) -> Option<Scalar> {
     Some(match name {
-        "int8_t" => Scalar::I8,
-        "uint8_t" => Scalar::U8,
-        "int16_t" => Scalar::I16,
-        "uint16_t" => Scalar::U16,
-        "int32_t" => Scalar::I32,
-        "uint32_t" => Scalar::U32,
-        "int64_t" => Scalar::I64,
-        "uint64_t" => Scalar::U64,
+        "int8_t" | "int_least8_t" | "int_fast8_t" => Scalar::I8,
+        "uint8_t" | "uint_least8_t" | "uint_fast8_t" => Scalar::U8,
+        "int16_t" | "int_least16_t" => Scalar::I16,
+        "uint16_t" | "uint_least16_t" | "char16_t" => Scalar::U16,
+        "int32_t" | "int_least32_t" => Scalar::I32,
+        "uint32_t" | "uint_least32_t" | "char32_t" => Scalar::U32,
+        "int64_t" | "int_least64_t" | "int_fast64_t" | "intmax_t" => Scalar::I64,
+        "uint64_t" | "uint_least64_t" | "uint_fast64_t" | "uintmax_t" => Scalar::U64,
         "size_t" => Scalar::SizeT,
-        "ssize_t" => Scalar::SSizeT,
+        "ssize_t" | "ptrdiff_t" => Scalar::SSizeT,
         "intptr_t" => Scalar::IntPtr,
         "uintptr_t" => Scalar::UIntPtr,
+        "wchar_t" => Scalar::WChar,
+        _ => return None,
+    })
+}
+
+/// Typedef names whose meaning is a C library's choice rather than the ABI's, so that no
+/// signature can name them portably.
+fn library_typedef(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "int_fast16_t" | "uint_fast16_t" | "int_fast32_t" | "uint_fast32_t" => {
+            "the type it stands for (glibc makes it `long` on 64-bit targets, MSVC `int`)"
+        }
+        "va_list" | "__builtin_va_list" => {
+            "a pointer in its place (`va_list` is each ABI's own type; not supported yet)"
+        }
         _ => return None,
     })
 }

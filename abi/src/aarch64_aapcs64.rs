@@ -243,6 +243,12 @@ impl AbiSpec for Aarch64Aapcs64 {
         false
     }
 
+    fn wchar(&self) -> (u32, bool) {
+        // "Arm C and C++ Language Mappings", Table 3: `wchar_t` is an unsigned int (GCC and
+        // glibc agree on Linux).
+        (4, false)
+    }
+
     fn int_arg_reg_name(&self, i: u8, _conv: Convention) -> &'static str {
         XREGS[i as usize]
     }

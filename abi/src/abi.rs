@@ -148,6 +148,18 @@ pub trait AbiSpec: Sync {
         true
     }
 
+    /// Whether functions of `conv` exist on this ABI. By default the ABI's own and the i386
+    /// keywords, which the 64-bit compilers accept and ignore.
+    fn has_convention(&self, conv: crate::Convention) -> bool {
+        conv == crate::Convention::Default || conv.is_i386()
+    }
+
+    /// `wchar_t`'s size (its alignment too) and whether it is signed: by default a signed
+    /// 32-bit integer (Linux on x86, Apple).
+    fn wchar(&self) -> (u32, bool) {
+        (4, true)
+    }
+
     /// Name of integer argument register `i` under `conv` (`rdi`, `ecx`, `x0`, ...).
     fn int_arg_reg_name(&self, i: u8, conv: crate::Convention) -> &'static str;
 

@@ -101,6 +101,8 @@ pub fn any_convention() -> impl Strategy<Value = Convention> {
         Convention::Stdcall,
         Convention::Fastcall,
         Convention::Thiscall,
+        Convention::MsAbi,
+        Convention::SysvAbi,
     ])
 }
 
@@ -148,7 +150,7 @@ pub fn any_supported_signature() -> impl Strategy<Value = Signature> {
 }
 
 /// Like [`any_supported_signature`], and also under every i386 convention keyword (the 64-bit
-/// ABIs ignore them, as their compilers do), with float-heavy aggregates, unions with float
+/// ABIs ignore them, as their compilers do) and x86-64's `ms_abi` and `sysv_abi`, with float-heavy aggregates, unions with float
 /// arms, and now and then a long list of small mixed aggregates that runs out of registers:
 /// what `backcall verify` and the oracle suites draw.
 pub fn any_verified_signature() -> impl Strategy<Value = Signature> {
@@ -160,6 +162,8 @@ pub fn any_verified_signature() -> impl Strategy<Value = Signature> {
         2 => Just(Convention::Stdcall),
         2 => Just(Convention::Fastcall),
         2 => Just(Convention::Thiscall),
+        1 => Just(Convention::MsAbi),
+        1 => Just(Convention::SysvAbi),
     ];
     (ret, args, conv).prop_map(|(ret, args, conv)| {
         let sig = Signature { ret, args, conv, variadic: false };

@@ -39,6 +39,8 @@ pub struct Flavour {
     pub cdecl_callee_pops_hidden: bool,
     /// how `__fastcall` and `__thiscall` use `ecx` and `edx`
     pub registers: RegisterRules,
+    /// `wchar_t`: size and signedness (Linux: a signed int; Windows: an unsigned short)
+    pub wchar: (u32, bool),
     /// the compilers and the authority
     pub toolchain: Toolchain,
 }
@@ -80,6 +82,14 @@ impl AbiSpec for I386 {
 
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
         ilp32_scalar_layout(s, self.flavour.eight_byte_align)
+    }
+
+    fn wchar(&self) -> (u32, bool) {
+        self.flavour.wchar
+    }
+
+    fn has_convention(&self, conv: Convention) -> bool {
+        conv == Convention::Default || conv.is_i386()
     }
 
     fn int_arg_reg_name(&self, i: u8, conv: Convention) -> &'static str {
@@ -348,7 +358,8 @@ fn plan(flavour: &Flavour, sig: &Signature, args: &[Layout], ret: &Layout) -> Ca
     let stack_bytes = placer.alloc.stack;
     let hidden_on_stack = matches!(ret_plan, RetPlan::Indirect { pointer: Loc::Stack(_), .. });
     let callee_pop = match conv {
-        Convention::Default | Convention::Cdecl => {
+        // (`plan_for` refuses the x86-64 conventions on i386)
+        Convention::Default | Convention::Cdecl | Convention::MsAbi | Convention::SysvAbi => {
             if hidden_on_stack && flavour.cdecl_callee_pops_hidden {
                 4
             } else {

@@ -43,6 +43,7 @@ pub const FLAVOUR: Flavour = Flavour {
     struct_ret_in_regs: |_| false,
     // §2.2: the callee pops the hidden result pointer off the stack (`ret $4`).
     cdecl_callee_pops_hidden: true,
+    wchar: (4, true),
     registers: RegisterRules::Gcc,
     toolchain: Toolchain {
         clang_target: "i686-linux-gnu",

@@ -43,6 +43,7 @@ pub const FLAVOUR: Flavour = Flavour {
     struct_ret_in_regs: returns_in_regs,
     // `__cdecl`: the caller pops the arguments — the hidden result pointer too (plain `ret`).
     cdecl_callee_pops_hidden: false,
+    wchar: (2, false),
     registers: RegisterRules::Microsoft,
     toolchain: Toolchain {
         clang_target: "i686-pc-windows-msvc",

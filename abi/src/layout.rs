@@ -136,9 +136,12 @@ impl Layouts<'_> {
         match ty {
             Type::Void => Ok(Arc::new(Layout { size: 0, align: 1, shape: Shape::Void })),
             Type::Scalar(s) => {
-                let (size, align) = spec
-                    .scalar_layout(*s)
-                    .ok_or_else(|| AbiError::unsupported(spec.abi(), s.c_name()))?;
+                let (size, align) = match s {
+                    Scalar::WChar => (spec.wchar().0, spec.wchar().0),
+                    _ => spec
+                        .scalar_layout(*s)
+                        .ok_or_else(|| AbiError::unsupported(spec.abi(), s.c_name()))?,
+                };
                 Ok(Arc::new(Layout { size, align, shape: Shape::Scalar(*s) }))
             }
             Type::Complex(s) => {
@@ -204,7 +207,8 @@ pub fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
         Int | UInt | I32 | U32 | Float => 4,
         Long | ULong | LongLong | ULongLong | I64 | U64 | SizeT | SSizeT | IntPtr | UIntPtr
         | Double | Pointer => 8,
-        LongDouble => return None,
+        // (the ABI's own: `AbiSpec::wchar`)
+        WChar | LongDouble => return None,
     };
     Some((size, size))
 }
@@ -220,7 +224,8 @@ pub fn ilp32_scalar_layout(s: Scalar, eight_byte_align: u32) -> Option<(u32, u32
         Int | UInt | Long | ULong | I32 | U32 | SizeT | SSizeT | IntPtr | UIntPtr | Float
         | Pointer => (4, 4),
         LongLong | ULongLong | I64 | U64 | Double => (8, eight_byte_align),
-        LongDouble => return None,
+        // (the ABI's own: `AbiSpec::wchar`)
+        WChar | LongDouble => return None,
     })
 }
 

@@ -243,6 +243,10 @@ pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
     if sig.variadic {
         return Err(AbiError::unsupported(abi, "variadic functions (`...`)"));
     }
+    if !abi.spec().has_convention(sig.conv) {
+        let keyword = sig.conv.keyword().unwrap_or_default();
+        return Err(AbiError::unsupported(abi, &format!("the convention `{keyword}`")));
+    }
     let nodes = sig.nodes();
     if nodes > MAX_SIGNATURE_NODES {
         return Err(AbiError::invalid(

@@ -62,6 +62,8 @@ pub enum Scalar {
     IntPtr,
     /// `uintptr_t`
     UIntPtr,
+    /// `wchar_t`: its size and signedness are the ABI's (`AbiSpec::wchar`)
+    WChar,
     /// `float`
     Float,
     /// `double`
@@ -74,7 +76,7 @@ pub enum Scalar {
 
 impl Scalar {
     /// Every scalar, in declaration order (for generators and tables).
-    pub const ALL: [Scalar; 28] = [
+    pub const ALL: [Scalar; 29] = [
         Scalar::Bool,
         Scalar::Char,
         Scalar::SChar,
@@ -99,6 +101,7 @@ impl Scalar {
         Scalar::SSizeT,
         Scalar::IntPtr,
         Scalar::UIntPtr,
+        Scalar::WChar,
         Scalar::Float,
         Scalar::Double,
         Scalar::LongDouble,
@@ -132,6 +135,7 @@ impl Scalar {
             Scalar::SSizeT => "ssize_t",
             Scalar::IntPtr => "intptr_t",
             Scalar::UIntPtr => "uintptr_t",
+            Scalar::WChar => "wchar_t",
             Scalar::Float => "float",
             Scalar::Double => "double",
             Scalar::LongDouble => "long double",
@@ -225,6 +229,10 @@ pub enum Convention {
     Fastcall,
     /// `__thiscall`
     Thiscall,
+    /// `__attribute__((ms_abi))`: x86-64's Windows convention (only `x86_64-win64` has it)
+    MsAbi,
+    /// `__attribute__((sysv_abi))`: x86-64's System V convention (only `x86_64-sysv` has it)
+    SysvAbi,
 }
 
 impl Convention {
@@ -236,7 +244,18 @@ impl Convention {
             Convention::Stdcall => Some("__stdcall"),
             Convention::Fastcall => Some("__fastcall"),
             Convention::Thiscall => Some("__thiscall"),
+            Convention::MsAbi => Some("__attribute__((ms_abi))"),
+            Convention::SysvAbi => Some("__attribute__((sysv_abi))"),
         }
+    }
+
+    /// Whether this is one of the i386 keywords (the 64-bit ABIs accept and ignore them, as
+    /// their compilers do).
+    pub fn is_i386(self) -> bool {
+        matches!(
+            self,
+            Convention::Cdecl | Convention::Stdcall | Convention::Fastcall | Convention::Thiscall
+        )
     }
 }
 

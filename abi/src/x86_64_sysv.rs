@@ -179,6 +179,11 @@ impl AbiSpec for X86_64Sysv {
         StubFamily::ShiftInt
     }
 
+    fn has_convention(&self, conv: Convention) -> bool {
+        // GCC and clang: `sysv_abi` is this convention; `ms_abi` is Win64's (not covered here).
+        conv != Convention::MsAbi
+    }
+
     fn toolchain(&self) -> Toolchain {
         Toolchain {
             clang_target: "x86_64-linux-gnu",

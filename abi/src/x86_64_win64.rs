@@ -112,6 +112,11 @@ impl AbiSpec for X86_64Win64 {
         }
     }
 
+    fn wchar(&self) -> (u32, bool) {
+        // Windows: `wchar_t` is an unsigned 16-bit integer (UTF-16 code units).
+        (2, false)
+    }
+
     fn int_arg_reg_name(&self, i: u8, _conv: Convention) -> &'static str {
         INT_ARGS[i as usize]
     }
@@ -171,6 +176,11 @@ impl AbiSpec for X86_64Win64 {
         // by position (rcx/xmm0, rdx/xmm1, r8/xmm2, r9/xmm3): a leading pointer moves each
         // position up one.
         StubFamily::ShiftPosition
+    }
+
+    fn has_convention(&self, conv: Convention) -> bool {
+        // `ms_abi` is this convention; `sysv_abi` is System V's (not covered here).
+        conv != Convention::SysvAbi
     }
 
     fn toolchain(&self) -> Toolchain {

@@ -36,6 +36,7 @@ typedef __SIZE_TYPE__ size_t;
 typedef __PTRDIFF_TYPE__ ssize_t;
 typedef __INTPTR_TYPE__ intptr_t;
 typedef __UINTPTR_TYPE__ uintptr_t;
+typedef __WCHAR_TYPE__ wchar_t;
 ";
 
 /// Prints types as C declarations, defining each struct/union tag once per printer.

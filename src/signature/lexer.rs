@@ -37,7 +37,12 @@ impl Tok<'_> {
     }
 }
 
-const PUNCTS: [&str; 10] = ["...", "(", ")", "[", "]", "{", "}", "*", ",", ";"];
+/// Punctuators, longest first where one starts another. The operators serve the constant
+/// expressions of enumerators and array sizes.
+const PUNCTS: [&str; 22] = [
+    "...", "<<", ">>", "(", ")", "[", "]", "{", "}", "*", ",", ";", "=", "+", "-", "~", "!", "/",
+    "%", "&", "|", "^",
+];
 
 /// Tokenizes `src`; the result always ends with one [`Tok::Eof`].
 pub(super) fn tokenize(src: &str) -> Vec<Token<'_>> {
