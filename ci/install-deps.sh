@@ -8,7 +8,8 @@
 #           libc6-dev-i386 lib32gcc-12-dev (the GCC authorities of the Linux ABIs; linking the
 #           native i686/aarch64 runs), gcc-mingw-w64-i686 gcc-mingw-w64-x86-64 (GCC for the
 #           Windows ABIs), pkg-config, libffi-dev (the native benches' libffi peer),
-#           libsqlite3-dev zlib1g-dev libexpat1-dev (the examples' C libraries)
+#           libsqlite3-dev zlib1g-dev libexpat1-dev (the examples' C libraries; with
+#           libuv1-dev, the real headers `backcall verify --header` is tested on)
 #   rustup: targets i686-unknown-linux-gnu aarch64-unknown-linux-gnu; components rustfmt clippy
 #
 # Idempotent: on a machine that has everything it changes nothing and touches no network.
@@ -24,7 +25,7 @@ APT_PACKAGES=(
     gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev
     gcc-mingw-w64-i686 gcc-mingw-w64-x86-64
     pkg-config libffi-dev
-    libsqlite3-dev zlib1g-dev libexpat1-dev
+    libsqlite3-dev zlib1g-dev libexpat1-dev libuv1-dev
 )
 RUST_TARGETS=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
 RUST_COMPONENTS=(rustfmt clippy)

@@ -62,7 +62,7 @@ run_examples() {
 }
 
 # The signature parser and planner against arbitrary input for a bounded time: no panic, no
-# input over 100 ms or 64 MiB (src/bin/fuzz-signatures.rs; FUZZ_SECONDS, default 60).
+# input over 250 ms of CPU time or 64 MiB (src/bin/fuzz-signatures.rs; FUZZ_SECONDS, default 60).
 run_fuzz() {
     section "fuzz the signature parser and planner for ${FUZZ_SECONDS:-60} s"
     cargo run --release -q -p backcall-native-tests --bin fuzz-signatures -- \

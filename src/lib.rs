@@ -67,6 +67,9 @@ pub mod corpus;
 mod dispatch;
 mod error;
 mod hazard;
+#[cfg(feature = "header")]
+#[doc(hidden)]
+pub mod header;
 mod local;
 #[doc(hidden)]
 pub mod marshal;
@@ -84,9 +87,12 @@ pub mod typed;
 /// runtime, and a runtime user does not need: the memory interface both machines implement
 /// ([`harness::memory`]), reading arguments and writing results by a plan over it
 /// ([`harness::marshal`]), the native context's layout ([`harness::context`]), the built-in
-/// signature corpus ([`harness::corpus`]) and the side-by-side plan table of `backcall plan`
-/// ([`harness::plan_table`]).
+/// signature corpus ([`harness::corpus`]), the side-by-side plan table of `backcall plan`
+/// ([`harness::plan_table`]) and, with feature `header`, the callback types of a C header
+/// (`harness::header`).
 pub mod harness {
+    #[cfg(feature = "header")]
+    pub use crate::header;
     pub use crate::{context, corpus, marshal, memory, plan_table};
 }
 

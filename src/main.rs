@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use backcall::abi::Abi;
+use backcall::harness::header::{Extracted, HeaderOptions};
 use backcall::harness::{corpus, plan_table};
 use backcall::parse_signature;
 use clap::{Parser, Subcommand};
@@ -57,6 +58,8 @@ struct PlanArgs {
     /// Plan every signature of a corpus file (one per line, `#` comments)
     #[arg(long = "corpus", value_name = "FILE")]
     corpora: Vec<PathBuf>,
+    #[command(flatten)]
+    header: HeaderOptions,
     /// Signatures to plan
     signatures: Vec<String>,
 }
@@ -122,20 +125,57 @@ fn plan(args: &PlanArgs) -> Result<(), String> {
         add_corpus(&mut sources, &shown, &text)?;
     }
     sources.extend(args.signatures.iter().map(|s| ("signature".to_string(), s.clone())));
-    if sources.is_empty() {
+    let headers = args.header.extract_all()?;
+    if sources.is_empty() && headers.is_empty() {
         return Err("no signature given (see `backcall plan --help`)".into());
     }
     for (origin, text) in &sources {
         let sig = parse_signature(text).map_err(|e| pointed(origin, text, &e))?;
-        if let [abi] = abis[..] {
-            let plan = abi.plan(&sig).map_err(|e| format!("{origin}: {e}"))?;
-            print!("{plan}");
-            println!("{}", plan_table::route_line(&plan));
-        } else {
-            println!("{}", plan_table::render(&sig, &abis));
-        }
+        print_plan(&sig, &abis).map_err(|e| format!("{origin}: {e}"))?;
+    }
+    for header in &headers {
+        plan_header(header, &abis);
     }
     Ok(())
+}
+
+/// One signature's plan on one ABI, or the side-by-side table of several.
+fn print_plan(sig: &backcall::Signature, abis: &[Abi]) -> Result<(), String> {
+    if let [abi] = abis[..] {
+        let plan = abi.plan(sig).map_err(|e| e.to_string())?;
+        print!("{plan}");
+        println!("{}", plan_table::route_line(&plan));
+    } else {
+        println!("{}", plan_table::render(sig, abis));
+    }
+    Ok(())
+}
+
+/// Every callback type of a header: its name, where it is and its plans, or why backcall
+/// cannot express or plan it; then how many of each.
+fn plan_header(header: &Extracted, abis: &[Abi]) {
+    let mut planned = 0;
+    for found in &header.callbacks {
+        println!("{} ({}): {}", found.name, found.location, found.text);
+        // A type backcall cannot express, or an ABI cannot plan (a variadic one), is reported
+        // and the header goes on.
+        let why = match &found.signature {
+            Ok(sig) => print_plan(sig, abis).err(),
+            Err(why) => Some(why.clone()),
+        };
+        if let Some(why) = why {
+            println!("  unsupported: {why}\n");
+        }
+        let sig = found.signature.as_ref();
+        planned += usize::from(sig.is_ok_and(|s| abis.iter().all(|abi| abi.plan(s).is_ok())));
+    }
+    let found = header.callbacks.len();
+    println!(
+        "{}: {found} callback type{}, {planned} planned on every ABI asked, {} unsupported",
+        header.header,
+        if found == 1 { "" } else { "s" },
+        found - planned
+    );
 }
 
 fn add_corpus(sources: &mut Vec<(String, String)>, name: &str, text: &str) -> Result<(), String> {

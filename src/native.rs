@@ -231,7 +231,7 @@ fn arg_loc(plan: &CallPlan, i: usize) -> ArgLoc {
     });
     if !adjacent
         || pieces[0].offset != 0
-        || pieces.iter().map(|p| p.size).sum::<u32>() != size.into()
+        || pieces.iter().map(|p| p.size).sum::<u32>() != u32::from(size)
     {
         return ArgLoc::default();
     }

@@ -209,22 +209,65 @@ struct FnParams {
 }
 
 /// A tag's kind, where it was first declared, and its definition once seen.
+#[derive(Clone)]
 struct Tag {
     kind: AggregateKind,
     offset: usize,
     def: Option<Obj>,
 }
 
-struct Parser<'a> {
-    toks: Vec<Token<'a>>,
-    pos: usize,
-    nesting: usize,
+/// The typedefs, tags and enumerators of declarations parsed so far, which later signatures
+/// may name: what a header declares before its callback types
+/// ([`Declarations::declare`], [`Declarations::signature`]).
+#[derive(Clone, Default)]
+pub struct Declarations {
     typedefs: HashMap<String, Ty>,
     /// enum tags, with their underlying integer type
     enums: HashMap<String, Scalar>,
     /// enumerators seen so far, usable in later constant expressions
     constants: HashMap<String, i128>,
     tags: HashMap<String, Tag>,
+}
+
+impl std::fmt::Debug for Declarations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Declarations({} typedefs, {} tags)", self.typedefs.len(), self.tags.len())
+    }
+}
+
+impl Declarations {
+    /// Adds the declarations of `src` (`typedef`s, `struct`/`union`/`enum` definitions, each
+    /// ending in `;`); on an error nothing of `src` is added.
+    ///
+    /// ```
+    /// let mut decls = backcall::signature::Declarations::default();
+    /// decls.declare("typedef struct z_stream_s { int avail; } z_stream; typedef void *voidpf;").unwrap();
+    /// decls.declare("typedef voidpf (*alloc_func)(voidpf, unsigned, unsigned);").unwrap();
+    /// let sig = decls.signature("alloc_func").unwrap();
+    /// assert_eq!(sig.args.len(), 3);
+    /// assert!(decls.declare("typedef nonsense;").is_err());
+    /// ```
+    pub fn declare(&mut self, src: &str) -> Result<(), ParseError> {
+        let mut p = Parser::with(src, self.clone());
+        while p.peek().tok != Tok::Eof {
+            p.declaration()?;
+        }
+        *self = p.decls;
+        Ok(())
+    }
+
+    /// Parses a signature (a function pointer type, or a typedef name of one) with these
+    /// declarations in scope, as [`parse_signature`] does.
+    pub fn signature(&self, src: &str) -> Result<Signature, ParseError> {
+        Parser::with(src, self.clone()).signature()
+    }
+}
+
+struct Parser<'a> {
+    toks: Vec<Token<'a>>,
+    pos: usize,
+    nesting: usize,
+    decls: Declarations,
     /// tags whose bodies are being parsed (a nested definition of one is an error)
     defining: Vec<String>,
 }
@@ -232,16 +275,11 @@ struct Parser<'a> {
 // Token access. The token list always ends in `Eof`, and `pos` never moves past it.
 impl<'a> Parser<'a> {
     fn new(src: &'a str) -> Parser<'a> {
-        Parser {
-            toks: lexer::tokenize(src),
-            pos: 0,
-            nesting: 0,
-            typedefs: HashMap::new(),
-            enums: HashMap::new(),
-            constants: HashMap::new(),
-            tags: HashMap::new(),
-            defining: Vec::new(),
-        }
+        Parser::with(src, Declarations::default())
+    }
+
+    fn with(src: &'a str, decls: Declarations) -> Parser<'a> {
+        Parser { toks: lexer::tokenize(src), pos: 0, nesting: 0, decls, defining: Vec::new() }
     }
 
     fn peek(&self) -> Token<'a> {
@@ -328,6 +366,20 @@ impl Parser<'_> {
         }
     }
 
+    /// One declaration: a `typedef`, or a `struct`/`union`/`enum` definition or forward
+    /// declaration, ending in `;`.
+    fn declaration(&mut self) -> PResult<()> {
+        if self.is_word("typedef") {
+            self.bump();
+            return self.typedef_declaration();
+        }
+        let base = self.specifiers()?;
+        if base.form != Form::Plain && self.eat(";") {
+            return Ok(());
+        }
+        Err(self.error_here("a declaration (`typedef`, or a struct, union or enum definition)"))
+    }
+
     fn typedef_declaration(&mut self) -> PResult<()> {
         let base = self.specifiers()?;
         loop {
@@ -348,7 +400,7 @@ impl Parser<'_> {
                 }
                 continue;
             }
-            self.typedefs.insert(name, ty);
+            self.decls.typedefs.insert(name, ty);
             if !self.eat(",") {
                 return self.expect(";", "`;` or `,` after a typedef");
             }
@@ -432,12 +484,12 @@ impl Parser<'_> {
     }
 
     fn definition(&self, kind: AggregateKind, tag: &str) -> Option<Obj> {
-        self.tags.get(tag).filter(|t| t.kind == kind).and_then(|t| t.def.clone())
+        self.decls.tags.get(tag).filter(|t| t.kind == kind).and_then(|t| t.def.clone())
     }
 
     fn typedef(&self, name: &str) -> Option<Ty> {
         let builtin = || builtin_typedef(name).map(|s| Ty::Obj(Obj::leaf(Type::Scalar(s))));
-        self.typedefs.get(name).cloned().or_else(builtin)
+        self.decls.typedefs.get(name).cloned().or_else(builtin)
     }
 }
 
@@ -613,7 +665,7 @@ impl Parser<'_> {
             let Some((name, tag_offset)) = tag else {
                 return Err(self.error_here("a tag name or `{`"));
             };
-            return match self.enums.get(&name) {
+            return match self.decls.enums.get(&name) {
                 Some(&s) => Ok((Ty::Obj(Obj::leaf(Type::Scalar(s))), Form::Tagged)),
                 None => {
                     Err(error_at(tag_offset, "an enum defined before", format!("`enum {name}`")))
@@ -625,13 +677,13 @@ impl Parser<'_> {
             .ok_or_else(|| error_at(offset, "enumerators within 64 bits", "a value beyond them"))?;
         let form = match tag {
             Some((name, at)) => {
-                match self.enums.get(&name) {
+                match self.decls.enums.get(&name) {
                     Some(&first) if first != scalar => {
                         let expected =
                             format!("the same underlying type as the first `enum {name}`");
                         return Err(error_at(at, expected, "a different one"));
                     }
-                    _ => self.enums.insert(name, scalar),
+                    _ => self.decls.enums.insert(name, scalar),
                 };
                 Form::Tagged
             }
@@ -658,7 +710,7 @@ impl Parser<'_> {
             }
             self.bump();
             let value = if self.eat("=") { self.constant()? } else { next };
-            self.constants.insert(name.to_string(), value);
+            self.decls.constants.insert(name.to_string(), value);
             values.push(value);
             next = value + 1;
             if !self.eat(",") {
@@ -750,7 +802,7 @@ impl Parser<'_> {
                 self.bump();
                 Ok(i128::from(value))
             }
-            Tok::Ident(name) => match self.constants.get(name) {
+            Tok::Ident(name) => match self.decls.constants.get(name) {
                 Some(&value) => {
                     self.bump();
                     Ok(value)
@@ -828,12 +880,12 @@ impl Parser<'_> {
     }
 
     fn reference_tag(&mut self, kind: AggregateKind, name: String, offset: usize) -> PResult<Ty> {
-        match self.tags.get(&name) {
+        match self.decls.tags.get(&name) {
             Some(tag) if tag.kind != kind => Err(kind_mismatch(tag, kind, &name, offset)),
             Some(Tag { def: Some(obj), .. }) => Ok(Ty::Obj(obj.clone())),
             Some(_) => Ok(Ty::Incomplete(kind, name)),
             None => {
-                self.tags.insert(name.clone(), Tag { kind, offset, def: None });
+                self.decls.tags.insert(name.clone(), Tag { kind, offset, def: None });
                 Ok(Ty::Incomplete(kind, name))
             }
         }
@@ -844,7 +896,7 @@ impl Parser<'_> {
             let expected = format!("a tag other than `{name}`, whose body this is inside");
             return Err(error_at(offset, expected, format!("`{name}`")));
         }
-        match self.tags.get(name) {
+        match self.decls.tags.get(name) {
             Some(tag) if tag.kind != kind => Err(kind_mismatch(tag, kind, name, offset)),
             _ => Ok(()),
         }
@@ -856,7 +908,7 @@ impl Parser<'_> {
             Type::Aggregate(a) => a.kind,
             _ => AggregateKind::Struct,
         };
-        if let Some(Tag { def: Some(first), offset: first_at, .. }) = self.tags.get(&name) {
+        if let Some(Tag { def: Some(first), offset: first_at, .. }) = self.decls.tags.get(&name) {
             if first.ty == obj.ty {
                 return Ok(first.clone());
             }
@@ -864,7 +916,7 @@ impl Parser<'_> {
             let expected = format!("the same body as the definition of {what} at byte {first_at}");
             return Err(error_at(offset, expected, "a different body"));
         }
-        self.tags.insert(name, Tag { kind, offset, def: Some(obj.clone()) });
+        self.decls.tags.insert(name, Tag { kind, offset, def: Some(obj.clone()) });
         Ok(obj)
     }
 

@@ -36,3 +36,42 @@ fn a_bad_signature_is_exit_2_with_a_caret() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("at byte 11") && err.contains('^'), "{err}");
 }
+
+#[test]
+fn plan_header_plans_every_callback_type_and_reports_the_rest() {
+    let header = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/headers/widget.h");
+    let out = backcall(&["plan", "--abi", "x86_64-win64", "--header", header]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `long` is 4 bytes on Win64, returned in rax.
+    assert!(text.contains("widget.h:widget_measure_fn (widget.h:18)"), "{text}");
+    assert!(text.contains("ret   long (size 4)"), "{text}");
+    assert!(text.contains("unsupported: `struct widget_flags` has a bit-field"), "{text}");
+    assert!(
+        text.contains("18 callback types, 13 planned on every ABI asked, 5 unsupported"),
+        "{text}"
+    );
+    let out = backcall(&["plan", "--header", header, "--only", "widget_move_fn"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("aarch64-apple") && text.contains(": 1 callback type, 1 planned"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_header_that_does_not_parse_is_exit_2_with_clangs_first_diagnostic() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/headers/");
+    let out = backcall(&["plan", "--header", &format!("{dir}missing_include.h")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'no_such_library.h' file not found") && err.contains("include path"));
+    let out = backcall(&["plan", "--header", &format!("{dir}needs_define.h")]);
+    assert_eq!(out.status.code(), Some(2));
+    let out =
+        backcall(&["plan", "--header", &format!("{dir}needs_define.h"), "--define", "WIDGET_API="]);
+    assert!(out.status.success());
+    let out = backcall(&["plan", "--header", &format!("{dir}absent.h")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}

@@ -2,6 +2,10 @@
 //! ones) on every requested ABI through the emulated compiler oracle, once per compiler, and
 //! judges each case by the ABI's authority ([`backcall_oracle::matrix`]).
 //!
+//! With `--header FILE`, the signatures are the callback types that header declares
+//! ([`backcall::harness::header`]), each named by where it was found; each header gets its own
+//! matrix, and the types backcall cannot express are listed with the reason.
+//!
 //! Exit codes: 0 no case fails (disagreements of non-authority compilers are reported, not
 //! failed); 1 some case fails (the authority disagrees with backcall) or a compiler could not
 //! run its batch; 2 bad input (unknown ABI, unparseable signature with its line, a compiler
@@ -16,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use backcall::harness::corpus;
+use backcall::harness::header::{Extracted, HeaderOptions};
 use backcall_abi::{Abi, Signature};
 use backcall_oracle::compiler::{self, Compiler};
 use backcall_oracle::matrix::{Column, Matrix, Outcome, Status, Verdict};
@@ -63,6 +68,8 @@ pub struct VerifyArgs {
     /// unsupported there) or `all` (default)
     #[arg(long, value_name = "context,typed")]
     pub route: Option<String>,
+    #[command(flatten)]
+    pub header: HeaderOptions,
 }
 
 /// The default seed of random signatures.
@@ -77,6 +84,8 @@ pub struct Request {
     pub opts: Vec<Opt>,
     /// signatures, with where each came from (for messages)
     pub signatures: Vec<(String, Signature)>,
+    /// the callback types of each `--header`, verified header by header
+    pub headers: Vec<Extracted>,
     /// JSON lines instead of the matrix
     pub json: bool,
     /// where to write JUnit XML
@@ -104,7 +113,9 @@ impl VerifyArgs {
             signatures
                 .extend(entries.into_iter().map(|e| (format!("{shown}:{}", e.line), e.signature)));
         }
-        let explicit = !self.sigs.is_empty() || !self.corpora.is_empty();
+        let headers = self.header.extract_all()?;
+        let explicit =
+            !self.sigs.is_empty() || !self.corpora.is_empty() || !self.header.headers.is_empty();
         if !explicit {
             let builtin = corpus::builtin().into_iter();
             signatures.extend(builtin.map(|e| (format!("corpus:{}", e.line), e.signature)));
@@ -148,6 +159,7 @@ impl VerifyArgs {
             abis: with_compilers,
             opts,
             signatures,
+            headers,
             json: self.json,
             junit: self.junit.clone(),
             markdown: self.markdown.clone(),
@@ -169,6 +181,7 @@ impl Request {
             abis,
             opts: Opt::ALL.to_vec(),
             signatures,
+            headers: Vec::new(),
             json: false,
             junit: None,
             markdown: None,
@@ -232,10 +245,69 @@ struct Cell {
     time: Duration,
 }
 
+/// Signatures verified together, reported in one matrix: the `--sig`, corpus and random ones,
+/// or one header's callback types.
+struct Group<'a> {
+    /// the header (`None` for the signature options)
+    header: Option<&'a Extracted>,
+    /// each signature with its origin and, for a header's type, where the header declares it
+    signatures: Vec<(String, Option<String>, Signature)>,
+}
+
+impl<'a> Group<'a> {
+    fn all(req: &'a Request) -> Vec<Group<'a>> {
+        let mut groups = Vec::new();
+        if !req.signatures.is_empty() || req.headers.is_empty() {
+            let signatures =
+                req.signatures.iter().map(|(o, s)| (o.clone(), None, s.clone())).collect();
+            groups.push(Group { header: None, signatures });
+        }
+        for header in &req.headers {
+            let signatures = header
+                .callbacks
+                .iter()
+                .filter_map(|c| {
+                    let sig = c.signature.as_ref().ok()?.clone();
+                    Some((c.name.clone(), Some(c.location.clone()), sig))
+                })
+                .collect();
+            groups.push(Group { header: Some(header), signatures });
+        }
+        groups
+    }
+
+    /// The header's types backcall cannot express: (name, location, why).
+    fn inexpressible(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        let callbacks = self.header.map_or(&[][..], |h| &h.callbacks[..]);
+        callbacks.iter().filter_map(|c| {
+            let why = c.signature.as_ref().err()?;
+            Some((c.name.as_str(), c.location.as_str(), why.as_str()))
+        })
+    }
+
+    /// `zlib.h: 8 callback types found, 8 expressible, 0 backcall cannot express`
+    fn title(&self) -> Option<String> {
+        let h = self.header?;
+        let found = h.callbacks.len();
+        let inexpressible = found - h.supported();
+        Some(format!(
+            "{}: {found} callback types found, {} expressible, {inexpressible} backcall cannot \
+             express",
+            h.header,
+            h.supported()
+        ))
+    }
+}
+
+/// A group and its cells.
+struct Ran<'a> {
+    group: Group<'a>,
+    cells: Vec<Cell>,
+}
+
 /// Runs the request; prints the matrix (or JSON lines), writes the reports asked for;
 /// answers the exit code.
 pub fn run(req: &Request, out: &mut dyn Write) -> i32 {
-    let cases: Vec<Case> = req.signatures.iter().map(|(_, s)| Case::new(s.clone())).collect();
     for (abi, compilers) in &req.abis {
         if compilers.is_empty() {
             eprintln!("backcall verify: no compiler asked for compiles for {abi}: skipped");
@@ -248,27 +320,56 @@ pub fn run(req: &Request, out: &mut dyn Write) -> i32 {
             );
         }
     }
-    let cells = run_cells(req, &cases);
-    let code = exit_code(&cells);
+    let ran: Vec<Ran<'_>> = Group::all(req)
+        .into_iter()
+        .map(|group| {
+            let cases: Vec<Case> =
+                group.signatures.iter().map(|(_, _, s)| Case::new(s.clone())).collect();
+            let cells = if cases.is_empty() { Vec::new() } else { run_cells(req, &cases) };
+            Ran { group, cells }
+        })
+        .collect();
+    let code = ran.iter().map(|r| exit_code(&r.cells)).max().unwrap_or(0);
     if req.json {
-        write_json(out, &req.signatures, &cells);
+        write_json(out, req, &ran);
     } else {
-        let _ = out.write_all(matrix_text(&cells).as_bytes());
-        let _ = out.write_all(details_text(&cells).as_bytes());
+        for r in &ran {
+            let _ = out.write_all(group_text(r).as_bytes());
+        }
     }
     if let Some(path) = &req.junit {
-        if let Err(e) = std::fs::write(path, junit_xml(&req.signatures, &cells)) {
+        if let Err(e) = std::fs::write(path, junit_xml(&ran)) {
             eprintln!("backcall verify: cannot write {}: {e}", path.display());
             return 2;
         }
     }
     if let Some(path) = &req.markdown {
-        if let Err(e) = std::fs::write(path, markdown(&cells)) {
+        if let Err(e) = std::fs::write(path, markdown(&ran)) {
             eprintln!("backcall verify: cannot write {}: {e}", path.display());
             return 2;
         }
     }
     code
+}
+
+/// One group's report: its title, matrix and details, and the types it cannot express.
+fn group_text(r: &Ran<'_>) -> String {
+    let mut text = String::new();
+    if let Some(title) = r.group.title() {
+        let _ = writeln!(text, "\n== {title} ==");
+    }
+    let inexpressible = r.group.inexpressible().count();
+    if !r.cells.is_empty() {
+        text.push_str(&matrix_text(&r.cells, inexpressible));
+        text.push_str(&details_text(&r.cells));
+    }
+    if inexpressible > 0 {
+        text.push_str("\nnot verified (backcall cannot express them yet):\n");
+        for (name, location, why) in r.group.inexpressible() {
+            let _ = writeln!(text, "  {name} ({location}): {why}");
+        }
+    }
+    text
 }
 
 /// What the authority of `abi` is, in words (`gcc`, `clang >= 20`).
@@ -427,8 +528,9 @@ fn compiler_cell(matrix: &Matrix, label: &str) -> String {
     }
 }
 
-/// The matrix: a row per ABI and level, the verdict counts, a column per compiler.
-fn matrix_text(cells: &[Cell]) -> String {
+/// The matrix: a row per ABI and level, the verdict counts (`inexpressible` more unsupported:
+/// a header's types backcall cannot express), a column per compiler.
+fn matrix_text(cells: &[Cell], inexpressible: usize) -> String {
     let labels = labels(cells);
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut head: Vec<String> =
@@ -442,7 +544,9 @@ fn matrix_text(cells: &[Cell]) -> String {
         let m = &cell.matrix;
         let mut row =
             vec![m.abi.id().to_string(), route_name(cell.route).to_string(), m.opt.to_string()];
-        row.extend(m.counts().map(|n| n.to_string()));
+        let mut counts = m.counts();
+        counts[Status::Unsupported as usize] += inexpressible;
+        row.extend(counts.map(|n| n.to_string()));
         row.extend(labels.iter().map(|l| compiler_cell(m, l)));
         row.push(format!("{:.1?}", cell.time));
         rows.push(row);
@@ -586,55 +690,93 @@ fn outcome_json(o: &Outcome<'_>) -> serde_json::Value {
     }
 }
 
-fn write_json(out: &mut dyn Write, signatures: &[(String, Signature)], cells: &[Cell]) {
+/// One line per case, ABI, route and level (a header's types carry `name` and `location`, and
+/// those backcall cannot express are `unsupported` lines with the reason), then the summary.
+fn write_json(out: &mut dyn Write, req: &Request, ran: &[Ran<'_>]) {
     let mut counts = [0usize; 5];
-    for cell in cells {
-        let m = &cell.matrix;
-        for (c, e) in m.run_errors() {
-            let line = serde_json::json!({
-                "abi": m.abi.id(), "route": route_name(cell.route), "opt": m.opt.to_string(),
-                "compiler": c.label(), "status": "error", "details": e.0,
-            });
-            let _ = writeln!(out, "{line}");
+    for r in ran {
+        for cell in &r.cells {
+            for line in cell_json(&r.group, cell, &mut counts) {
+                let _ = writeln!(out, "{line}");
+            }
         }
-        for v in m.verdicts() {
-            let (origin, sig) = &signatures[v.index];
-            let mut compilers = serde_json::Map::new();
-            for (column, outcome) in m.columns.iter().zip(&v.outcomes) {
-                let mut o = outcome_json(outcome);
-                o["version"] = column.compiler.version.to_string().into();
-                o["command"] = column.compiler.command().into();
-                if let Some(d) = v.dissents.iter().find(|d| *d.compiler == column.compiler) {
-                    if let Some(k) = d.known {
-                        o["known"] =
-                            serde_json::json!({ "upstream": k.upstream, "summary": k.summary });
-                    }
-                }
-                compilers.insert(column.compiler.label(), o);
-            }
-            let mut line = serde_json::json!({
-                "abi": m.abi.id(), "route": route_name(cell.route), "opt": m.opt.to_string(),
-                "signature": sig.to_string(), "origin": origin,
-                "status": v.status.word(),
-                "authority": m.authority_compiler().map(|c| c.label()),
-                "compilers": compilers,
-            });
-            if let Some(f) = v.authority_failure {
-                line["details"] = f.problems.join("\n").into();
-                if let Some(plan) = &f.plan {
-                    line["plan"] = plan.clone().into();
+        // A type backcall cannot express is unsupported on every ABI and level asked.
+        for (name, location, why) in r.group.inexpressible() {
+            for (abi, _) in &req.abis {
+                for opt in &req.opts {
+                    counts[Status::Unsupported as usize] += 1;
+                    let line = serde_json::json!({
+                        "abi": abi.id(), "opt": opt.to_string(), "name": name,
+                        "location": location, "status": "unsupported", "details": why,
+                    });
+                    let _ = writeln!(out, "{line}");
                 }
             }
-            counts[v.status as usize] += 1;
-            let _ = writeln!(out, "{line}");
         }
     }
-    let abis: BTreeSet<&str> = cells.iter().map(|c| c.matrix.abi.id()).collect();
+    let abis: BTreeSet<&str> = req.abis.iter().map(|(a, _)| a.id()).collect();
+    let headers: Vec<serde_json::Value> = ran
+        .iter()
+        .filter_map(|r| r.group.header)
+        .map(|h| {
+            serde_json::json!({
+                "header": h.header, "found": h.callbacks.len(), "expressible": h.supported(),
+            })
+        })
+        .collect();
     let summary = serde_json::json!({
         "summary": true, "pass": counts[0], "disagree": counts[1], "fail": counts[2],
-        "unsupported": counts[3], "unjudged": counts[4], "abis": abis,
+        "unsupported": counts[3], "unjudged": counts[4], "abis": abis, "headers": headers,
     });
     let _ = writeln!(out, "{summary}");
+}
+
+/// The JSON lines of one ABI × route × level: batch errors, then a line per case.
+fn cell_json(group: &Group<'_>, cell: &Cell, counts: &mut [usize; 5]) -> Vec<serde_json::Value> {
+    let m = &cell.matrix;
+    let mut lines = Vec::new();
+    for (c, e) in m.run_errors() {
+        lines.push(serde_json::json!({
+            "abi": m.abi.id(), "route": route_name(cell.route), "opt": m.opt.to_string(),
+            "compiler": c.label(), "status": "error", "details": e.0,
+        }));
+    }
+    for v in m.verdicts() {
+        let (origin, location, sig) = &group.signatures[v.index];
+        let mut compilers = serde_json::Map::new();
+        for (column, outcome) in m.columns.iter().zip(&v.outcomes) {
+            let mut o = outcome_json(outcome);
+            o["version"] = column.compiler.version.to_string().into();
+            o["command"] = column.compiler.command().into();
+            if let Some(d) = v.dissents.iter().find(|d| *d.compiler == column.compiler) {
+                if let Some(k) = d.known {
+                    o["known"] =
+                        serde_json::json!({ "upstream": k.upstream, "summary": k.summary });
+                }
+            }
+            compilers.insert(column.compiler.label(), o);
+        }
+        let mut line = serde_json::json!({
+            "abi": m.abi.id(), "route": route_name(cell.route), "opt": m.opt.to_string(),
+            "signature": sig.to_string(), "origin": origin,
+            "status": v.status.word(),
+            "authority": m.authority_compiler().map(|c| c.label()),
+            "compilers": compilers,
+        });
+        if let Some(location) = location {
+            line["name"] = origin.clone().into();
+            line["location"] = location.clone().into();
+        }
+        if let Some(f) = v.authority_failure {
+            line["details"] = f.problems.join("\n").into();
+            if let Some(plan) = &f.plan {
+                line["plan"] = plan.clone().into();
+            }
+        }
+        counts[v.status as usize] += 1;
+        lines.push(line);
+    }
+    lines
 }
 
 /// XML text with `&`, `<`, `>`, `"` escaped, and characters XML 1.0 forbids dropped.
@@ -658,15 +800,16 @@ fn xml_escape(text: &str) -> String {
 /// authority's disagreement is a `<failure>`, another compiler's is a test case marked
 /// `<skipped>` with the disagreement (CI tools render it without failing the run), a
 /// signature backcall does not support is `<skipped>` too.
-fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
+fn junit_xml(ran: &[Ran<'_>]) -> String {
     let mut suites = String::new();
     let (mut total, mut failures) = (0usize, 0usize);
-    for cell in cells {
+    for (group, cell) in ran.iter().flat_map(|r| r.cells.iter().map(move |c| (&r.group, c))) {
         let m = &cell.matrix;
         let mut cases = String::new();
         let (mut n, mut failed, mut skipped) = (0usize, 0usize, 0usize);
         for v in m.verdicts() {
-            let (origin, sig) = &signatures[v.index];
+            let (origin, location, sig) = &group.signatures[v.index];
+            let origin = location.as_ref().map_or(origin.clone(), |l| format!("{origin} ({l})"));
             for (k, (column, outcome)) in m.columns.iter().zip(&v.outcomes).enumerate() {
                 n += 1;
                 let authority = m.authority == Some(k) || m.authority.is_none();
@@ -680,7 +823,7 @@ fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
                 let _ = write!(
                     cases,
                     "    <testcase classname=\"{class}\" name=\"{name}\" file=\"{}\">",
-                    xml_escape(origin)
+                    xml_escape(&origin)
                 );
                 match outcome {
                     Outcome::Agrees => {}
@@ -748,12 +891,27 @@ fn junit_xml(signatures: &[(String, Signature)], cells: &[Cell]) -> String {
 }
 
 /// The matrix as a Markdown table, and the disagreements by compiler and known issue.
-fn markdown(cells: &[Cell]) -> String {
+fn markdown(ran: &[Ran<'_>]) -> String {
+    let mut text = String::from("### backcall verify\n");
+    for r in ran {
+        if let Some(title) = r.group.title() {
+            let _ = write!(text, "\n#### {title}\n");
+        }
+        if !r.cells.is_empty() {
+            text.push_str(&markdown_table(&r.cells, r.group.inexpressible().count()));
+        }
+        for (name, location, why) in r.group.inexpressible() {
+            let _ = writeln!(text, "* not verified: `{name}` ({location}): {why}");
+        }
+    }
+    text
+}
+
+/// One group's matrix as a Markdown table.
+fn markdown_table(cells: &[Cell], inexpressible: usize) -> String {
     let labels = labels(cells);
-    let mut text = String::from(
-        "### backcall verify\n\n| ABI | route | opt | pass | disagree | fail | unsupported | \
-         unjudged |",
-    );
+    let mut text =
+        String::from("\n| ABI | route | opt | pass | disagree | fail | unsupported | unjudged |");
     for l in &labels {
         let _ = write!(text, " {l} |");
     }
@@ -762,7 +920,8 @@ fn markdown(cells: &[Cell]) -> String {
     text.push('\n');
     for cell in cells {
         let m = &cell.matrix;
-        let [pass, disagree, fail, unsupported, unjudged] = m.counts();
+        let [pass, disagree, fail, mut unsupported, unjudged] = m.counts();
+        unsupported += inexpressible;
         let _ = write!(
             text,
             "| `{}` | {} | {} | {pass} | {disagree} | {fail} | {unsupported} | {unjudged} |",

@@ -197,3 +197,23 @@ fn junit_and_markdown_reports_are_written() {
     let md = std::fs::read_to_string(&md).unwrap();
     assert!(md.contains("| `x86_64-sysv` | context | -O2 | 1 | 1 | 0 | 0 |"), "{md}");
 }
+
+#[test]
+fn verify_header_names_each_type_and_exits_2_on_a_header_that_does_not_parse() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/headers/");
+    let header = format!("{dir}widget.h");
+    let args = ["verify", "--header", &header, "--only", "widget_vtable.keys.accept"];
+    let out = harness(&[&args[..], &["--abi", "x86_64-win64", "--opt", "0", "--json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out);
+    let case = &lines[0];
+    assert_eq!(case["name"], "widget.h:widget_vtable.keys.accept");
+    assert_eq!(case["location"], "widget.h:32");
+    assert_eq!(case["status"], "pass");
+    assert_eq!(lines.last().unwrap()["headers"][0]["found"], 1);
+    let out = harness(&["verify", "--header", &format!("{dir}missing_include.h")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_library.h"));
+    let out = harness(&["verify", "--header", &format!("{dir}absent.h")]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -11,10 +11,12 @@
 //! * memory per live callback capturing an `i32` with 100,000 live (a counting global
 //!   allocator plus the pool's data pages, and the RSS delta as a cross-check);
 //! * what the signature limits cost: refusing a signature over `MAX_SIGNATURE_NODES`, and
-//!   planning the largest struct the parser accepts.
+//!   planning the largest struct the parser accepts;
+//! * finding every callback type of `sqlite3.h` (`backcall plan --header`'s extraction).
 //!
 //! The summary printed at the end gives each kind's median time and its ratio to the direct
-//! call. Pass a filter after `--` (`add_i64`, `mix8`, `qsort_1m`, `create_release`, `limits`);
+//! call. Pass a filter after `--` (`add_i64`, `mix8`, `qsort_1m`, `create_release`, `limits`,
+//! `headers`);
 //! the summary shows what ran.
 
 use std::collections::BTreeMap;
@@ -384,6 +386,27 @@ fn bench_limits(c: &mut Criterion) {
     g.finish();
 }
 
+/// Finding every callback type of `sqlite3.h` (about 13,000 lines): clang's parse and the
+/// replay of its declarations.
+fn bench_headers(c: &mut Criterion) {
+    let header = std::path::Path::new("/usr/include/sqlite3.h");
+    assert!(header.is_file(), "install libsqlite3-dev (ci/install-deps.sh does)");
+    let options = backcall::harness::header::HeaderOptions::default();
+    let mut g = c.benchmark_group("headers");
+    g.sample_size(10);
+    g.bench_function("extract_sqlite3_h", |b| {
+        b.iter_custom(|iters| {
+            timed("headers/extract_sqlite3_h", iters, |n| {
+                for _ in 0..n {
+                    let found = backcall::harness::header::extract(&options, header).unwrap();
+                    assert!(found.callbacks.len() > 150);
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
 // --- memory per live callback -----------------------------------------------------------------
 
 const LIVE_CALLBACKS: usize = 100_000;
@@ -478,6 +501,9 @@ fn summary(memory: &MemoryReport) {
             out.push_str(&format!("{:<28} {:>9.1} us\n", format!("limits/{kind}"), t / 1e3));
         }
     }
+    if let Some(t) = median("headers/extract_sqlite3_h", 10) {
+        out.push_str(&format!("{:<28} {:>9.1} ms\n", "headers/extract_sqlite3_h", t / 1e6));
+    }
     out.push_str(&format!(
         "memory, {LIVE_CALLBACKS} live callbacks capturing an i32: {:.1} bytes/callback \
          (heap {} B + {} data pages of {} B; the code pages all map one physical page); \
@@ -513,6 +539,7 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench_create(&mut c);
     bench_limits(&mut c);
+    bench_headers(&mut c);
     c.final_summary();
     summary(&memory);
 }

@@ -22,7 +22,7 @@ enum Command {
     /// signature options: the built-in corpus plus 64 random signatures, on all ABIs, at -O0
     /// and -O2, with every compiler installed. Exit 0 when no case fails, 1 when the authority
     /// of an ABI disagrees with backcall, 2 for bad input.
-    Verify(verify::VerifyArgs),
+    Verify(Box<verify::VerifyArgs>),
     /// Print an ABI's encoded thunk and thunkEntry with disassembly and the context layout.
     Thunks {
         /// An ABI id, or `all`

@@ -1,0 +1,56 @@
+/* A small library header with every kind of callback type `--header` finds. */
+#ifndef WIDGET_H
+#define WIDGET_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include "widget/events.h"
+
+#define WIDGET_MAX 4
+
+typedef enum widget_kind { WIDGET_BUTTON = 1, WIDGET_LABEL = WIDGET_BUTTON << 3 } widget_kind;
+
+typedef struct widget_point { double x, y; } widget_point;
+
+typedef union widget_value { int64_t i; double d; char tag[WIDGET_MAX]; } widget_value;
+
+/* A typedef'd function pointer: long is 4 bytes on Win64, 8 on SysV. */
+typedef long (*widget_measure_fn)(void *self, size_t len, widget_kind kind);
+
+/* Structs and unions by value. */
+typedef widget_point (*widget_move_fn)(widget_point from, float dx, float dy);
+typedef void (*widget_set_fn)(widget_value value, unsigned short flags);
+
+/* A vtable, with a nested struct of callbacks and an anonymous one. */
+struct widget_vtable {
+    int (*draw)(void *self, const widget_point *at);
+    struct widget_hooks {
+        void (*on_free)(void *self);
+        widget_move_fn on_move;
+    } hooks;
+    struct {
+        _Bool (*accept)(void *self, wchar_t key);
+    } keys;
+};
+
+/* A bit-field in a record a callback takes by value: not expressible yet. */
+typedef struct widget_flags { unsigned visible : 1; unsigned dirty : 1; } widget_flags;
+typedef void (*widget_flags_fn)(widget_flags flags);
+
+/* Types backcall cannot express yet: each is reported with the reason. */
+typedef void (*widget_log_fn)(const char *format, va_list args);
+typedef int (*widget_printf_fn)(const char *format, ...);
+typedef long double (*widget_precise_fn)(long double x);
+typedef void (*widget_packed_fn)(struct __attribute__((packed)) widget_wire { char c; int i; } wire);
+
+/* Function-pointer parameters, one unnamed, one returning a function pointer. */
+int widget_each(void *list, int (*visit)(void *item, void *user), void *user);
+void widget_sort(void *base, size_t n, int (*)(const void *, const void *));
+void (*widget_handler(int signal, void (*handler)(int)))(int);
+
+/* Anonymous records and enums named by a typedef, by value. */
+typedef struct { int (*cb)(int); double weight; } widget_anon_t;
+typedef enum { WIDGET_SLOW = -1, WIDGET_FAST = 1 } widget_mode;
+typedef widget_mode (*widget_anon_fn)(widget_anon_t by_value, widget_mode mode);
+
+#endif
