@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use backcall::Callback;
 use backcall_native_tests::errors;
 
-static RAN: AtomicUsize = AtomicUsize::new(0);
-
-fn counting_callback() -> Callback {
-    Callback::new("int (*)(int)", |a| {
-        RAN.fetch_add(1, Ordering::SeqCst);
+/// Each test counts its own calls: the harness runs tests on parallel threads.
+fn counting_callback(ran: &'static AtomicUsize) -> Callback {
+    Callback::new("int (*)(int)", move |a| {
+        ran.fetch_add(1, Ordering::SeqCst);
         a.i32(0) + 1
     })
     .unwrap()
@@ -40,17 +39,17 @@ thread_local! {
 #[test]
 fn a_thread_local_destructor_calls_its_threads_callback() {
     errors::capture();
-    let before = RAN.load(Ordering::SeqCst);
+    static RAN: AtomicUsize = AtomicUsize::new(0);
     std::thread::spawn(|| {
         // One thread-local first used before backcall's own state and one after: whichever
         // order thread-locals are destroyed in, one of them outlives backcall's.
         BEFORE.with(|_| ());
-        let first = counting_callback();
+        let first = counting_callback(&RAN);
         // SAFETY: the signature above.
         let f: extern "C" fn(i32) -> i32 = unsafe { first.as_fn() };
         assert_eq!(f(1), 2);
         AFTER.with(|_| ());
-        let second = counting_callback();
+        let second = counting_callback(&RAN);
         // SAFETY: the signature above.
         let g: extern "C" fn(i32) -> i32 = unsafe { second.as_fn() };
         BEFORE.with(|l| l.borrow_mut().0 = Some((first, f)));
@@ -58,7 +57,7 @@ fn a_thread_local_destructor_calls_its_threads_callback() {
     })
     .join()
     .expect("the thread's teardown called the callbacks");
-    assert_eq!(RAN.load(Ordering::SeqCst), before + 3);
+    assert_eq!(RAN.load(Ordering::SeqCst), 3);
     assert!(errors::all()
         .iter()
         .all(|e| !matches!(e, backcall::CallbackError::WrongThread { .. })));
@@ -69,6 +68,7 @@ fn a_pthread_key_destructor_calls_its_threads_callback() {
     errors::capture();
     static F: AtomicUsize = AtomicUsize::new(0);
     static SEEN: AtomicUsize = AtomicUsize::new(0);
+    static RAN: AtomicUsize = AtomicUsize::new(0);
     extern "C" fn cleanup(value: *mut libc::c_void) {
         // SAFETY: F holds a live callback's `int (*)(int)`.
         let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(F.load(Ordering::SeqCst)) };
@@ -78,7 +78,7 @@ fn a_pthread_key_destructor_calls_its_threads_callback() {
     // SAFETY: a fresh key with a destructor that outlives every thread.
     assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(cleanup)) }, 0);
     std::thread::spawn(move || {
-        let cb = counting_callback();
+        let cb = counting_callback(&RAN);
         // SAFETY: the signature above.
         let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
         F.store(f as usize, Ordering::SeqCst);
