@@ -16,6 +16,7 @@ use std::process::Command;
 
 use crate::signature::Declarations;
 use crate::Signature;
+use backcall_abi::Packing;
 use serde_json::Value;
 
 /// What to extract, and from which headers: the `--header` options of `backcall plan` and
@@ -331,7 +332,8 @@ impl Walk {
         }
         let mut members = Vec::new();
         let mut bitfield = None;
-        let mut layout = layout_attribute(node).map(|a| a.to_string());
+        let own = packing(node);
+        let mut layout = own.err().map(str::to_string);
         for (k, inner) in node["inner"].as_array().into_iter().flatten().enumerate() {
             let line = self.locate(inner);
             match inner["kind"].as_str() {
@@ -350,14 +352,18 @@ impl Walk {
                     if inner["isBitfield"].as_bool() == Some(true) {
                         bitfield.get_or_insert(name.clone());
                     }
-                    if let Some(attribute) = layout_attribute(inner) {
-                        layout.get_or_insert(format!("{attribute} on `{name}`"));
-                    }
+                    let attribute = match packing(inner) {
+                        Ok(p) => p.attribute().map(|a| format!(" {a}")).unwrap_or_default(),
+                        Err(why) => {
+                            layout.get_or_insert(format!("{why} on `{name}`"));
+                            String::new()
+                        }
+                    };
                     if self.ours() && is_function_pointer(inner) {
                         let full = format!("{}:{tag}.{name}", self.short);
                         self.candidate(full, line, ty.clone(), &inner["type"]);
                     }
-                    members.push(format!("{};", named(&ty, &name)));
+                    members.push(format!("{}{attribute};", named(&ty, &name)));
                 }
                 _ => {}
             }
@@ -373,7 +379,9 @@ impl Walk {
             self.refused.push((tag.clone(), format!("`{kind} {tag}` {what}: not supported yet")));
             return Some(tag);
         }
-        let body = format!("{kind} {tag} {{ {} }};", members.join(" "));
+        let attribute = own.ok().and_then(|p| p.attribute()).map(|a| format!(" {a}"));
+        let attribute = attribute.unwrap_or_default();
+        let body = format!("{kind}{attribute} {tag} {{ {} }};", members.join(" "));
         if let Err(e) = self.decls.declare(&body) {
             self.declare(&tag, &format!("{kind} {tag};"));
             self.refused.push((tag.clone(), format!("`{kind} {tag}`: {e}")));
@@ -524,17 +532,36 @@ fn is_function_pointer(node: &Value) -> bool {
     text.contains("(*)(") || text.contains("(*)(void)")
 }
 
-/// The attribute on a record, member or typedef that changes a layout from what its C types
-/// say (`__attribute__((packed))`, `aligned(N)`, `#pragma pack`), in words.
+/// The attribute on a typedef that changes a layout from what its C types say, in words.
 fn layout_attribute(node: &Value) -> Option<&'static str> {
     node["inner"].as_array()?.iter().find_map(|a| match a["kind"].as_str()? {
         "PackedAttr" => Some("`__attribute__((packed))`"),
         "AlignedAttr" => Some("`__attribute__((aligned))` (or `_Alignas`)"),
-        "MaxFieldAlignmentAttr" => Some("`#pragma pack`"),
-        "MSStructAttr" => Some("`__attribute__((ms_struct))`"),
-        "TransparentUnionAttr" => Some("`__attribute__((transparent_union))`"),
         _ => None,
     })
+}
+
+/// The layout attributes of a record or member, spelled the way a signature takes them
+/// (`__attribute__((packed, aligned(16)))`), or in words the one backcall cannot take.
+fn packing(node: &Value) -> Result<Packing, &'static str> {
+    let mut packing = Packing::NONE;
+    for attr in node["inner"].as_array().into_iter().flatten() {
+        match attr["kind"].as_str() {
+            Some("PackedAttr") => packing.packed = true,
+            Some("AlignedAttr") => {
+                // clang folds `aligned(N * 2)` or `_Alignas(T)` into a value; a bare `aligned`
+                // means "the target's largest alignment", which differs per ABI.
+                let value = attr["inner"][0]["value"].as_str().and_then(|v| v.parse().ok());
+                let n: u32 = value.ok_or("a bare `__attribute__((aligned))` (no value)")?;
+                packing.align = Some(packing.align.map_or(n, |m| m.max(n)));
+            }
+            Some("MaxFieldAlignmentAttr") => return Err("`#pragma pack`"),
+            Some("MSStructAttr") => return Err("`__attribute__((ms_struct))`"),
+            Some("TransparentUnionAttr") => return Err("`__attribute__((transparent_union))`"),
+            _ => {}
+        }
+    }
+    Ok(packing)
 }
 
 /// Whether a typedef is `va_list` or one of its spellings (`__gnuc_va_list`,

@@ -23,6 +23,11 @@
 //! * `enum` types are their underlying integer type: `unsigned int` when no enumerator is
 //!   negative, else `int`; `long long` types when a value needs 64 bits (as GCC and clang
 //!   choose on Linux; MSVC's enums are `int`, whose bits are the same for valid enumerators).
+//! * `__attribute__((packed))` and `__attribute__((aligned(N)))` go on a struct or union (after
+//!   its keyword or its closing brace) and on a member (after its declarator); `_Alignas(N)` and
+//!   `alignas(N)` on a member. Each ABI lays them out by its compilers' rules
+//!   ([`backcall_abi::RecordRules`]). They are refused on parameters, results and typedefs, as
+//!   are `#pragma pack`, `vector_size`, `mode`, `ms_struct` and `transparent_union`.
 //!
 //! Errors carry the byte offset, what was expected and what was found; no input panics, and
 //! nesting and size are bounded ([`MAX_NESTING`], [`MAX_TYPE_DEPTH`], [`MAX_TYPE_NODES`], and
@@ -38,7 +43,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use backcall_abi::{
-    Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type, MAX_SIGNATURE_NODES,
+    Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type,
+    MAX_SIGNATURE_NODES,
 };
 
 use lexer::{Tok, Token};
@@ -168,6 +174,9 @@ struct Base {
     ty: Ty,
     offset: usize,
     form: Form,
+    /// `__attribute__((aligned(8)))` or `_Alignas(8)` among the specifiers (a member's)
+    packing: Packing,
+    packing_at: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -185,6 +194,9 @@ struct Declarator {
     name: Option<(String, usize)>,
     derivs: Vec<Deriv>,
     offset: usize,
+    /// `__attribute__((packed, aligned(8)))` after the declarator (a member's)
+    packing: Packing,
+    packing_at: Option<usize>,
 }
 
 enum Deriv {
@@ -384,6 +396,7 @@ impl Parser<'_> {
         let base = self.specifiers()?;
         loop {
             let decl = self.declarator()?;
+            no_layout_attributes(&base, &decl, "a typedef")?;
             let Some((name, offset)) = decl.name else {
                 return Err(self.error_here("a typedef name"));
             };
@@ -410,6 +423,7 @@ impl Parser<'_> {
     /// The declarator after `base`, which must make a function pointer.
     fn function_pointer(&mut self, base: &Base) -> PResult<Signature> {
         let decl = self.declarator()?;
+        no_layout_attributes(base, &decl, "a function pointer")?;
         let bare = decl.derivs.is_empty();
         match self.apply(base, decl.derivs)? {
             Ty::FnPtr(f) => self.signature_of(*f),
@@ -499,14 +513,26 @@ impl Parser<'_> {
         let offset = self.offset();
         let mut spec = Specifiers::default();
         let mut named = None;
+        let (mut packing, mut packing_at) = (Packing::NONE, None);
         while let Tok::Ident(word) = self.peek().tok {
             if QUALIFIERS.contains(&word) {
                 self.bump();
             } else if is_attribute(word) {
-                if let Some(conv) = self.attributes()? {
+                let attrs = self.attributes()?;
+                if let Some(conv) = attrs.conv {
                     let found = format!("`{}` here", conv.keyword().unwrap_or_default());
                     return Err(error_at(offset, "a calling convention inside `(*)`", found));
                 }
+                packing = merge(packing, attrs.packing);
+                packing_at = packing_at.or(attrs.packing_at);
+            } else if word == "_Alignas" || word == "alignas" {
+                let at = self.offset();
+                self.bump();
+                self.expect("(", "`(` after `_Alignas`")?;
+                let align = self.alignment()?;
+                self.expect(")", "`)` after the alignment")?;
+                packing = merge(packing, Packing { packed: false, align: Some(align) });
+                packing_at = packing_at.or(Some(at));
             } else if word == "struct" || word == "union" {
                 self.add_specifier(&mut spec, Kw::Named)?;
                 named = Some(self.struct_specifier()?);
@@ -540,7 +566,10 @@ impl Parser<'_> {
                 self.bump();
             }
         }
-        self.resolve(&spec, named, offset)
+        let mut base = self.resolve(&spec, named, offset)?;
+        base.packing = packing;
+        base.packing_at = packing_at;
+        Ok(base)
     }
 
     fn add_specifier(&self, spec: &mut Specifiers, kw: Kw) -> PResult<()> {
@@ -564,7 +593,7 @@ impl Parser<'_> {
         offset: usize,
     ) -> PResult<Base> {
         if let Some((ty, form)) = named {
-            return Ok(Base { ty, offset, form });
+            return Ok(Base { ty, offset, form, packing: Packing::NONE, packing_at: None });
         }
         if spec.is_lone_complex() {
             return Err(self.error_here("`float`, `double` or `long double` with `_Complex`"));
@@ -574,18 +603,19 @@ impl Parser<'_> {
             Some(ty) => Ty::Obj(Obj::leaf(ty)),
             None => return Err(self.error_here("a type")),
         };
-        Ok(Base { ty, offset, form: Form::Plain })
+        Ok(Base { ty, offset, form: Form::Plain, packing: Packing::NONE, packing_at: None })
     }
 }
 
 // GNU attributes.
 impl Parser<'_> {
     /// `__attribute__((a, b(args), ...))`, repeated; the current token is `__attribute__`.
-    /// Answers the calling convention one of them names. Attributes that change a layout
-    /// (`packed`, `aligned`, `vector_size`, `mode`) are refused; the others change nothing a
-    /// caller or callee sees and are skipped.
-    fn attributes(&mut self) -> PResult<Option<Convention>> {
-        let mut conv = None;
+    /// Answers the calling convention one of them names and the layout attributes (`packed`,
+    /// `aligned(N)`), for the caller to apply or refuse. Attributes that change a layout or a
+    /// convention in ways backcall does not model (`vector_size`, `mode`, `regparm`, ...) are
+    /// refused; the others change nothing a caller or callee sees and are skipped.
+    fn attributes(&mut self) -> PResult<Attrs> {
+        let mut attrs = Attrs::default();
         while let Tok::Ident(w) = self.peek().tok {
             if !is_attribute(w) {
                 break;
@@ -600,23 +630,7 @@ impl Parser<'_> {
                     Tok::Ident(name) => {
                         let name = name.trim_start_matches("__").trim_end_matches("__");
                         self.bump();
-                        if self.is_punct("(") {
-                            self.skip_balanced()?;
-                        }
-                        match name {
-                            "cdecl" => conv = Some(Convention::Cdecl),
-                            "stdcall" => conv = Some(Convention::Stdcall),
-                            "fastcall" => conv = Some(Convention::Fastcall),
-                            "thiscall" => conv = Some(Convention::Thiscall),
-                            "ms_abi" => conv = Some(Convention::MsAbi),
-                            "sysv_abi" => conv = Some(Convention::SysvAbi),
-                            "packed" | "aligned" | "vector_size" | "mode" | "regparm" => {
-                                let expected = "an attribute that keeps the layout and convention \
-                                                (this one is not supported yet)";
-                                return Err(error_at(tok.offset, expected, format!("`{name}`")));
-                            }
-                            _ => {}
-                        }
+                        self.attribute(name, tok.offset, &mut attrs)?;
                     }
                     _ => return Err(self.error_here("an attribute name")),
                 }
@@ -627,7 +641,86 @@ impl Parser<'_> {
             self.expect(")", "`))` after the attributes")?;
             self.expect(")", "`))` after the attributes")?;
         }
-        Ok(conv)
+        Ok(attrs)
+    }
+
+    /// One attribute `name` (its arguments, if any, are next).
+    fn attribute(&mut self, name: &str, offset: usize, attrs: &mut Attrs) -> PResult<()> {
+        let conv = match name {
+            "cdecl" => Some(Convention::Cdecl),
+            "stdcall" => Some(Convention::Stdcall),
+            "fastcall" => Some(Convention::Fastcall),
+            "thiscall" => Some(Convention::Thiscall),
+            "ms_abi" => Some(Convention::MsAbi),
+            "sysv_abi" => Some(Convention::SysvAbi),
+            _ => None,
+        };
+        if conv.is_some() {
+            attrs.conv = conv;
+        }
+        match name {
+            "packed" => attrs.packing.packed = true,
+            "aligned" => {
+                if !self.is_punct("(") {
+                    let expected = "`aligned(N)` with the alignment (a bare `aligned` is each \
+                                    target's largest, which is not supported)";
+                    return Err(self.error_here(expected));
+                }
+                self.bump();
+                let align = self.alignment()?;
+                self.expect(")", "`)` after the alignment")?;
+                attrs.packing = merge(attrs.packing, Packing { packed: false, align: Some(align) });
+            }
+            "vector_size"
+            | "mode"
+            | "regparm"
+            | "ms_struct"
+            | "gcc_struct"
+            | "transparent_union"
+            | "scalar_storage_order" => {
+                let expected = "an attribute that keeps the layout and convention \
+                                (this one is not supported yet)";
+                return Err(error_at(offset, expected, format!("`{name}`")));
+            }
+            _ if self.is_punct("(") => self.skip_balanced()?,
+            _ => {}
+        }
+        if matches!(name, "packed" | "aligned") {
+            attrs.packing_at.get_or_insert(offset);
+        }
+        Ok(())
+    }
+
+    /// An alignment in bytes, as `aligned(N)` and `_Alignas(N)` take it: a power of two up to
+    /// [`MAX_ALIGNMENT`].
+    fn alignment(&mut self) -> PResult<u32> {
+        let at = self.offset();
+        let expected = || format!("an alignment: a power of two from 1 to {MAX_ALIGNMENT}");
+        if !matches!(self.peek().tok, Tok::Number(_) | Tok::Punct("(" | "-" | "+" | "~"))
+            && !matches!(self.peek().tok, Tok::Ident(w) if self.decls.constants.contains_key(w))
+        {
+            return Err(self.error_here(expected()));
+        }
+        let n = self.constant()?;
+        match u32::try_from(n) {
+            Ok(n) if n.is_power_of_two() && n <= MAX_ALIGNMENT => Ok(n),
+            _ => Err(error_at(at, expected(), format!("{n}"))),
+        }
+    }
+
+    /// The record's own attributes, before its tag or after its `}`.
+    fn record_attributes(&mut self, packing: &mut Packing) -> PResult<()> {
+        if !matches!(self.peek().tok, Tok::Ident(w) if is_attribute(w)) {
+            return Ok(());
+        }
+        let at = self.offset();
+        let attrs = self.attributes()?;
+        if let Some(conv) = attrs.conv {
+            let found = format!("`{}` on a struct or union", conv.keyword().unwrap_or_default());
+            return Err(error_at(at, "a layout attribute (`packed`, `aligned(N)`)", found));
+        }
+        *packing = merge(*packing, attrs.packing);
+        Ok(())
     }
 
     /// Skips `( ... )` with whatever nests inside; the current token is `(`.
@@ -651,6 +744,36 @@ impl Parser<'_> {
 
 fn is_attribute(word: &str) -> bool {
     matches!(word, "__attribute__" | "__attribute")
+}
+
+/// The largest alignment `aligned(N)` and `_Alignas(N)` may ask for.
+pub const MAX_ALIGNMENT: u32 = 4096;
+
+/// What a list of GNU attributes says.
+#[derive(Default)]
+struct Attrs {
+    conv: Option<Convention>,
+    packing: Packing,
+    /// where the first layout attribute is
+    packing_at: Option<usize>,
+}
+
+/// Both attributes' effects: `packed` from either, the larger alignment.
+fn merge(a: Packing, b: Packing) -> Packing {
+    Packing { packed: a.packed || b.packed, align: a.align.max(b.align) }
+}
+
+/// Refuses `packed` and `aligned` where C's layout attributes have no meaning for backcall: on
+/// `what` (a parameter, a typedef, the function pointer itself).
+fn no_layout_attributes(base: &Base, decl: &Declarator, what: &str) -> PResult<()> {
+    match base.packing_at.or(decl.packing_at) {
+        Some(at) => Err(error_at(
+            at,
+            "`packed` and `aligned` only on a struct or union and on its members",
+            format!("a layout attribute on {what}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 // Enums and constant expressions.
@@ -845,11 +968,18 @@ impl Parser<'_> {
         let offset = self.offset();
         let kind = if self.is_word("union") { AggregateKind::Union } else { AggregateKind::Struct };
         self.bump();
+        let mut packing = Packing::NONE;
+        let attributes_at = self.offset();
+        self.record_attributes(&mut packing)?;
         let tag = self.tag_name();
         if !self.is_punct("{") {
             let Some((name, tag_offset)) = tag else {
                 return Err(self.error_here("a tag name or `{`"));
             };
+            if packing != Packing::NONE {
+                let found = "a layout attribute on a reference to a tag";
+                return Err(error_at(attributes_at, "attributes only where the body is", found));
+            }
             return Ok((self.reference_tag(kind, name, tag_offset)?, Form::Tagged));
         }
         if let Some((name, tag_offset)) = &tag {
@@ -860,8 +990,10 @@ impl Parser<'_> {
         if tag.is_some() {
             self.defining.pop();
         }
+        let members = members?;
+        self.record_attributes(&mut packing)?;
         let (name, tag_offset) = tag.unzip();
-        let obj = aggregate(kind, name.clone(), members?, offset)?;
+        let obj = aggregate(kind, name.clone(), members, packing, offset)?;
         match (name, tag_offset) {
             (Some(name), Some(at)) => Ok((Ty::Obj(self.define_tag(name, obj, at)?), Form::Tagged)),
             _ => Ok((Ty::Obj(obj), Form::AnonymousBody)),
@@ -921,7 +1053,7 @@ impl Parser<'_> {
     }
 
     /// `{ members }`; the current token is `{`.
-    fn struct_body(&mut self) -> PResult<Vec<(String, Obj)>> {
+    fn struct_body(&mut self) -> PResult<Vec<Member>> {
         self.bump();
         let mut members = Vec::new();
         let mut names = HashMap::new();
@@ -943,7 +1075,7 @@ impl Parser<'_> {
     /// `T a, *b, c[3];`, an anonymous `struct { ... };`, or a nested tag declaration.
     fn member_declaration(
         &mut self,
-        members: &mut Vec<(String, Obj)>,
+        members: &mut Vec<Member>,
         names: &mut HashMap<String, usize>,
     ) -> PResult<()> {
         let base = self.specifiers()?;
@@ -955,7 +1087,8 @@ impl Parser<'_> {
                 Form::AnonymousBody => {
                     let obj = self.object(base.ty, base.offset, "member")?;
                     let name = format!("__anon{}", members.len());
-                    add_member(members, names, name, obj, base.offset)?;
+                    let member = Member { name, obj, packing: base.packing };
+                    add_member(members, names, member, base.offset)?;
                 }
             }
             self.bump();
@@ -966,9 +1099,10 @@ impl Parser<'_> {
             let Some((name, name_offset)) = decl.name else {
                 return Err(self.error_here("a member name"));
             };
+            let packing = merge(base.packing, decl.packing);
             let ty = self.apply(&base, decl.derivs)?;
             let obj = self.object(ty, base.offset, "member")?;
-            add_member(members, names, name, obj, name_offset)?;
+            add_member(members, names, Member { name, obj, packing }, name_offset)?;
             if !self.eat(",") {
                 return self.expect(";", "`;` or `,` after a member");
             }
@@ -976,14 +1110,21 @@ impl Parser<'_> {
     }
 }
 
-fn add_member(
-    members: &mut Vec<(String, Obj)>,
-    names: &mut HashMap<String, usize>,
+/// A member as parsed: its name, its type and its layout attributes.
+struct Member {
     name: String,
     obj: Obj,
+    packing: Packing,
+}
+
+fn add_member(
+    members: &mut Vec<Member>,
+    names: &mut HashMap<String, usize>,
+    member: Member,
     offset: usize,
 ) -> PResult<()> {
-    if let Some(first) = names.get(&name) {
+    let name = &member.name;
+    if let Some(first) = names.get(name) {
         let found = format!("`{name}` again (first at byte {first})");
         return Err(error_at(
             offset,
@@ -992,21 +1133,25 @@ fn add_member(
         ));
     }
     names.insert(name.clone(), offset);
-    members.push((name, obj));
+    members.push(member);
     Ok(())
 }
 
 fn aggregate(
     kind: AggregateKind,
     tag: Option<String>,
-    members: Vec<(String, Obj)>,
+    members: Vec<Member>,
+    packing: Packing,
     offset: usize,
 ) -> PResult<Obj> {
-    let depth = 1 + members.iter().map(|(_, m)| m.depth).max().unwrap_or(0);
-    let nodes = members.iter().fold(1usize, |n, (_, m)| n.saturating_add(m.nodes));
+    let depth = 1 + members.iter().map(|m| m.obj.depth).max().unwrap_or(0);
+    let nodes = members.iter().fold(1usize, |n, m| n.saturating_add(m.obj.nodes));
     check_measures(depth, nodes, offset)?;
-    let fields = members.into_iter().map(|(name, m)| Field { name, ty: m.ty }).collect();
-    let ty = Type::Aggregate(Arc::new(Aggregate { kind, tag, fields }));
+    let fields = members
+        .into_iter()
+        .map(|m| Field { name: m.name, ty: m.obj.ty, packing: m.packing })
+        .collect();
+    let ty = Type::Aggregate(Arc::new(Aggregate { kind, tag, fields, packing }));
     Ok(Obj { ty, depth, nodes })
 }
 
@@ -1056,6 +1201,16 @@ impl Parser<'_> {
             _ => {}
         }
         let suffixes = self.suffixes()?;
+        let (mut packing, mut packing_at) = (Packing::NONE, None);
+        if matches!(self.peek().tok, Tok::Ident(w) if is_attribute(w)) {
+            let at = self.offset();
+            let attrs = self.attributes()?;
+            if let Some(conv) = attrs.conv {
+                let found = format!("`{}` after a declarator", conv.keyword().unwrap_or_default());
+                return Err(error_at(at, "a calling convention inside `(*)`", found));
+            }
+            (packing, packing_at) = (attrs.packing, attrs.packing_at);
+        }
         let mut derivs: Vec<Deriv> =
             std::iter::repeat_with(|| Deriv::Pointer).take(pointers).collect();
         // `a[2][3]` is an array of 2 arrays of 3: the last suffix applies first
@@ -1064,8 +1219,10 @@ impl Parser<'_> {
             derivs.extend(conv);
             derivs.extend(inner.derivs);
             name = inner.name;
+            packing = merge(packing, inner.packing);
+            packing_at = packing_at.or(inner.packing_at);
         }
-        Ok(Declarator { name, derivs, offset })
+        Ok(Declarator { name, derivs, offset, packing, packing_at })
     }
 
     /// Whether the `(` here opens a nested declarator (`(*)`, `(name)`) rather than a
@@ -1097,7 +1254,12 @@ impl Parser<'_> {
             return Ok(Some(Deriv::Conv { conv, offset: tok.offset }));
         }
         if is_attribute(word) {
-            return Ok(self.attributes()?.map(|conv| Deriv::Conv { conv, offset: tok.offset }));
+            let attrs = self.attributes()?;
+            if let Some(at) = attrs.packing_at {
+                let expected = "a calling convention or `*` (layout attributes belong to members)";
+                return Err(error_at(at, expected, "a layout attribute"));
+            }
+            return Ok(attrs.conv.map(|conv| Deriv::Conv { conv, offset: tok.offset }));
         }
         if self.peek_at(1).tok == Tok::Punct("*") {
             // a name right before `*` can only be meant as a convention keyword
@@ -1164,6 +1326,7 @@ impl Parser<'_> {
             let at = self.offset();
             let base = self.specifiers()?;
             let decl = self.declarator()?;
+            no_layout_attributes(&base, &decl, "a parameter")?;
             let bare = decl.derivs.is_empty() && decl.name.is_none();
             match self.apply(&base, decl.derivs)? {
                 Ty::Void if bare && params.is_empty() && self.eat(")") => {

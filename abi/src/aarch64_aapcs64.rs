@@ -40,10 +40,20 @@ pub(crate) struct Variant {
     /// Stack arguments other than non-HFA composites take their natural size and alignment
     /// instead of C.3/C.5/C.16's 8-byte rounding and C.4/C.14's 8-byte alignment.
     pub(crate) natural_stack: bool,
+    /// A composite's alignment for passing is its whole `_Alignof`, the record's own
+    /// `aligned(N)` included, instead of §5.6's natural alignment (its members' largest).
+    pub(crate) adjusted_alignment: bool,
+    /// C.10: a 16-aligned composite starts at an even x register.
+    pub(crate) even_pairs: bool,
 }
 
 /// The base standard: every stack argument in 8-byte-aligned, 8-byte-padded slots.
-const LINUX: Variant = Variant { abi: Abi::Aarch64Aapcs64, natural_stack: false };
+const LINUX: Variant = Variant {
+    abi: Abi::Aarch64Aapcs64,
+    natural_stack: false,
+    adjusted_alignment: false,
+    even_pairs: true,
+};
 
 /// How a value of one layout travels (§6.8.2 stage B, then the stage C rule that applies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,10 +74,10 @@ enum Class {
 /// same floating-point type, with at most four "uniquely addressable" members; its size is the
 /// base type's size times that count. Returns `(base size, member count)`.
 ///
-/// The members are the layout's leaves. A union's members overlap, so counting
-/// `size / base size` (not the leaves) gives the number of uniquely addressable members:
-/// clang treats `union { float a[2]; float b; }` as an HFA of two floats. All members having one
-/// type and alignment, no padding can hide between them.
+/// The members are the layout's leaves. A union's members overlap, so the uniquely addressable
+/// ones are the distinct offsets: clang and GCC treat `union { float a[2]; float b; }` as an
+/// HFA of two floats. They must tile the whole size: padding (`aligned(16)` on a lone `float`)
+/// makes it no HFA.
 fn hfa(layout: &Layout) -> Option<(u32, u8)> {
     // At most four members of at most 16 bytes: a larger composite is no HFA, and its leaves
     // (a 16 MiB array has millions) are not worth listing.
@@ -80,8 +90,12 @@ fn hfa(layout: &Layout) -> Option<(u32, u8)> {
     if !layout.is_aggregate() || !first.scalar.is_float() || !same {
         return None;
     }
-    let count = layout.size / first.size;
-    (count <= 4 && count * first.size == layout.size).then_some((first.size, count as u8))
+    let mut offsets: Vec<u32> = leaves.iter().map(|leaf| leaf.offset).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let tiled = offsets.iter().enumerate().all(|(i, &o)| o == i as u32 * first.size);
+    let count = offsets.len() as u32;
+    (tiled && count <= 4 && count * first.size == layout.size).then_some((first.size, count as u8))
 }
 
 fn classify(layout: &Layout) -> Class {
@@ -120,17 +134,33 @@ impl Variant {
             // B.5 rounds a composite's size up to a multiple of 8 (C.3 an HFA's, C.5 and C.16 a
             // smaller scalar's: "the size of the argument is set to 8 bytes"); C.4 and C.14
             // round the NSAA up to "the larger of 8 or the Natural Alignment of the argument's
-            // type". (No type here is aligned to more than 8, so C.10 never applies.)
-            alloc.take_stack(size, align.max(8), 8)
+            // type" (at most 16: GCC's STACK_BOUNDARY, clang's i128 slots).
+            alloc.take_stack(size, align.clamp(8, 16), 8)
         } else {
-            alloc.take_stack(size, align, 1)
+            alloc.take_stack(size, align.min(16), 1)
         };
         Loc::Stack(offset)
+    }
+
+    /// The alignment that places a value in registers and on the stack: §5.6's natural
+    /// alignment, or (Apple) the whole `_Alignof`.
+    fn alignment(self, layout: &Layout) -> u32 {
+        if self.adjusted_alignment {
+            layout.align
+        } else {
+            layout.natural_align
+        }
     }
 
     /// §6.8.2 stage C for one argument.
     fn arg(self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
         let class = classify(layout);
+        let align = self.alignment(layout);
+        if class == Class::Composite && align >= 16 && self.even_pairs {
+            // C.10: "If the argument has an alignment of 16 then the NGRN is rounded up to the
+            // next even number."
+            alloc.next_int += alloc.next_int % 2;
+        }
         let in_regs = match class {
             // C.1: "allocated to the least significant bits of register v[NSRN]".
             Class::Float => alloc.take_float(1).map(|v| vec![whole(layout, Loc::Float(v))]),
@@ -164,10 +194,15 @@ impl Variant {
                 return ArgPlan { layout: layout.clone(), pass: ArgPass::Indirect { pointer } };
             }
         };
-        // C.6 / C.15 / C.17: "copied to memory at the adjusted NSAA".
-        let pieces = in_regs.unwrap_or_else(|| {
-            vec![whole(layout, self.stack(alloc, class, layout.size, layout.align))]
-        });
+        // C.6 / C.15 / C.17: "copied to memory at the adjusted NSAA". An HFA's slot is aligned
+        // as its base type unless the HFA is aligned to 16 or more (GCC: 16, at least 8 anyway;
+        // Apple clang: always its base type's).
+        let align = match class {
+            Class::Hfa { base, .. } if align < 16 || self.natural_stack => base,
+            _ => align,
+        };
+        let pieces = in_regs
+            .unwrap_or_else(|| vec![whole(layout, self.stack(alloc, class, layout.size, align))]);
         ArgPlan { layout: layout.clone(), pass: ArgPass::Direct(pieces) }
     }
 

@@ -9,6 +9,11 @@
 //!   `[sp]`, `[sp+2]`, `[sp+4]`, `[sp+8]`). Other composites keep the base standard's rounding to
 //!   8-byte multiples at 8-byte alignment (clang: `struct { char a; }` after a `char` lands at
 //!   `[sp+8]`). The whole stack area is padded to a multiple of 8.
+//! * A composite's alignment for passing is its whole `_Alignof`, its own `aligned(N)`
+//!   included, not the base standard's natural alignment (clang: `union { int a[3]; }
+//!   __attribute__((aligned(16)))` takes a 16-aligned stack slot).
+//! * C.10 is dropped: a 16-aligned composite may start at an odd x register (clang: the union
+//!   above after an `int` takes x1 and x2).
 //!
 //! Deltas that need nothing here:
 //! * "Handle data types and data alignment properly": `char` is signed (the [`AbiSpec`]
@@ -18,8 +23,6 @@
 //!   applies the same rule the other way round: the callee extends (`char r(int a)` is
 //!   `sxtb w0, w0; ret`) and the caller relies on it (no extension after `blr`); the shared
 //!   planner always extends narrow results, which meets it.
-//! * A 16-byte aligned argument may start at an odd x register (C.10 dropped): no type here is
-//!   aligned to more than 8.
 
 use crate::aarch64_aapcs64::{Aarch64Aapcs64, Variant};
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
@@ -32,7 +35,12 @@ use crate::AbiError;
 /// The AAPCS64 as Apple platforms (macOS, iOS) use it.
 pub struct Aarch64Apple;
 
-const APPLE: Variant = Variant { abi: Abi::Aarch64Apple, natural_stack: true };
+const APPLE: Variant = Variant {
+    abi: Abi::Aarch64Apple,
+    natural_stack: true,
+    adjusted_alignment: true,
+    even_pairs: false,
+};
 
 impl AbiSpec for Aarch64Apple {
     fn abi(&self) -> Abi {

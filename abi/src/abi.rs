@@ -143,6 +143,11 @@ pub trait AbiSpec: Sync {
     /// `(size, alignment)` of a scalar, or `None` when the ABI does not support it yet.
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)>;
 
+    /// How `packed` and `aligned(N)` combine in struct and union layouts.
+    fn record_rules(&self) -> crate::layout::RecordRules {
+        crate::layout::RecordRules::Gcc
+    }
+
     /// Whether plain `char` is signed.
     fn char_is_signed(&self) -> bool {
         true

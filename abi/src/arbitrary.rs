@@ -21,7 +21,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::types::{Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type};
+use crate::types::{Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type};
 
 /// Aggregates nest at most this deep in the generated signatures.
 pub const MAX_LEVELS: u32 = 4;
@@ -232,15 +232,25 @@ fn small(ty: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
 fn aggregate(member: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
     let kind = prop_oneof![3 => Just(AggregateKind::Struct), 1 => Just(AggregateKind::Union)];
     let tag = proptest::option::weighted(0.25, any_identifier());
-    let field = (any_identifier().boxed(), maybe_array(member));
+    let field = (any_identifier().boxed(), maybe_array(member), any_packing(16, 24));
     // mostly few members, so that deep nesting stays small enough to reach
     let fields = prop_oneof![3 => vec(field.clone(), 1..=4), 1 => vec(field, 1..=MAX_FIELDS)];
-    (kind, tag, fields)
-        .prop_map(|(kind, tag, fields)| {
+    (kind, tag, fields, any_packing(32, 10))
+        .prop_map(|(kind, tag, fields, packing)| {
             let fields = unique_names(fields);
-            Type::Aggregate(Arc::new(Aggregate { kind, tag, fields }))
+            Type::Aggregate(Arc::new(Aggregate { kind, tag, fields, packing }))
         })
         .boxed()
+}
+
+/// Mostly no layout attribute; one in `one_in` is `packed`, `aligned(N)` (`N` up to
+/// `max_align`) or both.
+pub fn any_packing(max_align: u32, one_in: u32) -> BoxedStrategy<Packing> {
+    let aligns: Vec<u32> = (0..=max_align.ilog2()).map(|k| 1 << k).collect();
+    let align = proptest::option::of(select(aligns));
+    let attributed = (any::<bool>(), align)
+        .prop_map(|(packed, align)| Packing { packed: packed || align.is_none(), align });
+    prop_oneof![one_in - 1 => Just(Packing::NONE), 1 => attributed].boxed()
 }
 
 /// `elem`, or now and then an array of it with one or two dimensions.
@@ -251,15 +261,15 @@ fn maybe_array(elem: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
 }
 
 /// Fields with names made unique by appending `_`.
-fn unique_names(fields: Vec<(String, Type)>) -> Vec<Field> {
+fn unique_names(fields: Vec<(String, Type, Packing)>) -> Vec<Field> {
     let mut seen = HashSet::new();
     fields
         .into_iter()
-        .map(|(mut name, ty)| {
+        .map(|(mut name, ty, packing)| {
             while !seen.insert(name.clone()) {
                 name.push('_');
             }
-            Field { name, ty }
+            Field { name, ty, packing }
         })
         .collect()
 }
@@ -297,13 +307,16 @@ impl TagFixer {
 
     /// Fixes the members first, so that a body is final before its tag is compared.
     fn aggregate(&mut self, a: &Aggregate) -> Arc<Aggregate> {
-        let fields =
-            a.fields.iter().map(|f| Field { name: f.name.clone(), ty: self.ty(&f.ty) }).collect();
-        let mut fixed = Aggregate { kind: a.kind, tag: None, fields };
+        let fields = a.fields.iter().map(|f| Field { ty: self.ty(&f.ty), ..f.clone() }).collect();
+        let mut fixed = Aggregate { kind: a.kind, tag: None, fields, packing: a.packing };
         let Some(mut tag) = a.tag.clone() else { return Arc::new(fixed) };
         loop {
             match self.bodies.get(&tag) {
-                Some(first) if first.kind == fixed.kind && first.fields == fixed.fields => {
+                Some(first)
+                    if first.kind == fixed.kind
+                        && first.fields == fixed.fields
+                        && first.packing == fixed.packing =>
+                {
                     return first.clone();
                 }
                 Some(_) => tag.push('_'),

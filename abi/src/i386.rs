@@ -16,7 +16,7 @@
 //! the platforms part ways ([`RegisterRules`]).
 
 use crate::abi::{Abi, AbiSpec, RegisterFile, Toolchain};
-use crate::layout::{ilp32_scalar_layout, FieldLayout, Layout, Shape};
+use crate::layout::{ilp32_scalar_layout, FieldLayout, Layout, RecordRules, Shape};
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
 };
@@ -41,6 +41,11 @@ pub struct Flavour {
     pub registers: RegisterRules,
     /// `wchar_t`: size and signedness (Linux: a signed int; Windows: an unsigned short)
     pub wchar: (u32, bool),
+    /// how `packed` and `aligned(N)` combine in records
+    pub record_rules: RecordRules,
+    /// whether an argument whose type requires more than 4-byte alignment
+    /// ([`Layout::required_align`]) is passed by reference: a pointer to the caller's copy
+    pub indirect_over_aligned: bool,
     /// the compilers and the authority
     pub toolchain: Toolchain,
 }
@@ -86,6 +91,10 @@ impl AbiSpec for I386 {
 
     fn wchar(&self) -> (u32, bool) {
         self.flavour.wchar
+    }
+
+    fn record_rules(&self) -> RecordRules {
+        self.flavour.record_rules
     }
 
     fn has_convention(&self, conv: Convention) -> bool {
@@ -242,6 +251,16 @@ impl Placer<'_> {
     }
 
     fn arg(&mut self, layout: &Layout) -> ArgPlan {
+        if self.flavour.indirect_over_aligned && layout.required_align > SLOT {
+            // The pointer is a word: in the convention's next free register, else on the stack.
+            let pointer = match self.conv {
+                Convention::Fastcall | Convention::Thiscall => self.alloc.take_int(1).map(Loc::Int),
+                _ => None,
+            };
+            let pointer =
+                pointer.unwrap_or_else(|| Loc::Stack(self.alloc.take_stack(4, SLOT, SLOT)));
+            return ArgPlan { layout: layout.clone(), pass: ArgPass::Indirect { pointer } };
+        }
         let pass = match (self.conv, self.flavour.registers) {
             (Convention::Fastcall | Convention::Thiscall, RegisterRules::Gcc) => self.gcc(layout),
             (Convention::Fastcall, RegisterRules::Microsoft) => self.microsoft_fastcall(layout),

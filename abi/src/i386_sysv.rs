@@ -27,6 +27,7 @@
 
 use crate::abi::{Abi, Authority, Judge, Toolchain};
 use crate::i386::{Flavour, RegisterRules, I386};
+use crate::layout::RecordRules;
 
 /// The System V i386 ABI (Linux).
 pub static SPEC: I386 = I386 { flavour: &FLAVOUR };
@@ -44,6 +45,8 @@ pub const FLAVOUR: Flavour = Flavour {
     // §2.2: the callee pops the hidden result pointer off the stack (`ret $4`).
     cdecl_callee_pops_hidden: true,
     wchar: (4, true),
+    record_rules: RecordRules::Gcc,
+    indirect_over_aligned: false,
     registers: RegisterRules::Gcc,
     toolchain: Toolchain {
         clang_target: "i686-linux-gnu",

@@ -27,7 +27,7 @@
 
 use crate::abi::{Abi, Authority, Judge, Toolchain};
 use crate::i386::{Flavour, RegisterRules, I386};
-use crate::layout::{Layout, Shape};
+use crate::layout::{Layout, RecordRules, Shape};
 
 /// The 32-bit Windows ABI (MSVC).
 pub static SPEC: I386 = I386 { flavour: &FLAVOUR };
@@ -44,6 +44,13 @@ pub const FLAVOUR: Flavour = Flavour {
     // `__cdecl`: the caller pops the arguments — the hidden result pointer too (plain `ret`).
     cdecl_callee_pops_hidden: false,
     wchar: (2, false),
+    // MSVC's record layout: `__declspec(align(N))` survives `#pragma pack` (clang's
+    // `MicrosoftRecordLayoutBuilder::getAdjustedElementInfo`).
+    record_rules: RecordRules::Msvc,
+    // "x86 calling conventions" (MSVC 19.14 on): an argument whose type requires more than
+    // 4-byte alignment (`__declspec(align(N))`) is passed by reference; clang's
+    // `X86_32ABIInfo::classifyArgumentType` does so for the record's required alignment.
+    indirect_over_aligned: true,
     registers: RegisterRules::Microsoft,
     toolchain: Toolchain {
         clang_target: "i686-pc-windows-msvc",

@@ -3,7 +3,9 @@
 //! The only per-ABI input is the scalar table ([`AbiSpec::scalar_layout`]); struct and union
 //! layout follows the C rules every covered ABI shares: a member is placed at the next offset
 //! that is a multiple of its alignment, the aggregate's alignment is its largest member's, and
-//! its size is rounded up to that alignment.
+//! its size is rounded up to that alignment. The layout attributes: `packed` makes a member's
+//! alignment 1, `aligned(N)` raises a member's or a record's alignment to at least `N`; how the
+//! two combine is the ABI's ([`RecordRules`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,8 +21,28 @@ pub struct Layout {
     pub size: u32,
     /// `_Alignof`
     pub align: u32,
+    /// The alignment the `aligned(N)` attributes of a struct or union (or an array of one) and
+    /// of its members require, which `packed` cannot lower ([`RecordRules::Msvc`]; 1 elsewhere).
+    pub required_align: u32,
+    /// The largest alignment of a member (after `packed` and the member's own `aligned(N)`),
+    /// before the record's own `aligned(N)` raises it: AAPCS64's "natural alignment" of a
+    /// composite (§5.6), which decides its register pair and stack slot. `align` otherwise.
+    pub natural_align: u32,
     /// What the bytes are.
     pub shape: Shape,
+}
+
+/// How `packed` and `aligned(N)` combine: the two record layout families differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordRules {
+    /// GCC's (the Linux and Apple ABIs): `packed` lowers a member's alignment to 1 even when its
+    /// type is `aligned(N)`; only the member's own `aligned(N)` raises it again.
+    Gcc,
+    /// MSVC's (the Windows ABIs; `__declspec(align(N))`, which clang also gives `aligned(N)`
+    /// there): the alignment a member's type or the member itself requires survives `packed`
+    /// (`#pragma pack`); as a member, a record type with its own `aligned(N)` requires its
+    /// whole alignment, one without what its members require.
+    Msvc,
 }
 
 /// What a layout's bytes are.
@@ -134,7 +156,16 @@ impl Layouts<'_> {
     pub fn layout(&mut self, ty: &Type) -> Result<Arc<Layout>, AbiError> {
         let spec = self.spec;
         match ty {
-            Type::Void => Ok(Arc::new(Layout { size: 0, align: 1, shape: Shape::Void })),
+            Type::Void => {
+                let shape = Shape::Void;
+                Ok(Arc::new(Layout {
+                    size: 0,
+                    align: 1,
+                    required_align: 1,
+                    natural_align: 1,
+                    shape,
+                }))
+            }
             Type::Scalar(s) => {
                 let (size, align) = match s {
                     Scalar::WChar => (spec.wchar().0, spec.wchar().0),
@@ -142,7 +173,8 @@ impl Layouts<'_> {
                         .scalar_layout(*s)
                         .ok_or_else(|| AbiError::unsupported(spec.abi(), s.c_name()))?,
                 };
-                Ok(Arc::new(Layout { size, align, shape: Shape::Scalar(*s) }))
+                let shape = Shape::Scalar(*s);
+                Ok(Arc::new(Layout { size, align, required_align: 1, natural_align: align, shape }))
             }
             Type::Complex(s) => {
                 Err(AbiError::unsupported(spec.abi(), &format!("{} _Complex", s.c_name())))
@@ -157,6 +189,8 @@ impl Layouts<'_> {
                 Ok(Arc::new(Layout {
                     size,
                     align: elem.align,
+                    required_align: elem.required_align,
+                    natural_align: elem.align,
                     shape: Shape::Array { elem, count: *count },
                 }))
             }
@@ -177,23 +211,56 @@ impl Layouts<'_> {
             // C forbids empty structs; GNU C gives them size 0 but ABIs disagree on passing.
             return Err(AbiError::unsupported(abi, "an empty struct or union"));
         }
+        let msvc = self.spec.record_rules() == RecordRules::Msvc;
         let mut fields = Vec::with_capacity(agg.fields.len());
-        let (mut end, mut align) = (0u32, 1u32);
+        let (mut end, mut align, mut required_align) = (0u32, 1u32, 1u32);
         for f in &agg.fields {
             let layout = self.layout(&f.ty)?;
+            let packed = agg.packing.packed || f.packing.packed;
+            let attribute = f.packing.align.unwrap_or(1);
+            let required =
+                if msvc { attribute.max(member_requirement(&f.ty, &layout)) } else { attribute };
+            required_align = required_align.max(required);
+            let member_align = if packed { 1 } else { layout.align }.max(required);
             let offset = match agg.kind {
-                AggregateKind::Struct => round_up(end, layout.align),
+                AggregateKind::Struct => round_up(end, member_align),
                 AggregateKind::Union => 0,
             };
             end = end.max(offset + layout.size);
             if end > MAX_SIZE {
                 return Err(too_large(abi));
             }
-            align = align.max(layout.align);
+            align = align.max(member_align);
             fields.push(FieldLayout { name: f.name.clone(), offset, layout });
         }
+        let natural_align = align;
+        align = align.max(agg.packing.align.unwrap_or(1));
+        // What its own `aligned(N)` and its members require (clang's MS record layout
+        // "required alignment"; what decides passing by reference on i386-win32).
+        let required_align = match msvc {
+            false => 1,
+            true => required_align.max(agg.packing.align.unwrap_or(1)),
+        };
         let size = round_up(end, align);
-        Ok(Layout { size, align, shape: Shape::Aggregate { kind: agg.kind, fields } })
+        let shape = Shape::Aggregate { kind: agg.kind, fields };
+        Ok(Layout { size, align, required_align, natural_align, shape })
+    }
+}
+
+/// What a member of type `ty` (laid out as `layout`) requires under [`RecordRules::Msvc`]: a
+/// record type with its own `aligned(N)`, or an array of one, requires its whole alignment,
+/// its natural one included (`struct { short a; } __attribute__((aligned(1)))` stays 2-aligned
+/// in a packed record); any other type what its layout requires.
+fn member_requirement(ty: &Type, layout: &Layout) -> u32 {
+    let mut base = ty;
+    while let Type::Array(elem, _) = base {
+        base = elem;
+    }
+    match base {
+        Type::Aggregate(agg) if agg.packing.align.is_some() => {
+            layout.align.max(layout.required_align)
+        }
+        _ => layout.required_align,
     }
 }
 

@@ -41,10 +41,11 @@ use std::fmt;
 
 pub use abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 pub use arch::Arch;
-pub use layout::{FieldLayout, Layout, Leaf, Shape};
+pub use layout::{FieldLayout, Layout, Leaf, RecordRules, Shape};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
 pub use types::{
-    Aggregate, AggregateKind, Convention, Field, Scalar, Signature, Type, MAX_SIGNATURE_NODES,
+    Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type,
+    MAX_SIGNATURE_NODES,
 };
 
 /// Why a signature or type has no plan on an ABI.

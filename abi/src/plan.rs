@@ -315,12 +315,25 @@ impl CallPlan {
     }
 
     fn fmt_pieces(&self, f: &mut fmt::Formatter<'_>, pieces: &[Piece], ret: bool) -> fmt::Result {
-        for (i, p) in pieces.iter().enumerate() {
-            let name = self.loc_name(p.loc, ret);
-            let sep = if i == 0 { "" } else { ", " };
-            write!(f, "{sep}[{}..{}] {name}", p.offset, p.offset + p.size)?;
+        f.write_str(&self.pieces_text(pieces, ret))
+    }
+
+    fn pieces_text(&self, pieces: &[Piece], ret: bool) -> String {
+        let text = pieces.iter().map(|p| {
+            format!("[{}..{}] {}", p.offset, p.offset + p.size, self.loc_name(p.loc, ret))
+        });
+        text.collect::<Vec<_>>().join(", ")
+    }
+
+    /// How an argument travels, as the plan prints it: `[0..8] rdx, [8..16] r8` or
+    /// `by reference, pointer in r9`.
+    pub fn pass_text(&self, pass: &ArgPass) -> String {
+        match pass {
+            ArgPass::Direct(pieces) => self.pieces_text(pieces, false),
+            ArgPass::Indirect { pointer } => {
+                format!("by reference, pointer in {}", self.loc_name(*pointer, false))
+            }
         }
-        Ok(())
     }
 }
 
@@ -330,13 +343,7 @@ impl fmt::Display for CallPlan {
         writeln!(f, "{}: {}", self.abi, self.signature)?;
         for (i, (arg, ty)) in self.args.iter().zip(&self.signature.args).enumerate() {
             write!(f, "  arg{i:<2} {ty} (size {}, align {}): ", arg.layout.size, arg.layout.align)?;
-            match &arg.pass {
-                ArgPass::Direct(pieces) => self.fmt_pieces(f, pieces, false)?,
-                ArgPass::Indirect { pointer } => {
-                    write!(f, "by reference, pointer in {}", self.loc_name(*pointer, false))?
-                }
-            }
-            writeln!(f)?;
+            writeln!(f, "{}", self.pass_text(&arg.pass))?;
         }
         write!(f, "  ret   {} (size {}): ", self.signature.ret, self.ret_layout.size)?;
         match &self.ret {

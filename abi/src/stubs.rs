@@ -185,7 +185,13 @@ fn matches(plan: &CallPlan, entry: &CallPlan, m: Moves) -> Result<(), String> {
     let mismatch = |what: String| Err(format!("{} does not fit: {what}", m.stub.symbol()));
     match entry.args.first().map(|a| &a.pass) {
         Some(ArgPass::Direct(p)) if p.len() == 1 && p[0].loc == m.slot => {}
-        other => return mismatch(format!("the slot word would be at {other:?}")),
+        Some(other) => {
+            let (slot, at) = (entry.loc_name(m.slot, false), entry.pass_text(other));
+            return mismatch(format!(
+                "its slot word must arrive in {slot}, the plan puts it at {at}"
+            ));
+        }
+        None => return mismatch("the plan has no slot word".into()),
     }
     if entry.ret != plan.ret || entry.code != plan.code {
         return mismatch("the result would return differently".into());
@@ -214,10 +220,9 @@ fn matches(plan: &CallPlan, entry: &CallPlan, m: Moves) -> Result<(), String> {
             }
         };
         if moved.as_ref() != Some(&e.pass) {
-            return mismatch(format!(
-                "argument {i} would be left at {moved:?}; the entry expects {:?}",
-                e.pass
-            ));
+            let left = moved.map_or("nowhere it can reach".into(), |p| entry.pass_text(&p));
+            let expected = entry.pass_text(&e.pass);
+            return mismatch(format!("argument {i} would be left at {left}, not {expected}"));
         }
     }
     Ok(())

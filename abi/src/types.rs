@@ -158,6 +158,34 @@ pub enum AggregateKind {
     Union,
 }
 
+/// The GNU layout attributes of a struct, union or member: `__attribute__((packed))` and
+/// `__attribute__((aligned(N)))` (or `_Alignas(N)` on a member).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Packing {
+    /// `packed`: the members of a struct or union, or this member, are 1-aligned (a member's
+    /// own `aligned(N)` still applies)
+    pub packed: bool,
+    /// `aligned(N)`: at least `N`-aligned (a power of two)
+    pub align: Option<u32>,
+}
+
+impl Packing {
+    /// No attribute.
+    pub const NONE: Packing = Packing { packed: false, align: None };
+
+    /// `__attribute__((packed, aligned(8)))`, or `None` without an attribute.
+    pub fn attribute(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.packed {
+            parts.push("packed".to_string());
+        }
+        if let Some(n) = self.align {
+            parts.push(format!("aligned({n})"));
+        }
+        (!parts.is_empty()).then(|| format!("__attribute__(({}))", parts.join(", ")))
+    }
+}
+
 /// One member of a struct or union.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Field {
@@ -165,6 +193,15 @@ pub struct Field {
     pub name: String,
     /// The member's type.
     pub ty: Type,
+    /// The member's `packed` and `aligned(N)` attributes.
+    pub packing: Packing,
+}
+
+impl Field {
+    /// A member without attributes.
+    pub fn new(name: impl Into<String>, ty: Type) -> Field {
+        Field { name: name.into(), ty, packing: Packing::NONE }
+    }
 }
 
 /// A struct or union definition.
@@ -176,6 +213,25 @@ pub struct Aggregate {
     pub tag: Option<String>,
     /// The members in declaration order.
     pub fields: Vec<Field>,
+    /// The struct's or union's `packed` and `aligned(N)` attributes.
+    pub packing: Packing,
+}
+
+impl Aggregate {
+    /// A struct or union without attributes.
+    ///
+    /// ```
+    /// use backcall_abi::{Aggregate, AggregateKind, Field, Scalar, Type};
+    /// let point = Aggregate::new(
+    ///     AggregateKind::Struct,
+    ///     Some("point".into()),
+    ///     vec![Field::new("x", Type::scalar(Scalar::Int)), Field::new("y", Type::scalar(Scalar::Int))],
+    /// );
+    /// assert_eq!(Type::Aggregate(point.into()).to_string(), "struct point { int x; int y; }");
+    /// ```
+    pub fn new(kind: AggregateKind, tag: Option<String>, fields: Vec<Field>) -> Aggregate {
+        Aggregate { kind, tag, fields, packing: Packing::NONE }
+    }
 }
 
 /// A C type as it appears in a signature.
@@ -209,9 +265,9 @@ impl Type {
         let fields = members
             .into_iter()
             .enumerate()
-            .map(|(i, ty)| Field { name: format!("f{i}"), ty })
+            .map(|(i, ty)| Field::new(format!("f{i}"), ty))
             .collect();
-        Type::Aggregate(Arc::new(Aggregate { kind, tag: None, fields }))
+        Type::Aggregate(Arc::new(Aggregate { kind, tag: None, fields, packing: Packing::NONE }))
     }
 }
 
@@ -332,6 +388,9 @@ impl fmt::Display for Aggregate {
             AggregateKind::Struct => "struct ",
             AggregateKind::Union => "union ",
         })?;
+        if let Some(attribute) = self.packing.attribute() {
+            write!(f, "{attribute} ")?;
+        }
         if let Some(tag) = &self.tag {
             write!(f, "{tag} ")?;
         }
@@ -358,6 +417,9 @@ impl fmt::Display for Field {
         }
         for n in dims {
             write!(f, "[{n}]")?;
+        }
+        if let Some(attribute) = self.packing.attribute() {
+            write!(f, " {attribute}")?;
         }
         f.write_str(";")
     }

@@ -26,14 +26,20 @@ enum Class {
     Sse,
 }
 
-/// §3.2.3 classification: `None` is class MEMORY, otherwise one class per eightbyte.
-fn classify(layout: &Layout) -> Option<Vec<Class>> {
+/// §3.2.3 classification: `None` is class MEMORY, otherwise one class per eightbyte (`None`
+/// for an eightbyte that holds only padding, as `aligned(N)` can make: NO_CLASS, passed nowhere).
+fn classify(layout: &Layout) -> Option<Vec<Option<Class>>> {
     // Rule 1 (aggregates): larger than two eightbytes (no __m256 here) goes to memory.
     if layout.size > 16 {
         return None;
     }
     let mut classes: Vec<Option<Class>> = vec![None; layout.size.div_ceil(8) as usize];
     for leaf in layout.leaves() {
+        // §3.2.3 rule 1: "If an object has unaligned fields, it has class MEMORY" (a member of
+        // a packed record off its natural boundary; GCC measures the scalar's own size).
+        if leaf.offset % leaf.size != 0 {
+            return None;
+        }
         let class = if leaf.scalar.is_float() { Class::Sse } else { Class::Integer };
         // Rule 4: merging two classes, INTEGER wins over SSE; NO_CLASS yields the other.
         let slot = &mut classes[(leaf.offset / 8) as usize];
@@ -42,18 +48,21 @@ fn classify(layout: &Layout) -> Option<Vec<Class>> {
             _ => Some(Class::Sse),
         };
     }
-    // Every eightbyte holds a member: alignments never exceed 8, so padding cannot fill one.
-    classes.into_iter().collect()
+    Some(classes)
 }
 
 /// The pieces of a value classified as `classes`, taking registers from `next` per class.
-fn pieces(layout: &Layout, classes: &[Class], mut next: impl FnMut(Class) -> Loc) -> Vec<Piece> {
+fn pieces(
+    layout: &Layout,
+    classes: &[Option<Class>],
+    mut next: impl FnMut(Class) -> Loc,
+) -> Vec<Piece> {
     classes
         .iter()
         .enumerate()
-        .map(|(i, &class)| {
+        .filter_map(|(i, &class)| {
             let offset = i as u32 * 8;
-            Piece { offset, size: (layout.size - offset).min(8), loc: next(class) }
+            Some(Piece { offset, size: (layout.size - offset).min(8), loc: next(class?) })
         })
         .collect()
 }
@@ -61,8 +70,8 @@ fn pieces(layout: &Layout, classes: &[Class], mut next: impl FnMut(Class) -> Loc
 impl X86_64Sysv {
     fn arg(&self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
         let in_regs = classify(layout).and_then(|classes| {
-            let ints = classes.iter().filter(|&&c| c == Class::Integer).count() as u8;
-            let floats = classes.len() as u8 - ints;
+            let count = |class| classes.iter().filter(|&&c| c == Some(class)).count() as u8;
+            let (ints, floats) = (count(Class::Integer), count(Class::Sse));
             // §3.2.3: "If there are no registers available for any eightbyte of an argument,
             // the whole argument is passed on the stack" — and no register is consumed.
             if alloc.next_int + ints > alloc.int_regs
@@ -76,8 +85,9 @@ impl X86_64Sysv {
             }))
         });
         let pieces = in_regs.unwrap_or_else(|| {
-            // §3.2.3: stack arguments are eightbyte-aligned and padded to eightbytes.
-            let offset = alloc.take_stack(layout.size, 8, 8);
+            // §3.2.3: stack arguments are eightbyte-aligned and padded to eightbytes; an
+            // over-aligned one (`aligned(16)` and up) keeps its own alignment.
+            let offset = alloc.take_stack(layout.size, layout.align.max(8), 8);
             vec![Piece { offset: 0, size: layout.size, loc: Loc::Stack(offset) }]
         });
         ArgPlan { layout: layout.clone(), pass: ArgPass::Direct(pieces) }

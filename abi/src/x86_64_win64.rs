@@ -13,7 +13,7 @@
 //! allocates ("x64 stack usage", Stack allocation): `32 + 8 * (slots - 4)`.
 
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
-use crate::layout::Layout;
+use crate::layout::{Layout, RecordRules};
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
 };
@@ -110,6 +110,12 @@ impl AbiSpec for X86_64Win64 {
             Scalar::Long | Scalar::ULong => Some((4, 4)),
             _ => crate::layout::lp64_scalar_layout(s),
         }
+    }
+
+    fn record_rules(&self) -> RecordRules {
+        // MSVC's record layout: `__declspec(align(N))` survives `#pragma pack` (clang's
+        // `MicrosoftRecordLayoutBuilder::getAdjustedElementInfo`).
+        RecordRules::Msvc
     }
 
     fn wchar(&self) -> (u32, bool) {

@@ -90,7 +90,7 @@ fn what_backcall_cannot_express_is_unsupported_with_the_reason_on_every_abi_and_
     assert_eq!(unsupported("widget.h:widget_flags_fn"), 12);
     let flags = lines.iter().find(|l| l["name"] == "widget.h:widget_flags_fn").unwrap();
     assert!(flags["details"].as_str().unwrap().contains("bit-field"));
-    assert_eq!(unsupported("widget.h:widget_packed_fn"), 12);
+    assert_eq!(unsupported("widget.h:widget_pragma_fn"), 12);
     assert_eq!(unsupported("widget.h:widget_log_fn"), 12);
     // Expressible but not planned by any ABI yet: per route, ABI and level.
     assert_eq!(unsupported("widget.h:widget_printf_fn"), 24);

@@ -23,7 +23,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use backcall_abi::arbitrary::any_aggregate_type;
-use backcall_abi::{Abi, AbiErrorKind, Aggregate, AggregateKind, Field, Layout, Scalar, Type};
+use backcall_abi::{
+    Abi, AbiErrorKind, Aggregate, AggregateKind, Field, Layout, Packing, Scalar, Type,
+};
 use backcall_oracle::cgen;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngSeed, TestRunner};
@@ -70,6 +72,12 @@ fn every_abi_has_an_oracle_test() {
 // ---------------------------------------------------------------------------------------------
 // The types
 
+/// A type written in C (the parser's reading of it is what the oracle checks).
+fn parsed(c: &str) -> Type {
+    let sig = backcall::parse_signature(&format!("void (*)({c})")).unwrap();
+    sig.args[0].clone()
+}
+
 fn sc(s: Scalar) -> Type {
     Type::scalar(s)
 }
@@ -92,10 +100,8 @@ fn fixed_types() -> Vec<Type> {
     let point = Type::Aggregate(Arc::new(Aggregate {
         kind: AggregateKind::Struct,
         tag: Some("point".into()),
-        fields: vec![
-            Field { name: "x".into(), ty: sc(Float) },
-            Field { name: "y".into(), ty: sc(Float) },
-        ],
+        fields: vec![Field::new("x", sc(Float)), Field::new("y", sc(Float))],
+        packing: Packing::NONE,
     }));
     vec![
         // i386 SysV aligns double and 8-byte integers to 4 inside structs; MSVC to 8.
@@ -135,6 +141,22 @@ fn fixed_types() -> Vec<Type> {
         st([st([st([st([sc(Char)])])])]),
         st([sc(Char), arr(arr(st([sc(Int), sc(Char)]), 3), 2)]),
         st([point.clone(), point, sc(Char)]),
+        // GNU layout attributes: packed records and members, aligned records and members
+        parsed("struct __attribute__((packed)) { char c; int i; double d; }"),
+        parsed("union __attribute__((packed)) { char c[3]; double d; }"),
+        parsed("struct { char c; int i __attribute__((aligned(16))); }"),
+        parsed("struct { char c; _Alignas(8) short s; char t; }"),
+        parsed("struct { char c; } __attribute__((aligned(32)))"),
+        parsed("struct { char c; double d __attribute__((packed)); int i; }"),
+        parsed("struct __attribute__((packed)) { char c; int i __attribute__((aligned(4))); }"),
+        parsed("struct { char c; struct __attribute__((packed)) { int a; short b; } in; }"),
+        parsed("struct __attribute__((packed, aligned(4))) { char c; long long l; }"),
+        parsed("struct { char c; struct { char d; } __attribute__((aligned(8))) in[3]; }"),
+        // MSVC: what `aligned` requires survives `packed`; GCC: `packed` wins
+        parsed("struct __attribute__((packed)) { char c; struct { short a; } __attribute__((aligned(1))) s; }"),
+        parsed("struct __attribute__((packed)) { char c; struct { int a; } __attribute__((aligned(2))) s; }"),
+        parsed("struct __attribute__((packed)) { char c; int i __attribute__((aligned(1))); }"),
+        parsed("struct __attribute__((packed)) { char c; struct { char c; int i __attribute__((aligned(2))); } n; }"),
         // refused by every ABI today; clang checks them once an ABI supports them
         st([sc(Char), sc(LongDouble)]),
         st([sc(Char), Type::Complex(Float)]),

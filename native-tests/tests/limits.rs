@@ -29,10 +29,9 @@ fn stacked_typedefs(levels: usize, params: usize) -> String {
 fn stacked_type(levels: usize) -> Type {
     let mut ty = Type::anon_struct([Type::scalar(Scalar::Int), Type::scalar(Scalar::Int)]);
     for _ in 0..levels {
-        let field = |name: &str| Field { name: name.into(), ty: ty.clone() };
+        let field = |name: &str| Field::new(name, ty.clone());
         let fields = vec![field("a"), field("b")];
-        ty =
-            Type::Aggregate(Arc::new(Aggregate { kind: AggregateKind::Struct, tag: None, fields }));
+        ty = Type::Aggregate(Arc::new(Aggregate::new(AggregateKind::Struct, None, fields)));
     }
     ty
 }

@@ -217,8 +217,9 @@ fn untagged(ty: &Type) -> Type {
             fields: agg
                 .fields
                 .iter()
-                .map(|f| backcall_abi::Field { name: f.name.clone(), ty: untagged(&f.ty) })
+                .map(|f| backcall_abi::Field { ty: untagged(&f.ty), ..f.clone() })
                 .collect(),
+            packing: agg.packing,
         })),
         Type::Array(elem, n) => Type::Array(Box::new(untagged(elem)), *n),
         other => other.clone(),

@@ -82,6 +82,10 @@ impl TypePrinter {
                     AggregateKind::Union => "union",
                 };
                 let mut out = keyword.to_string();
+                if let Some(attribute) = agg.packing.attribute() {
+                    out.push(' ');
+                    out.push_str(&attribute);
+                }
                 if let Some(tag) = &agg.tag {
                     out.push(' ');
                     out.push_str(tag);
@@ -92,6 +96,10 @@ impl TypePrinter {
                 out.push_str(" { ");
                 for field in &agg.fields {
                     out.push_str(&self.declaration(&field.ty, &field.name));
+                    if let Some(attribute) = field.packing.attribute() {
+                        out.push(' ');
+                        out.push_str(&attribute);
+                    }
                     out.push_str("; ");
                 }
                 out.push('}');
@@ -292,7 +300,8 @@ mod tests {
         let point = Type::Aggregate(Arc::new(Aggregate {
             kind: AggregateKind::Struct,
             tag: Some("point".into()),
-            fields: vec![Field { name: "x".into(), ty: s(Scalar::Int) }],
+            fields: vec![Field::new("x", s(Scalar::Int))],
+            packing: backcall_abi::Packing::NONE,
         }));
         let pair = Type::anon_struct([point.clone(), point]);
         assert_eq!(

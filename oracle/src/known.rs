@@ -95,6 +95,43 @@ pub const KNOWN: &[KnownIssue] = &[
         abis: &[Abi::I386Win32],
         shape: single_float_struct_result,
     },
+    KnownIssue {
+        upstream: "no upstream issue: GCC has no MSVC rule for over-aligned arguments",
+        summary: "mingw-w64 GCC copies an argument whose type requires more than 4-byte \
+                  alignment (`aligned(N)`, `__declspec(align(N))`) onto the stack, where MSVC \
+                  passes a pointer to the caller's copy",
+        family: Family::Gcc,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Win32],
+        // (its st(0) results, a deviation of its own, may come with it)
+        shape: |abi, f| over_aligned_argument(abi, f, |_| true, gcc_float_result(abi, f)),
+    },
+    KnownIssue {
+        upstream: "no upstream issue found: clang 19 passes these by reference (seen with 13–16)",
+        summary: "clang before 19 copies a struct or union onto the stack when only its \
+                  members' `aligned(N)` (not its own) require more than 4-byte alignment, \
+                  where MSVC passes a pointer to the caller's copy",
+        family: Family::Clang,
+        majors: 0..=18,
+        abis: &[Abi::I386Win32],
+        shape: |abi, f| {
+            let own_alignment_small = |ty: &Type| match ty {
+                Type::Aggregate(agg) => agg.packing.align.is_none_or(|n| n <= 4),
+                _ => false,
+            };
+            over_aligned_argument(abi, f, own_alignment_small, false)
+        },
+    },
+    KnownIssue {
+        upstream: "no upstream issue: GCC keeps its own record layout on Windows",
+        summary: "mingw-w64 GCC lays out a packed struct or union by GCC's rules: `packed` \
+                  lowers a member whose type is `aligned(N)`, where MSVC (and clang for \
+                  Windows) keep the alignment the member's type requires",
+        family: Family::Gcc,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Win32, Abi::X86_64Win64],
+        shape: packed_over_aligned_layout,
+    },
 ];
 
 /// The known issue `compiler`'s `failure` on `abi` matches, if any.
@@ -146,11 +183,65 @@ fn float_then_padding(layout: &Layout, start: u32) -> bool {
     float_at && !upper
 }
 
+/// Some argument of `which` type requires more than 4-byte alignment (i386-win32 passes it by
+/// reference), and nothing differs but it and the arguments after it (a copy shifts them), or
+/// nothing could be read at all; the result only when `result_may_differ`.
+fn over_aligned_argument(
+    abi: Abi,
+    failure: &Failure,
+    which: fn(&Type) -> bool,
+    result_may_differ: bool,
+) -> bool {
+    let args = &failure.signature.args;
+    let over_aligned = |ty: &Type| which(ty) && abi.layout(ty).is_ok_and(|l| l.required_align > 4);
+    let Some(first) = args.iter().position(over_aligned) else { return false };
+    failure.mismatches.iter().all(|m| match m.part {
+        Part::Arg(i) | Part::ArgValue(i) => i >= first,
+        Part::Result | Part::ResultExtension => result_may_differ,
+    })
+}
+
+/// The compiler rejected the caller's layout assertions, and some packed record of the
+/// signature has a member whose type carries an `aligned(N)`: where the two record layout
+/// families part ways.
+fn packed_over_aligned_layout(_: Abi, failure: &Failure) -> bool {
+    fn carries_aligned(ty: &Type) -> bool {
+        match ty {
+            Type::Array(elem, _) => carries_aligned(elem),
+            Type::Aggregate(agg) => {
+                agg.packing.align.is_some()
+                    || agg
+                        .fields
+                        .iter()
+                        .any(|f| f.packing.align.is_some() || carries_aligned(&f.ty))
+            }
+            _ => false,
+        }
+    }
+    fn packed_over_aligned(ty: &Type) -> bool {
+        match ty {
+            Type::Array(elem, _) => packed_over_aligned(elem),
+            Type::Aggregate(agg) => agg.fields.iter().any(|f| {
+                ((agg.packing.packed || f.packing.packed) && carries_aligned(&f.ty))
+                    || packed_over_aligned(&f.ty)
+            }),
+            _ => false,
+        }
+    }
+    let sig = &failure.signature;
+    failure.problems.iter().any(|p| p.contains("static assertion failed"))
+        && std::iter::once(&sig.ret).chain(&sig.args).any(packed_over_aligned)
+}
+
 /// Only the result differs, and it is a struct GCC gives a floating-point mode.
 fn single_float_struct_result(abi: Abi, failure: &Failure) -> bool {
-    let Ok(layout) = abi.layout(&failure.signature.ret) else { return false };
     !failure.mismatches.is_empty()
         && failure.mismatches.iter().all(|m| m.part == Part::Result)
-        && layout.is_aggregate()
-        && backcall_abi::i386::gcc_float_mode(&layout)
+        && gcc_float_result(abi, failure)
+}
+
+/// The result is a struct GCC gives a floating-point mode (and returns in st(0)).
+fn gcc_float_result(abi: Abi, failure: &Failure) -> bool {
+    let Ok(layout) = abi.layout(&failure.signature.ret) else { return false };
+    layout.is_aggregate() && backcall_abi::i386::gcc_float_mode(&layout)
 }

@@ -25,11 +25,16 @@ fn s(scalar: Scalar) -> Type {
 }
 
 fn field(name: &str, ty: Type) -> Field {
-    Field { name: name.to_string(), ty }
+    Field::new(name, ty)
 }
 
 fn agg(kind: AggregateKind, tag: Option<&str>, fields: Vec<Field>) -> Type {
-    Type::Aggregate(Arc::new(Aggregate { kind, tag: tag.map(str::to_string), fields }))
+    Type::Aggregate(Arc::new(Aggregate {
+        kind,
+        tag: tag.map(str::to_string),
+        fields,
+        packing: Default::default(),
+    }))
 }
 
 fn array(elem: Type, n: u32) -> Type {
@@ -533,4 +538,53 @@ fn what_real_headers_write_wrongly_is_still_an_error() {
     assert_eq!(err.found, "a division by zero");
     fails("typedef unsigned long uint32_t; void (*)(void)", 22, "the same type again");
     fails("void (*)(FILE)", 9, "a type name");
+}
+
+/// The record's own attributes and its first member's, of the argument `src`.
+fn packings(src: &str) -> (Packing, Packing) {
+    match arg(src) {
+        Type::Aggregate(a) => (a.packing, a.fields[0].packing),
+        other => panic!("{src}: {other}"),
+    }
+}
+
+#[test]
+fn layout_attributes_on_records_and_members() {
+    let packed = Packing { packed: true, align: None };
+    let aligned = |n| Packing { packed: false, align: Some(n) };
+    assert_eq!(packings("struct __attribute__((packed)) { int a; }").0, packed);
+    assert_eq!(packings("struct { int a; } __attribute__((__packed__))").0, packed);
+    assert_eq!(
+        packings("struct __attribute__((aligned(8))) p { int a; } __attribute__((packed))").0,
+        Packing { packed: true, align: Some(8) }
+    );
+    assert_eq!(packings("union { int a __attribute__((aligned(16))); }").1, aligned(16));
+    assert_eq!(packings("struct { _Alignas(8) int a; }").1, aligned(8));
+    assert_eq!(packings("struct { alignas(4) char a; }").1, aligned(4));
+    // Two alignments: the larger wins, as in C.
+    assert_eq!(
+        packings("struct { int a __attribute__((aligned(2), aligned(32))); }").1,
+        aligned(32)
+    );
+    // A constant expression, from an enum too.
+    assert_eq!(packings("struct { int a __attribute__((aligned(4 * 2))); }").1, aligned(8));
+    let sig = parse("enum { N = 16 }; void (*)(struct { int a __attribute__((aligned(N))); })");
+    round_trips(&sig);
+    for src in [
+        "void (*)(struct __attribute__((packed, aligned(4))) s { char c; long long l; })",
+        "void (*)(union { double d __attribute__((packed)); char c[3]; } __attribute__((aligned(16))))",
+    ] {
+        round_trips(&parse(src));
+    }
+}
+
+#[test]
+fn layout_attributes_where_they_mean_nothing_or_too_much_are_errors() {
+    fails("void (*)(struct { int a __attribute__((aligned(3))); })", 47, "a power of two");
+    fails("void (*)(struct { int a __attribute__((aligned(8192))); })", 47, "a power of two");
+    fails("void (*)(struct { int a __attribute__((aligned)); })", 46, "`aligned(N)`");
+    fails("void (*)(struct { int a __attribute__((vector_size(16))); })", 39, "keeps the layout");
+    fails("void (*)(int __attribute__((aligned(8))) a)", 28, "only on a struct or union");
+    fails("typedef int __attribute__((aligned(8))) wide; void (*)(wide)", 27, "only on a struct");
+    fails("void (*)(struct __attribute__((stdcall)) { int a; })", 16, "a layout attribute");
 }

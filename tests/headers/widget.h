@@ -41,7 +41,22 @@ typedef void (*widget_flags_fn)(widget_flags flags);
 typedef void (*widget_log_fn)(const char *format, va_list args);
 typedef int (*widget_printf_fn)(const char *format, ...);
 typedef long double (*widget_precise_fn)(long double x);
-typedef void (*widget_packed_fn)(struct __attribute__((packed)) widget_wire { char c; int i; } wire);
+
+/* Layout attributes on records and members: packed and aligned(N) are expressible. */
+struct __attribute__((packed)) widget_wire { char c; int i; };
+typedef void (*widget_packed_fn)(struct widget_wire wire);
+typedef struct widget_aligned {
+    char tag;
+    double value __attribute__((aligned(16)));
+    short _Alignas(4) small;
+} __attribute__((aligned(32))) widget_aligned;
+typedef widget_aligned (*widget_aligned_fn)(int n, widget_aligned a, struct widget_wire w);
+
+/* #pragma pack caps member alignment: not expressible yet. */
+#pragma pack(push, 2)
+typedef struct widget_pragma { char c; int i; } widget_pragma;
+#pragma pack(pop)
+typedef void (*widget_pragma_fn)(widget_pragma p);
 
 /* Function-pointer parameters, one unnamed, one returning a function pointer. */
 int widget_each(void *list, int (*visit)(void *item, void *user), void *user);
