@@ -20,6 +20,8 @@
 //! * Array parameters (`T x[]`, `T x[N]`, `T x[static N]`) and function parameters are adjusted
 //!   to pointers, as C does; `restrict`, `_Atomic`, `register` and `volatile` are accepted
 //!   wherever C allows them and change nothing.
+//! * A struct's last member may be a flexible array (`T x[]`, held as GNU C's zero-length
+//!   `T x[0]`): fine behind a pointer, unsupported by value.
 //! * `enum` types are their underlying integer type: `unsigned int` when no enumerator is
 //!   negative, else `int`; `long long` types when a value needs 64 bits (as GCC and clang
 //!   choose on Linux; MSVC's enums are `int`, whose bits are the same for valid enumerators).
@@ -986,7 +988,7 @@ impl Parser<'_> {
             self.check_definable(kind, name, *tag_offset)?;
             self.defining.push(name.clone());
         }
-        let members = self.nested(|p| p.struct_body());
+        let members = self.nested(|p| p.struct_body(kind));
         if tag.is_some() {
             self.defining.pop();
         }
@@ -1053,11 +1055,14 @@ impl Parser<'_> {
     }
 
     /// `{ members }`; the current token is `{`.
-    fn struct_body(&mut self) -> PResult<Vec<Member>> {
+    fn struct_body(&mut self, kind: AggregateKind) -> PResult<Vec<Member>> {
         self.bump();
         let mut members = Vec::new();
         let mut names = HashMap::new();
+        // where a flexible array member (`T x[]`) was: C allows it last in a struct only
+        let mut flexible = None;
         loop {
+            let at = self.offset();
             match self.peek().tok {
                 Tok::Punct("}") if members.is_empty() => {
                     return Err(self.error_here("a member declaration"))
@@ -1067,7 +1072,15 @@ impl Parser<'_> {
                     return Ok(members);
                 }
                 Tok::Eof => return Err(self.error_here("a member declaration or `}`")),
-                _ => self.member_declaration(&mut members, &mut names)?,
+                _ if flexible.is_some() => {
+                    let found = "a member after a flexible array member";
+                    return Err(error_at(at, "`}`: a flexible array member comes last", found));
+                }
+                _ => self.member_declaration(&mut members, &mut names, &mut flexible)?,
+            }
+            if let (Some(at), AggregateKind::Union) = (flexible, kind) {
+                let found = "a flexible array member in a union";
+                return Err(error_at(at, "a member with a size (`[0]` is GNU C's)", found));
             }
         }
     }
@@ -1077,6 +1090,7 @@ impl Parser<'_> {
         &mut self,
         members: &mut Vec<Member>,
         names: &mut HashMap<String, usize>,
+        flexible: &mut Option<usize>,
     ) -> PResult<()> {
         let base = self.specifiers()?;
         if self.is_punct(";") {
@@ -1100,7 +1114,21 @@ impl Parser<'_> {
                 return Err(self.error_here("a member name"));
             };
             let packing = merge(base.packing, decl.packing);
-            let ty = self.apply(&base, decl.derivs)?;
+            let mut derivs = decl.derivs;
+            // `T x[]` as a member: a flexible array member, laid out as GNU C's `T x[0]`.
+            let unsized_last = matches!(derivs.last(), Some(Deriv::Unsized));
+            if unsized_last {
+                derivs.pop();
+                if flexible.replace(name_offset).is_some() {
+                    let found = "a second flexible array member";
+                    return Err(error_at(name_offset, "one flexible array member, last", found));
+                }
+            }
+            let ty = self.apply(&base, derivs)?;
+            let ty = match unsized_last {
+                true => self.array_of(ty, 0, name_offset)?,
+                false => ty,
+            };
             let obj = self.object(ty, base.offset, "member")?;
             add_member(members, names, Member { name, obj, packing }, name_offset)?;
             if !self.eat(",") {
@@ -1301,9 +1329,10 @@ impl Parser<'_> {
             return Err(self.error_here("an array size"));
         }
         let size = self.constant()?;
-        let len = u32::try_from(size).ok().filter(|&n| n > 0 && u64::from(n) <= MAX_ARRAY_ELEMENTS);
+        // `[0]`: GNU C's zero-length array (a struct's variable tail, like `[]`).
+        let len = u32::try_from(size).ok().filter(|&n| u64::from(n) <= MAX_ARRAY_ELEMENTS);
         let Some(len) = len else {
-            let expected = format!("an array size from 1 to {MAX_ARRAY_ELEMENTS}");
+            let expected = format!("an array size from 0 to {MAX_ARRAY_ELEMENTS}");
             return Err(error_at(tok.offset, expected, format!("{size}")));
         };
         self.expect("]", "`]`")?;

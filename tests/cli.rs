@@ -48,7 +48,7 @@ fn plan_header_plans_every_callback_type_and_reports_the_rest() {
     assert!(text.contains("ret   long (size 4)"), "{text}");
     assert!(text.contains("unsupported: `struct widget_flags` has a bit-field"), "{text}");
     assert!(
-        text.contains("20 callback types, 15 planned on every ABI asked, 5 unsupported"),
+        text.contains("21 callback types, 16 planned on every ABI asked, 5 unsupported"),
         "{text}"
     );
     let out = backcall(&["plan", "--header", header, "--only", "widget_move_fn"]);

@@ -61,6 +61,7 @@ fn every_kind_of_callback_type_is_found_and_named_by_where_it_is() {
             "widget.h:widget_handler.handler",
             "widget.h:widget_anon_t.cb",
             "widget.h:widget_anon_fn",
+            "widget.h:widget_blob_fn",
         ]
     );
     assert_eq!(named(&found, "widget.h:widget_event_fn").location, "widget/events.h:2");
@@ -102,7 +103,7 @@ fn what_backcall_cannot_express_is_reported_with_the_reason() {
     assert!(why("widget.h:widget_flags_fn").contains("bit-field (`visible`)"));
     assert!(why("widget.h:widget_log_fn").contains("va_list"));
     assert!(why("widget.h:widget_pragma_fn").contains("#pragma pack"), "{found:?}");
-    assert_eq!(found.supported(), 17);
+    assert_eq!(found.supported(), 18);
     // Expressible, but no ABI plans them yet: a variadic callback and `long double`.
     for name in ["widget.h:widget_printf_fn", "widget.h:widget_precise_fn"] {
         let sig = named(&found, name).signature.clone().unwrap();

@@ -179,6 +179,10 @@ impl Layouts<'_> {
             Type::Complex(s) => {
                 Err(AbiError::unsupported(spec.abi(), &format!("{} _Complex", s.c_name())))
             }
+            Type::Array(_, 0) => Err(AbiError::unsupported(
+                spec.abi(),
+                "a flexible or zero-length array member by value (only behind a pointer)",
+            )),
             Type::Array(elem, count) => {
                 let elem = self.layout(elem)?;
                 let size = elem

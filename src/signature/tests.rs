@@ -99,12 +99,31 @@ fn unbalanced_parentheses() {
 }
 
 #[test]
+fn flexible_and_zero_length_array_members() {
+    // Parsed as `T x[0]`; behind a pointer only (no ABI plans one by value).
+    let sig = parse("struct s { int n; char data[]; }; void (*)(struct s *, struct s)");
+    let Type::Aggregate(s) = &sig.args[1] else { panic!("{sig}") };
+    assert_eq!(s.fields[1].ty, array(Type::Scalar(Char), 0));
+    round_trips(&sig);
+    assert_eq!(
+        arg("struct { int n; double d[0]; }"),
+        agg(
+            Struct,
+            None,
+            vec![field("n", Type::Scalar(Int)), field("d", array(Type::Scalar(Double), 0)),]
+        )
+    );
+    let err = backcall_abi::Abi::X86_64Sysv.plan(&sig).unwrap_err().to_string();
+    assert!(err.contains("flexible or zero-length array"), "{err}");
+}
+
+#[test]
 fn bad_array_size() {
-    fails("void (*)(struct { int a[0]; })", 24, "an array size from 1 to 16777216");
-    fails("void (*)(struct { int a[0x0]; })", 24, "an array size from 1");
-    fails("void (*)(struct { int a[16777217]; })", 24, "an array size from 1");
-    fails("void (*)(struct { int a[99999999999999999999999]; })", 24, "array size from 1");
-    fails("void (*)(struct { int a[]; })", 18, "a member type with a size");
+    fails("void (*)(struct { int a[-1]; })", 24, "an array size from 0 to 16777216");
+    fails("void (*)(struct { int a[16777217]; })", 24, "an array size from 0");
+    fails("void (*)(struct { int a[99999999999999999999999]; })", 24, "array size from 0");
+    fails("void (*)(struct { int a[]; int b; })", 27, "a flexible array member comes last");
+    fails("void (*)(union { int n; int a[]; })", 28, "`[0]` is GNU C's");
     fails("void (*)(struct { int a[n]; })", 24, "a constant (a number or an enumerator");
     fails("void (*)(struct { int a[12ab]; })", 24, "an integer constant");
     fails("void (*)(struct { int a[09]; })", 24, "an integer constant");

@@ -68,4 +68,8 @@ typedef struct { int (*cb)(int); double weight; } widget_anon_t;
 typedef enum { WIDGET_SLOW = -1, WIDGET_FAST = 1 } widget_mode;
 typedef widget_mode (*widget_anon_fn)(widget_anon_t by_value, widget_mode mode);
 
+/* A flexible array member: a record a callback takes by pointer. */
+typedef struct widget_blob { size_t len; unsigned char data[]; } widget_blob;
+typedef int (*widget_blob_fn)(const widget_blob *blob, void *user);
+
 #endif
