@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use backcall_abi::{Abi, CallPlan, ReturnCode, Scalar, Signature};
+use backcall_abi::{Abi, CallPlan, ReturnCode, Scalar, Shape, Signature};
 
 use crate::context::CallbackContext;
 use crate::error::Error;
@@ -513,6 +513,43 @@ impl Args<'_> {
     #[inline]
     pub fn u64(&self, i: usize) -> u64 {
         self.i64(i) as u64
+    }
+
+    /// Argument `i` as a signed 128-bit integer: an `__int128` whole, any other integer
+    /// extended by its signedness (floats are truncated).
+    ///
+    /// ```
+    /// # #[cfg(all(target_arch = "x86_64", target_os = "linux"))] {
+    /// let cb = backcall::Callback::new("__int128 (*)(__int128, int)", |a| {
+    ///     a.i128(0) * i128::from(a.i32(1))
+    /// })
+    /// .unwrap();
+    /// // SAFETY: the signature above.
+    /// let f: extern "C" fn(i128, i32) -> i128 = unsafe { cb.as_fn() };
+    /// assert_eq!(f(-(1 << 100), 3), -3 << 100);
+    /// # }
+    /// ```
+    pub fn i128(&self, i: usize) -> i128 {
+        match self.plan().args.get(i).map(|a| &a.layout.shape) {
+            Some(Shape::Scalar(Scalar::Int128)) => i128::from_le_bytes(self.wide(i)),
+            Some(Shape::Scalar(Scalar::UInt128)) => u128::from_le_bytes(self.wide(i)) as i128,
+            _ => match self.scalar(i) {
+                (s, bits) if !s.is_float() && !self.signed(s) => i128::from(bits),
+                _ => i128::from(self.i64(i)),
+            },
+        }
+    }
+
+    /// Argument `i` as an unsigned 128-bit integer (see [`Args::i128`]).
+    pub fn u128(&self, i: usize) -> u128 {
+        self.i128(i) as u128
+    }
+
+    /// The 16 bytes of an `__int128` argument.
+    fn wide(&self, i: usize) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        self.native.frame().read_arg(i, &mut b);
+        b
     }
 
     /// Argument `i` as `i32` (truncating wider integers).

@@ -23,7 +23,7 @@ pub enum Value {
     F32(f32),
     /// `double`
     F64(f64),
-    /// the bytes of a struct or union, exactly its size
+    /// the bytes of a struct or union, or of any scalar (an `__int128`), exactly its size
     Bytes(Vec<u8>),
 }
 
@@ -35,6 +35,20 @@ macro_rules! value_from {
             }
         })*
     };
+}
+
+/// An `__int128` result: its 16 bytes.
+impl From<i128> for Value {
+    fn from(v: i128) -> Value {
+        Value::Bytes(v.to_le_bytes().to_vec())
+    }
+}
+
+/// An `unsigned __int128` result: its 16 bytes.
+impl From<u128> for Value {
+    fn from(v: u128) -> Value {
+        Value::Bytes(v.to_le_bytes().to_vec())
+    }
 }
 
 value_from!(
@@ -143,10 +157,12 @@ impl<'a> Frame<'a> {
     pub fn scalar_bits(&self, i: usize) -> Option<(Scalar, u64)> {
         let layout = &self.plan.args[i].layout;
         let Shape::Scalar(s) = layout.shape else { return None };
-        let mut b = [0u8; 8];
-        self.read_arg(i, &mut b[..layout.size as usize]);
-        let raw = u64::from_le_bytes(b);
-        let bits = extend(raw, layout.size, !s.is_float() && is_signed(self.plan.abi, s));
+        // An `__int128` gives its low 64 bits (the getters truncate wider integers).
+        let mut b = [0u8; 16];
+        self.read_arg(i, &mut b[..layout.size.min(16) as usize]);
+        let size = layout.size.min(8);
+        let raw = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+        let bits = extend(raw, size, !s.is_float() && is_signed(self.plan.abi, s));
         Some((s, bits))
     }
 
@@ -237,8 +253,10 @@ pub fn encode_result(ret: &backcall_abi::Layout, value: &Value) -> Result<Option
         }
         (Shape::Scalar(Scalar::Bool), &Value::Int(x)) => vec![u8::from(x != 0)],
         (Shape::Scalar(Scalar::Bool), &Value::UInt(x)) => vec![u8::from(x != 0)],
-        (Shape::Scalar(_), Value::Int(x)) => x.to_le_bytes()[..size].to_vec(),
-        (Shape::Scalar(_), Value::UInt(x)) => x.to_le_bytes()[..size].to_vec(),
+        // (an `__int128` result is the value extended to 128 bits)
+        (Shape::Scalar(_), &Value::Int(x)) => i128::from(x).to_le_bytes()[..size].to_vec(),
+        (Shape::Scalar(_), &Value::UInt(x)) => u128::from(x).to_le_bytes()[..size].to_vec(),
+        (Shape::Scalar(_), Value::Bytes(b)) if b.len() == size => b.clone(),
         (Shape::Aggregate { .. }, Value::Bytes(b)) if b.len() == size => b.clone(),
         (Shape::Aggregate { .. }, Value::Bytes(b)) => {
             return Err(format!("the handler returned {} bytes for a {size}-byte result", b.len()))

@@ -1583,6 +1583,8 @@ fn builtin_typedef(name: &str) -> Option<Scalar> {
         "intptr_t" => Scalar::IntPtr,
         "uintptr_t" => Scalar::UIntPtr,
         "wchar_t" => Scalar::WChar,
+        "__int128_t" => Scalar::Int128,
+        "__uint128_t" => Scalar::UInt128,
         _ => return None,
     })
 }

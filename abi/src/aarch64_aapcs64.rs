@@ -101,6 +101,9 @@ fn hfa(layout: &Layout) -> Option<(u32, u8)> {
 fn classify(layout: &Layout) -> Class {
     match (layout.scalar(), hfa(layout)) {
         (Some(s), _) if s.is_float() => Class::Float,
+        // C.8–C.9: a 16-byte integral value is 16-aligned and takes two x registers, or a
+        // 16-aligned stack slot: what a 16-byte composite of the same alignment does.
+        (Some(_), _) if layout.size == 16 => Class::Composite,
         (Some(_), _) => Class::Int,
         (None, Some((base, count))) => Class::Hfa { base, count },
         // B.4: "If the argument type is a Composite Type that is larger than 16 bytes, then the

@@ -278,6 +278,8 @@ pub fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
         Int | UInt | I32 | U32 | Float => 4,
         Long | ULong | LongLong | ULongLong | I64 | U64 | SizeT | SSizeT | IntPtr | UIntPtr
         | Double | Pointer => 8,
+        // x86-64 psABI §3.1.2 Figure 3.1 and AAPCS64 §5.1: 16 bytes, 16-aligned.
+        Int128 | UInt128 => 16,
         // (the ABI's own: `AbiSpec::wchar`)
         WChar | LongDouble => return None,
     };
@@ -295,8 +297,8 @@ pub fn ilp32_scalar_layout(s: Scalar, eight_byte_align: u32) -> Option<(u32, u32
         Int | UInt | Long | ULong | I32 | U32 | SizeT | SSizeT | IntPtr | UIntPtr | Float
         | Pointer => (4, 4),
         LongLong | ULongLong | I64 | U64 | Double => (8, eight_byte_align),
-        // (the ABI's own: `AbiSpec::wchar`)
-        WChar | LongDouble => return None,
+        // (the ABI's own: `AbiSpec::wchar`); 32-bit x86 has no `__int128`
+        WChar | LongDouble | Int128 | UInt128 => return None,
     })
 }
 

@@ -99,7 +99,9 @@ pub fn is_signed(abi: Abi, s: Scalar) -> bool {
     match s {
         Char => abi.spec().char_is_signed(),
         WChar => abi.spec().wchar().1,
-        SChar | Short | Int | Long | LongLong | I8 | I16 | I32 | I64 | SSizeT | IntPtr => true,
+        SChar | Short | Int | Long | LongLong | Int128 | I8 | I16 | I32 | I64 | SSizeT | IntPtr => {
+            true
+        }
         Float | Double | LongDouble => true,
         _ => false,
     }

@@ -38,6 +38,10 @@ pub enum Scalar {
     LongLong,
     /// `unsigned long long`
     ULongLong,
+    /// `__int128` (the 64-bit ABIs; i386 has none)
+    Int128,
+    /// `unsigned __int128`
+    UInt128,
     /// `int8_t`
     I8,
     /// `uint8_t`
@@ -76,7 +80,7 @@ pub enum Scalar {
 
 impl Scalar {
     /// Every scalar, in declaration order (for generators and tables).
-    pub const ALL: [Scalar; 29] = [
+    pub const ALL: [Scalar; 31] = [
         Scalar::Bool,
         Scalar::Char,
         Scalar::SChar,
@@ -89,6 +93,8 @@ impl Scalar {
         Scalar::ULong,
         Scalar::LongLong,
         Scalar::ULongLong,
+        Scalar::Int128,
+        Scalar::UInt128,
         Scalar::I8,
         Scalar::U8,
         Scalar::I16,
@@ -123,6 +129,8 @@ impl Scalar {
             Scalar::ULong => "unsigned long",
             Scalar::LongLong => "long long",
             Scalar::ULongLong => "unsigned long long",
+            Scalar::Int128 => "__int128",
+            Scalar::UInt128 => "unsigned __int128",
             Scalar::I8 => "int8_t",
             Scalar::U8 => "uint8_t",
             Scalar::I16 => "int16_t",

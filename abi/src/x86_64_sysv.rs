@@ -41,12 +41,16 @@ fn classify(layout: &Layout) -> Option<Vec<Option<Class>>> {
             return None;
         }
         let class = if leaf.scalar.is_float() { Class::Sse } else { Class::Integer };
-        // Rule 4: merging two classes, INTEGER wins over SSE; NO_CLASS yields the other.
-        let slot = &mut classes[(leaf.offset / 8) as usize];
-        *slot = match (*slot, class) {
-            (Some(Class::Integer), _) | (_, Class::Integer) => Some(Class::Integer),
-            _ => Some(Class::Sse),
-        };
+        // Rule 4: merging two classes, INTEGER wins over SSE; NO_CLASS yields the other. An
+        // `__int128` covers two eightbytes: "treated as if it were implemented as
+        // `typedef struct { long low, high; } __int128;`" (§3.2.3).
+        for eightbyte in leaf.offset / 8..(leaf.offset + leaf.size).div_ceil(8) {
+            let slot = &mut classes[eightbyte as usize];
+            *slot = match (*slot, class) {
+                (Some(Class::Integer), _) | (_, Class::Integer) => Some(Class::Integer),
+                _ => Some(Class::Sse),
+            };
+        }
     }
     Some(classes)
 }
@@ -115,7 +119,8 @@ impl X86_64Sysv {
         let code = match (layout.scalar(), pieces.len()) {
             (Some(Scalar::Float), _) => ReturnCode::Float,
             (Some(Scalar::Double), _) => ReturnCode::Double,
-            (Some(_), _) => ReturnCode::Word,
+            // (an `__int128` returns in rax and rdx, as a struct would)
+            (Some(_), 1) => ReturnCode::Word,
             _ => ReturnCode::Struct,
         };
         (RetPlan::Direct { pieces, extend: result_extend(Abi::X86_64Sysv, layout) }, code)

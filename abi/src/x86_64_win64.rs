@@ -56,13 +56,14 @@ impl X86_64Win64 {
     fn arg(&self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
         let whole = |loc| ArgPass::Direct(vec![Piece { offset: 0, size: layout.size, loc }]);
         let pass = match layout.scalar() {
-            Some(s) => whole(slot(alloc, s.is_float())),
+            Some(s) if layout.size <= 8 => whole(slot(alloc, s.is_float())),
             // An aggregate of a register size is an integer, even when all its members are
             // floats (clang: `struct { float a, b; }` arrives in rcx).
             None if fits_in_register(layout) => whole(slot(alloc, false)),
             // "Any argument that doesn't fit in 8 bytes, or isn't 1, 2, 4, or 8 bytes, must be
-            // passed by reference": the slot holds the address of a caller-made copy.
-            None => ArgPass::Indirect { pointer: slot(alloc, false) },
+            // passed by reference": the slot holds the address of a caller-made copy (an
+            // `__int128` too, as clang and GCC pass it).
+            _ => ArgPass::Indirect { pointer: slot(alloc, false) },
         };
         ArgPlan { layout: layout.clone(), pass }
     }
@@ -159,6 +160,10 @@ impl AbiSpec for X86_64Win64 {
     fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
         // "x64 calling convention": `__stdcall`, `__fastcall`, `__thiscall` and `__cdecl` are
         // accepted and ignored; x64 has one convention.
+        if ret.size > 8 && ret.scalar().is_some() {
+            // clang and mingw-w64 GCC return `__int128` in xmm0, which no entry here loads.
+            return Err(AbiError::unsupported(self.abi(), "an `__int128` result (in xmm0)"));
+        }
         let mut alloc = Allocator::new(4, 4);
         // Stack words start above the shadow space (see the module documentation).
         alloc.stack = SHADOW_SPACE;

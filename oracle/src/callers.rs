@@ -112,9 +112,10 @@ pub fn got_wide_name(n: usize) -> String {
 
 /// Whether a value of this layout is an integer C converts to `long long` in the oracle's
 /// callers (every integer scalar, `_Bool` and `char` included; not pointers or floats): its
-/// widening shows the extension a caller relies on and the signedness C gives it.
+/// widening shows the extension a caller relies on and the signedness C gives it. Not an
+/// `__int128`, which `long long` cannot hold.
 pub fn widened(layout: &Layout) -> bool {
-    layout.scalar().is_some_and(|s| !s.is_float() && s != Scalar::Pointer)
+    layout.scalar().is_some_and(|s| !s.is_float() && s != Scalar::Pointer) && layout.size <= 8
 }
 
 fn hex_list(bytes: &[u8]) -> String {

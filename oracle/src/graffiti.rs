@@ -88,6 +88,8 @@ pub fn value_from_bytes(abi: Abi, layout: &Layout, bytes: &[u8]) -> Value {
         Shape::Void => Value::Void,
         Shape::Scalar(Scalar::Float) => Value::F32(f32::from_bits(raw as u32)),
         Shape::Scalar(Scalar::Double) => Value::F64(f64::from_bits(raw)),
+        // (an `__int128`: its bytes, as the handler API takes them)
+        Shape::Scalar(_) if bytes.len() > 8 => Value::Bytes(bytes.to_vec()),
         Shape::Scalar(s) if backcall_abi::is_signed(abi, s) => {
             let shift = 64 - 8 * n as u32;
             Value::Int(((raw << shift) as i64) >> shift)

@@ -132,6 +132,15 @@ pub const KNOWN: &[KnownIssue] = &[
         abis: &[Abi::I386Win32, Abi::X86_64Win64],
         shape: packed_over_aligned_layout,
     },
+    KnownIssue {
+        upstream: "llvm D86310 (i128 is 16-byte aligned from LLVM 18)",
+        summary: "clang before 18 puts an `__int128` stack argument at an 8-byte boundary, \
+                  where the psABI and GCC align it to 16",
+        family: Family::Clang,
+        majors: 0..=17,
+        abis: &[Abi::X86_64Sysv],
+        shape: int128_on_the_stack,
+    },
 ];
 
 /// The known issue `compiler`'s `failure` on `abi` matches, if any.
@@ -199,6 +208,27 @@ fn over_aligned_argument(
         Part::Arg(i) | Part::ArgValue(i) => i >= first,
         Part::Result | Part::ResultExtension => result_may_differ,
     })
+}
+
+/// Some argument holding an `__int128` is passed on the stack, and nothing differs but it and
+/// the stack arguments after it.
+fn int128_on_the_stack(abi: Abi, failure: &Failure) -> bool {
+    let Ok(plan) = abi.plan(&failure.signature) else { return false };
+    let wide = |a: &backcall_abi::ArgPlan| {
+        let on_stack = match &a.pass {
+            backcall_abi::ArgPass::Direct(pieces) => {
+                pieces.iter().any(|p| matches!(p.loc, backcall_abi::Loc::Stack(_)))
+            }
+            backcall_abi::ArgPass::Indirect { .. } => false,
+        };
+        on_stack && a.layout.leaves().iter().any(|l| l.size == 16)
+    };
+    let Some(first) = plan.args.iter().position(wide) else { return false };
+    !failure.mismatches.is_empty()
+        && failure.mismatches.iter().all(|m| match m.part {
+            Part::Arg(i) | Part::ArgValue(i) => i >= first,
+            Part::Result | Part::ResultExtension => false,
+        })
 }
 
 /// The compiler rejected the caller's layout assertions, and some packed record of the

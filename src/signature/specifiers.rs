@@ -20,6 +20,7 @@ pub(super) enum Kw {
     Float,
     Double,
     Complex,
+    Int128,
     Named,
 }
 
@@ -38,6 +39,7 @@ impl Kw {
             "float" => Kw::Float,
             "double" => Kw::Double,
             "_Complex" => Kw::Complex,
+            "__int128" => Kw::Int128,
             _ => return None,
         })
     }
@@ -48,22 +50,25 @@ impl Kw {
 }
 
 /// How many of each [`Kw`] (indexed by `Kw as usize`).
-type Counts = [u8; 12];
+type Counts = [u8; 13];
 
 /// Every combination C allows, as the most of each keyword it may contain
-/// (order: void bool char short int long signed unsigned float double _Complex named).
-const COMBOS: [Counts; 11] = [
-    [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0],
-    [0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0],
-    [0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0],
-    [0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 0],
-    [0, 0, 0, 0, 1, 2, 1, 0, 0, 0, 0, 0],
-    [0, 0, 0, 0, 1, 2, 0, 1, 0, 0, 0, 0],
-    [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0],
-    [0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0],
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+/// (order: void bool char short int long signed unsigned float double _Complex __int128
+/// named).
+const COMBOS: [Counts; 13] = [
+    [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+    [0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+    [0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 1, 2, 1, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 1, 2, 0, 1, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0],
+    [0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
+    [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0],
 ];
 
 /// The specifier keywords of one declaration, as seen so far.
@@ -121,6 +126,8 @@ impl Specifiers {
             } else {
                 Scalar::Double
             }
+        } else if has(Kw::Int128) {
+            pick(Scalar::UInt128, Scalar::Int128)
         } else if has(Kw::Char) {
             if has(Kw::Signed) {
                 Scalar::SChar
@@ -168,13 +175,21 @@ mod tests {
         assert_eq!(resolve("short signed"), Some(Type::Scalar(Scalar::Short)));
         assert_eq!(resolve("char signed"), Some(Type::Scalar(Scalar::SChar)));
         assert_eq!(resolve("_Complex double long"), Some(Type::Complex(Scalar::LongDouble)));
+        assert_eq!(resolve("__int128 unsigned"), Some(Type::Scalar(Scalar::UInt128)));
+        assert_eq!(resolve("signed __int128"), Some(Type::Scalar(Scalar::Int128)));
     }
 
     #[test]
     fn conflicts_are_refused() {
-        for bad in
-            ["long float", "unsigned double", "short long", "long long long", "signed unsigned"]
-        {
+        for bad in [
+            "long float",
+            "unsigned double",
+            "short long",
+            "long long long",
+            "signed unsigned",
+            "long __int128",
+            "__int128 int",
+        ] {
             assert_eq!(resolve(bad), None, "{bad}");
         }
     }

@@ -293,6 +293,12 @@ fn every_scalar_spelling() {
     let cases: &[(&str, Type)] = &[
         ("_Bool", s(Bool)),
         ("bool", s(Bool)),
+        ("__int128", s(Int128)),
+        ("signed __int128", s(Int128)),
+        ("__int128_t", s(Int128)),
+        ("unsigned __int128", s(UInt128)),
+        ("__int128 unsigned", s(UInt128)),
+        ("__uint128_t", s(UInt128)),
         ("char", s(Char)),
         ("signed char", s(SChar)),
         ("char signed", s(SChar)),
