@@ -143,6 +143,12 @@ pub trait AbiSpec: Sync {
     /// `(size, alignment)` of a scalar, or `None` when the ABI does not support it yet.
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)>;
 
+    /// Whether `T _Complex` travels as `struct { T re, im; }` (the i386 ABIs have rules of
+    /// their own, not modelled yet).
+    fn complex_as_struct(&self) -> bool {
+        true
+    }
+
     /// How `packed` and `aligned(N)` combine in struct and union layouts.
     fn record_rules(&self) -> crate::layout::RecordRules {
         crate::layout::RecordRules::Gcc

@@ -177,9 +177,12 @@ pub fn any_verified_signature() -> impl Strategy<Value = Signature> {
 
 /// An argument of [`any_verified_signature`].
 fn verified_arg() -> BoxedStrategy<Type> {
-    // Now and then an `__int128` (about one signature in seven; i386 counts those as
-    // unsupported), alone or beside a `char` in a struct.
-    let wide = select(vec![Scalar::Int128, Scalar::UInt128]).prop_map(Type::Scalar);
+    // Now and then an `__int128` or a `_Complex` (together about one signature in seven; i386
+    // counts those as unsupported), alone or beside a `char` in a struct.
+    let wide = prop_oneof![
+        select(vec![Scalar::Int128, Scalar::UInt128]).prop_map(Type::Scalar),
+        select(vec![Scalar::Float, Scalar::Double]).prop_map(Type::Complex),
+    ];
     let wide = prop_oneof![
         2 => wide.clone(),
         1 => wide.prop_map(|w| Type::anon_struct([Type::Scalar(Scalar::Char), w])),

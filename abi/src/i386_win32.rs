@@ -51,6 +51,9 @@ pub const FLAVOUR: Flavour = Flavour {
     // 4-byte alignment (`__declspec(align(N))`) is passed by reference; clang's
     // `X86_32ABIInfo::classifyArgumentType` does so for the record's required alignment.
     indirect_over_aligned: true,
+    // MSVC has no `_Complex`; clang passes it as the struct under cdecl, but not under its
+    // fastcall and thiscall register rules: not modelled yet.
+    complex_as_struct: false,
     registers: RegisterRules::Microsoft,
     toolchain: Toolchain {
         clang_target: "i686-pc-windows-msvc",

@@ -176,6 +176,26 @@ impl Layouts<'_> {
                 let shape = Shape::Scalar(*s);
                 Ok(Arc::new(Layout { size, align, required_align: 1, natural_align: align, shape }))
             }
+            // `T _Complex` is laid out and passed as `struct { T re, im; }`: x86-64 psABI §3.2.3
+            // ("complex T ... treated as a structure of two T"), AAPCS64 §5.9.5 (an HFA of two
+            // T), and Win64's compilers. The i386 ABIs have rules of their own (not modelled
+            // yet).
+            Type::Complex(s) if spec.complex_as_struct() => {
+                let part = self.layout(&Type::Scalar(*s))?;
+                let field = |name: &str, offset| FieldLayout {
+                    name: name.to_string(),
+                    offset,
+                    layout: part.clone(),
+                };
+                let fields = vec![field(COMPLEX_PARTS[0], 0), field(COMPLEX_PARTS[1], part.size)];
+                Ok(Arc::new(Layout {
+                    size: 2 * part.size,
+                    align: part.align,
+                    required_align: 1,
+                    natural_align: part.align,
+                    shape: Shape::Aggregate { kind: AggregateKind::Struct, fields },
+                }))
+            }
             Type::Complex(s) => {
                 Err(AbiError::unsupported(spec.abi(), &format!("{} _Complex", s.c_name())))
             }
@@ -301,6 +321,10 @@ pub fn ilp32_scalar_layout(s: Scalar, eight_byte_align: u32) -> Option<(u32, u32
         WChar | LongDouble | Int128 | UInt128 => return None,
     })
 }
+
+/// The member names a `T _Complex` layout gives its two parts: GNU C's operators, which no
+/// member can be named, so that nothing mistakes them for a struct's members.
+pub const COMPLEX_PARTS: [&str; 2] = ["__real__", "__imag__"];
 
 /// The largest value size accepted; keeps every offset computation far from overflow.
 pub const MAX_SIZE: u32 = 1 << 24;

@@ -41,7 +41,7 @@ use std::fmt;
 
 pub use abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 pub use arch::Arch;
-pub use layout::{FieldLayout, Layout, Leaf, RecordRules, Shape};
+pub use layout::{FieldLayout, Layout, Leaf, RecordRules, Shape, COMPLEX_PARTS};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
 pub use types::{
     Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type,

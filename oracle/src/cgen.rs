@@ -140,6 +140,9 @@ pub struct MemberPath {
 pub fn member_paths(layout: &Layout) -> Vec<MemberPath> {
     let mut out = Vec::new();
     if let Shape::Aggregate { fields, .. } = &layout.shape {
+        if is_complex(fields) {
+            return out;
+        }
         for f in fields {
             collect_paths(&f.layout, f.name.clone(), f.offset, true, &mut out);
         }
@@ -165,6 +168,8 @@ fn collect_paths(
         return;
     }
     match &layout.shape {
+        // a `_Complex`'s parts have no member names C could spell
+        Shape::Aggregate { fields, .. } if is_complex(fields) => {}
         Shape::Aggregate { fields, .. } => {
             for f in fields {
                 let inner = format!("{path}.{}", f.name);
@@ -179,6 +184,11 @@ fn collect_paths(
         }
         Shape::Void | Shape::Scalar(_) => {}
     }
+}
+
+/// Whether these are the parts of a `T _Complex` ([`backcall_abi::COMPLEX_PARTS`]).
+fn is_complex(fields: &[backcall_abi::FieldLayout]) -> bool {
+    fields.first().is_some_and(|f| f.name == backcall_abi::COMPLEX_PARTS[0])
 }
 
 /// The first, second and last index of an array of `count` elements, without repeats.
