@@ -271,9 +271,15 @@ impl<'a, 'data> Linker<'a, 'data> {
     /// Places sections, common symbols and GOT slots; copies section contents.
     fn layout(&mut self) -> Result<(), LoadError> {
         let mut cursor = 0u64;
-        for section in self.file.sections() {
-            if !loadable(&section) {
-                continue;
+        // Code and constants first, then what the guest writes, on pages of its own: a store
+        // to a page holding translated code makes Unicorn invalidate it mid-block, which can
+        // end the emulation early (a caller's result buffer beside its code did).
+        let sections: Vec<_> = self.file.sections().filter(loadable).collect();
+        let (written, read_only): (Vec<_>, Vec<_>) = sections.into_iter().partition(is_written);
+        let first_written = written.first().map(|s| s.index());
+        for section in read_only.into_iter().chain(written) {
+            if Some(section.index()) == first_written {
+                cursor = round_up(cursor, WRITABLE_PAGE);
             }
             if matches!(section.kind(), SectionKind::Tls | SectionKind::UninitializedTls) {
                 return Err(LoadError::Unsupported(format!(
@@ -290,6 +296,7 @@ impl<'a, 'data> Linker<'a, 'data> {
             });
             cursor += section.size();
         }
+        cursor = round_up(cursor, WRITABLE_PAGE);
         for symbol in self.file.symbols() {
             if symbol.is_common() {
                 // ELF keeps a common symbol's alignment in its value; others: natural, ≤ 16.
@@ -736,6 +743,15 @@ fn lo12_shift(insn: u32) -> u32 {
     } else {
         0 // add (immediate)
     }
+}
+
+/// The alignment of the written part of an image: the largest guest page size (16 KiB on
+/// Apple's AArch64), so that no page holds both code and data.
+const WRITABLE_PAGE: u64 = 0x4000;
+
+/// Whether the guest writes to `section` (data, zero-initialised data).
+fn is_written(section: &object::Section<'_, '_>) -> bool {
+    matches!(section.kind(), SectionKind::Data | SectionKind::UninitializedData)
 }
 
 fn round_up(x: u64, align: u64) -> u64 {
