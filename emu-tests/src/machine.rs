@@ -87,6 +87,9 @@ pub const STACK_TOP: u64 = STACK_BASE + STACK_SIZE;
 
 /// Bytes left free below the interrupted frame's stack pointer before a nested call's frame.
 const NESTED_GAP: u64 = 512;
+/// How [`MachineError::NotReturned`] reads: an emulation that ended without a fault.
+pub const STOPPED_EARLY: &str = "before the call returned";
+
 /// Deepest nesting of [`Guest::call`] (Unicorn allows 64 nested `emu_start`s).
 const MAX_DEPTH: u32 = 32;
 const MAP_PAGE: u64 = 0x1000;
@@ -304,7 +307,7 @@ impl fmt::Display for MachineError {
                 }
             }
             MachineError::NotReturned { pc } => {
-                write!(f, "emulation stopped at pc {pc:#x} before the call returned (timeout?)")
+                write!(f, "emulation stopped at pc {pc:#x} {STOPPED_EARLY} (timeout?)")
             }
             MachineError::HandlerPanicked { slot, message } => {
                 write!(f, "the handler of slot {slot} panicked: {message}")

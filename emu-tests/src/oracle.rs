@@ -105,6 +105,7 @@ use crate::guest;
 use crate::loader::Image;
 use crate::machine::{
     catch_panic, reg_id, Machine, MachineError, Violation, CODE_BASE, CODE_PAGE_SIZE, STACK_TOP,
+    STOPPED_EARLY,
 };
 
 /// Where the probe page is mapped; the thunk's return address is replaced with this address.
@@ -359,13 +360,16 @@ impl EmuOracle {
                 if fresh {
                     bench = Some(Bench::new(&self.compiler, &object)?);
                 }
-                let bench = bench.as_mut().expect("a machine");
-                bench.used += 1;
-                let outcome = match self.route {
-                    Route::Context => bench.run_case(p, self.tamper.as_deref()),
-                    Route::Typed => bench.run_typed_case(p, self.stub_tamper),
-                };
-                bench.dirty = !matches!(outcome, Ok(None));
+                let mut outcome = self.run_on(bench.as_mut().expect("a machine"), p);
+                if stopped_early(&outcome) {
+                    // Unicorn now and then ends an emulation without a fault right after a
+                    // hook moved the PC: the case runs once more on a fresh machine, and a
+                    // second such stop is the case's outcome.
+                    let mut again = Bench::new(&self.compiler, &object)?;
+                    outcome = self.run_on(&mut again, p);
+                    bench = Some(again);
+                }
+                bench.as_mut().expect("a machine").dirty = !matches!(outcome, Ok(None));
                 report.record(outcome);
             }
         }
@@ -376,7 +380,27 @@ impl EmuOracle {
     }
 }
 
+/// Whether a case's call ended without a fault before it returned (see
+/// [`MachineError::NotReturned`]).
+fn stopped_early(outcome: &Outcome) -> bool {
+    let failure = match outcome {
+        Ok(Some(f)) => f,
+        Err(f) => &**f,
+        Ok(None) => return false,
+    };
+    failure.problems.iter().any(|p| p.contains(STOPPED_EARLY))
+}
+
 impl EmuOracle {
+    /// Runs case `p` on `bench` by this oracle's route.
+    fn run_on(&self, bench: &mut Bench, p: &Prepared) -> Outcome {
+        bench.used += 1;
+        match self.route {
+            Route::Context => bench.run_case(p, self.tamper.as_deref()),
+            Route::Typed => bench.run_typed_case(p, self.stub_tamper),
+        }
+    }
+
     /// Compiles the batch into an object (see [`compile_dropping_rejected`]).
     fn compile(
         &self,
