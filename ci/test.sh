@@ -105,7 +105,9 @@ run_native_aarch64() {
     cargo test --target aarch64-unknown-linux-gnu -p backcall --lib --no-fail-fast
     # qemu-user refuses prctl(PR_SET_MDWE): the MDWE tests run natively (x86-64, i686) only.
     echo "not run here: native-tests mdwe_* (qemu-user has no PR_SET_MDWE)"
-    cargo test --target aarch64-unknown-linux-gnu -p backcall-native-tests --no-fail-fast \
+    # The probe binaries some suites spawn are AArch64 too: they run through the same runner.
+    BACKCALL_CHILD_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+        cargo test --target aarch64-unknown-linux-gnu -p backcall-native-tests --no-fail-fast \
         -- --skip mdwe_
 }
 

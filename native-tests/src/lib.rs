@@ -11,3 +11,20 @@ pub mod alloc_meter;
 pub mod errors;
 pub mod host;
 pub mod raw_call;
+
+/// A command that runs one of this package's probe binaries (`env!("CARGO_BIN_EXE_<name>")`)
+/// as a child process: through `BACKCALL_CHILD_RUNNER` when set (for instance `qemu-aarch64
+/// -L /usr/aarch64-linux-gnu`, where the suites themselves run under qemu-user, which does not
+/// follow a child's exec), else directly.
+pub fn probe_command(binary: &str) -> std::process::Command {
+    let runner = std::env::var("BACKCALL_CHILD_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = std::process::Command::new(program);
+            command.args(words).arg(binary);
+            command
+        }
+        None => std::process::Command::new(binary),
+    }
+}

@@ -1,8 +1,6 @@
 //! What a refused call returns can be chosen per callback, and a contained panic reaches
 //! stderr as one line only.
 
-use std::process::Command;
-
 use backcall::typed::TypedCallback;
 use backcall::{CallbackError, Prototype, ThreadPolicy, Value};
 use backcall_native_tests::errors;
@@ -31,7 +29,7 @@ fn a_refused_call_returns_the_chosen_value() {
 
 #[test]
 fn a_contained_panic_prints_one_line_and_no_backtrace() {
-    let out = Command::new(env!("CARGO_BIN_EXE_panic-probe"))
+    let out = backcall_native_tests::probe_command(env!("CARGO_BIN_EXE_panic-probe"))
         .env("RUST_BACKTRACE", "1")
         .output()
         .expect("the probe runs");

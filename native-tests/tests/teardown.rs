@@ -4,7 +4,6 @@
 //! `atexit` handler (in `src/bin/teardown-probe.rs`, a process of its own).
 
 use std::cell::RefCell;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use backcall::Callback;
@@ -93,7 +92,9 @@ fn a_pthread_key_destructor_calls_its_threads_callback() {
 
 #[test]
 fn an_atexit_handler_calls_the_main_threads_callback() {
-    let out = Command::new(env!("CARGO_BIN_EXE_teardown-probe")).output().expect("the probe runs");
+    let out = backcall_native_tests::probe_command(env!("CARGO_BIN_EXE_teardown-probe"))
+        .output()
+        .expect("the probe runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
