@@ -140,12 +140,23 @@ pub const KNOWN: &[KnownIssue] = &[
 
 /// The known issue `compiler`'s `failure` on `abi` matches, if any.
 pub fn matching(abi: Abi, compiler: &Compiler, failure: &Failure) -> Option<&'static KnownIssue> {
-    KNOWN.iter().find(|k| {
-        k.family == compiler.family
-            && k.majors.contains(&compiler.version.major)
-            && k.abis.contains(&abi)
-            && (k.shape)(abi, failure)
-    })
+    let issues = || {
+        KNOWN.iter().filter(|k| {
+            k.family == compiler.family
+                && k.majors.contains(&compiler.version.major)
+                && k.abis.contains(&abi)
+        })
+    };
+    if let Some(k) = issues().find(|k| (k.shape)(abi, failure)) {
+        return Some(k);
+    }
+    // Two deviations of one compiler in one case: every differing value has one of their
+    // shapes on its own.
+    let alone =
+        |m: &crate::compare::Mismatch| Failure { mismatches: vec![m.clone()], ..failure.clone() };
+    let explained = |m| issues().find(|k| (k.shape)(abi, &alone(m)));
+    let first = failure.mismatches.first().and_then(explained)?;
+    failure.mismatches.iter().all(|m| explained(m).is_some()).then_some(first)
 }
 
 /// The type of a mismatched value.
