@@ -210,6 +210,12 @@ fn over_aligned_argument(
     let args = &failure.signature.args;
     let over_aligned = |ty: &Type| which(ty) && abi.layout(ty).is_ok_and(|l| l.required_align > 4);
     let Some(first) = args.iter().position(over_aligned) else { return false };
+    differs_only_from(failure, first, result_may_differ)
+}
+
+/// Nothing differs but argument `first` and those after it (and the result when
+/// `result_may_differ`): what one argument passed another way does to the rest.
+fn differs_only_from(failure: &Failure, first: usize, result_may_differ: bool) -> bool {
     failure.mismatches.iter().all(|m| match m.part {
         Part::Arg(i) | Part::ArgValue(i) => i >= first,
         Part::Result | Part::ResultExtension => result_may_differ,
@@ -230,11 +236,7 @@ fn int128_on_the_stack(abi: Abi, failure: &Failure) -> bool {
         on_stack && a.layout.leaves().iter().any(|l| l.size == 16)
     };
     let Some(first) = plan.args.iter().position(wide) else { return false };
-    !failure.mismatches.is_empty()
-        && failure.mismatches.iter().all(|m| match m.part {
-            Part::Arg(i) | Part::ArgValue(i) => i >= first,
-            Part::Result | Part::ResultExtension => false,
-        })
+    !failure.mismatches.is_empty() && differs_only_from(failure, first, false)
 }
 
 /// Some argument's type carries an `aligned(N)` (its own or a member's, at any depth), and
@@ -243,10 +245,7 @@ fn aligned_record_argument(failure: &Failure) -> bool {
     let Some(first) = failure.signature.args.iter().position(carries_aligned) else {
         return false;
     };
-    failure.mismatches.iter().all(|m| match m.part {
-        Part::Arg(i) | Part::ArgValue(i) => i >= first,
-        Part::Result | Part::ResultExtension => false,
-    })
+    differs_only_from(failure, first, false)
 }
 
 /// Whether `ty` has an `aligned(N)` attribute: its own, a member's or a member type's.
