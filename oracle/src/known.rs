@@ -64,6 +64,18 @@ pub const KNOWN: &[KnownIssue] = &[
         shape: |_, f| f.signature.conv == Convention::Thiscall,
     },
     KnownIssue {
+        upstream: "no upstream issue found: clang's i386 argument expansion adds up a union's \
+                   members as if they followed one another",
+        summary: "clang on i386 Linux passes a union of 32- and 64-bit scalars whose member \
+                  sizes add up to its padded size (`union { long long a \
+                  __attribute__((aligned(16))); long long b; }`) as its largest member alone, \
+                  where the psABI and GCC copy the whole union to the stack",
+        family: Family::Clang,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Sysv],
+        shape: union_expanded_as_member,
+    },
+    KnownIssue {
         upstream: "llvm-project#57737 (fixed in clang 16), llvm-project#97939 (fixed in clang 19)",
         summary: "clang before 16 counted a `long long` against ecx/edx under __fastcall, and \
                   clang before 19 passed the hidden result pointer in ecx, where MSVC uses \
@@ -220,6 +232,23 @@ fn differs_only_from(failure: &Failure, first: usize, result_may_differ: bool) -
         Part::Arg(i) | Part::ArgValue(i) => i >= first,
         Part::Result | Part::ResultExtension => result_may_differ,
     })
+}
+
+/// Some argument is a union of 4- and 8-byte scalars whose member sizes add up to its size (at
+/// most 16 bytes), and nothing differs but it and the arguments after it.
+fn union_expanded_as_member(abi: Abi, failure: &Failure) -> bool {
+    let expanded = |ty: &Type| {
+        let Ok(layout) = abi.layout(ty) else { return false };
+        let Shape::Aggregate { kind: AggregateKind::Union, fields } = &layout.shape else {
+            return false;
+        };
+        let word_scalars =
+            fields.iter().all(|f| f.layout.scalar().is_some() && matches!(f.layout.size, 4 | 8));
+        let sum: u32 = fields.iter().map(|f| f.layout.size).sum();
+        word_scalars && layout.size <= 16 && sum == layout.size
+    };
+    let Some(first) = failure.signature.args.iter().position(expanded) else { return false };
+    differs_only_from(failure, first, false)
 }
 
 /// Some argument holding an `__int128` is passed on the stack, and nothing differs but it and
