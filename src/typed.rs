@@ -393,3 +393,168 @@ pub(crate) const REFUSING_ENTRY: unsafe extern "C" fn() = {
         std::mem::transmute::<extern "C" fn(*const Slot) -> usize, unsafe extern "C" fn()>(refuse)
     }
 };
+
+/// The typed front end, the dynamic one and the generic frame marshal the same bytes: for every
+/// scalar kind a Rust type maps to, on random register and stack contents and random results,
+/// in registers and on the stack, under each convention the host ABI has.
+#[cfg(test)]
+mod marshalling {
+    use super::CType;
+    use crate::callback::Args;
+    use crate::context::CallbackContext;
+    use crate::marshal::Value;
+    use crate::native::{Native, PlanInfo};
+    use backcall_abi::{Abi, Convention, Scalar, Signature, Type};
+    use proptest::prelude::*;
+
+    /// The machine state a call finds: register contents and the caller's stack bytes.
+    #[derive(Clone, Debug)]
+    struct Machine {
+        int_regs: Vec<u64>,
+        float_regs: Vec<u64>,
+        stack: Vec<u8>,
+    }
+
+    fn machine() -> impl Strategy<Value = Machine> {
+        (
+            proptest::collection::vec(any::<u64>(), 16),
+            proptest::collection::vec(any::<u64>(), 32),
+            proptest::collection::vec(any::<u8>(), 512),
+        )
+            .prop_map(|(int_regs, float_regs, stack)| Machine {
+                int_regs,
+                float_regs,
+                stack,
+            })
+    }
+
+    fn context(m: &Machine, stack: &mut [u8]) -> CallbackContext {
+        // SAFETY: every field is an integer or a raw pointer; all-zero is a valid value.
+        let mut c: CallbackContext = unsafe { std::mem::zeroed() };
+        for (r, &v) in c.int_regs.iter_mut().zip(&m.int_regs) {
+            *r = v as usize;
+        }
+        for (r, &v) in c.float_regs.iter_mut().zip(&m.float_regs) {
+            *r = v;
+        }
+        stack.copy_from_slice(&m.stack);
+        c.stack_args = stack.as_ptr() as usize;
+        c
+    }
+
+    /// `T` among other kinds, enough of them that some travel on the stack on every ABI.
+    fn signature(abi: Abi, conv: Convention, t: Scalar) -> Signature {
+        let s = Type::Scalar;
+        let mut args = vec![s(t), s(Scalar::Char), s(t), s(Scalar::Double), s(t)];
+        args.extend(std::iter::repeat_n(s(t), 8));
+        args.extend([s(Scalar::Short), s(t), s(Scalar::Float), s(t)]);
+        let mut sig = Signature { ret: s(t), args, conv, variadic: false };
+        if abi.plan(&sig).is_err() {
+            // (a convention whose registers take only some kinds: keep what it takes)
+            sig.args.retain(|a| *a == s(t));
+        }
+        sig
+    }
+
+    fn conventions(abi: Abi) -> Vec<Convention> {
+        let mut all = vec![Convention::Default];
+        if abi == Abi::I386Sysv {
+            all.extend([Convention::Stdcall, Convention::Fastcall, Convention::Thiscall]);
+        }
+        all
+    }
+
+    /// A scalar value's bits as the readers give them.
+    fn bits(v: &Value) -> u64 {
+        match *v {
+            Value::Int(x) => x as u64,
+            Value::UInt(x) => x,
+            Value::F32(f) => u64::from(f.to_bits()),
+            Value::F64(f) => f.to_bits(),
+            _ => panic!("{v:?} is not a scalar"),
+        }
+    }
+
+    /// Every argument of kind `T` reads the same bits through the three readers, and `result`
+    /// leaves the same context through the three writers.
+    fn agree<T: CType + std::fmt::Debug>(m: &Machine, result: T) -> Result<(), TestCaseError> {
+        let abi = crate::host_abi().expect("a host ABI");
+        for conv in conventions(abi) {
+            let sig = signature(abi, conv, T::SCALAR);
+            let Ok(plan) = abi.plan(&sig) else { continue };
+            let info = PlanInfo::new(plan);
+            let mut stack = vec![0u8; m.stack.len()];
+            let mut c = context(m, &mut stack);
+            let args = Args { native: Native { ctx: &mut c, info: &info }, thunk: 0 };
+            for i in (0..sig.args.len()).filter(|&i| sig.args[i] == sig.ret) {
+                let typed = args.typed_bits::<T>(i);
+                let dynamic = args.native.fast_bits(i).unwrap_or(typed);
+                let frame = args.native.frame().scalar_bits(i).map(|(_, b)| b);
+                prop_assert_eq!(Some(typed), frame, "{}: argument {} (typed)", sig, i);
+                prop_assert_eq!(typed, dynamic, "{}: argument {} (dynamic)", sig, i);
+                prop_assert_eq!(bits(&args.value(i)), typed, "{}: argument {} (value)", sig, i);
+            }
+            let value = result.into_value();
+            let written = |write: &dyn Fn(&Args) -> u32| {
+                let mut stack = vec![0u8; m.stack.len()];
+                let mut c = context(m, &mut stack);
+                let code = write(&Args { native: Native { ctx: &mut c, info: &info }, thunk: 0 });
+                (code, c.result_int, c.result_float, c.callee_pop)
+            };
+            let typed = written(&|a| a.write_typed(value.clone(), std::mem::size_of::<T>()) as u32);
+            let dynamic = written(&|a| a.write_result(&value) as u32);
+            let frame =
+                written(&|a| a.native.frame().write_value(&value).expect("a scalar result") as u32);
+            prop_assert_eq!(typed, frame, "{}: result {:?} (typed)", sig, result);
+            prop_assert_eq!(dynamic, frame, "{}: result {:?} (dynamic)", sig, result);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn integers_agree(m in machine(), a: i8, b: u8, c: i16, d: u16, e: i32, f: u32) {
+            agree(&m, a)?;
+            agree(&m, b)?;
+            agree(&m, c)?;
+            agree(&m, d)?;
+            agree(&m, e)?;
+            agree(&m, f)?;
+        }
+
+        #[test]
+        fn words_agree(m in machine(), a: i64, b: u64, c: isize, d: usize, e: bool, p: usize) {
+            agree(&m, a)?;
+            agree(&m, b)?;
+            agree(&m, c)?;
+            agree(&m, d)?;
+            agree(&m, e)?;
+            agree(&m, p as *const u8)?;
+        }
+
+        #[test]
+        fn floats_agree(m in machine(), a: f32, b: f64) {
+            agree(&m, a)?;
+            agree(&m, b)?;
+        }
+    }
+
+    /// A value's variant decides nothing the result kind does not: an integer for a float result
+    /// converts the same on every route.
+    #[test]
+    fn a_value_of_another_kind_converts_alike() {
+        let abi = crate::host_abi().expect("a host ABI");
+        let sig = signature(abi, Convention::Default, Scalar::Double);
+        let info = PlanInfo::new(abi.plan(&sig).unwrap());
+        let m = Machine { int_regs: vec![0; 16], float_regs: vec![0; 32], stack: vec![0; 512] };
+        let mut results = Vec::new();
+        for value in [Value::Int(-3), Value::F32(-3.0), Value::F64(-3.0)] {
+            let mut stack = vec![0u8; 512];
+            let mut c = context(&m, &mut stack);
+            Args { native: Native { ctx: &mut c, info: &info }, thunk: 0 }.write_result(&value);
+            results.push(c.result_float);
+        }
+        assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:x?}");
+        assert!(results[0].iter().any(|&w| w != 0), "nothing written");
+    }
+}

@@ -14,10 +14,10 @@
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::{round_up, Layout};
 use crate::plan::{
-    chunks, result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
+    chunks, result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
 use crate::stubs::StubFamily;
-use crate::types::{Convention, Scalar, Signature};
+use crate::types::{Convention, Scalar};
 use crate::AbiError;
 
 /// The AAPCS64 as used on Linux (and other ELF platforms).
@@ -235,12 +235,7 @@ impl Variant {
     }
 
     /// The whole plan: stage A, the result, then every argument in order.
-    pub(crate) fn plan(
-        self,
-        sig: &Signature,
-        args: &[Layout],
-        ret: &Layout,
-    ) -> Result<CallPlan, AbiError> {
+    pub(crate) fn place(self, args: &[Layout], ret: &Layout) -> Placement {
         // The i386 convention keywords have no meaning here; compilers ignore them (with a
         // warning), and so do the plans.
         // A.1–A.4: NGRN = NSRN = 0, NSAA = SP. The x8 result pointer takes no argument
@@ -251,16 +246,7 @@ impl Variant {
         // §6.8.2: "Both before and after the layout of each argument, then NSAA will have a
         // minimum alignment of 8" — already true in 8-byte slots; packed stacks pad the end.
         let stack_bytes = round_up(alloc.stack, 8);
-        Ok(CallPlan {
-            abi: self.abi,
-            signature: sig.clone(),
-            args,
-            ret_layout: ret.clone(),
-            ret: ret_plan,
-            code,
-            stack_bytes,
-            callee_pop: 0,
-        })
+        Placement { args, ret: ret_plan, code, stack_bytes, callee_pop: 0 }
     }
 }
 
@@ -331,8 +317,8 @@ impl AbiSpec for Aarch64Aapcs64 {
         }
     }
 
-    fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
-        LINUX.plan(sig, args, ret)
+    fn place(&self, _: Convention, args: &[Layout], ret: &Layout) -> Result<Placement, AbiError> {
+        Ok(LINUX.place(args, ret))
     }
 
     fn stub_family(&self) -> StubFamily {
@@ -360,6 +346,7 @@ mod tests {
     use super::*;
     use crate::types::{AggregateKind, Type};
     use crate::Extend;
+    use crate::{CallPlan, Signature};
 
     const ABI: Abi = Abi::Aarch64Aapcs64;
 

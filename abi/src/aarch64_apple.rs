@@ -27,9 +27,9 @@
 use crate::aarch64_aapcs64::{Aarch64Aapcs64, Variant};
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::Layout;
-use crate::plan::CallPlan;
+use crate::plan::Placement;
 use crate::stubs::StubFamily;
-use crate::types::{Convention, Scalar, Signature};
+use crate::types::{Convention, Scalar};
 use crate::AbiError;
 
 /// The AAPCS64 as Apple platforms (macOS, iOS) use it.
@@ -72,8 +72,8 @@ impl AbiSpec for Aarch64Apple {
         Aarch64Aapcs64.registers()
     }
 
-    fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
-        APPLE.plan(sig, args, ret)
+    fn place(&self, _: Convention, args: &[Layout], ret: &Layout) -> Result<Placement, AbiError> {
+        Ok(APPLE.place(args, ret))
     }
 
     fn stub_family(&self) -> StubFamily {
@@ -99,6 +99,7 @@ mod tests {
     use super::*;
     use crate::plan::{ArgPass, Piece, RetPlan};
     use crate::types::Type;
+    use crate::{CallPlan, Signature};
     use crate::{Extend, Loc};
 
     const ABI: Abi = Abi::Aarch64Apple;

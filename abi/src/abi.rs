@@ -183,8 +183,14 @@ pub trait AbiSpec: Sync {
     /// What a call preserves and what it may destroy, and the stack alignment at a call.
     fn registers(&self) -> RegisterFile;
 
-    /// Assigns every argument and the result of `sig` (whose layouts are given) a place.
-    fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError>;
+    /// Assigns every argument and the result of `sig` (whose layouts are given) a place;
+    /// [`Abi::plan`] completes the answer into a [`CallPlan`].
+    fn place(
+        &self,
+        conv: crate::Convention,
+        args: &[Layout],
+        ret: &Layout,
+    ) -> Result<crate::plan::Placement, AbiError>;
 
     /// The compilers that emit code for this ABI, and the authority its plans follow.
     fn toolchain(&self) -> Toolchain;

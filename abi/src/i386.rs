@@ -18,10 +18,10 @@
 use crate::abi::{Abi, AbiSpec, RegisterFile, Toolchain};
 use crate::layout::{ilp32_scalar_layout, FieldLayout, Layout, RecordRules, Shape};
 use crate::plan::{
-    chunks, result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
+    chunks, result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
 use crate::stubs::StubFamily;
-use crate::types::{AggregateKind, Convention, Scalar, Signature};
+use crate::types::{AggregateKind, Convention, Scalar};
 use crate::AbiError;
 
 /// What separates one x86-32 ABI from the other. Every other placement rule is the loop below.
@@ -141,8 +141,13 @@ impl AbiSpec for I386 {
         }
     }
 
-    fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
-        Ok(plan(self.flavour, sig, args, ret))
+    fn place(
+        &self,
+        conv: Convention,
+        args: &[Layout],
+        ret: &Layout,
+    ) -> Result<Placement, AbiError> {
+        Ok(place(self.flavour, conv, args, ret))
     }
 
     fn stub_family(&self) -> StubFamily {
@@ -369,8 +374,7 @@ fn push_piece(pieces: &mut Vec<Piece>, p: Piece) {
 }
 
 /// The plan of `sig` on an x86-32 ABI of `flavour`.
-fn plan(flavour: &Flavour, sig: &Signature, args: &[Layout], ret: &Layout) -> CallPlan {
-    let conv = sig.conv;
+fn place(flavour: &Flavour, conv: Convention, args: &[Layout], ret: &Layout) -> Placement {
     let regs: u8 = match conv {
         Convention::Fastcall => 2,
         Convention::Thiscall => 1,
@@ -394,16 +398,7 @@ fn plan(flavour: &Flavour, sig: &Signature, args: &[Layout], ret: &Layout) -> Ca
         // `ret $n`: the callee pops all its stack arguments, hidden pointer included.
         Convention::Stdcall | Convention::Fastcall | Convention::Thiscall => stack_bytes,
     };
-    CallPlan {
-        abi: flavour.abi,
-        signature: sig.clone(),
-        args,
-        ret_layout: ret.clone(),
-        ret: ret_plan,
-        code,
-        stack_bytes,
-        callee_pop,
-    }
+    Placement { args, ret: ret_plan, code, stack_bytes, callee_pop }
 }
 
 /// Helpers the i386 ABI files' tests share.
@@ -411,6 +406,7 @@ fn plan(flavour: &Flavour, sig: &Signature, args: &[Layout], ret: &Layout) -> Ca
 pub(crate) mod tests {
     use super::*;
     use crate::types::Type;
+    use crate::{CallPlan, Signature};
 
     pub(crate) fn int() -> Type {
         Type::scalar(Scalar::Int)

@@ -165,6 +165,21 @@ pub struct CallPlan {
     pub callee_pop: u32,
 }
 
+/// Where an ABI puts one signature's arguments and result ([`crate::AbiSpec::place`]'s answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// one entry per argument
+    pub args: Vec<ArgPlan>,
+    /// the result
+    pub ret: RetPlan,
+    /// how thunkEntry returns
+    pub code: ReturnCode,
+    /// bytes of stack arguments the caller provides (hidden pointer included)
+    pub stack_bytes: u32,
+    /// bytes of stack arguments the callee pops on return (`ret $n`)
+    pub callee_pop: u32,
+}
+
 /// Register and stack counters that every ABI file assigns locations with.
 #[derive(Clone, Debug)]
 pub struct Allocator {
@@ -278,7 +293,17 @@ pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
             _ => args.push(Arc::unwrap_or_clone(layouts.layout(ty)?)),
         }
     }
-    abi.spec().plan(sig, &args, &ret)
+    let placed = abi.spec().place(sig.conv, &args, &ret)?;
+    Ok(CallPlan {
+        abi,
+        signature: sig.clone(),
+        args: placed.args,
+        ret_layout: ret,
+        ret: placed.ret,
+        code: placed.code,
+        stack_bytes: placed.stack_bytes,
+        callee_pop: placed.callee_pop,
+    })
 }
 
 impl fmt::Display for Loc {

@@ -6,10 +6,10 @@
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::Layout;
 use crate::plan::{
-    result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
+    result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
 use crate::stubs::StubFamily;
-use crate::types::{Convention, Scalar, Signature};
+use crate::types::{Convention, Scalar};
 use crate::AbiError;
 
 /// The System V AMD64 ABI.
@@ -169,23 +169,14 @@ impl AbiSpec for X86_64Sysv {
         }
     }
 
-    fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
+    fn place(&self, _: Convention, args: &[Layout], ret: &Layout) -> Result<Placement, AbiError> {
         // The i386 convention keywords have no meaning here; compilers ignore them (with a
         // warning), and so do the plans.
         let mut alloc = Allocator::new(6, 8);
         // The hidden result pointer takes %rdi before any argument is placed.
         let (ret_plan, code) = self.ret(&mut alloc, ret);
         let args = args.iter().map(|layout| self.arg(&mut alloc, layout)).collect();
-        Ok(CallPlan {
-            abi: self.abi(),
-            signature: sig.clone(),
-            args,
-            ret_layout: ret.clone(),
-            ret: ret_plan,
-            code,
-            stack_bytes: alloc.stack,
-            callee_pop: 0,
-        })
+        Ok(Placement { args, ret: ret_plan, code, stack_bytes: alloc.stack, callee_pop: 0 })
     }
 
     fn stub_family(&self) -> StubFamily {

@@ -15,10 +15,10 @@
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::{Layout, RecordRules};
 use crate::plan::{
-    result_extend, Allocator, ArgPass, ArgPlan, CallPlan, Loc, Piece, RetPlan, ReturnCode,
+    result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
 use crate::stubs::StubFamily;
-use crate::types::{Convention, Scalar, Signature};
+use crate::types::{Convention, Scalar};
 use crate::AbiError;
 
 /// The Microsoft x64 calling convention.
@@ -157,7 +157,7 @@ impl AbiSpec for X86_64Win64 {
         }
     }
 
-    fn plan(&self, sig: &Signature, args: &[Layout], ret: &Layout) -> Result<CallPlan, AbiError> {
+    fn place(&self, _: Convention, args: &[Layout], ret: &Layout) -> Result<Placement, AbiError> {
         // "x64 calling convention": `__stdcall`, `__fastcall`, `__thiscall` and `__cdecl` are
         // accepted and ignored; x64 has one convention.
         if ret.size > 8 && ret.scalar().is_some() {
@@ -170,16 +170,7 @@ impl AbiSpec for X86_64Win64 {
         // The hidden result pointer takes slot 0 before any argument is placed.
         let (ret_plan, code) = self.ret(&mut alloc, ret);
         let args = args.iter().map(|layout| self.arg(&mut alloc, layout)).collect();
-        Ok(CallPlan {
-            abi: self.abi(),
-            signature: sig.clone(),
-            args,
-            ret_layout: ret.clone(),
-            ret: ret_plan,
-            code,
-            stack_bytes: alloc.stack,
-            callee_pop: 0,
-        })
+        Ok(Placement { args, ret: ret_plan, code, stack_bytes: alloc.stack, callee_pop: 0 })
     }
 
     fn stub_family(&self) -> StubFamily {
@@ -211,6 +202,7 @@ impl AbiSpec for X86_64Win64 {
 mod tests {
     use super::*;
     use crate::types::{AggregateKind, Type};
+    use crate::{CallPlan, Signature};
 
     const ABI: Abi = Abi::X86_64Win64;
 
