@@ -7,10 +7,13 @@
 #           on an x86-64 host), gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-i686-linux-gnu
 #           libc6-dev-i386 lib32gcc-12-dev (the GCC authorities of the Linux ABIs; linking the
 #           native i686/aarch64 runs), gcc-mingw-w64-i686 gcc-mingw-w64-x86-64 (GCC for the
-#           Windows ABIs), pkg-config, libffi-dev (the native benches' libffi peer),
+#           Windows ABIs; x86-64's also links the native Win64 suites), wine64 (runs them),
+#           pkg-config, libffi-dev (the native benches' libffi peer),
 #           libsqlite3-dev zlib1g-dev libexpat1-dev (the examples' C libraries; with
 #           libuv1-dev, the real headers `backcall verify --header` is tested on)
-#   rustup: targets i686-unknown-linux-gnu aarch64-unknown-linux-gnu; components rustfmt clippy
+#   rustup: targets i686-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-pc-windows-gnu (the
+#           native suites on those hosts), aarch64-apple-darwin x86_64-apple-darwin
+#           i686-pc-windows-gnu (build checks of the runtime, std only); components rustfmt clippy
 #
 # Idempotent: on a machine that has everything it changes nothing and touches no network.
 # Runs `apt-get update` at most once. Uses sudo only when not root.
@@ -23,11 +26,14 @@ APT_PACKAGES=(
     clang lld cmake qemu-user
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     gcc-i686-linux-gnu libc6-dev-i386 lib32gcc-12-dev
-    gcc-mingw-w64-i686 gcc-mingw-w64-x86-64
+    gcc-mingw-w64-i686 gcc-mingw-w64-x86-64 wine64
     pkg-config libffi-dev
     libsqlite3-dev zlib1g-dev libexpat1-dev libuv1-dev
 )
-RUST_TARGETS=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
+RUST_TARGETS=(
+    i686-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-pc-windows-gnu
+    aarch64-apple-darwin x86_64-apple-darwin i686-pc-windows-gnu
+)
 RUST_COMPONENTS=(rustfmt clippy)
 
 log() { printf 'install-deps: %s\n' "$*"; }
@@ -155,4 +161,6 @@ for tool in clang "${EXTRA_CLANGS[@]}" i686-linux-gnu-gcc aarch64-linux-gnu-gcc 
     i686-w64-mingw32-gcc x86_64-w64-mingw32-gcc; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is still not on PATH"
 done
+command -v wine >/dev/null 2>&1 || command -v wine64 >/dev/null 2>&1 || [ -x /usr/lib/wine/wine64 ] ||
+    die "wine64 is installed, but neither wine nor wine64 runs"
 log "done"

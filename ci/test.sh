@@ -20,6 +20,10 @@ check_format() {
 check_lints() {
     section "cargo clippy --workspace --all-targets --all-features -- -D warnings"
     cargo clippy --workspace --all-targets --all-features -- -D warnings
+    # The Windows code paths (pool, barrier, thread identity, DLL loading, the Wine bridge).
+    section "cargo clippy --target x86_64-pc-windows-gnu (runtime, oracle, native suites)"
+    cargo clippy --target x86_64-pc-windows-gnu -p backcall -p backcall-oracle \
+        -p backcall-native-tests --lib --tests --bins -- -D warnings
 }
 
 run_tests() {
@@ -111,6 +115,26 @@ run_native_aarch64() {
         -- --skip mdwe_
 }
 
+# The same suites built for x86_64-pc-windows-gnu (x86_64-win64), linked by mingw-w64 GCC and
+# run under Wine (ci/wine-run.sh, the runner in .cargo/config.toml); the oracle's callers are
+# compiled by mingw-w64 GCC and by clang (its objects linked by GCC) and loaded as DLLs.
+run_native_win64() {
+    section "native suites on x86_64-pc-windows-gnu under Wine (x86_64-win64)"
+    cargo test --target x86_64-pc-windows-gnu -p backcall --lib --no-fail-fast
+    cargo test --target x86_64-pc-windows-gnu -p backcall --doc --no-fail-fast
+    cargo test --target x86_64-pc-windows-gnu -p backcall-native-tests --no-fail-fast
+}
+
+# The runtime keeps compiling for the hosts users have that this machine cannot run: Apple
+# (arm64 and x86-64) and 32-bit Windows (std only, nothing linked).
+run_build_checks() {
+    local target
+    for target in aarch64-apple-darwin x86_64-apple-darwin i686-pc-windows-gnu; do
+        section "cargo check -p backcall --target $target"
+        cargo check -p backcall --target "$target"
+    done
+}
+
 install_deps
 check_format
 check_lints
@@ -122,4 +146,6 @@ run_examples
 run_fuzz
 run_native_i686
 run_native_aarch64
+run_native_win64
+run_build_checks
 section "all steps passed"

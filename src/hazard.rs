@@ -85,15 +85,76 @@ static STATES: Mutex<Vec<&'static ThreadState>> = Mutex::new(Vec::new());
 static NEXT_KEY: AtomicU32 = AtomicU32::new(1);
 
 thread_local! {
-    static STATE: Cell<*const ThreadState> = const { Cell::new(ptr::null()) };
     static GUARD: StateGuard = const { StateGuard };
+}
+
+/// This thread's state pointer: a thread-local that no destructor resets, so that it stays
+/// readable through the thread's whole teardown.
+#[cfg(not(windows))]
+mod current {
+    use super::ThreadState;
+    use std::cell::Cell;
+
+    thread_local! {
+        static STATE: Cell<*const ThreadState> = const { Cell::new(std::ptr::null()) };
+    }
+
+    /// The pointer (null before the thread registers).
+    #[inline(always)]
+    pub fn get() -> *const ThreadState {
+        STATE.try_with(Cell::get).unwrap_or(std::ptr::null())
+    }
+
+    pub fn set(state: *const ThreadState) {
+        STATE.with(|s| s.set(state));
+    }
+}
+
+/// Windows: a raw TLS slot (`TlsAlloc`). Rust's thread-locals are destroyed there one by one
+/// (and a destroyed one reads as new), which would give a thread's late destructors a new
+/// identity; a raw slot has no destructor.
+#[cfg(windows)]
+mod current {
+    use super::ThreadState;
+    use std::ffi::c_void;
+    use std::sync::OnceLock;
+
+    const TLS_OUT_OF_INDEXES: u32 = u32::MAX;
+
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn TlsAlloc() -> u32;
+        fn TlsGetValue(index: u32) -> *mut c_void;
+        fn TlsSetValue(index: u32, value: *mut c_void) -> i32;
+    }
+
+    fn index() -> u32 {
+        static INDEX: OnceLock<u32> = OnceLock::new();
+        // SAFETY: no preconditions. Out of indexes, the process cannot keep thread identities.
+        *INDEX.get_or_init(|| match unsafe { TlsAlloc() } {
+            TLS_OUT_OF_INDEXES => panic!("backcall: TlsAlloc failed: no TLS index left"),
+            i => i,
+        })
+    }
+
+    /// The pointer (null before the thread registers).
+    #[inline(always)]
+    pub fn get() -> *const ThreadState {
+        // SAFETY: a valid index of this process.
+        unsafe { TlsGetValue(index()) }.cast_const().cast()
+    }
+
+    pub fn set(state: *const ThreadState) {
+        // SAFETY: a valid index; the value is only ever read back by this thread.
+        unsafe { TlsSetValue(index(), state.cast_mut().cast()) };
+    }
 }
 
 /// Marks this thread's state as retiring when the thread's Rust thread-locals are destroyed.
 ///
 /// The state itself stays this thread's, key and all, until the thread is gone: later
 /// thread-local destructors, `pthread_key` destructors (a library's cleanup) and, on the main
-/// thread, `atexit` handlers still call callbacks as their owner. `STATE` has no destructor, so
+/// thread, `atexit` handlers still call callbacks as their owner. [`current`] has no destructor, so
 /// it stays readable through all of them. A later thread reuses a retiring state once its
 /// thread no longer exists ([`register`]).
 struct StateGuard;
@@ -101,7 +162,7 @@ struct StateGuard;
 impl Drop for StateGuard {
     fn drop(&mut self) {
         // SAFETY: states are never freed.
-        if let Some(state) = unsafe { STATE.with(|s| s.get()).as_ref() } {
+        if let Some(state) = unsafe { current::get().as_ref() } {
             state.drop_orphans();
             state.retiring.store(true, Ordering::Release);
         }
@@ -171,15 +232,13 @@ fn current_tid() -> i32 {
 /// Whether this thread is inside a callback call (without registering the thread).
 pub(crate) fn in_callback() -> bool {
     // SAFETY: a non-null pointer is a registered, never freed state.
-    STATE
-        .try_with(|s| unsafe { s.get().as_ref() }.is_some_and(|st| st.depth.get() > 0))
-        .unwrap_or(false)
+    unsafe { current::get().as_ref() }.is_some_and(|st| st.depth.get() > 0)
 }
 
 /// This thread's state (registered on first use).
 #[inline(always)]
 pub(crate) fn thread_state() -> &'static ThreadState {
-    let state = STATE.with(|s| s.get());
+    let state = current::get();
     // SAFETY: a non-null pointer is a registered, never freed state.
     match unsafe { state.as_ref() } {
         Some(state) => state,
@@ -223,7 +282,7 @@ fn register() -> &'static ThreadState {
     state.depth.set(0);
     state.current.set(ptr::null_mut());
     state.asymmetric.set(asymmetric);
-    STATE.with(|s| s.set(state));
+    current::set(state);
     // Without the guard (thread-local destruction already running) the state is never reused.
     let _ = GUARD.try_with(|_| ());
     state
@@ -324,7 +383,30 @@ mod membarrier {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+/// Windows: `FlushProcessWriteBuffers` is the process-wide barrier (every processor running a
+/// thread of the process serializes its stores), available since Vista.
+#[cfg(windows)]
+mod membarrier {
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn FlushProcessWriteBuffers();
+    }
+
+    /// Whether to use it: always, unless `BACKCALL_NO_MEMBARRIER=1` forces the symmetric
+    /// fallback (to test it).
+    pub fn register() -> bool {
+        std::env::var_os("BACKCALL_NO_MEMBARRIER").is_none_or(|v| v != "1")
+    }
+
+    /// Runs the barrier; it cannot fail.
+    pub fn run() -> bool {
+        // SAFETY: no arguments, no preconditions.
+        unsafe { FlushProcessWriteBuffers() };
+        true
+    }
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
 mod membarrier {
     pub fn register() -> bool {
         false

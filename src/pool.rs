@@ -24,6 +24,14 @@ use backcall_abi::{Abi, Arch};
 
 use crate::error::Error;
 
+// The system's side: reserving, mapping and protecting pages.
+#[cfg(unix)]
+#[path = "pool/unix.rs"]
+mod os;
+#[cfg(windows)]
+#[path = "pool/windows.rs"]
+mod os;
+
 /// One mapped page pair.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ExecPage {
@@ -51,9 +59,7 @@ impl ExecPage {
 
 /// The host's page size.
 pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let size = if size > 0 { size as usize } else { 4096 };
+    let size = os::page_size();
     PAGE_SIZE.store(size, std::sync::atomic::Ordering::Relaxed);
     size
 }
@@ -70,8 +76,9 @@ pub(crate) fn page_size_cached() -> usize {
 /// The process's code page and the file it is mapped from (if the system allows one).
 struct Template {
     code: CodePage,
-    /// a sealed memfd holding `code.bytes`, or none: anonymous pages are written instead
-    file: Option<libc::c_int>,
+    /// a sealed in-memory file holding `code.bytes`, or none: anonymous pages are written
+    /// instead
+    file: Option<os::CodeFile>,
 }
 
 static TEMPLATE: OnceLock<Result<Template, Error>> = OnceLock::new();
@@ -83,7 +90,7 @@ fn template(abi: Abi) -> Result<&'static Template, Error> {
         let file = if std::env::var_os("BACKCALL_NO_MEMFD").is_some() {
             None
         } else {
-            memfd_with(&code.bytes)
+            os::code_file(&code.bytes)
         };
         Ok(Template { code, file })
     });
@@ -106,159 +113,33 @@ pub(crate) fn template_for(abi: Abi) -> Result<&'static CodePage, Error> {
     template(abi).map(|t| &t.code)
 }
 
-/// A sealed, read-only-from-now-on memfd holding `bytes`, or `None` when the system offers
-/// none that may be mapped executable.
-#[cfg(target_os = "linux")]
-fn memfd_with(bytes: &[u8]) -> Option<libc::c_int> {
-    let name = c"backcall-thunks";
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // MFD_EXEC (Linux 6.3): ask for an executable file where `vm.memfd_noexec` would make
-    // memfds non-executable by default; older kernels refuse the flag, so retry without.
-    const MFD_EXEC: libc::c_uint = 0x10;
-    // SAFETY: a NUL-terminated name and valid flags.
-    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 {
-        // SAFETY: as above.
-        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
-    }
-    if fd < 0 {
-        return None;
-    }
-    let close = |fd| {
-        // SAFETY: `fd` is ours and nothing maps it yet.
-        unsafe { libc::close(fd) };
-        None
-    };
-    let mut written = 0;
-    while written < bytes.len() {
-        // SAFETY: writes from a live slice.
-        let n = unsafe { libc::write(fd, bytes[written..].as_ptr().cast(), bytes.len() - written) };
-        if n <= 0 {
-            return close(fd);
-        }
-        written += n as usize;
-    }
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on our own fd.
-    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } != 0 {
-        return close(fd);
-    }
-    // Probe: the file must map read+execute (noexec mounts and policies say no here).
-    let size = bytes.len();
-    // SAFETY: a fresh shared mapping of our file, unmapped right away.
-    let probe = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_EXEC,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    if probe == libc::MAP_FAILED {
-        return close(fd);
-    }
-    // SAFETY: the probe mapping made above.
-    unsafe { libc::munmap(probe, size) };
-    Some(fd)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn memfd_with(_bytes: &[u8]) -> Option<libc::c_int> {
-    None
-}
-
-fn os_error(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
-}
-
 /// Maps one page pair of `abi`'s code whose data page names `dispatch` as the dispatcher.
 pub(crate) fn map_page(abi: Abi, dispatch: usize) -> Result<ExecPage, Error> {
     let t = template(abi)?;
     let size = t.code.page_size as usize;
     // Reserve both pages first, so that the code page is followed by its data page.
-    // SAFETY: a fresh anonymous private reservation; no existing memory is affected.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            2 * size,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
+    let base = os::reserve(2 * size)?;
+    let code = match &t.file {
+        Some(file) => os::map_code_file(base, size, file),
+        None => os::write_then_protect(base, size, &t.code.bytes),
     };
-    if base == libc::MAP_FAILED {
-        return Err(Error::PoolExhausted(os_error("mmap of a page pair failed")));
-    }
-    let unmap = |e: Error| {
+    let data = base + size;
+    let mapped = code.and_then(|()| os::make_data(data, size));
+    if let Err(e) = mapped {
         // SAFETY: the reservation made above; nothing refers to it yet.
-        unsafe { libc::munmap(base, 2 * size) };
-        e
-    };
-    let code = match t.file {
-        Some(fd) => map_shared_code(base, size, fd),
-        None => write_then_protect(base, size, &t.code.bytes),
-    };
-    code.map_err(unmap)?;
-    let data = (base as usize + size) as *mut libc::c_void;
-    // SAFETY: the second page of the reservation; read+write only.
-    if unsafe { libc::mprotect(data, size, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
-        return Err(unmap(Error::PoolExhausted(os_error("mprotect of a data page failed"))));
+        unsafe { os::release(base, 2 * size) };
+        return Err(e);
     }
-    // SAFETY: the data page is `size` writable bytes, zeroed by mmap.
-    let words = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), size) };
+    flush_icache(base, size);
+    // SAFETY: the data page is `size` writable bytes, zeroed by the system.
+    let words = unsafe { std::slice::from_raw_parts_mut(data as *mut u8, size) };
     t.code.init_data(words, dispatch as u64);
     debug_assert_eq!(DATA_DISPATCH, 0);
-    Ok(ExecPage { base: base as usize, data: data as usize, code: &t.code })
+    Ok(ExecPage { base, data, code: &t.code })
 }
 
-/// The memfd path: the code page is a read+execute view of the template file.
-fn map_shared_code(base: *mut libc::c_void, size: usize, fd: libc::c_int) -> Result<(), Error> {
-    // SAFETY: replaces the first page of our own reservation.
-    let code = unsafe {
-        libc::mmap(
-            base,
-            size,
-            libc::PROT_READ | libc::PROT_EXEC,
-            libc::MAP_SHARED | libc::MAP_FIXED,
-            fd,
-            0,
-        )
-    };
-    if code == libc::MAP_FAILED {
-        return Err(exec_denied("mmap(PROT_EXEC) of the thunk template failed"));
-    }
-    flush_icache(base as usize, size);
-    Ok(())
-}
-
-/// The fallback: an anonymous page, written, then switched to read+execute.
-fn write_then_protect(base: *mut libc::c_void, size: usize, bytes: &[u8]) -> Result<(), Error> {
-    // SAFETY: the first page of our own reservation, read+write for the copy.
-    if unsafe { libc::mprotect(base, size, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
-        return Err(Error::PoolExhausted(os_error("mprotect of a code page failed")));
-    }
-    // SAFETY: `size` writable bytes; the template is `size` bytes.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.cast::<u8>(), size) };
-    flush_icache(base as usize, size);
-    // SAFETY: same page; from now on it is read+execute only.
-    if unsafe { libc::mprotect(base, size, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
-        return Err(exec_denied("mprotect(PROT_EXEC) of a code page failed"));
-    }
-    Ok(())
-}
-
-/// The error of a system that refuses executable memory, naming the usual policies.
-fn exec_denied(what: &str) -> Error {
-    Error::ExecDenied(format!(
-        "{}; the process refuses executable memory (prctl PR_SET_MDWE / systemd \
-         MemoryDenyWriteExecute=, SELinux execmem, or memfd_create unavailable or \
-         non-executable), and backcall's pool needs either an executable memfd or \
-         mprotect(PROT_EXEC)",
-        os_error(what)
-    ))
+fn os_error(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
 }
 
 /// Makes code visible to instruction fetch (a no-op where the caches are coherent).

@@ -24,7 +24,7 @@
 //! wrong place) cannot be contained; a fatal-signal hook prints the cases in flight, with their
 //! plans, on the way down (see `crash_note`).
 
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_void, CString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -45,6 +45,9 @@ pub fn host_compiler() -> Result<Compiler, RunError> {
     let abi = Abi::host().ok_or_else(|| RunError("backcall knows no ABI for this host".into()))?;
     let cmd = match std::env::var("BACKCALL_ORACLE_CC") {
         Ok(cmd) => cmd,
+        Err(_) if cfg!(all(windows, target_env = "gnu", target_arch = "x86_64")) => {
+            "x86_64-w64-mingw32-gcc".into()
+        }
         Err(_) if cfg!(target_arch = "x86") => "cc -m32".into(),
         Err(_)
             if cfg!(all(target_arch = "aarch64", target_os = "linux"))
@@ -65,7 +68,7 @@ pub fn host_compiler() -> Result<Compiler, RunError> {
     })
 }
 
-/// A `dlopen`ed shared library, closed on drop.
+/// A loaded shared library, closed on drop: `dlopen`ed, or `LoadLibrary`'s on Windows.
 struct Library {
     handle: *mut c_void,
     path: PathBuf,
@@ -74,43 +77,113 @@ struct Library {
 
 impl Library {
     fn open(path: &Path, opt: Opt) -> Result<Library, String> {
-        let c_path =
-            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-        // SAFETY: a NUL-terminated path; the library has no initialisers (no libc, -nostdlib).
-        let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-        if handle.is_null() {
-            return Err(format!("dlopen {}: {}", path.display(), dl_error()));
-        }
+        let handle = dynamic::open(path)?;
         Ok(Library { handle, path: path.to_path_buf(), opt })
     }
 
     fn symbol(&self, name: &str) -> Result<*mut c_void, String> {
         let c_name = CString::new(name).map_err(|e| e.to_string())?;
-        // SAFETY: a live handle and a NUL-terminated name.
-        let sym = unsafe { libc::dlsym(self.handle, c_name.as_ptr()) };
-        if sym.is_null() {
-            Err(format!("dlsym {name} in {}: {}", self.path.display(), dl_error()))
-        } else {
-            Ok(sym)
-        }
+        dynamic::symbol(self.handle, &c_name)
+            .map_err(|e| format!("symbol {name} in {}: {e}", self.path.display()))
     }
 }
 
 impl Drop for Library {
     fn drop(&mut self) {
         // SAFETY: the handle is live and nothing of the library is used after this.
-        unsafe { libc::dlclose(self.handle) };
+        unsafe { dynamic::close(self.handle) };
     }
 }
 
-fn dl_error() -> String {
-    // SAFETY: dlerror returns null or a NUL-terminated message.
-    let msg = unsafe { libc::dlerror() };
-    if msg.is_null() {
-        "unknown error".into()
-    } else {
-        // SAFETY: non-null, NUL-terminated.
-        unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
+/// The file name of a shared library the compiler writes.
+const LIBRARY_SUFFIX: &str = if cfg!(windows) { "dll" } else { "so" };
+
+#[cfg(unix)]
+mod dynamic {
+    use std::ffi::{c_void, CStr, CString};
+    use std::path::Path;
+
+    pub fn open(path: &Path) -> Result<*mut c_void, String> {
+        let c_path =
+            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: a NUL-terminated path; the library has no initialisers (no libc, -nostdlib).
+        let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            return Err(format!("dlopen {}: {}", path.display(), error()));
+        }
+        Ok(handle)
+    }
+
+    pub fn symbol(handle: *mut c_void, name: &CStr) -> Result<*mut c_void, String> {
+        // SAFETY: a live handle and a NUL-terminated name.
+        let sym = unsafe { libc::dlsym(handle, name.as_ptr()) };
+        if sym.is_null() {
+            Err(error())
+        } else {
+            Ok(sym)
+        }
+    }
+
+    /// # Safety
+    /// `handle` is live and nothing of its library is used after this.
+    pub unsafe fn close(handle: *mut c_void) {
+        // SAFETY: the caller's contract.
+        unsafe { libc::dlclose(handle) };
+    }
+
+    fn error() -> String {
+        // SAFETY: dlerror returns null or a NUL-terminated message.
+        let msg = unsafe { libc::dlerror() };
+        if msg.is_null() {
+            "unknown error".into()
+        } else {
+            // SAFETY: non-null, NUL-terminated.
+            unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
+        }
+    }
+}
+
+#[cfg(windows)]
+mod dynamic {
+    use std::ffi::{c_char, c_void, CStr};
+    use std::path::Path;
+
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn LoadLibraryW(name: *const u16) -> *mut c_void;
+        fn GetProcAddress(module: *mut c_void, name: *const c_char) -> *mut c_void;
+        fn FreeLibrary(module: *mut c_void) -> i32;
+    }
+
+    pub fn open(path: &Path) -> Result<*mut c_void, String> {
+        let wide: Vec<u16> = path.as_os_str().to_string_lossy().encode_utf16().chain([0]).collect();
+        // SAFETY: a NUL-terminated wide path.
+        let handle = unsafe { LoadLibraryW(wide.as_ptr()) };
+        if handle.is_null() {
+            return Err(format!(
+                "LoadLibrary {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(handle)
+    }
+
+    pub fn symbol(handle: *mut c_void, name: &CStr) -> Result<*mut c_void, String> {
+        // SAFETY: a live module and a NUL-terminated name.
+        let sym = unsafe { GetProcAddress(handle, name.as_ptr()) };
+        if sym.is_null() {
+            Err(std::io::Error::last_os_error().to_string())
+        } else {
+            Ok(sym)
+        }
+    }
+
+    /// # Safety
+    /// `handle` is live and nothing of its library is used after this.
+    pub unsafe fn close(handle: *mut c_void) {
+        // SAFETY: the caller's contract.
+        unsafe { FreeLibrary(handle) };
     }
 }
 
@@ -158,6 +231,9 @@ impl Oracle {
         }
         report.call_time = started.elapsed();
         report.failures.sort_by_key(|f| f.index);
+        // (mingw-w64 GCC natively on Win64, whose authority is Microsoft's convention as clang
+        // implements it)
+        report.excuse_known(&self.compiler);
         if std::env::var_os("BACKCALL_ORACLE_KEEP").is_some() {
             report.kept = Some(dir.keep());
         }
@@ -173,7 +249,7 @@ impl Oracle {
         report: &mut Report,
     ) -> Result<Option<Library>, RunError> {
         let c_file = dir.join("oracle.c");
-        let lib_path = dir.join(format!("oracle{}.so", opt.flag()));
+        let lib_path = dir.join(format!("oracle{}.{LIBRARY_SUFFIX}", opt.flag()));
         compile_dropping_rejected(self.abi, prepared, report, |source| {
             std::fs::write(&c_file, source)
                 .map_err(|e| RunError(format!("{}: {e}", c_file.display())))?;
@@ -275,7 +351,9 @@ impl Oracle {
 /// What the process says when a case kills it: the cases in flight, printed by a handler of
 /// SIGSEGV, SIGBUS, SIGILL and SIGABRT that then hands the signal to the handler it replaced.
 ///
-/// Everything the handler touches is async-signal-safe: atomics and `write(2)`.
+/// Everything the handler touches is async-signal-safe: atomics and `write(2)`. (Windows has no
+/// such hook here: a crash there ends the process with the system's own report.)
+#[cfg(unix)]
 mod crash_note {
     use std::ffi::c_int;
     use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
@@ -367,5 +445,15 @@ mod crash_note {
             // SAFETY: restoring a handler sigaction(2) gave us.
             unsafe { libc::sigaction(sig, &previous.0[k], std::ptr::null_mut()) };
         }
+    }
+}
+
+#[cfg(not(unix))]
+mod crash_note {
+    /// A case in flight (noted nowhere).
+    pub struct InFlight;
+
+    pub fn enter(_text: String) -> InFlight {
+        InFlight
     }
 }

@@ -62,6 +62,7 @@ fn a_thread_local_destructor_calls_its_threads_callback() {
         .all(|e| !matches!(e, backcall::CallbackError::WrongThread { .. })));
 }
 
+#[cfg(unix)]
 #[test]
 fn a_pthread_key_destructor_calls_its_threads_callback() {
     errors::capture();
@@ -83,6 +84,44 @@ fn a_pthread_key_destructor_calls_its_threads_callback() {
         F.store(f as usize, Ordering::SeqCst);
         // SAFETY: a non-null value, so that the destructor runs at thread exit.
         assert_eq!(unsafe { libc::pthread_setspecific(key, 7 as *const libc::c_void) }, 0);
+        std::mem::forget(cb);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(SEEN.load(Ordering::SeqCst), 8, "the library's cleanup got the handler's result");
+}
+
+/// Windows' counterpart of a `pthread_key` destructor: a fiber-local storage callback, which
+/// runs when the thread exits.
+#[cfg(windows)]
+#[test]
+fn a_fiber_local_storage_callback_calls_its_threads_callback() {
+    use std::ffi::c_void;
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn FlsAlloc(callback: Option<extern "system" fn(*mut c_void)>) -> u32;
+        fn FlsSetValue(index: u32, value: *mut c_void) -> i32;
+    }
+    const FLS_OUT_OF_INDEXES: u32 = u32::MAX;
+    errors::capture();
+    static F: AtomicUsize = AtomicUsize::new(0);
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+    extern "system" fn cleanup(value: *mut c_void) {
+        // SAFETY: F holds a live callback's `int (*)(int)`.
+        let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(F.load(Ordering::SeqCst)) };
+        SEEN.store(f(value as usize as i32) as usize, Ordering::SeqCst);
+    }
+    // SAFETY: a fresh index with a callback that outlives every thread.
+    let index = unsafe { FlsAlloc(Some(cleanup)) };
+    assert_ne!(index, FLS_OUT_OF_INDEXES);
+    std::thread::spawn(move || {
+        let cb = counting_callback(&RAN);
+        // SAFETY: the signature above.
+        let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
+        F.store(f as usize, Ordering::SeqCst);
+        // SAFETY: a non-null value, so that the callback runs at thread exit.
+        assert_ne!(unsafe { FlsSetValue(index, 7 as *mut c_void) }, 0);
         std::mem::forget(cb);
     })
     .join()

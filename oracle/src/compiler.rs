@@ -10,9 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use backcall_abi::{Abi, Judge};
@@ -265,38 +263,54 @@ impl Compiler {
         let mut args = self.args.clone();
         args.push("-std=gnu11".into());
         args.push(opt.flag().into());
-        args.extend(["-shared", "-fPIC", "-nostdlib", "-o"].map(String::from));
-        args.push(lib.display().to_string());
-        args.push(c_file.display().to_string());
-        self.run(&args, None).map(|_| ())
+        let c_file = c_file.display().to_string();
+        let lib = lib.display().to_string();
+        if !self.abi.is_windows() {
+            args.extend(["-shared", "-fPIC", "-nostdlib", "-o"].map(String::from));
+            args.extend([lib, c_file]);
+            return self.run(&args, None).map(|_| ());
+        }
+        // A DLL, with the C runtime's startup and helpers (`___chkstk_ms`, `memcpy`). clang
+        // compiles for Microsoft's toolchain, whose linker and libraries a mingw-w64 machine
+        // lacks: its object is linked by the ABI's GCC, as mingw-w64 GCC's own are.
+        let Some(linker) =
+            self.abi.spec().toolchain().gcc.first().filter(|_| self.family == Family::Clang)
+        else {
+            args.extend(["-shared".into(), "-o".into(), lib, c_file]);
+            return self.run(&args, None).map(|_| ());
+        };
+        let object = format!("{lib}.o");
+        args.extend(["-c".into(), "-o".into(), object.clone(), c_file]);
+        self.run(&args, None)?;
+        let mut link = vec!["-shared".into(), "-o".into(), lib, object];
+        if self.abi == Abi::X86_64Win64 {
+            // MSVC's x64 stack probe is libgcc's `___chkstk_ms` under another name: both probe
+            // the pages below rsp for the size in rax and leave rsp alone.
+            link.push("-Wl,--defsym,__chkstk=___chkstk_ms".into());
+        }
+        run_program(linker, &link, None).map(|_| ())
     }
 
     fn run(&self, args: &[String], stdin: Option<&str>) -> Result<Vec<u8>, CompileError> {
-        let command = format!("{} {}", self.program, args.join(" "));
-        let err =
-            |message: String, not_run| CompileError { command: command.clone(), message, not_run };
-        let mut child = Command::new(&self.program)
-            .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| err(format!("cannot run {}: {e} ({INSTALL_HINT})", self.program), true))?;
-        let writer = stdin.map(|text| {
-            let mut pipe = child.stdin.take().expect("piped stdin");
-            let text = text.to_string();
-            // From another thread: the compiler may fill its output pipes before reading all.
-            std::thread::spawn(move || pipe.write_all(text.as_bytes()))
-        });
-        let output = child.wait_with_output().map_err(|e| err(e.to_string(), true))?;
-        if let Some(w) = writer {
-            let _ = w.join();
-        }
-        if !output.status.success() {
-            return Err(err(String::from_utf8_lossy(&output.stderr).trim_end().to_string(), false));
-        }
-        Ok(output.stdout)
+        run_program(&self.program, args, stdin)
     }
+}
+
+/// Runs `program` with `args`; its standard output, or its messages when it fails.
+fn run_program(
+    program: &str,
+    args: &[String],
+    stdin: Option<&str>,
+) -> Result<Vec<u8>, CompileError> {
+    let command = format!("{program} {}", args.join(" "));
+    let err =
+        |message: String, not_run| CompileError { command: command.clone(), message, not_run };
+    let output = crate::process::output(program, args, stdin)
+        .map_err(|e| err(format!("cannot run {program}: {e} ({INSTALL_HINT})"), true))?;
+    if !output.status.success() {
+        return Err(err(String::from_utf8_lossy(&output.stderr).trim_end().to_string(), false));
+    }
+    Ok(output.stdout)
 }
 
 impl fmt::Display for Compiler {
@@ -322,7 +336,7 @@ fn identify(program: &str) -> Identity {
 }
 
 fn ask_version(program: &str) -> Identity {
-    let out = Command::new(program).arg("--version").stdin(Stdio::null()).output().ok()?;
+    let out = crate::process::output(program, &["--version".into()], None).ok()?;
     if !out.status.success() {
         return None;
     }
@@ -334,8 +348,7 @@ fn ask_version(program: &str) -> Identity {
         return Some((Family::Clang, version));
     }
     // GCC: "gcc (Debian 12.2.0-14) 12.2.0"; mingw's says only "12-win32": ask it directly.
-    let dumped =
-        Command::new(program).arg("-dumpfullversion").stdin(Stdio::null()).output().ok()?;
+    let dumped = crate::process::output(program, &["-dumpfullversion".into()], None).ok()?;
     let text = String::from_utf8_lossy(&dumped.stdout);
     (dumped.status.success())
         .then(|| Version::parse(text.trim()))

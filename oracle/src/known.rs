@@ -148,6 +148,16 @@ pub const KNOWN: &[KnownIssue] = &[
         abis: &[Abi::X86_64Sysv],
         shape: int128_on_the_stack,
     },
+    KnownIssue {
+        upstream: "no upstream issue found: seen with clang 13 to 19, clang 22 passes",
+        summary: "clang does not give the integer register an `__int128` left free to a later \
+                  argument (`void (*)(long, long, long, long, long, __int128, long)`): the \
+                  psABI and GCC pass the `__int128` on the stack and the later argument in r9",
+        family: Family::Clang,
+        majors: 0..=19,
+        abis: &[Abi::X86_64Sysv],
+        shape: int128_leaves_a_register,
+    },
 ];
 
 /// The known issue `compiler`'s `failure` on `abi` matches, if any.
@@ -255,17 +265,35 @@ fn union_expanded_as_member(abi: Abi, failure: &Failure) -> bool {
 /// the stack arguments after it.
 fn int128_on_the_stack(abi: Abi, failure: &Failure) -> bool {
     let Ok(plan) = abi.plan(&failure.signature) else { return false };
-    let wide = |a: &backcall_abi::ArgPlan| {
-        let on_stack = match &a.pass {
-            backcall_abi::ArgPass::Direct(pieces) => {
-                pieces.iter().any(|p| matches!(p.loc, backcall_abi::Loc::Stack(_)))
-            }
-            backcall_abi::ArgPass::Indirect { .. } => false,
-        };
-        on_stack && a.layout.leaves().iter().any(|l| l.size == 16)
-    };
-    let Some(first) = plan.args.iter().position(wide) else { return false };
+    let Some(first) = plan.args.iter().position(stack_int128) else { return false };
     !failure.mismatches.is_empty() && differs_only_from(failure, first, false)
+}
+
+/// An `__int128` argument goes on the stack while a later argument takes an integer register,
+/// and nothing differs but the `__int128` and the arguments after it.
+fn int128_leaves_a_register(abi: Abi, failure: &Failure) -> bool {
+    let Ok(plan) = abi.plan(&failure.signature) else { return false };
+    let in_int_register = |a: &backcall_abi::ArgPlan| match &a.pass {
+        backcall_abi::ArgPass::Direct(pieces) => {
+            pieces.iter().any(|p| matches!(p.loc, backcall_abi::Loc::Int(_)))
+        }
+        backcall_abi::ArgPass::Indirect { pointer } => matches!(pointer, backcall_abi::Loc::Int(_)),
+    };
+    let Some(first) = plan.args.iter().position(stack_int128) else { return false };
+    plan.args[first..].iter().any(in_int_register)
+        && !failure.mismatches.is_empty()
+        && differs_only_from(failure, first, false)
+}
+
+/// Whether an argument holding an `__int128` is passed (in part) on the stack.
+fn stack_int128(a: &backcall_abi::ArgPlan) -> bool {
+    let on_stack = match &a.pass {
+        backcall_abi::ArgPass::Direct(pieces) => {
+            pieces.iter().any(|p| matches!(p.loc, backcall_abi::Loc::Stack(_)))
+        }
+        backcall_abi::ArgPass::Indirect { .. } => false,
+    };
+    on_stack && a.layout.leaves().iter().any(|l| l.size == 16)
 }
 
 /// Some argument's type carries an `aligned(N)` (its own or a member's, at any depth), and

@@ -26,6 +26,7 @@ pub mod compiler;
 pub mod graffiti;
 pub mod known;
 pub mod matrix;
+pub mod process;
 pub mod report;
 pub mod suite;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use backcall_abi::{Abi, Signature};
 
 use crate::compare::Mismatch;
-use crate::compiler::Opt;
+use crate::compiler::{Compiler, Opt};
 
 /// Why a whole run could not happen (as opposed to a case failing).
 #[derive(Clone, Debug)]
@@ -71,6 +71,9 @@ pub struct Report {
     pub crashed: Vec<Skip>,
     /// cases that disagreed or could not run
     pub failures: Vec<Failure>,
+    /// failures set aside as a known deviation of a compiler that is not the ABI's authority
+    /// ([`Report::excuse_known`]), with the deviation
+    pub known: Vec<Skip>,
     /// time spent compiling
     pub compile_time: Duration,
     /// time spent creating callbacks and calling
@@ -91,6 +94,7 @@ impl Report {
             skipped: Vec::new(),
             crashed: Vec::new(),
             failures: Vec::new(),
+            known: Vec::new(),
             compile_time: Duration::ZERO,
             call_time: Duration::ZERO,
             kept: None,
@@ -110,6 +114,28 @@ impl Report {
         }
     }
 
+    /// Sets aside the failures that `compiler`, when it is not the ABI's authority, is known to
+    /// deviate in ([`crate::known`]): a deviation from the authority is no evidence against
+    /// backcall. Every failure of the authority itself stands.
+    pub fn excuse_known(&mut self, compiler: &Compiler) {
+        if compiler.may_judge(self.abi.spec().toolchain().authority.judge) {
+            return;
+        }
+        let abi = self.abi;
+        let (known, failures): (Vec<Failure>, Vec<Failure>) = std::mem::take(&mut self.failures)
+            .into_iter()
+            .partition(|f| crate::known::matching(abi, compiler, f).is_some());
+        self.failures = failures;
+        self.known.extend(known.into_iter().map(|f| {
+            let k = crate::known::matching(abi, compiler, &f).expect("partitioned");
+            Skip {
+                index: f.index,
+                signature: f.signature,
+                reason: format!("a known deviation ({}: {})", k.upstream, k.summary),
+            }
+        }));
+    }
+
     /// No failure, and at least one case ran.
     pub fn is_ok(&self) -> bool {
         self.failures.is_empty() && self.ran > 0
@@ -122,10 +148,13 @@ impl Report {
 
     /// One line: counts and times.
     pub fn summary(&self) -> String {
-        let crashed = match self.crashed.len() {
+        let mut crashed = match self.crashed.len() {
             0 => String::new(),
             n => format!(", {n} crashed the compiler"),
         };
+        if !self.known.is_empty() {
+            crashed.push_str(&format!(", {} known deviations of the compiler", self.known.len()));
+        }
         format!(
             "{} / `{}` {}: {} cases, {} ran, {} skipped by the ABI, {} failed{crashed} \
              (compile {:.2?}, calls {:.2?})",
@@ -177,7 +206,7 @@ impl fmt::Display for Report {
                  BACKCALL_CLANG=<clang> (emulated oracle) picks another compiler"
             )?;
         }
-        for c in &self.crashed {
+        for c in self.crashed.iter().chain(&self.known) {
             writeln!(f, "case {} ({}): {}", c.index, c.signature, c.reason)?;
         }
         if !self.skipped.is_empty() {

@@ -1,14 +1,4 @@
-//! Runs backcall's core cases in a process that refuses executable memory gains:
-//! `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)`, what systemd's `MemoryDenyWriteExecute=`
-//! and hardened services set. Spawned by `tests/mdwe.rs` (a policy cannot be lifted again, so
-//! it needs a process of its own).
-//!
-//! * `mdwe-probe`: callbacks must work (create, call, struct result, nesting through C, threads,
-//!   release), with no writable+executable mapping; exit 0.
-//! * `mdwe-probe --expect-denied` (run with `BACKCALL_NO_MEMFD=1`): the write-then-protect
-//!   fallback is refused, and `Callback::new` must say so with `Error::ExecDenied`; exit 0.
-//!
-//! Any other outcome prints what went wrong and exits 1; a kernel without MDWE exits 2.
+//! The probe itself (Linux: `prctl(PR_SET_MDWE)`).
 
 use std::ffi::{c_long, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +25,7 @@ struct Big {
     c: c_long,
 }
 
-fn main() {
+pub fn main() {
     let expect_denied = std::env::args().any(|a| a == "--expect-denied");
     if let Err(why) = refuse_exec_gain() {
         eprintln!("mdwe-probe: {why}");
