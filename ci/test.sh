@@ -94,10 +94,15 @@ run_every_clang() {
 # host (i386-sysv, with the stdcall/fastcall/thiscall conventions).
 run_native_i686() {
     section "native suites on i686-unknown-linux-gnu (i386-sysv)"
-    # The runtime's unit tests and every native suite (the parser's properties are target-independent).
-    cargo test --target i686-unknown-linux-gnu -p backcall --lib --no-fail-fast
-    cargo test --target i686-unknown-linux-gnu -p backcall --doc --no-fail-fast
-    cargo test --target i686-unknown-linux-gnu -p backcall-native-tests --no-fail-fast
+    native_suites i686-unknown-linux-gnu
+}
+
+# The runtime's unit and doc tests and every native suite, built for target $1 (the parser's
+# properties are target-independent).
+native_suites() {
+    cargo test --target "$1" -p backcall --lib --no-fail-fast
+    cargo test --target "$1" -p backcall --doc --no-fail-fast
+    cargo test --target "$1" -p backcall-native-tests --no-fail-fast
 }
 
 # The same suites built for aarch64-unknown-linux-gnu, run under qemu-user (aarch64-aapcs64):
@@ -120,9 +125,7 @@ run_native_aarch64() {
 # compiled by mingw-w64 GCC and by clang (its objects linked by GCC) and loaded as DLLs.
 run_native_win64() {
     section "native suites on x86_64-pc-windows-gnu under Wine (x86_64-win64)"
-    cargo test --target x86_64-pc-windows-gnu -p backcall --lib --no-fail-fast
-    cargo test --target x86_64-pc-windows-gnu -p backcall --doc --no-fail-fast
-    cargo test --target x86_64-pc-windows-gnu -p backcall-native-tests --no-fail-fast
+    native_suites x86_64-pc-windows-gnu
 }
 
 # The runtime keeps compiling for the hosts users have that this machine cannot run: Apple

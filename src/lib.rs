@@ -60,6 +60,9 @@ pub use backcall_abi as abi;
 pub use backcall_abi::{ReturnCode, Signature, Type};
 
 mod callback;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
 #[doc(hidden)]
 pub mod context;
 #[doc(hidden)]
@@ -89,8 +92,10 @@ pub mod typed;
 /// ([`harness::marshal`]), the native context's layout ([`harness::context`]), the built-in
 /// signature corpus ([`harness::corpus`]), the side-by-side plan table of `backcall plan`
 /// ([`harness::plan_table`]) and, with feature `header`, the callback types of a C header
-/// (`harness::header`).
+/// (`harness::header`), and with feature `cli` what the command lines share (`harness::cli`).
 pub mod harness {
+    #[cfg(feature = "cli")]
+    pub use crate::cli;
     #[cfg(feature = "header")]
     pub use crate::header;
     pub use crate::{context, corpus, marshal, memory, plan_table};

@@ -65,13 +65,9 @@ struct PlanArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match backcall::harness::cli::parse::<Cli>() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     match cli.command {
         Command::Verify { args } => harness("verify", &args),

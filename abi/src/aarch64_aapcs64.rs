@@ -16,6 +16,7 @@ use crate::layout::{round_up, Layout};
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
+use crate::reg::Reg;
 use crate::stubs::StubFamily;
 use crate::types::{Convention, Scalar};
 use crate::AbiError;
@@ -24,8 +25,9 @@ use crate::AbiError;
 pub struct Aarch64Aapcs64;
 
 /// x0–x7 carry arguments and x0/x1 results; `Loc::Int(8)` is x8, the indirect result register.
-const XREGS: [&str; 9] = ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8"];
-const VREGS: [&str; 8] = ["v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"];
+const XREGS: [Reg; 9] =
+    [Reg::X0, Reg::X1, Reg::X2, Reg::X3, Reg::X4, Reg::X5, Reg::X6, Reg::X7, Reg::X8];
+const VREGS: [Reg; 8] = [Reg::V0, Reg::V1, Reg::V2, Reg::V3, Reg::V4, Reg::V5, Reg::V6, Reg::V7];
 
 /// §6.9: "The address of the memory block shall be passed as an additional argument to the
 /// function in x8."
@@ -273,23 +275,23 @@ impl AbiSpec for Aarch64Aapcs64 {
         (4, false)
     }
 
-    fn int_arg_reg_name(&self, i: u8, _conv: Convention) -> &'static str {
-        XREGS[i as usize]
+    fn int_arg_reg(&self, i: u8, _conv: Convention) -> Option<Reg> {
+        XREGS.get(usize::from(i)).copied()
     }
 
-    fn int_ret_reg_name(&self, i: u8) -> &'static str {
-        XREGS[i as usize]
+    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
+        XREGS.get(usize::from(i)).copied()
     }
 
-    fn float_reg_name(&self, i: u8) -> &'static str {
-        VREGS[i as usize]
+    fn float_reg(&self, i: u8) -> Option<Reg> {
+        VREGS.get(usize::from(i)).copied()
     }
 
     fn registers(&self) -> RegisterFile {
         RegisterFile {
-            stack_pointer: "sp",
+            stack_pointer: Reg::Sp,
             // `bl`/`blr` leave the return address in the link register, x30.
-            link_register: Some("x30"),
+            link_register: Some(Reg::X30),
             // §6.1.1: "A subroutine invocation must preserve the contents of the registers
             // r19-r29 and SP" (x29 is the frame pointer). x0–x7 (arguments, results), x8 (the
             // indirect result address), x9–x15 (temporaries) and x16/x17 (IP0/IP1) need not
@@ -297,20 +299,77 @@ impl AbiSpec for Aarch64Aapcs64 {
             // ABI has no such requirements, it should use r18 as an additional temporary
             // register" — Linux compilers do, Apple reserves it (`aarch64_apple.rs`).
             callee_saved: &[
-                "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29",
+                Reg::X19,
+                Reg::X20,
+                Reg::X21,
+                Reg::X22,
+                Reg::X23,
+                Reg::X24,
+                Reg::X25,
+                Reg::X26,
+                Reg::X27,
+                Reg::X28,
+                Reg::X29,
             ],
             // §6.1.2: "Registers v8-v15 must be preserved by a callee across subroutine calls
             // [...] only the bottom 64 bits of each value stored in v8-v15 need to be
             // preserved" (d8–d15); v0–v7 and v16–v31 need not be.
-            callee_saved_float: &["d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15"],
+            callee_saved_float: &[
+                Reg::D8,
+                Reg::D9,
+                Reg::D10,
+                Reg::D11,
+                Reg::D12,
+                Reg::D13,
+                Reg::D14,
+                Reg::D15,
+            ],
             callee_saved_float_bytes: 8,
             caller_saved: &[
-                "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12",
-                "x13", "x14", "x15", "x16", "x17",
+                Reg::X0,
+                Reg::X1,
+                Reg::X2,
+                Reg::X3,
+                Reg::X4,
+                Reg::X5,
+                Reg::X6,
+                Reg::X7,
+                Reg::X8,
+                Reg::X9,
+                Reg::X10,
+                Reg::X11,
+                Reg::X12,
+                Reg::X13,
+                Reg::X14,
+                Reg::X15,
+                Reg::X16,
+                Reg::X17,
             ],
             caller_saved_float: &[
-                "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17", "v18", "v19", "v20",
-                "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31",
+                Reg::V0,
+                Reg::V1,
+                Reg::V2,
+                Reg::V3,
+                Reg::V4,
+                Reg::V5,
+                Reg::V6,
+                Reg::V7,
+                Reg::V16,
+                Reg::V17,
+                Reg::V18,
+                Reg::V19,
+                Reg::V20,
+                Reg::V21,
+                Reg::V22,
+                Reg::V23,
+                Reg::V24,
+                Reg::V25,
+                Reg::V26,
+                Reg::V27,
+                Reg::V28,
+                Reg::V29,
+                Reg::V30,
+                Reg::V31,
             ],
             // "The Stack", stack constraints at a public interface: "SP mod 16 = 0".
             call_alignment: 16,

@@ -28,6 +28,7 @@ use crate::aarch64_aapcs64::{Aarch64Aapcs64, Variant};
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 use crate::layout::Layout;
 use crate::plan::Placement;
+use crate::reg::Reg;
 use crate::stubs::StubFamily;
 use crate::types::{Convention, Scalar};
 use crate::AbiError;
@@ -53,16 +54,16 @@ impl AbiSpec for Aarch64Apple {
         Aarch64Aapcs64.scalar_layout(s)
     }
 
-    fn int_arg_reg_name(&self, i: u8, conv: Convention) -> &'static str {
-        Aarch64Aapcs64.int_arg_reg_name(i, conv)
+    fn int_arg_reg(&self, i: u8, conv: Convention) -> Option<Reg> {
+        Aarch64Aapcs64.int_arg_reg(i, conv)
     }
 
-    fn int_ret_reg_name(&self, i: u8) -> &'static str {
-        Aarch64Aapcs64.int_ret_reg_name(i)
+    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
+        Aarch64Aapcs64.int_ret_reg(i)
     }
 
-    fn float_reg_name(&self, i: u8) -> &'static str {
-        Aarch64Aapcs64.float_reg_name(i)
+    fn float_reg(&self, i: u8) -> Option<Reg> {
+        Aarch64Aapcs64.float_reg(i)
     }
 
     fn registers(&self) -> RegisterFile {

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use crate::arch::Arch;
 use crate::layout::Layout;
 use crate::plan::CallPlan;
+use crate::reg::Reg;
 use crate::types::{Scalar, Signature};
 use crate::AbiError;
 
@@ -171,14 +172,14 @@ pub trait AbiSpec: Sync {
         (4, true)
     }
 
-    /// Name of integer argument register `i` under `conv` (`rdi`, `ecx`, `x0`, ...).
-    fn int_arg_reg_name(&self, i: u8, conv: crate::Convention) -> &'static str;
+    /// Integer argument register `i` under `conv` (`rdi`, `ecx`, `x0`, ...), if there is one.
+    fn int_arg_reg(&self, i: u8, conv: crate::Convention) -> Option<Reg>;
 
-    /// Name of integer result register `i` (`rax`, `edx`, `x1`, ...).
-    fn int_ret_reg_name(&self, i: u8) -> &'static str;
+    /// Integer result register `i` (`rax`, `edx`, `x1`, ...), if there is one.
+    fn int_ret_reg(&self, i: u8) -> Option<Reg>;
 
-    /// Name of float/vector register `i` (`xmm0`, `v3`, ...).
-    fn float_reg_name(&self, i: u8) -> &'static str;
+    /// Float/vector argument and result register `i` (`xmm0`, `v3`, ...), if there is one.
+    fn float_reg(&self, i: u8) -> Option<Reg>;
 
     /// What a call preserves and what it may destroy, and the stack alignment at a call.
     fn registers(&self) -> RegisterFile;
@@ -244,22 +245,22 @@ pub enum Judge {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RegisterFile {
     /// the stack pointer (`esp`, `rsp`, `sp`)
-    pub stack_pointer: &'static str,
+    pub stack_pointer: Reg,
     /// where a call leaves its return address: the link register (`x30`), or `None` when the
     /// call instruction pushes it on the stack (x86)
-    pub link_register: Option<&'static str>,
+    pub link_register: Option<Reg>,
     /// general registers a callee must preserve
-    pub callee_saved: &'static [&'static str],
+    pub callee_saved: &'static [Reg],
     /// float/vector registers a callee must preserve, but only their low
     /// [`RegisterFile::callee_saved_float_bytes`] bytes, and named by that view where it is not
     /// the whole register (AArch64 `d8`, the low 64 bits of `v8`): the rest is caller-saved
-    pub callee_saved_float: &'static [&'static str],
+    pub callee_saved_float: &'static [Reg],
     /// how many low bytes of each [`RegisterFile::callee_saved_float`] register survive a call
     pub callee_saved_float_bytes: u32,
     /// general registers a call may destroy: argument and result registers included
-    pub caller_saved: &'static [&'static str],
+    pub caller_saved: &'static [Reg],
     /// float/vector registers a call may destroy whole
-    pub caller_saved_float: &'static [&'static str],
+    pub caller_saved_float: &'static [Reg],
     /// the alignment of the stack pointer at a call instruction (on x86: before the call
     /// pushes the return address)
     pub call_alignment: u32,
@@ -314,8 +315,8 @@ mod tests {
             let r = abi.spec().registers();
             let lists =
                 [r.callee_saved, r.caller_saved, r.callee_saved_float, r.caller_saved_float];
-            let all: Vec<&str> = lists.concat();
-            let mut unique = all.clone();
+            let all: Vec<Reg> = lists.concat();
+            let mut unique: Vec<&str> = all.iter().map(|r| r.name()).collect();
             unique.sort_unstable();
             unique.dedup();
             assert_eq!(unique.len(), all.len(), "{abi}: a register in two lists: {all:?}");
@@ -333,7 +334,7 @@ mod tests {
                 for (name, float) in plan_registers(abi, conv) {
                     let list = if float { r.caller_saved_float } else { r.caller_saved };
                     assert!(
-                        list.contains(&name.as_str()),
+                        list.iter().any(|r| r.name() == name),
                         "{abi} {conv:?}: {name} not caller-saved"
                     );
                 }

@@ -73,11 +73,11 @@ impl Arch {
 
     /// The register a thunk leaves its record's address in (for a report; the assembly
     /// names it).
-    pub fn record_register(self) -> &'static str {
+    pub fn record_register(self) -> crate::Reg {
         match self {
-            Arch::X86 => "eax",
-            Arch::X86_64 => "r10",
-            Arch::Aarch64 => "x16",
+            Arch::X86 => crate::Reg::Eax,
+            Arch::X86_64 => crate::Reg::R10,
+            Arch::Aarch64 => crate::Reg::X16,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::layout::{ilp32_scalar_layout, FieldLayout, Layout, RecordRules, Shape
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
+use crate::reg::Reg;
 use crate::stubs::StubFamily;
 use crate::types::{AggregateKind, Convention, Scalar};
 use crate::AbiError;
@@ -76,8 +77,7 @@ pub struct I386 {
     pub flavour: &'static Flavour,
 }
 
-const RESULT_REGS: [&str; 2] = ["eax", "edx"];
-const X87: [&str; 8] = ["st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)"];
+const RESULT_REGS: [Reg; 2] = [Reg::Eax, Reg::Edx];
 
 /// Stack arguments are 4-byte slots, aligned to 4 at most.
 const SLOT: u32 = 4;
@@ -107,22 +107,22 @@ impl AbiSpec for I386 {
         conv == Convention::Default || conv.is_i386()
     }
 
-    fn int_arg_reg_name(&self, i: u8, conv: Convention) -> &'static str {
-        let regs: &[&'static str] = match conv {
-            Convention::Fastcall => &["ecx", "edx"],
-            Convention::Thiscall => &["ecx"],
+    fn int_arg_reg(&self, i: u8, conv: Convention) -> Option<Reg> {
+        let regs: &[Reg] = match conv {
+            Convention::Fastcall => &[Reg::Ecx, Reg::Edx],
+            Convention::Thiscall => &[Reg::Ecx],
             _ => &[],
         };
-        regs.get(i as usize).copied().unwrap_or("<no such register>")
+        regs.get(usize::from(i)).copied()
     }
 
-    fn int_ret_reg_name(&self, i: u8) -> &'static str {
-        RESULT_REGS.get(i as usize).copied().unwrap_or("<no such register>")
+    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
+        RESULT_REGS.get(usize::from(i)).copied()
     }
 
-    fn float_reg_name(&self, i: u8) -> &'static str {
+    fn float_reg(&self, _i: u8) -> Option<Reg> {
         // No float argument registers; results use the x87 stack (`Loc::X87`).
-        X87.get(i as usize).copied().unwrap_or("<no such register>")
+        None
     }
 
     fn registers(&self) -> RegisterFile {
@@ -130,13 +130,22 @@ impl AbiSpec for I386 {
         // `%ebx`, `%esi`, `%edi` and `%ebp` belong to the caller; `%eax`, `%ecx`, `%edx` and
         // every x87 and SSE register to the callee.
         RegisterFile {
-            stack_pointer: "esp",
+            stack_pointer: Reg::Esp,
             link_register: None,
-            callee_saved: &["ebx", "esi", "edi", "ebp"],
+            callee_saved: &[Reg::Ebx, Reg::Esi, Reg::Edi, Reg::Ebp],
             callee_saved_float: &[],
             callee_saved_float_bytes: 0,
-            caller_saved: &["eax", "ecx", "edx"],
-            caller_saved_float: &["xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7"],
+            caller_saved: &[Reg::Eax, Reg::Ecx, Reg::Edx],
+            caller_saved_float: &[
+                Reg::Xmm0,
+                Reg::Xmm1,
+                Reg::Xmm2,
+                Reg::Xmm3,
+                Reg::Xmm4,
+                Reg::Xmm5,
+                Reg::Xmm6,
+                Reg::Xmm7,
+            ],
             call_alignment: self.flavour.call_alignment,
         }
     }

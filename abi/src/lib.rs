@@ -22,6 +22,7 @@ pub mod blobs;
 pub mod context;
 pub mod layout;
 pub mod plan;
+pub mod reg;
 pub mod stubs;
 pub mod thunks;
 pub mod types;
@@ -43,6 +44,7 @@ pub use abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 pub use arch::Arch;
 pub use layout::{FieldLayout, Layout, Leaf, RecordRules, Shape, COMPLEX_PARTS};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
+pub use reg::{Reg, RegClass};
 pub use types::{
     Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type,
     MAX_SIGNATURE_NODES,

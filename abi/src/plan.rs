@@ -327,14 +327,23 @@ impl CallPlan {
         })
     }
 
+    /// The register `loc` is: an argument register, or a result register when `ret`; `None`
+    /// for a stack location, and for a register number the ABI does not have.
+    pub fn loc_reg(&self, loc: Loc, ret: bool) -> Option<crate::Reg> {
+        let spec = self.abi.spec();
+        match loc {
+            Loc::Int(i) if ret => spec.int_ret_reg(i),
+            Loc::Int(i) => spec.int_arg_reg(i, self.signature.conv),
+            Loc::Float(i) => spec.float_reg(i),
+            _ => None,
+        }
+    }
+
     /// The ABI's name for `loc`: an argument register (`rdi`, `ecx` under fastcall), a result
     /// register when `ret` (`rax`, `edx`), or `stack+N` / `st(0)`.
     pub fn loc_name(&self, loc: Loc, ret: bool) -> String {
-        let spec = self.abi.spec();
         match loc {
-            Loc::Int(i) if ret => spec.int_ret_reg_name(i).to_string(),
-            Loc::Int(i) => spec.int_arg_reg_name(i, self.signature.conv).to_string(),
-            Loc::Float(i) => spec.float_reg_name(i).to_string(),
+            Loc::Int(_) | Loc::Float(_) => reg_text(self.loc_reg(loc, ret)),
             other => other.to_string(),
         }
     }
@@ -360,6 +369,11 @@ impl CallPlan {
             }
         }
     }
+}
+
+/// A register's name, or what a (tampered) location that names none prints.
+fn reg_text(reg: Option<crate::Reg>) -> String {
+    reg.map_or_else(|| "<no such register>".to_string(), |r| r.name().to_string())
 }
 
 /// The text form `backcall plan` prints and the snapshots hold.

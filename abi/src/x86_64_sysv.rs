@@ -8,6 +8,7 @@ use crate::layout::Layout;
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
+use crate::reg::Reg;
 use crate::stubs::StubFamily;
 use crate::types::{Convention, Scalar};
 use crate::AbiError;
@@ -15,9 +16,10 @@ use crate::AbiError;
 /// The System V AMD64 ABI.
 pub struct X86_64Sysv;
 
-const INT_ARGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
-const INT_RETS: [&str; 2] = ["rax", "rdx"];
-const FLOATS: [&str; 8] = ["xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7"];
+const INT_ARGS: [Reg; 6] = [Reg::Rdi, Reg::Rsi, Reg::Rdx, Reg::Rcx, Reg::R8, Reg::R9];
+const INT_RETS: [Reg; 2] = [Reg::Rax, Reg::Rdx];
+const FLOATS: [Reg; 8] =
+    [Reg::Xmm0, Reg::Xmm1, Reg::Xmm2, Reg::Xmm3, Reg::Xmm4, Reg::Xmm5, Reg::Xmm6, Reg::Xmm7];
 
 /// §3.2.3 classes, restricted to what the supported types produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,31 +139,55 @@ impl AbiSpec for X86_64Sysv {
         crate::layout::lp64_scalar_layout(s)
     }
 
-    fn int_arg_reg_name(&self, i: u8, _conv: Convention) -> &'static str {
-        INT_ARGS[i as usize]
+    fn int_arg_reg(&self, i: u8, _conv: Convention) -> Option<Reg> {
+        INT_ARGS.get(usize::from(i)).copied()
     }
 
-    fn int_ret_reg_name(&self, i: u8) -> &'static str {
-        INT_RETS[i as usize]
+    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
+        INT_RETS.get(usize::from(i)).copied()
     }
 
-    fn float_reg_name(&self, i: u8) -> &'static str {
-        FLOATS[i as usize]
+    fn float_reg(&self, i: u8) -> Option<Reg> {
+        FLOATS.get(usize::from(i)).copied()
     }
 
     fn registers(&self) -> RegisterFile {
         RegisterFile {
-            stack_pointer: "rsp",
+            stack_pointer: Reg::Rsp,
             link_register: None,
             // §3.2.1, Figure 3.4: %rbx, %rbp and %r12–%r15 "belong to the calling function";
             // the remaining registers, every %xmm register included, belong to the callee.
-            callee_saved: &["rbx", "rbp", "r12", "r13", "r14", "r15"],
+            callee_saved: &[Reg::Rbx, Reg::Rbp, Reg::R12, Reg::R13, Reg::R14, Reg::R15],
             callee_saved_float: &[],
             callee_saved_float_bytes: 0,
-            caller_saved: &["rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"],
+            caller_saved: &[
+                Reg::Rax,
+                Reg::Rcx,
+                Reg::Rdx,
+                Reg::Rsi,
+                Reg::Rdi,
+                Reg::R8,
+                Reg::R9,
+                Reg::R10,
+                Reg::R11,
+            ],
             caller_saved_float: &[
-                "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-                "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
+                Reg::Xmm0,
+                Reg::Xmm1,
+                Reg::Xmm2,
+                Reg::Xmm3,
+                Reg::Xmm4,
+                Reg::Xmm5,
+                Reg::Xmm6,
+                Reg::Xmm7,
+                Reg::Xmm8,
+                Reg::Xmm9,
+                Reg::Xmm10,
+                Reg::Xmm11,
+                Reg::Xmm12,
+                Reg::Xmm13,
+                Reg::Xmm14,
+                Reg::Xmm15,
             ],
             // §3.2.2: "(%rsp + 8) is always a multiple of 16 when control is transferred to the
             // function entry point".

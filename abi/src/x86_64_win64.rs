@@ -17,6 +17,7 @@ use crate::layout::{Layout, RecordRules};
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
+use crate::reg::Reg;
 use crate::stubs::StubFamily;
 use crate::types::{Convention, Scalar};
 use crate::AbiError;
@@ -24,9 +25,9 @@ use crate::AbiError;
 /// The Microsoft x64 calling convention.
 pub struct X86_64Win64;
 
-const INT_ARGS: [&str; 4] = ["rcx", "rdx", "r8", "r9"];
-const INT_RETS: [&str; 1] = ["rax"];
-const FLOATS: [&str; 4] = ["xmm0", "xmm1", "xmm2", "xmm3"];
+const INT_ARGS: [Reg; 4] = [Reg::Rcx, Reg::Rdx, Reg::R8, Reg::R9];
+const INT_RETS: [Reg; 1] = [Reg::Rax];
+const FLOATS: [Reg; 4] = [Reg::Xmm0, Reg::Xmm1, Reg::Xmm2, Reg::Xmm3];
 
 /// "x64 stack usage": the caller always reserves home space for the four register slots.
 const SHADOW_SPACE: u32 = 32;
@@ -124,33 +125,50 @@ impl AbiSpec for X86_64Win64 {
         (2, false)
     }
 
-    fn int_arg_reg_name(&self, i: u8, _conv: Convention) -> &'static str {
-        INT_ARGS[i as usize]
+    fn int_arg_reg(&self, i: u8, _conv: Convention) -> Option<Reg> {
+        INT_ARGS.get(usize::from(i)).copied()
     }
 
-    fn int_ret_reg_name(&self, i: u8) -> &'static str {
-        INT_RETS[i as usize]
+    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
+        INT_RETS.get(usize::from(i)).copied()
     }
 
-    fn float_reg_name(&self, i: u8) -> &'static str {
-        FLOATS[i as usize]
+    fn float_reg(&self, i: u8) -> Option<Reg> {
+        FLOATS.get(usize::from(i)).copied()
     }
 
     fn registers(&self) -> RegisterFile {
         RegisterFile {
-            stack_pointer: "rsp",
+            stack_pointer: Reg::Rsp,
             link_register: None,
             // "x64 ABI conventions", Caller/callee saved registers: RBX, RBP, RDI, RSI, RSP,
             // R12–R15 and XMM6–XMM15 are nonvolatile (all 128 bits); RAX, RCX, RDX, R8–R11 and
             // XMM0–XMM5 are volatile.
-            callee_saved: &["rbx", "rbp", "rdi", "rsi", "r12", "r13", "r14", "r15"],
+            callee_saved: &[
+                Reg::Rbx,
+                Reg::Rbp,
+                Reg::Rdi,
+                Reg::Rsi,
+                Reg::R12,
+                Reg::R13,
+                Reg::R14,
+                Reg::R15,
+            ],
             callee_saved_float: &[
-                "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
-                "xmm15",
+                Reg::Xmm6,
+                Reg::Xmm7,
+                Reg::Xmm8,
+                Reg::Xmm9,
+                Reg::Xmm10,
+                Reg::Xmm11,
+                Reg::Xmm12,
+                Reg::Xmm13,
+                Reg::Xmm14,
+                Reg::Xmm15,
             ],
             callee_saved_float_bytes: 16,
-            caller_saved: &["rax", "rcx", "rdx", "r8", "r9", "r10", "r11"],
-            caller_saved_float: &["xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5"],
+            caller_saved: &[Reg::Rax, Reg::Rcx, Reg::Rdx, Reg::R8, Reg::R9, Reg::R10, Reg::R11],
+            caller_saved_float: &[Reg::Xmm0, Reg::Xmm1, Reg::Xmm2, Reg::Xmm3, Reg::Xmm4, Reg::Xmm5],
             // "x64 stack usage": "The stack will always be maintained 16-byte aligned, except
             // within the prolog (for example, after the return address is pushed)".
             call_alignment: 16,

@@ -35,6 +35,7 @@
 //! | [`HEAP_BASE`] | [`Machine::alloc`] |
 //! | [`STACK_BASE`] | the stack, with an unmapped guard gap below it |
 
+use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,8 +48,8 @@ use backcall::harness::memory::Memory;
 use backcall_abi::context::ContextLayout;
 use backcall_abi::thunks::{CodePage, PageError};
 use backcall_abi::{
-    Abi, AbiError, ArgPass, CallPlan, Convention, Loc, RegisterFile, ReturnCode, Scalar, Signature,
-    Type,
+    Abi, AbiError, ArgPass, CallPlan, Convention, Loc, Reg, RegClass, RegisterFile, ReturnCode,
+    Scalar, Signature, Type,
 };
 use backcall_oracle::Compiler;
 use unicorn_engine::{HookType, MemType, Prot, RegisterARM64, RegisterX86, Unicorn};
@@ -165,7 +166,7 @@ pub enum Violation {
         /// the function [`Machine::call`] called
         function: u64,
         /// the register
-        register: &'static str,
+        register: Reg,
         /// the canary put in before the call
         expected: u128,
         /// what it held after
@@ -366,80 +367,68 @@ fn uc_err(what: &'static str) -> impl Fn(uc_error) -> MachineError {
 // ---------------------------------------------------------------------------------------------
 // Registers: the ABI's own facts (`AbiSpec::registers`, abi/src/<abi>.rs), by Unicorn id
 
-/// Unicorn's id for a register named as the ABI files name them (`rdi`, `ecx`, `x3`, `xmm6`,
-/// `d8`, `v8`: an AArch64 `v` register is its whole 128-bit `q` register) or as the machine
-/// needs them (`q8`). Public for hooks added from outside (the compiler oracle's return probe,
-/// [`crate::oracle`]).
-pub fn reg_id(name: &str) -> i32 {
+/// Unicorn's id of `reg` (every register of [`Reg`] has one).
+pub fn reg_id(reg: impl Borrow<Reg>) -> i32 {
     use RegisterARM64 as A;
     use RegisterX86 as X;
-    let x86 = |r: X| r as i32;
-    let arm = |r: A| r as i32;
-    let numbered = |prefix: &str| name.strip_prefix(prefix).and_then(|n| n.parse::<i32>().ok());
-    let id = match name {
-        "eax" => x86(X::EAX),
-        "ecx" => x86(X::ECX),
-        "edx" => x86(X::EDX),
-        "ebx" => x86(X::EBX),
-        "esp" => x86(X::ESP),
-        "ebp" => x86(X::EBP),
-        "esi" => x86(X::ESI),
-        "edi" => x86(X::EDI),
-        "rax" => x86(X::RAX),
-        "rcx" => x86(X::RCX),
-        "rdx" => x86(X::RDX),
-        "rbx" => x86(X::RBX),
-        "rsp" => x86(X::RSP),
-        "rbp" => x86(X::RBP),
-        "rsi" => x86(X::RSI),
-        "rdi" => x86(X::RDI),
-        "r8" => x86(X::R8),
-        "r9" => x86(X::R9),
-        "r10" => x86(X::R10),
-        "r11" => x86(X::R11),
-        "r12" => x86(X::R12),
-        "r13" => x86(X::R13),
-        "r14" => x86(X::R14),
-        "r15" => x86(X::R15),
-        "sp" => arm(A::SP),
-        "lr" | "x30" => arm(A::X30),
-        "fp" | "x29" => arm(A::X29),
-        _ => {
-            if let Some(n @ 0..=15) = numbered("xmm") {
-                x86(X::XMM0) + n
-            } else if let Some(n @ 0..=28) = numbered("x") {
-                arm(A::X0) + n
-            } else if let Some(n @ 0..=31) = numbered("q").or_else(|| numbered("v")) {
-                arm(A::Q0) + n
-            } else if let Some(n @ 0..=31) = numbered("d") {
-                arm(A::D0) + n
-            } else {
-                panic!("machine: no Unicorn register for `{name}`")
-            }
-        }
-    };
-    id
-}
-
-/// The id of the whole 128-bit register that vector register `name` (`xmm6`, `v8`) is, or is
-/// the low part of (AArch64 `d8`).
-fn whole_vector_id(name: &str) -> i32 {
-    match name.strip_prefix('d').and_then(|n| n.parse::<i32>().ok()) {
-        Some(n @ 0..=31) => RegisterARM64::Q0 as i32 + n,
-        _ => reg_id(name),
+    const GPR32: [X; 8] = [X::EAX, X::ECX, X::EDX, X::EBX, X::ESP, X::EBP, X::ESI, X::EDI];
+    const GPR64: [X; 16] = [
+        X::RAX,
+        X::RCX,
+        X::RDX,
+        X::RBX,
+        X::RSP,
+        X::RBP,
+        X::RSI,
+        X::RDI,
+        X::R8,
+        X::R9,
+        X::R10,
+        X::R11,
+        X::R12,
+        X::R13,
+        X::R14,
+        X::R15,
+    ];
+    let reg = *reg.borrow();
+    let n = usize::from(reg.number());
+    match reg.class() {
+        RegClass::Gpr32 => GPR32[n] as i32,
+        RegClass::Gpr64 => GPR64[n] as i32,
+        RegClass::Xmm => X::XMM0 as i32 + n as i32,
+        // (x29 and x30 are ids of their own, after x0..x28)
+        RegClass::X if n == 29 => A::X29 as i32,
+        RegClass::X if n == 30 => A::X30 as i32,
+        RegClass::X => A::X0 as i32 + n as i32,
+        RegClass::Sp => A::SP as i32,
+        RegClass::V => A::Q0 as i32 + n as i32,
+        RegClass::D => A::D0 as i32 + n as i32,
     }
 }
 
-/// Writes all 128 bits of vector register `name`, or of the register `name` is the low part
-/// of (`xmm6`, `v8`, `d8`).
-pub fn write_vector(uc: &mut Unicorn<'_, ()>, name: &str, value: u128) -> Result<(), uc_error> {
-    uc.reg_write_long(whole_vector_id(name), &value.to_le_bytes())
+/// The id of the whole 128-bit register that vector register `reg` (`xmm6`, `v8`) is, or is
+/// the low part of (AArch64 `d8`).
+fn whole_vector_id(reg: Reg) -> i32 {
+    match reg.class() {
+        RegClass::D => RegisterARM64::Q0 as i32 + i32::from(reg.number()),
+        _ => reg_id(reg),
+    }
 }
 
-/// Reads all 128 bits of vector register `name`, or of the register `name` is the low part
+/// Writes all 128 bits of vector register `reg`, or of the register `reg` is the low part
 /// of (`xmm6`, `v8`, `d8`).
-pub fn read_vector(uc: &Unicorn<'_, ()>, name: &str) -> Result<u128, uc_error> {
-    let long = uc.reg_read_long(whole_vector_id(name))?;
+pub fn write_vector(
+    uc: &mut Unicorn<'_, ()>,
+    reg: impl Borrow<Reg>,
+    value: u128,
+) -> Result<(), uc_error> {
+    uc.reg_write_long(whole_vector_id(*reg.borrow()), &value.to_le_bytes())
+}
+
+/// Reads all 128 bits of vector register `reg`, or of the register `reg` is the low part
+/// of (`xmm6`, `v8`, `d8`).
+pub fn read_vector(uc: &Unicorn<'_, ()>, reg: impl Borrow<Reg>) -> Result<u128, uc_error> {
+    let long = uc.reg_read_long(whole_vector_id(*reg.borrow()))?;
     let mut b = [0u8; 16];
     let n = long.len().min(16);
     b[..n].copy_from_slice(&long[..n]);
@@ -573,7 +562,7 @@ impl Machine {
             regs: spec.registers(),
             sp: reg_id(spec.registers().stack_pointer),
             dispatch_arg,
-            ret_reg: reg_id(spec.int_ret_reg_name(0)),
+            ret_reg: reg_id(spec.int_ret_reg(0).expect("every ABI returns in a register")),
             timeout: std::cell::Cell::new(Duration::from_secs(30)),
             state: RefCell::new(State {
                 heap_next: HEAP_BASE,
@@ -976,9 +965,11 @@ fn call_in(
             unreachable!("a word-sized integer is passed directly")
         };
         match pieces[0].loc {
-            Loc::Int(i) => uc
-                .reg_write(reg_id(spec.int_arg_reg_name(i, conv)), value & mask)
-                .map_err(uc_err("write an argument register"))?,
+            Loc::Int(i) => {
+                let reg = spec.int_arg_reg(i, conv).expect("the plan's argument register");
+                uc.reg_write(reg_id(reg), value & mask)
+                    .map_err(uc_err("write an argument register"))?
+            }
             Loc::Stack(off) => {
                 core.mem.write_word(sp_call + u64::from(off), word, value & mask);
             }
@@ -1034,7 +1025,7 @@ fn call_in(
             if value != expected {
                 found.push(Violation::CalleeSaved {
                     function: func,
-                    register: name,
+                    register: *name,
                     expected: u128::from(expected),
                     found: u128::from(value),
                 });
@@ -1047,7 +1038,7 @@ fn call_in(
             if value != expected {
                 found.push(Violation::CalleeSaved {
                     function: func,
-                    register: name,
+                    register: *name,
                     expected,
                     found: value,
                 });
@@ -1099,8 +1090,8 @@ fn dispatch(uc: &mut Unicorn<'_, ()>, core: &Rc<Core>) {
     let sp_at_call = if regs.link_register.is_none() { sp + w } else { sp };
     let ctx = match core.dispatch_arg {
         Loc::Int(i) => {
-            let name = abi.spec().int_arg_reg_name(i, Convention::Default);
-            uc.reg_read(reg_id(name)).expect("read the context register")
+            let reg = abi.spec().int_arg_reg(i, Convention::Default);
+            uc.reg_read(reg_id(reg.expect("the dispatcher's register"))).expect("read it")
         }
         Loc::Stack(off) => core.mem.read_word(sp_at_call + u64::from(off), word),
         other => unreachable!("the dispatcher's argument in {other:?}"),

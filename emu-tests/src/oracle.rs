@@ -89,7 +89,7 @@ use backcall::harness::marshal::Frame;
 use backcall::harness::memory::Memory as _;
 use backcall_abi::stubs::{typed_stub, Stub};
 use backcall_abi::thunks::CodePage;
-use backcall_abi::{Abi, CallPlan, Loc, RetPlan, Shape};
+use backcall_abi::{Abi, CallPlan, Loc, Reg, RetPlan, Shape};
 use backcall_oracle::callers::{
     arg_wide_name, caller_name, env_name, got_name, got_wide_name, result_name, ret_wide_name,
     target_name, widened,
@@ -516,13 +516,6 @@ fn is_x86(abi: Abi) -> bool {
     abi.arch() != backcall_abi::Arch::Aarch64
 }
 
-/// `reg_id` for a name a (possibly tampered) plan produced: `None` for the ABI files'
-/// `<no such register>`. (Any other unknown name panics in `reg_id`; the hooks run under
-/// [`guarded`], which records that as the case's problem.)
-fn try_reg_id(name: &str) -> Option<i32> {
-    (!name.starts_with('<')).then(|| reg_id(name))
-}
-
 fn read_word(uc: &Unicorn<'_, ()>, addr: u64, word: u32) -> Result<u64, String> {
     let mut b = [0u8; 8];
     uc.mem_read(addr, &mut b[..word as usize])
@@ -536,9 +529,8 @@ fn read_bytes(uc: &Unicorn<'_, ()>, addr: u64, len: u64) -> Result<Vec<u8>, Stri
     Ok(v)
 }
 
-fn reg(uc: &Unicorn<'_, ()>, name: &str) -> Result<u64, String> {
-    let id = try_reg_id(name).ok_or_else(|| format!("no register `{name}`"))?;
-    uc.reg_read(id).map_err(|e| format!("reading {name}: {e:?}"))
+fn reg(uc: &Unicorn<'_, ()>, reg: Reg) -> Result<u64, String> {
+    uc.reg_read(reg_id(reg)).map_err(|e| format!("reading {reg}: {e:?}"))
 }
 
 /// Runs a hook body; an error or a panic is recorded, never unwound into Unicorn.
@@ -882,7 +874,10 @@ fn thunk_entered(
     let (mut pad, mut pad_unreadable) = (None, None);
     if let RetPlan::Indirect { pointer, .. } = plan.ret {
         let dst = match pointer {
-            Loc::Int(_) => reg(uc, &plan.loc_name(pointer, false))?,
+            Loc::Int(_) => {
+                let r = plan.loc_reg(pointer, false).ok_or("the plan names no such register")?;
+                reg(uc, r)?
+            }
             Loc::Stack(off) => read_word(uc, sp_at_call + u64::from(off), word)?,
             other => return Err(format!("a hidden result pointer in {other}")),
         };
@@ -920,7 +915,8 @@ fn thunk_returned(
     let returned_in = match plan.ret {
         RetPlan::Indirect { returned_in: Some(loc), .. } => {
             let name = plan.loc_name(loc, true);
-            let value = reg(uc, &name)?;
+            let r = plan.loc_reg(loc, true).ok_or_else(|| format!("no register {name}"))?;
+            let value = reg(uc, r)?;
             let mask = if abi.word_size() == 4 { 0xffff_ffff } else { u64::MAX };
             Some((name, value & mask))
         }

@@ -44,7 +44,7 @@ struct Regs {
     ret_int: i32,
     /// the float result register the caller reads (i386: none, x87 st(0) is loaded only for the
     /// Float and Double codes)
-    ret_float: Option<&'static str>,
+    ret_float: Option<backcall_abi::Reg>,
 }
 
 fn regs(abi: Abi) -> Regs {
@@ -53,8 +53,8 @@ fn regs(abi: Abi) -> Regs {
     Regs {
         file,
         sp: reg_id(file.stack_pointer),
-        ret_int: reg_id(spec.int_ret_reg_name(0)),
-        ret_float: (abi.word_size() == 8).then(|| spec.float_reg_name(0)),
+        ret_int: reg_id(spec.int_ret_reg(0).expect("a result register")),
+        ret_float: (abi.word_size() == 8).then(|| spec.float_reg(0)).flatten(),
     }
 }
 

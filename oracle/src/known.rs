@@ -158,6 +158,16 @@ pub const KNOWN: &[KnownIssue] = &[
         abis: &[Abi::X86_64Sysv],
         shape: int128_leaves_a_register,
     },
+    KnownIssue {
+        upstream: "no upstream issue found: seen with clang 13 to 19 at -O2 (clang 22 crashes)",
+        summary: "clang at -O2 turns a call that passes a struct by reference (a pointer to the \
+                  caller's copy: `__thiscall`'s small structs, over-aligned arguments) into a \
+                  tail call that frees the copy before the callee reads it",
+        family: Family::Clang,
+        majors: 0..=21,
+        abis: &[Abi::I386Win32],
+        shape: by_reference_argument,
+    },
 ];
 
 /// The known issue `compiler`'s `failure` on `abi` matches, if any.
@@ -267,6 +277,16 @@ fn int128_on_the_stack(abi: Abi, failure: &Failure) -> bool {
     let Ok(plan) = abi.plan(&failure.signature) else { return false };
     let Some(first) = plan.args.iter().position(stack_int128) else { return false };
     !failure.mismatches.is_empty() && differs_only_from(failure, first, false)
+}
+
+/// Some argument is passed by reference, and nothing differs but it and the arguments after
+/// it.
+fn by_reference_argument(abi: Abi, failure: &Failure) -> bool {
+    let Ok(plan) = abi.plan(&failure.signature) else { return false };
+    let indirect =
+        |a: &backcall_abi::ArgPlan| matches!(a.pass, backcall_abi::ArgPass::Indirect { .. });
+    let Some(first) = plan.args.iter().position(indirect) else { return false };
+    differs_only_from(failure, first, false)
 }
 
 /// An `__int128` argument goes on the stack while a later argument takes an integer register,
