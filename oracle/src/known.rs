@@ -116,7 +116,10 @@ pub const KNOWN: &[KnownIssue] = &[
         majors: 0..=u32::MAX,
         abis: &[Abi::I386Win32],
         // (its st(0) results, a deviation of its own, may come with it)
-        shape: |abi, f| over_aligned_argument(abi, f, |_| true, gcc_float_result(abi, f)),
+        shape: |abi, f| {
+            let result = gcc_float_result(abi, f) || hidden_result(abi, f);
+            over_aligned_argument(abi, f, |_| true, result)
+        },
     },
     KnownIssue {
         upstream: "no upstream issue found: clang 19 changed it (seen with 13 to 16)",
@@ -127,7 +130,7 @@ pub const KNOWN: &[KnownIssue] = &[
         family: Family::Clang,
         majors: 0..=18,
         abis: &[Abi::I386Win32],
-        shape: |_, f| aligned_record_argument(f),
+        shape: aligned_record_argument,
     },
     KnownIssue {
         upstream: "no upstream issue: GCC keeps its own record layout on Windows",
@@ -317,12 +320,19 @@ fn stack_int128(a: &backcall_abi::ArgPlan) -> bool {
 }
 
 /// Some argument's type carries an `aligned(N)` (its own or a member's, at any depth), and
-/// nothing differs but it and the arguments after it.
-fn aligned_record_argument(failure: &Failure) -> bool {
+/// nothing differs but it and the arguments after it, and a result returned through a hidden
+/// pointer (seen under `__thiscall`: the copy moves the pointer too).
+fn aligned_record_argument(abi: Abi, failure: &Failure) -> bool {
     let Some(first) = failure.signature.args.iter().position(carries_aligned) else {
         return false;
     };
-    differs_only_from(failure, first, false)
+    differs_only_from(failure, first, hidden_result(abi, failure))
+}
+
+/// Whether the result is returned through a hidden pointer.
+fn hidden_result(abi: Abi, failure: &Failure) -> bool {
+    abi.plan(&failure.signature)
+        .is_ok_and(|p| matches!(p.ret, backcall_abi::RetPlan::Indirect { .. }))
 }
 
 /// Whether `ty` has an `aligned(N)` attribute: its own, a member's or a member type's.
