@@ -275,16 +275,16 @@ impl AbiSpec for Aarch64Aapcs64 {
         (4, false)
     }
 
-    fn int_arg_reg(&self, i: u8, _conv: Convention) -> Option<Reg> {
-        XREGS.get(usize::from(i)).copied()
+    fn int_arg_regs(&self, _conv: Convention) -> &'static [Reg] {
+        &XREGS
     }
 
-    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
-        XREGS.get(usize::from(i)).copied()
+    fn int_ret_regs(&self) -> &'static [Reg] {
+        &XREGS
     }
 
-    fn float_reg(&self, i: u8) -> Option<Reg> {
-        VREGS.get(usize::from(i)).copied()
+    fn float_regs(&self) -> &'static [Reg] {
+        &VREGS
     }
 
     fn registers(&self) -> RegisterFile {

@@ -54,16 +54,16 @@ impl AbiSpec for Aarch64Apple {
         Aarch64Aapcs64.scalar_layout(s)
     }
 
-    fn int_arg_reg(&self, i: u8, conv: Convention) -> Option<Reg> {
-        Aarch64Aapcs64.int_arg_reg(i, conv)
+    fn int_arg_regs(&self, conv: Convention) -> &'static [Reg] {
+        Aarch64Aapcs64.int_arg_regs(conv)
     }
 
-    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
-        Aarch64Aapcs64.int_ret_reg(i)
+    fn int_ret_regs(&self) -> &'static [Reg] {
+        Aarch64Aapcs64.int_ret_regs()
     }
 
-    fn float_reg(&self, i: u8) -> Option<Reg> {
-        Aarch64Aapcs64.float_reg(i)
+    fn float_regs(&self) -> &'static [Reg] {
+        Aarch64Aapcs64.float_regs()
     }
 
     fn registers(&self) -> RegisterFile {

@@ -172,14 +172,29 @@ pub trait AbiSpec: Sync {
         (4, true)
     }
 
-    /// Integer argument register `i` under `conv` (`rdi`, `ecx`, `x0`, ...), if there is one.
-    fn int_arg_reg(&self, i: u8, conv: crate::Convention) -> Option<Reg>;
+    /// The integer argument registers under `conv`, in order (`rdi`, `rsi`, ...; `ecx`, `edx`).
+    fn int_arg_regs(&self, conv: crate::Convention) -> &'static [Reg];
 
-    /// Integer result register `i` (`rax`, `edx`, `x1`, ...), if there is one.
-    fn int_ret_reg(&self, i: u8) -> Option<Reg>;
+    /// The integer result registers, in order (`rax`, `rdx`; `x0`, `x1`, ...).
+    fn int_ret_regs(&self) -> &'static [Reg];
 
-    /// Float/vector argument and result register `i` (`xmm0`, `v3`, ...), if there is one.
-    fn float_reg(&self, i: u8) -> Option<Reg>;
+    /// The float/vector argument and result registers, in order (`xmm0`, ...; `v0`, ...).
+    fn float_regs(&self) -> &'static [Reg];
+
+    /// Integer argument register `i` under `conv`, if there is one.
+    fn int_arg_reg(&self, i: u8, conv: crate::Convention) -> Option<Reg> {
+        self.int_arg_regs(conv).get(usize::from(i)).copied()
+    }
+
+    /// Integer result register `i`, if there is one.
+    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
+        self.int_ret_regs().get(usize::from(i)).copied()
+    }
+
+    /// Float/vector register `i`, if there is one.
+    fn float_reg(&self, i: u8) -> Option<Reg> {
+        self.float_regs().get(usize::from(i)).copied()
+    }
 
     /// What a call preserves and what it may destroy, and the stack alignment at a call.
     fn registers(&self) -> RegisterFile;

@@ -107,22 +107,21 @@ impl AbiSpec for I386 {
         conv == Convention::Default || conv.is_i386()
     }
 
-    fn int_arg_reg(&self, i: u8, conv: Convention) -> Option<Reg> {
-        let regs: &[Reg] = match conv {
+    fn int_arg_regs(&self, conv: Convention) -> &'static [Reg] {
+        match conv {
             Convention::Fastcall => &[Reg::Ecx, Reg::Edx],
             Convention::Thiscall => &[Reg::Ecx],
             _ => &[],
-        };
-        regs.get(usize::from(i)).copied()
+        }
     }
 
-    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
-        RESULT_REGS.get(usize::from(i)).copied()
+    fn int_ret_regs(&self) -> &'static [Reg] {
+        &RESULT_REGS
     }
 
-    fn float_reg(&self, _i: u8) -> Option<Reg> {
+    fn float_regs(&self) -> &'static [Reg] {
         // No float argument registers; results use the x87 stack (`Loc::X87`).
-        None
+        &[]
     }
 
     fn registers(&self) -> RegisterFile {

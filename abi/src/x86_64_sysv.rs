@@ -139,16 +139,16 @@ impl AbiSpec for X86_64Sysv {
         crate::layout::lp64_scalar_layout(s)
     }
 
-    fn int_arg_reg(&self, i: u8, _conv: Convention) -> Option<Reg> {
-        INT_ARGS.get(usize::from(i)).copied()
+    fn int_arg_regs(&self, _conv: Convention) -> &'static [Reg] {
+        &INT_ARGS
     }
 
-    fn int_ret_reg(&self, i: u8) -> Option<Reg> {
-        INT_RETS.get(usize::from(i)).copied()
+    fn int_ret_regs(&self) -> &'static [Reg] {
+        &INT_RETS
     }
 
-    fn float_reg(&self, i: u8) -> Option<Reg> {
-        FLOATS.get(usize::from(i)).copied()
+    fn float_regs(&self) -> &'static [Reg] {
+        &FLOATS
     }
 
     fn registers(&self) -> RegisterFile {
