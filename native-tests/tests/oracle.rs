@@ -20,7 +20,7 @@ use backcall_abi::{Abi, Convention, Scalar, Signature, Type};
 use backcall_native_tests::host::{host_compiler, Oracle};
 use backcall_oracle::callers::c_source;
 use backcall_oracle::graffiti::{arg_graffiti, result_graffiti};
-use backcall_oracle::known::matching;
+use backcall_oracle::known::{expanded_union_argument, matching};
 use backcall_oracle::suite::{config, corpus_cases, seed, RandomCases};
 use backcall_oracle::{Case, Compiler, Opt, Prepared, Report};
 use proptest::strategy::{Strategy, ValueTree};
@@ -73,12 +73,16 @@ fn the_corpus_with_clang() {
     };
     // clang's i386 fastcall and thiscall are Microsoft's, not GCC's (known): natively a
     // caller of the other reading passes garbage where backcall reads the hidden result
-    // pointer, which no process survives. The emulated oracle covers them.
+    // pointer, which no process survives. Nor does a stdcall call whose union clang passes as
+    // one member (known): the two sides pop different sizes. The emulated oracle covers them.
     let cases: Vec<Case> = corpus_cases(None)
         .into_iter()
         .filter(|c| {
+            let sig = &c.signature;
             oracle.abi != Abi::I386Sysv
-                || !matches!(c.signature.conv, Convention::Fastcall | Convention::Thiscall)
+                || !(matches!(sig.conv, Convention::Fastcall | Convention::Thiscall)
+                    || sig.conv == Convention::Stdcall
+                        && expanded_union_argument(oracle.abi, sig).is_some())
         })
         .collect();
     for opt in Opt::ALL {

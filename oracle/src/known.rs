@@ -260,6 +260,15 @@ fn differs_only_from(failure: &Failure, first: usize, result_may_differ: bool) -
 /// Some argument is a union of 4- and 8-byte scalars whose member sizes add up to its size (at
 /// most 16 bytes), and nothing differs but it and the arguments after it.
 fn union_expanded_as_member(abi: Abi, failure: &Failure) -> bool {
+    let Some(first) = expanded_union_argument(abi, &failure.signature) else { return false };
+    differs_only_from(failure, first, false)
+}
+
+/// The first argument of `sig` that clang on i386 passes as one member (see [`KNOWN`]): a
+/// union of 4- and 8-byte scalars whose member sizes add up to its size, at most 16 bytes.
+/// Under a convention whose callee pops, clang's caller and backcall then disagree on the pop,
+/// which no native process survives.
+pub fn expanded_union_argument(abi: Abi, sig: &backcall_abi::Signature) -> Option<usize> {
     let expanded = |ty: &Type| {
         let Ok(layout) = abi.layout(ty) else { return false };
         let Shape::Aggregate { kind: AggregateKind::Union, fields } = &layout.shape else {
@@ -270,8 +279,7 @@ fn union_expanded_as_member(abi: Abi, failure: &Failure) -> bool {
         let sum: u32 = fields.iter().map(|f| f.layout.size).sum();
         word_scalars && layout.size <= 16 && sum == layout.size
     };
-    let Some(first) = failure.signature.args.iter().position(expanded) else { return false };
-    differs_only_from(failure, first, false)
+    sig.args.iter().position(expanded)
 }
 
 /// Some argument holding an `__int128` is passed on the stack, and nothing differs but it and
