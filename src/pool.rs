@@ -20,7 +20,7 @@
 use std::sync::OnceLock;
 
 use backcall_abi::thunks::{CodePage, DATA_DISPATCH};
-use backcall_abi::{Abi, Arch};
+use backcall_abi::Abi;
 
 use crate::error::Error;
 
@@ -130,7 +130,6 @@ pub(crate) fn map_page(abi: Abi, dispatch: usize) -> Result<ExecPage, Error> {
         unsafe { os::release(base, 2 * size) };
         return Err(e);
     }
-    flush_icache(base, size);
     // SAFETY: the data page is `size` writable bytes, zeroed by the system.
     let words = unsafe { std::slice::from_raw_parts_mut(data as *mut u8, size) };
     t.code.init_data(words, dispatch as u64);
@@ -140,36 +139,4 @@ pub(crate) fn map_page(abi: Abi, dispatch: usize) -> Result<ExecPage, Error> {
 
 fn os_error(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
-}
-
-/// Makes code visible to instruction fetch (a no-op where the caches are coherent).
-fn flush_icache(_start: usize, _len: usize) {
-    if Arch::host().is_some_and(Arch::needs_icache_flush) {
-        #[cfg(target_arch = "aarch64")]
-        aarch64_flush_icache(_start, _len);
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-fn aarch64_flush_icache(start: usize, len: usize) {
-    // Arm ARM B2.4.4: clean D-cache to the point of unification, invalidate I-cache, then
-    // barriers. 64 bytes is the smallest line size in use; CTR_EL0 could refine it.
-    const LINE: usize = 64;
-    let end = start + len;
-    let mut a = start & !(LINE - 1);
-    while a < end {
-        // SAFETY: `a` lies inside a readable mapping of ours.
-        unsafe { std::arch::asm!("dc cvau, {0}", in(reg) a) };
-        a += LINE;
-    }
-    // SAFETY: barriers and cache maintenance have no memory-safety preconditions.
-    unsafe { std::arch::asm!("dsb ish") };
-    let mut a = start & !(LINE - 1);
-    while a < end {
-        // SAFETY: as above.
-        unsafe { std::arch::asm!("ic ivau, {0}", in(reg) a) };
-        a += LINE;
-    }
-    // SAFETY: as above.
-    unsafe { std::arch::asm!("dsb ish", "isb") };
 }

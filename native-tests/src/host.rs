@@ -146,6 +146,7 @@ mod dynamic {
 #[cfg(windows)]
 mod dynamic {
     use std::ffi::{c_char, c_void, CStr};
+    use std::os::windows::ffi::OsStrExt as _;
     use std::path::Path;
 
     #[link(name = "kernel32")]
@@ -156,7 +157,7 @@ mod dynamic {
     }
 
     pub fn open(path: &Path) -> Result<*mut c_void, String> {
-        let wide: Vec<u16> = path.as_os_str().to_string_lossy().encode_utf16().chain([0]).collect();
+        let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
         // SAFETY: a NUL-terminated wide path.
         let handle = unsafe { LoadLibraryW(wide.as_ptr()) };
         if handle.is_null() {

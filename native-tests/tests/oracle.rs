@@ -264,7 +264,7 @@ fn the_generated_callers_compile() {
     // The ABI's authority judges the layouts: the host's compiler where it is one (GCC on
     // Linux), else clang (mingw-w64 GCC lays out some packed records its own way on Win64).
     let host = host_compiler().unwrap_or_else(|e| panic!("{e}"));
-    let compiler = if host.may_judge(abi.spec().toolchain().authority.judge) {
+    let compiler = if host.may_judge_its_abi() {
         host
     } else {
         clang_oracle().expect("clang, the authority of this ABI").compiler

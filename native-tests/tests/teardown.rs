@@ -62,33 +62,54 @@ fn a_thread_local_destructor_calls_its_threads_callback() {
         .all(|e| !matches!(e, backcall::CallbackError::WrongThread { .. })));
 }
 
-#[cfg(unix)]
-#[test]
-fn a_pthread_key_destructor_calls_its_threads_callback() {
+/// The callback a thread-exit cleanup calls (the one thread that runs it stores it here), and
+/// what that call returned.
+static EXIT_CALLBACK: AtomicUsize = AtomicUsize::new(0);
+static EXIT_SEEN: AtomicUsize = AtomicUsize::new(0);
+
+/// A C library's per-thread cleanup: calls the thread's callback with the value it kept.
+fn exit_cleanup(value: usize) {
+    // SAFETY: EXIT_CALLBACK holds a live callback's `int (*)(int)`.
+    let f: extern "C" fn(i32) -> i32 =
+        unsafe { std::mem::transmute(EXIT_CALLBACK.load(Ordering::SeqCst)) };
+    EXIT_SEEN.store(f(value as i32) as usize, Ordering::SeqCst);
+}
+
+/// On a new thread that owns a callback, `keep` registers the value 7 with a thread-exit
+/// cleanup that passes it to [`exit_cleanup`]; the cleanup's call must reach the handler.
+fn a_thread_exit_cleanup_calls_the_callback(keep: impl FnOnce() + Send + 'static) {
     errors::capture();
-    static F: AtomicUsize = AtomicUsize::new(0);
-    static SEEN: AtomicUsize = AtomicUsize::new(0);
     static RAN: AtomicUsize = AtomicUsize::new(0);
-    extern "C" fn cleanup(value: *mut libc::c_void) {
-        // SAFETY: F holds a live callback's `int (*)(int)`.
-        let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(F.load(Ordering::SeqCst)) };
-        SEEN.store(f(value as usize as i32) as usize, Ordering::SeqCst);
-    }
-    let mut key: libc::pthread_key_t = 0;
-    // SAFETY: a fresh key with a destructor that outlives every thread.
-    assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(cleanup)) }, 0);
     std::thread::spawn(move || {
         let cb = counting_callback(&RAN);
         // SAFETY: the signature above.
         let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
-        F.store(f as usize, Ordering::SeqCst);
-        // SAFETY: a non-null value, so that the destructor runs at thread exit.
-        assert_eq!(unsafe { libc::pthread_setspecific(key, 7 as *const libc::c_void) }, 0);
+        EXIT_CALLBACK.store(f as usize, Ordering::SeqCst);
+        keep();
         std::mem::forget(cb);
     })
     .join()
     .unwrap();
-    assert_eq!(SEEN.load(Ordering::SeqCst), 8, "the library's cleanup got the handler's result");
+    assert_eq!(
+        EXIT_SEEN.load(Ordering::SeqCst),
+        8,
+        "the library's cleanup got the handler's result"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_pthread_key_destructor_calls_its_threads_callback() {
+    extern "C" fn cleanup(value: *mut libc::c_void) {
+        exit_cleanup(value as usize);
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: a fresh key with a destructor that outlives every thread.
+    assert_eq!(unsafe { libc::pthread_key_create(&mut key, Some(cleanup)) }, 0);
+    a_thread_exit_cleanup_calls_the_callback(move || {
+        // SAFETY: a non-null value, so that the destructor runs at thread exit.
+        assert_eq!(unsafe { libc::pthread_setspecific(key, 7 as *const libc::c_void) }, 0);
+    });
 }
 
 /// Windows' counterpart of a `pthread_key` destructor: a fiber-local storage callback, which
@@ -103,30 +124,16 @@ fn a_fiber_local_storage_callback_calls_its_threads_callback() {
         fn FlsSetValue(index: u32, value: *mut c_void) -> i32;
     }
     const FLS_OUT_OF_INDEXES: u32 = u32::MAX;
-    errors::capture();
-    static F: AtomicUsize = AtomicUsize::new(0);
-    static SEEN: AtomicUsize = AtomicUsize::new(0);
-    static RAN: AtomicUsize = AtomicUsize::new(0);
     extern "system" fn cleanup(value: *mut c_void) {
-        // SAFETY: F holds a live callback's `int (*)(int)`.
-        let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(F.load(Ordering::SeqCst)) };
-        SEEN.store(f(value as usize as i32) as usize, Ordering::SeqCst);
+        exit_cleanup(value as usize);
     }
     // SAFETY: a fresh index with a callback that outlives every thread.
     let index = unsafe { FlsAlloc(Some(cleanup)) };
     assert_ne!(index, FLS_OUT_OF_INDEXES);
-    std::thread::spawn(move || {
-        let cb = counting_callback(&RAN);
-        // SAFETY: the signature above.
-        let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
-        F.store(f as usize, Ordering::SeqCst);
+    a_thread_exit_cleanup_calls_the_callback(move || {
         // SAFETY: a non-null value, so that the callback runs at thread exit.
         assert_ne!(unsafe { FlsSetValue(index, 7 as *mut c_void) }, 0);
-        std::mem::forget(cb);
-    })
-    .join()
-    .unwrap();
-    assert_eq!(SEEN.load(Ordering::SeqCst), 8, "the library's cleanup got the handler's result");
+    });
 }
 
 #[test]

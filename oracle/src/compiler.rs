@@ -167,6 +167,12 @@ impl Compiler {
         out
     }
 
+    /// Whether this compiler may be its ABI's authority ([`Compiler::may_judge`] with the ABI's
+    /// own judge).
+    pub fn may_judge_its_abi(&self) -> bool {
+        self.may_judge(self.abi.spec().toolchain().authority.judge)
+    }
+
     /// Whether this compiler is `abi`'s authority by the judge's rule (family, and for clang
     /// the oldest version that implements the authority's rules).
     pub fn may_judge(&self, judge: Judge) -> bool {

@@ -41,6 +41,7 @@ fn direct(program: &str, args: &[String], stdin: Option<&str>) -> io::Result<Out
 mod wine {
     use std::ffi::{c_char, c_void, CStr};
     use std::io;
+    use std::os::windows::ffi::OsStrExt as _;
     use std::os::windows::process::ExitStatusExt as _;
     use std::path::Path;
     use std::process::{Command, ExitStatus, Output};
@@ -84,8 +85,7 @@ mod wine {
     impl Host {
         /// The Unix name of a path of this process.
         fn unix_path(&self, path: &Path) -> io::Result<String> {
-            let wide: Vec<u16> =
-                path.as_os_str().to_string_lossy().encode_utf16().chain([0]).collect();
+            let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
             // SAFETY: a NUL-terminated wide path.
             let name = unsafe { (self.unix_file_name)(wide.as_ptr()) };
             if name.is_null() {

@@ -118,22 +118,19 @@ impl Report {
     /// deviate in ([`crate::known`]): a deviation from the authority is no evidence against
     /// backcall. Every failure of the authority itself stands.
     pub fn excuse_known(&mut self, compiler: &Compiler) {
-        if compiler.may_judge(self.abi.spec().toolchain().authority.judge) {
+        if compiler.may_judge_its_abi() {
             return;
         }
-        let abi = self.abi;
-        let (known, failures): (Vec<Failure>, Vec<Failure>) = std::mem::take(&mut self.failures)
-            .into_iter()
-            .partition(|f| crate::known::matching(abi, compiler, f).is_some());
-        self.failures = failures;
-        self.known.extend(known.into_iter().map(|f| {
-            let k = crate::known::matching(abi, compiler, &f).expect("partitioned");
-            Skip {
-                index: f.index,
-                signature: f.signature,
-                reason: format!("a known deviation ({}: {})", k.upstream, k.summary),
+        for failure in std::mem::take(&mut self.failures) {
+            match crate::known::matching(self.abi, compiler, &failure) {
+                Some(k) => self.known.push(Skip {
+                    index: failure.index,
+                    signature: failure.signature,
+                    reason: format!("a known deviation ({}: {})", k.upstream, k.summary),
+                }),
+                None => self.failures.push(failure),
             }
-        }));
+        }
     }
 
     /// No failure, and at least one case ran.
@@ -148,15 +145,15 @@ impl Report {
 
     /// One line: counts and times.
     pub fn summary(&self) -> String {
-        let mut crashed = match self.crashed.len() {
+        let mut set_aside = match self.crashed.len() {
             0 => String::new(),
             n => format!(", {n} crashed the compiler"),
         };
         if !self.known.is_empty() {
-            crashed.push_str(&format!(", {} known deviations of the compiler", self.known.len()));
+            set_aside.push_str(&format!(", {} known deviations of the compiler", self.known.len()));
         }
         format!(
-            "{} / `{}` {}: {} cases, {} ran, {} skipped by the ABI, {} failed{crashed} \
+            "{} / `{}` {}: {} cases, {} ran, {} skipped by the ABI, {} failed{set_aside} \
              (compile {:.2?}, calls {:.2?})",
             self.abi,
             self.compiler,

@@ -1,6 +1,8 @@
 //! The pool's pages on Unix: `mmap`, `mprotect`, and on Linux a sealed `memfd` the code pages
 //! map, so that no page the process wrote ever becomes executable.
 
+use backcall_abi::Arch;
+
 use super::os_error;
 use crate::error::Error;
 
@@ -125,6 +127,7 @@ pub(super) fn map_code_file(base: usize, size: usize, file: &CodeFile) -> Result
     if code == libc::MAP_FAILED {
         return Err(exec_denied("mmap(PROT_EXEC) of the thunk template failed"));
     }
+    flush_icache(base, size);
     Ok(())
 }
 
@@ -138,7 +141,7 @@ pub(super) fn write_then_protect(base: usize, size: usize, bytes: &[u8]) -> Resu
     }
     // SAFETY: `size` writable bytes; the template is `size` bytes.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), page.cast::<u8>(), size) };
-    super::flush_icache(base, size);
+    flush_icache(base, size);
     // SAFETY: same page; from now on it is read+execute only.
     if unsafe { libc::mprotect(page, size, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
         return Err(exec_denied("mprotect(PROT_EXEC) of a code page failed"));
@@ -167,4 +170,36 @@ fn exec_denied(what: &str) -> Error {
          mprotect(PROT_EXEC)",
         os_error(what)
     ))
+}
+
+/// Makes code visible to instruction fetch (a no-op where the caches are coherent).
+fn flush_icache(_start: usize, _len: usize) {
+    if Arch::host().is_some_and(Arch::needs_icache_flush) {
+        #[cfg(target_arch = "aarch64")]
+        aarch64_flush_icache(_start, _len);
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn aarch64_flush_icache(start: usize, len: usize) {
+    // Arm ARM B2.4.4: clean D-cache to the point of unification, invalidate I-cache, then
+    // barriers. 64 bytes is the smallest line size in use; CTR_EL0 could refine it.
+    const LINE: usize = 64;
+    let end = start + len;
+    let mut a = start & !(LINE - 1);
+    while a < end {
+        // SAFETY: `a` lies inside a readable mapping of ours.
+        unsafe { std::arch::asm!("dc cvau, {0}", in(reg) a) };
+        a += LINE;
+    }
+    // SAFETY: barriers and cache maintenance have no memory-safety preconditions.
+    unsafe { std::arch::asm!("dsb ish") };
+    let mut a = start & !(LINE - 1);
+    while a < end {
+        // SAFETY: as above.
+        unsafe { std::arch::asm!("ic ivau, {0}", in(reg) a) };
+        a += LINE;
+    }
+    // SAFETY: as above.
+    unsafe { std::arch::asm!("dsb ish", "isb") };
 }
