@@ -90,6 +90,9 @@ pub const STACK_TOP: u64 = STACK_BASE + STACK_SIZE;
 const NESTED_GAP: u64 = 512;
 /// How [`MachineError::NotReturned`] reads: an emulation that ended without a fault.
 pub const STOPPED_EARLY: &str = "before the call returned";
+/// How a fault reads whose instruction is the dispatcher's fill at [`DISPATCH_ADDR`]: the code
+/// hook there did not run (a call into it never executes its bytes otherwise).
+pub const HOOK_SKIPPED: &str = "the dispatcher's hook did not run";
 
 /// Deepest nesting of [`Guest::call`] (Unicorn allows 64 nested `emu_start`s).
 const MAX_DEPTH: u32 = 32;
@@ -597,7 +600,11 @@ impl Machine {
         uc.add_intr_hook(move |uc, number| {
             let pc = uc.pc_read().unwrap_or(0);
             if let Some(core) = weak.upgrade() {
-                core.state.borrow_mut().fault = Some(format!("interrupt {number} at pc {pc:#x}"));
+                // (x86 reports the pc after its `int3`, AArch64 that of its `udf`)
+                let skipped = (DISPATCH_ADDR..=DISPATCH_ADDR + 1).contains(&pc);
+                let why = if skipped { format!(": {HOOK_SKIPPED}") } else { String::new() };
+                core.state.borrow_mut().fault =
+                    Some(format!("interrupt {number} at pc {pc:#x}{why}"));
             }
             let _ = uc.emu_stop();
         })

@@ -104,8 +104,8 @@ use unicorn_engine::{Prot, RegisterX86, Unicorn};
 use crate::guest;
 use crate::loader::Image;
 use crate::machine::{
-    catch_panic, reg_id, Machine, MachineError, Violation, CODE_BASE, CODE_PAGE_SIZE, STACK_TOP,
-    STOPPED_EARLY,
+    catch_panic, reg_id, Machine, MachineError, Violation, CODE_BASE, CODE_PAGE_SIZE, HOOK_SKIPPED,
+    STACK_TOP, STOPPED_EARLY,
 };
 
 /// Where the probe page is mapped; the thunk's return address is replaced with this address.
@@ -363,8 +363,8 @@ impl EmuOracle {
                 let mut outcome = self.run_on(bench.as_mut().expect("a machine"), p);
                 if stopped_early(&outcome) {
                     // Unicorn now and then ends an emulation without a fault right after a
-                    // hook moved the PC: the case runs once more on a fresh machine, and a
-                    // second such stop is the case's outcome.
+                    // hook moved the PC, or runs past a hook: the case runs once more on a
+                    // fresh machine, and a second such stop is the case's outcome.
                     let mut again = Bench::new(&self.compiler, &object)?;
                     outcome = self.run_on(&mut again, p);
                     bench = Some(again);
@@ -381,14 +381,14 @@ impl EmuOracle {
 }
 
 /// Whether a case's call ended without a fault before it returned (see
-/// [`MachineError::NotReturned`]).
+/// [`MachineError::NotReturned`]), or ran the dispatcher's bytes instead of its hook.
 fn stopped_early(outcome: &Outcome) -> bool {
     let failure = match outcome {
         Ok(Some(f)) => f,
         Err(f) => &**f,
         Ok(None) => return false,
     };
-    failure.problems.iter().any(|p| p.contains(STOPPED_EARLY))
+    failure.problems.iter().any(|p| p.contains(STOPPED_EARLY) || p.contains(HOOK_SKIPPED))
 }
 
 impl EmuOracle {
