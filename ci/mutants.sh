@@ -69,6 +69,10 @@ for file in "${FILES[@]}"; do
     echo "==== $file (judged on $abis)"
     # Exit code 2 means some mutants survived, 3 that some timed out (counted as caught): the
     # report below says which.
+    # What the unmutated rules plan: a mutant that refuses any of it is caught.
+    export BACKCALL_JUDGE_PLANNED="$PWD/$out/planned.txt"
+    BACKCALL_JUDGE_ABIS="$abis" BACKCALL_JUDGE_RECORD=1 cargo test -q --profile mutants \
+        -p backcall-emu-tests --test judge -- --include-ignored >/dev/null
     status=0
     BACKCALL_JUDGE_ABIS="$abis" cargo mutants --in-place --profile mutants --workspace \
         --file "$file" --output "$out" --no-shuffle --colors never \

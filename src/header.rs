@@ -344,13 +344,20 @@ impl Walk {
                 Some("FieldDecl") => {
                     let Some(ty) = qual_type(inner) else { continue };
                     let ty = neutral(&ty);
-                    let name = inner["name"].as_str().filter(|n| !n.is_empty());
-                    let name = name.map_or(format!("__member{k}"), str::to_string);
+                    let given = inner["name"].as_str().filter(|n| !n.is_empty());
+                    let name = given.map_or(format!("__member{k}"), str::to_string);
                     if let Some(inner_tag) = anonymous_record(&ty) {
                         self.display.entry(inner_tag).or_insert_with(|| format!("{tag}.{name}"));
                     }
+                    // A bit-field's width, as clang evaluated it (`: N` after the member).
+                    let mut width = String::new();
                     if inner["isBitfield"].as_bool() == Some(true) {
-                        bitfield.get_or_insert(name.clone());
+                        match inner["inner"][0]["value"].as_str() {
+                            Some(n) => width = format!(" : {n}"),
+                            None => {
+                                bitfield.get_or_insert(name.clone());
+                            }
+                        }
                     }
                     let attribute = match packing(inner) {
                         Ok(p) => p.attribute().map(|a| format!(" {a}")).unwrap_or_default(),
@@ -363,13 +370,18 @@ impl Walk {
                         let full = format!("{}:{tag}.{name}", self.short);
                         self.candidate(full, line, ty.clone(), &inner["type"]);
                     }
-                    members.push(format!("{}{attribute};", named(&ty, &name)));
+                    let declarator = match (given, width.is_empty()) {
+                        // an unnamed bit-field stays unnamed: it is padding
+                        (None, false) => ty.clone(),
+                        _ => named(&ty, &name),
+                    };
+                    members.push(format!("{declarator}{width}{attribute};"));
                 }
                 _ => {}
             }
         }
         let unsupported = match (bitfield, layout) {
-            (Some(member), _) => Some(format!("has a bit-field (`{member}`)")),
+            (Some(member), _) => Some(format!("has a bit-field of no known width (`{member}`)")),
             (None, Some(attribute)) => Some(format!("has {attribute}")),
             (None, None) => None,
         };

@@ -30,6 +30,9 @@
 //!   `alignas(N)` on a member. Each ABI lays them out by its compilers' rules
 //!   ([`backcall_abi::RecordRules`]). They are refused on parameters, results and typedefs, as
 //!   are `#pragma pack`, `vector_size`, `mode`, `ms_struct` and `transparent_union`.
+//! * Bit-fields (`unsigned ready : 1;`, unnamed `int : 3;` and `int : 0;`) of any integer type,
+//!   enums and `_Bool` included; a member's `packed` may follow the width. Each ABI places them
+//!   by its record rules (System V's or Microsoft's storage units).
 //!
 //! Errors carry the byte offset, what was expected and what was found; no input panics, and
 //! nesting and size are bounded ([`MAX_NESTING`], [`MAX_TYPE_DEPTH`], [`MAX_TYPE_NODES`], and
@@ -710,6 +713,56 @@ impl Parser<'_> {
         }
     }
 
+    /// `: N` after a member's declarator (`derivs`, none for an unnamed bit-field), and the
+    /// attributes after it; the current token is `:`. A bit-field is of an integer type (an
+    /// enum, `_Bool`, `char` to `long long`, `__int128`); whether `N` fits the type's size is
+    /// the ABI's to say.
+    fn bit_width(
+        &mut self,
+        base: &Base,
+        derivs: Option<&[Deriv]>,
+        packing: Packing,
+    ) -> PResult<(u32, Packing)> {
+        let colon = self.offset();
+        let integer = match (&base.ty, derivs) {
+            (Ty::Obj(obj), None | Some([])) => match obj.ty {
+                Type::Scalar(s) => !s.is_float() && s != Scalar::Pointer,
+                _ => false,
+            },
+            _ => false,
+        };
+        if !integer {
+            return Err(error_at(
+                colon,
+                "a bit-field of an integer type",
+                "`:` after another type",
+            ));
+        }
+        if packing.align.is_some() {
+            let found = "`aligned(N)` on a bit-field";
+            return Err(error_at(colon, "a bit-field without `aligned(N)`", found));
+        }
+        self.bump();
+        let at = self.offset();
+        let width = self.constant()?;
+        let named = derivs.is_some();
+        let width = u32::try_from(width).ok().filter(|&w| w <= 128 && (w > 0 || !named));
+        let Some(width) = width else {
+            let expected = match named {
+                true => "a bit-field width from 1 to 128 (only an unnamed bit-field may be 0)",
+                false => "a bit-field width from 0 to 128",
+            };
+            return Err(error_at(at, expected, "another width"));
+        };
+        let mut packing = packing;
+        self.record_attributes(&mut packing)?;
+        if packing.align.is_some() {
+            let found = "`aligned(N)` on a bit-field";
+            return Err(error_at(at, "a bit-field without `aligned(N)`", found));
+        }
+        Ok((width, packing))
+    }
+
     /// The record's own attributes, before its tag or after its `}`.
     fn record_attributes(&mut self, packing: &mut Packing) -> PResult<()> {
         if !matches!(self.peek().tok, Tok::Ident(w) if is_attribute(w)) {
@@ -1093,6 +1146,14 @@ impl Parser<'_> {
         flexible: &mut Option<usize>,
     ) -> PResult<()> {
         let base = self.specifiers()?;
+        if self.is_punct(":") {
+            // `T : N;`: an unnamed bit-field (padding, or `: 0` to end a storage unit)
+            let (bits, packing) = self.bit_width(&base, None, base.packing)?;
+            let obj = self.object(base.ty.clone(), base.offset, "member")?;
+            let name = String::new();
+            members.push(Member { name, obj, packing, bits: Some(bits) });
+            return self.expect(";", "`;` after an unnamed bit-field");
+        }
         if self.is_punct(";") {
             match base.form {
                 Form::Plain => return Err(self.error_here("a member name")),
@@ -1101,7 +1162,7 @@ impl Parser<'_> {
                 Form::AnonymousBody => {
                     let obj = self.object(base.ty, base.offset, "member")?;
                     let name = format!("__anon{}", members.len());
-                    let member = Member { name, obj, packing: base.packing };
+                    let member = Member { name, obj, packing: base.packing, bits: None };
                     add_member(members, names, member, base.offset)?;
                 }
             }
@@ -1113,7 +1174,13 @@ impl Parser<'_> {
             let Some((name, name_offset)) = decl.name else {
                 return Err(self.error_here("a member name"));
             };
-            let packing = merge(base.packing, decl.packing);
+            let mut packing = merge(base.packing, decl.packing);
+            let mut bits = None;
+            if self.is_punct(":") {
+                let width;
+                (width, packing) = self.bit_width(&base, Some(&decl.derivs), packing)?;
+                bits = Some(width);
+            }
             let mut derivs = decl.derivs;
             // `T x[]` as a member: a flexible array member, laid out as GNU C's `T x[0]`.
             let unsized_last = matches!(derivs.last(), Some(Deriv::Unsized));
@@ -1130,7 +1197,7 @@ impl Parser<'_> {
                 false => ty,
             };
             let obj = self.object(ty, base.offset, "member")?;
-            add_member(members, names, Member { name, obj, packing }, name_offset)?;
+            add_member(members, names, Member { name, obj, packing, bits }, name_offset)?;
             if !self.eat(",") {
                 return self.expect(";", "`;` or `,` after a member");
             }
@@ -1138,11 +1205,12 @@ impl Parser<'_> {
     }
 }
 
-/// A member as parsed: its name, its type and its layout attributes.
+/// A member as parsed: its name, its type, its layout attributes and a bit-field's width.
 struct Member {
     name: String,
     obj: Obj,
     packing: Packing,
+    bits: Option<u32>,
 }
 
 fn add_member(
@@ -1177,7 +1245,7 @@ fn aggregate(
     check_measures(depth, nodes, offset)?;
     let fields = members
         .into_iter()
-        .map(|m| Field { name: m.name, ty: m.obj.ty, packing: m.packing })
+        .map(|m| Field { name: m.name, ty: m.obj.ty, packing: m.packing, bits: m.bits })
         .collect();
     let ty = Type::Aggregate(Arc::new(Aggregate { kind, tag, fields, packing }));
     Ok(Obj { ty, depth, nodes })

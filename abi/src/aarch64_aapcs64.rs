@@ -253,6 +253,12 @@ impl Variant {
 }
 
 impl AbiSpec for Aarch64Aapcs64 {
+    // AAPCS64 §10.1.8.1: a bit-field's container type aligns the aggregate "without exception
+    // for zero-sized or anonymous bit-fields".
+    fn unnamed_bit_fields_align(&self) -> bool {
+        true
+    }
+
     fn abi(&self) -> Abi {
         Abi::Aarch64Aapcs64
     }

@@ -155,6 +155,12 @@ pub trait AbiSpec: Sync {
         crate::layout::RecordRules::Gcc
     }
 
+    /// Whether an unnamed bit-field (`int : 3`, `int : 0`) aligns its record as a member of
+    /// its type would; under [`crate::layout::RecordRules::Gcc`] only (System V ignores them).
+    fn unnamed_bit_fields_align(&self) -> bool {
+        false
+    }
+
     /// Whether plain `char` is signed.
     fn char_is_signed(&self) -> bool {
         true

@@ -247,11 +247,18 @@ fn small(ty: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
 fn aggregate(member: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
     let kind = prop_oneof![3 => Just(AggregateKind::Struct), 1 => Just(AggregateKind::Union)];
     let tag = proptest::option::weighted(0.25, any_identifier());
-    let field = (any_identifier().boxed(), maybe_array(member), any_packing(16, 24));
+    let plain = (any_identifier().boxed(), maybe_array(member), any_packing(16, 24))
+        .prop_map(|(name, ty, packing)| Field { name, ty, packing, bits: None });
+    let field = prop_oneof![6 => plain, 1 => any_bit_field()];
     // mostly few members, so that deep nesting stays small enough to reach
     let fields = prop_oneof![3 => vec(field.clone(), 1..=4), 1 => vec(field, 1..=MAX_FIELDS)];
+    let fields = fields.prop_filter("a named member", |f| f.iter().any(|f| !f.name.is_empty()));
     (kind, tag, fields, any_packing(32, 10))
-        .prop_map(|(kind, tag, fields, packing)| {
+        .prop_map(|(kind, tag, mut fields, packing)| {
+            if kind == AggregateKind::Union {
+                // `: 0` in a union is refused (it ends no storage unit there)
+                fields.retain(|f| f.bits != Some(0));
+            }
             let fields = unique_names(fields);
             Type::Aggregate(Arc::new(Aggregate { kind, tag, fields, packing }))
         })
@@ -275,16 +282,49 @@ fn maybe_array(elem: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
     prop_oneof![4 => elem, 1 => array].boxed()
 }
 
-/// Fields with names made unique by appending `_`.
-fn unique_names(fields: Vec<(String, Type, Packing)>) -> Vec<Field> {
+/// A bit-field of an integer type whose size no ABI changes: named (1 bit up to the type's
+/// width) or unnamed (0 up to the width), now and then `packed`.
+fn any_bit_field() -> BoxedStrategy<Field> {
+    use Scalar::*;
+    let types = vec![
+        (Bool, 1),
+        (Char, 8),
+        (SChar, 8),
+        (UChar, 8),
+        (Short, 16),
+        (UShort, 16),
+        (Int, 32),
+        (UInt, 32),
+        (LongLong, 64),
+        (ULongLong, 64),
+        (U8, 8),
+        (I16, 16),
+        (U32, 32),
+        (I64, 64),
+    ];
+    let packed =
+        prop_oneof![5 => Just(Packing::NONE), 1 => Just(Packing { packed: true, align: None })];
+    (select(types), any::<bool>(), any_identifier(), any::<u32>(), packed)
+        .prop_map(|((ty, bits), named, name, width, packing)| {
+            let (name, width) = match named {
+                true => (name, 1 + width % bits),
+                false => (String::new(), width % (bits + 1)),
+            };
+            Field { name, ty: Type::Scalar(ty), packing, bits: Some(width) }
+        })
+        .boxed()
+}
+
+/// Fields with names made unique by appending `_` (unnamed bit-fields stay unnamed).
+fn unique_names(fields: Vec<Field>) -> Vec<Field> {
     let mut seen = HashSet::new();
     fields
         .into_iter()
-        .map(|(mut name, ty, packing)| {
-            while !seen.insert(name.clone()) {
-                name.push('_');
+        .map(|mut field| {
+            while !field.name.is_empty() && !seen.insert(field.name.clone()) {
+                field.name.push('_');
             }
-            Field { name, ty, packing }
+            field
         })
         .collect()
 }

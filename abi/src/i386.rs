@@ -201,7 +201,7 @@ pub fn gcc_float_mode(layout: &Layout) -> bool {
         Shape::Scalar(s) => s.is_float(),
         Shape::Array { elem, count: 1 } => gcc_float_mode(elem),
         Shape::Aggregate { kind: AggregateKind::Struct, fields } => {
-            let mut members = fields.iter().filter(|f| f.layout.size > 0);
+            let mut members = fields.iter().filter(|f| f.holds_value());
             match (members.next(), members.next()) {
                 (Some(only), None) => {
                     only.layout.size == layout.size && gcc_float_mode(&only.layout)
@@ -217,7 +217,10 @@ pub fn gcc_float_mode(layout: &Layout) -> bool {
 /// whose members are all 4- or 8-byte scalars with no padding is passed as its members.
 pub(crate) fn expansion(layout: &Layout) -> Option<&[FieldLayout]> {
     let Shape::Aggregate { fields, .. } = &layout.shape else { return None };
-    let basic = |f: &FieldLayout| f.layout.scalar().is_some() && matches!(f.layout.size, 4 | 8);
+    // clang refuses to expand bit-fields.
+    let basic = |f: &FieldLayout| {
+        f.bits.is_none() && f.layout.scalar().is_some() && matches!(f.layout.size, 4 | 8)
+    };
     let sum: u64 = fields.iter().map(|f| u64::from(f.layout.size)).sum();
     (layout.size <= 16 && fields.iter().all(basic) && sum == u64::from(layout.size))
         .then_some(fields.as_slice())

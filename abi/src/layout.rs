@@ -75,8 +75,33 @@ pub struct FieldLayout {
     pub name: String,
     /// `offsetof`
     pub offset: u32,
-    /// the member's own layout (shared by every use of the same struct or union type)
+    /// the member's own layout (shared by every use of the same struct or union type); a
+    /// bit-field's is its declared type's
     pub layout: Arc<Layout>,
+    /// where a bit-field's bits are: `offset` is the byte holding its first bit
+    pub bits: Option<BitRange>,
+}
+
+/// A bit-field's place in its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BitRange {
+    /// the first bit's position in the byte at the member's offset (0 is the least
+    /// significant: every ABI here is little-endian)
+    pub shift: u32,
+    /// how many bits (0 for `: 0`, which only moves the next member)
+    pub width: u32,
+}
+
+impl FieldLayout {
+    /// Whether the member has bytes of its own: not of size 0, not `: 0`. An unnamed
+    /// bit-field is integer data like a named one, as GCC classifies it (x86-64 psABI §3.2.3
+    /// counts bit-fields by their type; GCC keeps unnamed ones) and AArch64's HFA test sees it.
+    pub fn holds_value(&self) -> bool {
+        match self.bits {
+            Some(bits) => bits.width > 0,
+            None => self.layout.size > 0,
+        }
+    }
 }
 
 /// A scalar at a byte offset inside a value (see [`Layout::leaves`]).
@@ -118,7 +143,18 @@ impl Layout {
             Shape::Scalar(s) => out.push(Leaf { offset: base, scalar: *s, size: self.size }),
             Shape::Aggregate { fields, .. } => {
                 for f in fields {
-                    f.layout.collect_leaves(base + f.offset, out);
+                    match f.bits {
+                        // A bit-field is integer bytes, whichever bytes its bits touch.
+                        Some(bits) if f.holds_value() => {
+                            let bytes = (bits.shift + bits.width).div_ceil(8);
+                            for i in 0..bytes {
+                                let offset = base + f.offset + i;
+                                out.push(Leaf { offset, scalar: Scalar::UChar, size: 1 });
+                            }
+                        }
+                        Some(_) => {}
+                        None => f.layout.collect_leaves(base + f.offset, out),
+                    }
                 }
             }
             Shape::Array { elem, count } => {
@@ -186,6 +222,7 @@ impl Layouts<'_> {
                     name: name.to_string(),
                     offset,
                     layout: part.clone(),
+                    bits: None,
                 };
                 let fields = vec![field(COMPLEX_PARTS[0], 0), field(COMPLEX_PARTS[1], part.size)];
                 Ok(Arc::new(Layout {
@@ -231,31 +268,51 @@ impl Layouts<'_> {
 
     fn aggregate(&mut self, agg: &Aggregate) -> Result<Layout, AbiError> {
         let abi = self.spec.abi();
-        if agg.fields.is_empty() {
-            // C forbids empty structs; GNU C gives them size 0 but ABIs disagree on passing.
+        if agg.fields.iter().all(|f| f.name.is_empty()) {
+            // C forbids empty structs (C11 6.7.2.1p8: "no named members" is undefined); GNU C
+            // gives them size 0 but ABIs disagree on passing.
             return Err(AbiError::unsupported(abi, "an empty struct or union"));
         }
-        let msvc = self.spec.record_rules() == RecordRules::Msvc;
+        let rules = self.spec.record_rules();
+        let msvc = rules == RecordRules::Msvc;
         let mut fields = Vec::with_capacity(agg.fields.len());
-        let (mut end, mut align, mut required_align) = (0u32, 1u32, 1u32);
+        let mut cursor = BitCursor::new(agg.kind);
+        let (mut align, mut required_align) = (1u32, 1u32);
         for f in &agg.fields {
             let layout = self.layout(&f.ty)?;
             let packed = agg.packing.packed || f.packing.packed;
+            if let Some(width) = f.bits {
+                if width == 0 && agg.kind == AggregateKind::Union {
+                    // It ends no storage unit there, and GCC then passes the union apart.
+                    let what = "a `: 0` bit-field in a union";
+                    return Err(AbiError::unsupported(abi, what));
+                }
+                if width > layout.size * 8 {
+                    let what = format!("a {width}-bit bit-field of a {}-byte type", layout.size);
+                    return Err(AbiError::unsupported(abi, &what));
+                }
+                let named = !f.name.is_empty() || self.spec.unnamed_bit_fields_align();
+                let placed = cursor.bit_field(rules, &layout, width, packed, named);
+                align = align.max(placed.record_align);
+                let bits = Some(BitRange { shift: placed.bit % 8, width });
+                let offset = placed.bit / 8;
+                fields.push(FieldLayout { name: f.name.clone(), offset, layout, bits });
+                if cursor.end() > MAX_SIZE {
+                    return Err(too_large(abi));
+                }
+                continue;
+            }
             let attribute = f.packing.align.unwrap_or(1);
             let required =
                 if msvc { attribute.max(member_requirement(&f.ty, &layout)) } else { attribute };
             required_align = required_align.max(required);
             let member_align = if packed { 1 } else { layout.align }.max(required);
-            let offset = match agg.kind {
-                AggregateKind::Struct => round_up(end, member_align),
-                AggregateKind::Union => 0,
-            };
-            end = end.max(offset + layout.size);
-            if end > MAX_SIZE {
+            let offset = cursor.member(member_align, layout.size);
+            if cursor.end() > MAX_SIZE {
                 return Err(too_large(abi));
             }
             align = align.max(member_align);
-            fields.push(FieldLayout { name: f.name.clone(), offset, layout });
+            fields.push(FieldLayout { name: f.name.clone(), offset, layout, bits: None });
         }
         let natural_align = align;
         align = align.max(agg.packing.align.unwrap_or(1));
@@ -265,9 +322,132 @@ impl Layouts<'_> {
             false => 1,
             true => required_align.max(agg.packing.align.unwrap_or(1)),
         };
-        let size = round_up(end, align);
+        let size = round_up(cursor.end(), align);
         let shape = Shape::Aggregate { kind: agg.kind, fields };
         Ok(Layout { size, align, required_align, natural_align, shape })
+    }
+}
+
+/// Where the next member of a struct goes, in bits (bit-fields share bytes), and how far a
+/// union reaches.
+struct BitCursor {
+    kind: AggregateKind,
+    /// a struct's next free bit; a union's size so far, in bits
+    bit: u64,
+    /// MSVC: the size of the open bit-field storage unit and its unused bits
+    unit: Option<(u32, u32)>,
+}
+
+/// A bit-field as placed: its first bit, and the alignment it gives its record.
+struct PlacedBits {
+    bit: u32,
+    record_align: u32,
+}
+
+impl BitCursor {
+    fn new(kind: AggregateKind) -> BitCursor {
+        BitCursor { kind, bit: 0, unit: None }
+    }
+
+    /// The bytes used so far.
+    fn end(&self) -> u32 {
+        u32::try_from(self.bit.div_ceil(8)).unwrap_or(u32::MAX)
+    }
+
+    /// Places an ordinary member; answers its offset.
+    fn member(&mut self, align: u32, size: u32) -> u32 {
+        self.unit = None;
+        let offset = match self.kind {
+            AggregateKind::Struct => round_up(self.end(), align),
+            AggregateKind::Union => 0,
+        };
+        self.bit = self.bit.max(u64::from(offset + size) * 8);
+        offset
+    }
+
+    /// Places a bit-field of the declared type `ty` by the record rules.
+    fn bit_field(
+        &mut self,
+        rules: RecordRules,
+        ty: &Layout,
+        width: u32,
+        packed: bool,
+        named: bool,
+    ) -> PlacedBits {
+        match rules {
+            RecordRules::Gcc => self.gcc_bit_field(ty, width, packed, named),
+            RecordRules::Msvc => self.msvc_bit_field(ty, width, packed),
+        }
+    }
+
+    /// The System V rule (i386 psABI §2.1.2 and x86-64 psABI §3.1.2 "Bit-Fields", AAPCS64
+    /// §10.1.8, as GCC and clang implement them): a bit-field starts at the next free bit
+    /// unless it would then cross a boundary of its type's alignment further than the type's
+    /// size reaches; `packed` packs the bits with no such boundary. `: 0` moves to the next
+    /// boundary of its type. Unnamed bit-fields align the record only where the ABI says so
+    /// (`named` is then true for them too).
+    fn gcc_bit_field(&mut self, ty: &Layout, width: u32, packed: bool, named: bool) -> PlacedBits {
+        let unit_bits = u64::from(ty.size) * 8;
+        let align_bits = u64::from(ty.align) * 8;
+        if self.kind == AggregateKind::Union {
+            self.bit = self.bit.max(u64::from(width));
+            return PlacedBits { bit: 0, record_align: gcc_record_align(ty, width, packed, named) };
+        }
+        let crosses = self.bit % align_bits + u64::from(width) > unit_bits;
+        if width == 0 || (!packed && crosses) {
+            self.bit = self.bit.next_multiple_of(align_bits);
+        }
+        let bit = u32::try_from(self.bit).unwrap_or(u32::MAX);
+        self.bit += u64::from(width);
+        PlacedBits { bit, record_align: gcc_record_align(ty, width, packed, named) }
+    }
+
+    /// Microsoft's rule (as clang's MS record layout and GCC's `-mms-bitfields` implement it):
+    /// a bit-field takes a whole storage unit of its type's size, aligned to the type; the
+    /// bit-fields after it share that unit while their type has the same size and the bits
+    /// fit. `: 0` ends an open unit (and aligns the record) and is ignored otherwise. Named or
+    /// not, a bit-field aligns the record.
+    fn msvc_bit_field(&mut self, ty: &Layout, width: u32, packed: bool) -> PlacedBits {
+        let align = if packed { 1 } else { ty.align };
+        let unit_bits = ty.size * 8;
+        if self.kind == AggregateKind::Union {
+            // A union's `: 0` counts only after a bit-field, as in a struct.
+            if width > 0 || self.unit.take().is_some() {
+                self.bit = self.bit.max(u64::from(ty.size) * 8);
+                self.unit = (width > 0).then_some((ty.size, 0));
+            }
+            // clang: "MS ignores bitfield alignment in unions".
+            return PlacedBits { bit: 0, record_align: 1 };
+        }
+        if width == 0 {
+            let Some(_) = self.unit.take() else {
+                return PlacedBits { bit: self.end() * 8, record_align: 1 };
+            };
+            let offset = round_up(self.end(), align);
+            self.bit = u64::from(offset) * 8;
+            return PlacedBits { bit: offset * 8, record_align: align };
+        }
+        if let Some((size, free)) =
+            self.unit.filter(|&(size, free)| size == ty.size && width <= free)
+        {
+            let bit = self.end() * 8 - free;
+            self.unit = Some((size, free - width));
+            return PlacedBits { bit, record_align: 1 };
+        }
+        let offset = round_up(self.end(), align);
+        self.bit = u64::from(offset + ty.size) * 8;
+        self.unit = Some((ty.size, unit_bits - width));
+        PlacedBits { bit: offset * 8, record_align: align }
+    }
+}
+
+/// The alignment a System V bit-field gives its record: its type's unless packed or unnamed;
+/// where unnamed bit-fields align the record (AAPCS64), `: 0` does so even when packed.
+fn gcc_record_align(ty: &Layout, width: u32, packed: bool, named: bool) -> u32 {
+    match (named, packed) {
+        (true, false) => ty.align,
+        (true, true) if width == 0 => ty.align,
+        _ => 1,
     }
 }
 
@@ -336,4 +516,62 @@ fn too_large(abi: Abi) -> AbiError {
 /// Rounds `n` up to a multiple of `align` (a power of two).
 pub fn round_up(n: u32, align: u32) -> u32 {
     n.div_ceil(align) * align
+}
+
+/// Bit-field layouts read off `clang -S` (`sizeof`/`_Alignof` of each record stored in
+/// globals) for each target; the layout oracle checks thousands more.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Field, Scalar};
+
+    fn record(kind: AggregateKind, fields: Vec<Field>) -> Type {
+        Type::Aggregate(Arc::new(Aggregate::new(kind, None, fields)))
+    }
+
+    fn bits(name: &str, s: Scalar, width: u32) -> Field {
+        Field::bit_field(name, Type::Scalar(s), width)
+    }
+
+    fn size_align(abi: Abi, ty: &Type) -> (u32, u32) {
+        let l = layout_of(abi, ty).unwrap();
+        (l.size, l.align)
+    }
+
+    #[test]
+    fn a_zero_width_bit_field_moves_the_next_member_and_aligns_only_on_aapcs64() {
+        // struct { char c; int : 0; char d; }
+        let ty = record(
+            AggregateKind::Struct,
+            vec![
+                Field::new("c", Type::Scalar(Scalar::Char)),
+                bits("", Scalar::Int, 0),
+                Field::new("d", Type::Scalar(Scalar::Char)),
+            ],
+        );
+        assert_eq!(size_align(Abi::X86_64Sysv, &ty), (5, 1));
+        assert_eq!(size_align(Abi::Aarch64Apple, &ty), (5, 1));
+        assert_eq!(size_align(Abi::Aarch64Aapcs64, &ty), (8, 4));
+    }
+
+    #[test]
+    fn system_v_shares_a_unit_and_microsoft_opens_one_per_type_size() {
+        // struct { char a : 4; int b : 4; }
+        let ty = record(
+            AggregateKind::Struct,
+            vec![bits("a", Scalar::Char, 4), bits("b", Scalar::Int, 4)],
+        );
+        assert_eq!(size_align(Abi::X86_64Sysv, &ty), (4, 4));
+        assert_eq!(size_align(Abi::X86_64Win64, &ty), (8, 4));
+        let l = layout_of(Abi::X86_64Sysv, &ty).unwrap();
+        let Shape::Aggregate { fields, .. } = &l.shape else { panic!("a struct") };
+        assert_eq!((fields[1].offset, fields[1].bits), (0, Some(BitRange { shift: 4, width: 4 })));
+    }
+
+    #[test]
+    fn a_bit_field_wider_than_its_type_is_refused() {
+        let ty = record(AggregateKind::Struct, vec![bits("l", Scalar::Long, 40)]);
+        assert!(layout_of(Abi::X86_64Sysv, &ty).is_ok());
+        assert!(layout_of(Abi::X86_64Win64, &ty).is_err());
+    }
 }

@@ -203,12 +203,37 @@ pub struct Field {
     pub ty: Type,
     /// The member's `packed` and `aligned(N)` attributes.
     pub packing: Packing,
+    /// A bit-field's width (`int flags : 3` is `Some(3)`); an unnamed bit-field (padding, or
+    /// `: 0` to end a storage unit) has an empty name.
+    pub bits: Option<u32>,
 }
 
 impl Field {
     /// A member without attributes.
     pub fn new(name: impl Into<String>, ty: Type) -> Field {
-        Field { name: name.into(), ty, packing: Packing::NONE }
+        Field { name: name.into(), ty, packing: Packing::NONE, bits: None }
+    }
+
+    /// A bit-field of `width` bits; an empty `name` makes it unnamed.
+    ///
+    /// ```
+    /// use backcall_abi::{Aggregate, AggregateKind, Field, Scalar, Type};
+    /// let flags = Aggregate::new(
+    ///     AggregateKind::Struct,
+    ///     None,
+    ///     vec![
+    ///         Field::bit_field("ready", Type::scalar(Scalar::UInt), 1),
+    ///         Field::bit_field("", Type::scalar(Scalar::UInt), 0),
+    ///         Field::bit_field("mode", Type::scalar(Scalar::UInt), 3),
+    ///     ],
+    /// );
+    /// assert_eq!(
+    ///     Type::Aggregate(flags.into()).to_string(),
+    ///     "struct { unsigned int ready : 1; unsigned int : 0; unsigned int mode : 3; }"
+    /// );
+    /// ```
+    pub fn bit_field(name: impl Into<String>, ty: Type, width: u32) -> Field {
+        Field { bits: Some(width), ..Field::new(name, ty) }
     }
 }
 
@@ -419,9 +444,11 @@ impl fmt::Display for Field {
             dims.push(*n);
             ty = elem;
         }
-        match ty {
-            Type::Scalar(Scalar::Pointer) => write!(f, "void *{}", self.name)?,
-            other => write!(f, "{other} {}", self.name)?,
+        match (ty, self.bits) {
+            (other, Some(width)) if self.name.is_empty() => write!(f, "{other} : {width}")?,
+            (other, Some(width)) => write!(f, "{other} {} : {width}", self.name)?,
+            (Type::Scalar(Scalar::Pointer), None) => write!(f, "void *{}", self.name)?,
+            (other, None) => write!(f, "{other} {}", self.name)?,
         }
         for n in dims {
             write!(f, "[{n}]")?;

@@ -2,6 +2,11 @@
 //! each ABI's authority. A mutant is caught when any case fails (the authority disagrees with
 //! the mutated rules) or the oracle cannot run.
 //!
+//! A mutant is caught too when it refuses a case the unmutated rules plan (and the compilers
+//! then proved): `ci/mutants.sh` first runs the judge on the unmutated tree with
+//! `BACKCALL_JUDGE_RECORD=1`, which writes the planned cases to `BACKCALL_JUDGE_PLANNED`, and
+//! every mutant's run checks them against that file.
+//!
 //! Ignored in ordinary runs; `ci/mutants.sh` runs it with `--include-ignored` and
 //! `BACKCALL_JUDGE_ABIS` (comma-separated ids), `BACKCALL_JUDGE_RANDOM` (random signatures,
 //! default 200) and `BACKCALL_JUDGE_SEED` (default 7).
@@ -35,4 +40,37 @@ fn verify_judges_the_abi_rules() {
     let mut out = Vec::new();
     let code = verify::run(&request, &mut out);
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    check_planned(&request);
+}
+
+/// Each case of `request` the ABI plans, a line each: `<abi> <source>`.
+fn planned(request: &Request) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (abi, _) in &request.abis {
+        for (source, sig) in &request.signatures {
+            if abi.plan(sig).is_ok() {
+                lines.push(format!("{abi} {source}"));
+            }
+        }
+    }
+    lines
+}
+
+/// Records the planned cases (unmutated tree), or checks that a mutant still plans them all.
+fn check_planned(request: &Request) {
+    let Ok(path) = std::env::var("BACKCALL_JUDGE_PLANNED") else { return };
+    let now = planned(request);
+    if std::env::var_os("BACKCALL_JUDGE_RECORD").is_some() {
+        std::fs::write(&path, now.join("\n")).unwrap_or_else(|e| panic!("{path}: {e}"));
+        return;
+    }
+    let recorded = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let now: std::collections::HashSet<&str> = now.iter().map(String::as_str).collect();
+    let lost: Vec<&str> = recorded.lines().filter(|l| !now.contains(l)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} case(s) the unmutated rules plan are refused now, e.g. {}",
+        lost.len(),
+        lost.iter().take(3).copied().collect::<Vec<_>>().join("; ")
+    );
 }

@@ -96,6 +96,9 @@ impl TypePrinter {
                 out.push_str(" { ");
                 for field in &agg.fields {
                     out.push_str(&self.declaration(&field.ty, &field.name));
+                    if let Some(width) = field.bits {
+                        out.push_str(&format!(" : {width}"));
+                    }
                     if let Some(attribute) = field.packing.attribute() {
                         out.push(' ');
                         out.push_str(&attribute);
@@ -143,7 +146,8 @@ pub fn member_paths(layout: &Layout) -> Vec<MemberPath> {
         if is_complex(fields) {
             return out;
         }
-        for f in fields {
+        // `offsetof` and `sizeof` take no bit-field: the members around one pin its place.
+        for f in fields.iter().filter(|f| f.bits.is_none()) {
             collect_paths(&f.layout, f.name.clone(), f.offset, true, &mut out);
         }
     }
@@ -171,7 +175,7 @@ fn collect_paths(
         // a `_Complex`'s parts have no member names C could spell
         Shape::Aggregate { fields, .. } if is_complex(fields) => {}
         Shape::Aggregate { fields, .. } => {
-            for f in fields {
+            for f in fields.iter().filter(|f| f.bits.is_none()) {
                 let inner = format!("{path}.{}", f.name);
                 collect_paths(&f.layout, inner, offset + f.offset, true, out);
             }

@@ -171,6 +171,27 @@ pub const KNOWN: &[KnownIssue] = &[
         abis: &[Abi::I386Win32],
         shape: by_reference_argument,
     },
+    KnownIssue {
+        upstream: "no upstream issue found: clang's X86_64ABIInfo::classify skips unnamed \
+                   bit-fields",
+        summary: "clang leaves an unnamed bit-field (`int : 5`) out when it classifies a \
+                  record's eightbytes, where GCC, the psABI's reference, counts its bytes as \
+                  INTEGER: an eightbyte with only such bits or floats goes elsewhere",
+        family: Family::Clang,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::X86_64Sysv],
+        shape: unnamed_bit_field_value,
+    },
+    KnownIssue {
+        upstream: "no upstream issue: GCC's -mms-bitfields is its own reading of MSVC's rules",
+        summary: "mingw-w64 GCC lays out some records with bit-fields differently from MSVC \
+                  (and clang for Windows): packed bit-fields, unnamed ones, and storage units \
+                  of different types",
+        family: Family::Gcc,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Win32, Abi::X86_64Win64],
+        shape: bit_field_layout,
+    },
 ];
 
 /// The known issue `compiler`'s `failure` on `abi` matches, if any.
@@ -385,4 +406,37 @@ fn single_float_struct_result(abi: Abi, failure: &Failure) -> bool {
 fn gcc_float_result(abi: Abi, failure: &Failure) -> bool {
     let Ok(layout) = abi.layout(&failure.signature.ret) else { return false };
     layout.is_aggregate() && backcall_abi::i386::gcc_float_mode(&layout)
+}
+
+/// Whether `ty` has a bit-field (`unnamed`: an unnamed one of some width) at any depth.
+fn has_bit_field(ty: &Type, unnamed: bool) -> bool {
+    match ty {
+        Type::Array(elem, _) => has_bit_field(elem, unnamed),
+        Type::Aggregate(agg) => agg.fields.iter().any(|f| {
+            let here = match f.bits {
+                Some(width) => !unnamed || (f.name.is_empty() && width > 0),
+                None => false,
+            };
+            here || has_bit_field(&f.ty, unnamed)
+        }),
+        _ => false,
+    }
+}
+
+/// Some argument or the result has an unnamed bit-field of some width, and nothing differs
+/// before the first such argument (the result only if it has one).
+fn unnamed_bit_field_value(_: Abi, failure: &Failure) -> bool {
+    let sig = &failure.signature;
+    let result = has_bit_field(&sig.ret, true);
+    let first = sig.args.iter().position(|a| has_bit_field(a, true));
+    (result || first.is_some())
+        && differs_only_from(failure, first.unwrap_or(sig.args.len()), result)
+}
+
+/// The compiler rejected the caller's layout assertions, and some type of the signature has a
+/// bit-field.
+fn bit_field_layout(_: Abi, failure: &Failure) -> bool {
+    let sig = &failure.signature;
+    failure.problems.iter().any(|p| p.contains("static assertion failed"))
+        && std::iter::once(&sig.ret).chain(&sig.args).any(|t| has_bit_field(t, false))
 }

@@ -38,10 +38,10 @@ impl Tok<'_> {
 }
 
 /// Punctuators, longest first where one starts another. The operators serve the constant
-/// expressions of enumerators and array sizes.
-const PUNCTS: [&str; 22] = [
+/// expressions of enumerators and array sizes, `:` bit-field widths.
+const PUNCTS: [&str; 23] = [
     "...", "<<", ">>", "(", ")", "[", "]", "{", "}", "*", ",", ";", "=", "+", "-", "~", "!", "/",
-    "%", "&", "|", "^",
+    "%", "&", "|", "^", ":",
 ];
 
 /// Tokenizes `src`; the result always ends with one [`Tok::Eof`].

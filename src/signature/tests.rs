@@ -222,7 +222,33 @@ fn other_malformed_structs() {
     fails("void (*)(struct { int; })", 21, "a member name");
     fails("void (*)(struct { int *; })", 23, "a member name");
     fails("void (*)(struct { int (*f)(void); int g(void); })", 34, "a member type other than");
-    fails("void (*)(struct { int x : 3; })", 24, "`;` or `,` after a member");
+}
+
+#[test]
+fn bit_fields_named_unnamed_and_zero_width() {
+    let Type::Aggregate(a) =
+        arg("struct { unsigned a : 3, b : 5; int : 0; enum { X } e : 2 __attribute__((packed)); }")
+    else {
+        panic!("a struct")
+    };
+    let widths: Vec<(&str, Option<u32>)> =
+        a.fields.iter().map(|f| (f.name.as_str(), f.bits)).collect();
+    assert_eq!(widths, [("a", Some(3)), ("b", Some(5)), ("", Some(0)), ("e", Some(2))]);
+    assert!(a.fields[3].packing.packed);
+    round_trips(&parse("void (*)(struct { _Bool ok : 1; long long : 7; char c : 2 + 1; })"));
+}
+
+#[test]
+fn malformed_bit_fields() {
+    let at = "void (*)(struct { ".len();
+    fails("void (*)(struct { float f : 3; })", at + 8, "a bit-field of an integer type");
+    fails("void (*)(struct { int *p : 3; })", at + 7, "a bit-field of an integer type");
+    fails("void (*)(struct { int a[2] : 3; })", at + 9, "a bit-field of an integer type");
+    fails("void (*)(struct { int x : 0; })", at + 8, "only an unnamed bit-field may be 0");
+    fails("void (*)(struct { int x : 129; })", at + 8, "a bit-field width from 1 to 128");
+    fails("void (*)(struct { int : -1; })", at + 6, "a bit-field width from 0 to 128");
+    let aligned = "void (*)(struct { int x : 3 __attribute__((aligned(4))); })";
+    fails(aligned, at + 8, "a bit-field without `aligned(N)`");
 }
 
 #[test]

@@ -33,8 +33,8 @@ struct widget_vtable {
     } keys;
 };
 
-/* A bit-field in a record a callback takes by value: not expressible yet. */
-typedef struct widget_flags { unsigned visible : 1; unsigned dirty : 1; } widget_flags;
+/* Bit-fields in a record a callback takes by value, one unnamed. */
+typedef struct widget_flags { unsigned visible : 1; unsigned : 2; unsigned dirty : 1; } widget_flags;
 typedef void (*widget_flags_fn)(widget_flags flags);
 
 /* Types backcall cannot express yet: each is reported with the reason. */
