@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use backcall_abi::{Abi, CallPlan, ReturnCode, Scalar, Shape, Signature};
+use backcall_abi::{Abi, ArgPass, CallPlan, ReturnCode, Scalar, Shape, Signature};
 
 use crate::context::CallbackContext;
 use crate::error::Error;
@@ -588,6 +588,31 @@ impl Args<'_> {
     #[inline]
     pub fn ptr<T>(&self, i: usize) -> *mut T {
         self.u64(i) as usize as *mut T
+    }
+
+    /// Argument `i`, a `va_list`, as what a C function that takes a `va_list` (declared in Rust
+    /// with a pointer in its place, as `vsnprintf(buf, n, fmt, ap: *mut c_void)`) expects: the
+    /// pointer itself (i386, Win64, Apple arm64, x86-64 SysV's pointer to its
+    /// `__va_list_tag`), or, on AArch64 Linux, the address of the caller's copy of the record.
+    ///
+    /// ```
+    /// let cb = backcall::Callback::new("int (*)(const char *, va_list)", |a| {
+    ///     (a.va_list(1) as usize == 0x1000) as i32
+    /// })
+    /// .unwrap();
+    /// # #[cfg(not(all(target_arch = "aarch64", target_os = "linux")))]
+    /// # {
+    /// let f: extern "C" fn(*const u8, *mut u8) -> i32 = unsafe { cb.as_fn() };
+    /// assert_eq!(f(b"%d\0".as_ptr(), 0x1000 as *mut u8), 1);
+    /// # }
+    /// ```
+    pub fn va_list(&self, i: usize) -> *mut c_void {
+        match &self.plan().args[i].pass {
+            ArgPass::Indirect { .. } => {
+                self.native.frame().arg_address(i).unwrap_or_default() as usize as *mut c_void
+            }
+            ArgPass::Direct(_) => self.ptr(i),
+        }
     }
 
     /// Argument `i` as a C string (`const char *`), or `None` for a null pointer.

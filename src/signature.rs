@@ -507,7 +507,13 @@ impl Parser<'_> {
     }
 
     fn typedef(&self, name: &str) -> Option<Ty> {
-        let builtin = || builtin_typedef(name).map(|s| Ty::Obj(Obj::leaf(Type::Scalar(s))));
+        let builtin = || match name {
+            // each ABI's own type, resolved when it is laid out
+            "va_list" | "__builtin_va_list" | "__gnuc_va_list" => {
+                Some(Ty::Obj(Obj::leaf(Type::VaList)))
+            }
+            _ => builtin_typedef(name).map(|s| Ty::Obj(Obj::leaf(Type::Scalar(s)))),
+        };
         self.decls.typedefs.get(name).cloned().or_else(builtin)
     }
 }
@@ -1663,9 +1669,6 @@ fn library_typedef(name: &str) -> Option<&'static str> {
     Some(match name {
         "int_fast16_t" | "uint_fast16_t" | "int_fast32_t" | "uint_fast32_t" => {
             "the type it stands for (glibc makes it `long` on 64-bit targets, MSVC `int`)"
-        }
-        "va_list" | "__builtin_va_list" => {
-            "a pointer in its place (`va_list` is each ABI's own type; not supported yet)"
         }
         _ => return None,
     })

@@ -255,6 +255,10 @@ impl Variant {
 impl AbiSpec for Aarch64Aapcs64 {
     // AAPCS64 §10.1.8.1: a bit-field's container type aligns the aggregate "without exception
     // for zero-sized or anonymous bit-fields".
+    fn va_list(&self) -> crate::layout::VaList {
+        crate::layout::VaList::Aapcs64
+    }
+
     fn unnamed_bit_fields_align(&self) -> bool {
         true
     }

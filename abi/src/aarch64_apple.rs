@@ -17,7 +17,7 @@
 //!
 //! Deltas that need nothing here:
 //! * "Handle data types and data alignment properly": `char` is signed (the [`AbiSpec`]
-//!   default); `long double` is `double` (refused on every ABI for now).
+//!   default); `long double` is `double`.
 //! * "The caller of a function is responsible for signing or zero-extending any argument with
 //!   fewer than 32 bits": the callee only reads each piece's own bytes. For results clang
 //!   applies the same rule the other way round: the callee extends (`char r(int a)` is
@@ -52,6 +52,12 @@ impl AbiSpec for Aarch64Apple {
         // "Handle data types and data alignment properly": `long` is 64 bits; the integer
         // table is the base standard's LP64 one.
         Aarch64Aapcs64.scalar_layout(s)
+    }
+
+    // "Writing ARM64 code for Apple platforms", data types: `long double` is a double-
+    // precision IEEE 754 value (AAPCS64 leaves the type to the platform).
+    fn long_double_is_double(&self) -> bool {
+        true
     }
 
     fn int_arg_regs(&self, conv: Convention) -> &'static [Reg] {

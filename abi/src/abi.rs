@@ -155,6 +155,18 @@ pub trait AbiSpec: Sync {
         crate::layout::RecordRules::Gcc
     }
 
+    /// What a `va_list` parameter is: a pointer (`char *`, or x86-64 SysV's `__va_list_tag[1]`
+    /// adjusted to a pointer to its element), or a record passed by value.
+    fn va_list(&self) -> crate::layout::VaList {
+        crate::layout::VaList::Pointer
+    }
+
+    /// Whether `long double` is `double` (same layout, same passing). Where it is not (x87's
+    /// 80-bit format, AArch64 Linux's binary128), `long double` is unsupported for now.
+    fn long_double_is_double(&self) -> bool {
+        false
+    }
+
     /// Whether an unnamed bit-field (`int : 3`, `int : 0`) aligns its record as a member of
     /// its type would; under [`crate::layout::RecordRules::Gcc`] only (System V ignores them).
     fn unnamed_bit_fields_align(&self) -> bool {

@@ -43,6 +43,8 @@ pub struct Flavour {
     /// `wchar_t`: size and signedness (Linux: a signed int; Windows: an unsigned short)
     pub wchar: (u32, bool),
     /// how `packed` and `aligned(N)` combine in records
+    /// `long double` is `double` (MSVC), not x87's 80-bit format (i386 psABI §2.1.1)
+    pub long_double_is_double: bool,
     pub record_rules: RecordRules,
     /// whether an argument whose type requires more than 4-byte alignment
     /// ([`Layout::required_align`]) is passed by reference: a pointer to the caller's copy
@@ -101,6 +103,10 @@ impl AbiSpec for I386 {
 
     fn complex_as_struct(&self) -> bool {
         self.flavour.complex_as_struct
+    }
+
+    fn long_double_is_double(&self) -> bool {
+        self.flavour.long_double_is_double
     }
 
     fn has_convention(&self, conv: Convention) -> bool {

@@ -46,6 +46,7 @@ pub const FLAVOUR: Flavour = Flavour {
     cdecl_callee_pops_hidden: true,
     wchar: (4, true),
     record_rules: RecordRules::Gcc,
+    long_double_is_double: false,
     indirect_over_aligned: false,
     // GCC returns `float _Complex` in edx:eax and `double _Complex` in st(0) and st(1), where
     // a struct returns through memory (§2.2): not modelled yet.

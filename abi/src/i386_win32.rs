@@ -8,7 +8,7 @@
 //! * Scalars (Microsoft "Data Type Ranges"; natural alignment under MSVC's default `/Zp8`):
 //!   `long` and pointers are 4 bytes; `long long` and `double` are 8 bytes **and 8-aligned**,
 //!   in structs too (`sizeof(struct { char c; double d; }) == 16`). `long double` is the same as
-//!   `double` in MSVC but is refused like everywhere else for now.
+//!   `double` in MSVC, and so here.
 //! * Arguments: on the stack in 4-byte slots. The 8-alignment does **not** reach the stack:
 //!   `void f(int i, struct { char c; double d; } s, int j)` has s at 8(%esp) (16 bytes) and j
 //!   at 24(%esp).
@@ -47,6 +47,8 @@ pub const FLAVOUR: Flavour = Flavour {
     // MSVC's record layout: `__declspec(align(N))` survives `#pragma pack` (clang's
     // `MicrosoftRecordLayoutBuilder::getAdjustedElementInfo`).
     record_rules: RecordRules::Msvc,
+    // MSVC "Data Type Ranges": `long double` is the same as `double`.
+    long_double_is_double: true,
     // "x86 calling conventions" (MSVC 19.14 on): an argument whose type requires more than
     // 4-byte alignment (`__declspec(align(N))`) is passed by reference; clang's
     // `X86_32ABIInfo::classifyArgumentType` does so for the record's required alignment.

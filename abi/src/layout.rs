@@ -45,6 +45,36 @@ pub enum RecordRules {
     Msvc,
 }
 
+/// What an ABI's `va_list` is, as a parameter ([`crate::AbiSpec::va_list`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaList {
+    /// a pointer: `char *` (i386, Win64, Apple arm64), or x86-64 SysV's one-element array of
+    /// `__va_list_tag` adjusted to a pointer (psABI §3.5.7)
+    Pointer,
+    /// AAPCS64's `struct __va_list { void *__stack, *__gr_top, *__vr_top; int __gr_offs,
+    /// __vr_offs; }` (§10.1.5 and Appendix B), 32 bytes: passed by reference like any large
+    /// composite
+    Aapcs64,
+}
+
+/// AAPCS64's `va_list` record (one shared value: layouts are memoised by its address).
+fn aapcs64_va_list() -> &'static Type {
+    static RECORD: std::sync::OnceLock<Type> = std::sync::OnceLock::new();
+    RECORD.get_or_init(|| {
+        let ptr = |name: &str| crate::types::Field::new(name, Type::Scalar(Scalar::Pointer));
+        let int = |name: &str| crate::types::Field::new(name, Type::Scalar(Scalar::Int));
+        let fields = vec![
+            ptr("__stack"),
+            ptr("__gr_top"),
+            ptr("__vr_top"),
+            int("__gr_offs"),
+            int("__vr_offs"),
+        ];
+        let tag = Some("__va_list".to_string());
+        Type::Aggregate(Arc::new(Aggregate::new(AggregateKind::Struct, tag, fields)))
+    })
+}
+
 /// What a layout's bytes are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -202,6 +232,18 @@ impl Layouts<'_> {
                     shape,
                 }))
             }
+            Type::VaList => match spec.va_list() {
+                VaList::Pointer => self.layout(&Type::Scalar(Scalar::Pointer)),
+                VaList::Aapcs64 => self.layout(aapcs64_va_list()),
+            },
+            // `long double` is `double` on Windows and Apple arm64: its layout, its passing.
+            Type::Scalar(Scalar::LongDouble) if spec.long_double_is_double() => {
+                self.layout(&Type::Scalar(Scalar::Double))
+            }
+            Type::Scalar(Scalar::LongDouble) => Err(AbiError::unsupported(
+                spec.abi(),
+                "long double (an 80-bit x87 or 128-bit IEEE float on this ABI)",
+            )),
             Type::Scalar(s) => {
                 let (size, align) = match s {
                     Scalar::WChar => (spec.wchar().0, spec.wchar().0),
@@ -279,6 +321,10 @@ impl Layouts<'_> {
         let mut cursor = BitCursor::new(agg.kind);
         let (mut align, mut required_align) = (1u32, 1u32);
         for f in &agg.fields {
+            if element_type(&f.ty) == &Type::VaList {
+                // (x86-64 SysV's is an array there, unlike its parameter: not modelled yet)
+                return Err(AbiError::unsupported(abi, "a `va_list` member"));
+            }
             let layout = self.layout(&f.ty)?;
             let packed = agg.packing.packed || f.packing.packed;
             if let Some(width) = f.bits {
@@ -451,6 +497,14 @@ fn gcc_record_align(ty: &Layout, width: u32, packed: bool, named: bool) -> u32 {
     }
 }
 
+/// `ty` without its array dimensions.
+fn element_type(ty: &Type) -> &Type {
+    match ty {
+        Type::Array(elem, _) => element_type(elem),
+        other => other,
+    }
+}
+
 /// What a member of type `ty` (laid out as `layout`) requires under [`RecordRules::Msvc`]: a
 /// record type with its own `aligned(N)`, or an array of one, requires its whole alignment,
 /// its natural one included (`struct { short a; } __attribute__((aligned(1)))` stays 2-aligned
@@ -469,7 +523,8 @@ fn member_requirement(ty: &Type, layout: &Layout) -> u32 {
 }
 
 /// Scalar sizes and alignments of the LP64 data model (x86-64 SysV, AArch64): `long` and
-/// pointers are 8 bytes, every scalar is naturally aligned. `long double` is refused for now.
+/// pointers are 8 bytes, every scalar is naturally aligned (`long double`: see
+/// `AbiSpec::long_double_is_double`).
 pub fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
     use Scalar::*;
     let size = match s {
@@ -487,8 +542,7 @@ pub fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
 }
 
 /// Scalar sizes of the ILP32 data model (both i386 ABIs): `long` and pointers are 4 bytes;
-/// 8-byte scalars are aligned to `eight_byte_align` (4 on SysV, 8 on Win32). `long double` is
-/// refused for now.
+/// 8-byte scalars are aligned to `eight_byte_align` (4 on SysV, 8 on Win32).
 pub fn ilp32_scalar_layout(s: Scalar, eight_byte_align: u32) -> Option<(u32, u32)> {
     use Scalar::*;
     Some(match s {
@@ -566,6 +620,18 @@ mod tests {
         let l = layout_of(Abi::X86_64Sysv, &ty).unwrap();
         let Shape::Aggregate { fields, .. } = &l.shape else { panic!("a struct") };
         assert_eq!((fields[1].offset, fields[1].bits), (0, Some(BitRange { shift: 4, width: 4 })));
+    }
+
+    #[test]
+    fn long_double_is_double_on_windows_and_apple_arm64_only() {
+        let ld = Type::Scalar(Scalar::LongDouble);
+        for abi in [Abi::I386Win32, Abi::X86_64Win64, Abi::Aarch64Apple] {
+            let l = layout_of(abi, &ld).unwrap();
+            assert_eq!((l.size, l.shape), (8, Shape::Scalar(Scalar::Double)), "{abi}");
+        }
+        for abi in [Abi::I386Sysv, Abi::X86_64Sysv, Abi::Aarch64Aapcs64] {
+            assert!(layout_of(abi, &ld).is_err(), "{abi}");
+        }
     }
 
     #[test]

@@ -42,7 +42,7 @@ use std::fmt;
 
 pub use abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 pub use arch::Arch;
-pub use layout::{BitRange, FieldLayout, Layout, Leaf, RecordRules, Shape, COMPLEX_PARTS};
+pub use layout::{BitRange, FieldLayout, Layout, Leaf, RecordRules, Shape, VaList, COMPLEX_PARTS};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
 pub use reg::{Reg, RegClass};
 pub use types::{

@@ -258,6 +258,9 @@ pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
     if sig.variadic {
         return Err(AbiError::unsupported(abi, "variadic functions (`...`)"));
     }
+    if sig.ret == Type::VaList {
+        return Err(AbiError::unsupported(abi, "a `va_list` result"));
+    }
     if !abi.spec().has_convention(sig.conv) {
         let keyword = sig.conv.keyword().unwrap_or_default();
         return Err(AbiError::unsupported(abi, &format!("the convention `{keyword}`")));

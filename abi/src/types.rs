@@ -72,7 +72,8 @@ pub enum Scalar {
     Float,
     /// `double`
     Double,
-    /// `long double` (parsed; refused by every ABI for now)
+    /// `long double`: `double` on Windows and Apple arm64 (`AbiSpec::long_double_is_double`),
+    /// unsupported elsewhere for now
     LongDouble,
     /// any data or function pointer; the pointee does not matter to any ABI covered
     Pointer,
@@ -274,12 +275,15 @@ pub enum Type {
     Void,
     /// a scalar
     Scalar(Scalar),
-    /// `T _Complex` (parsed; refused by every ABI for now)
+    /// `T _Complex`: a struct of two `T` where `AbiSpec::complex_as_struct`
     Complex(Scalar),
     /// a struct or union; shared so that named types are cheap to clone
     Aggregate(Arc<Aggregate>),
     /// `T name[N]` (only inside aggregates)
     Array(Box<Type>, u32),
+    /// `va_list` as a parameter: each ABI's own type ([`crate::AbiSpec::va_list`]), which a
+    /// handler passes on to a C function that takes a `va_list`
+    VaList,
 }
 
 impl Type {
@@ -386,7 +390,7 @@ impl Signature {
 impl Type {
     fn nodes_memo(&self, memo: &mut std::collections::HashMap<*const Aggregate, u64>) -> u64 {
         match self {
-            Type::Void | Type::Scalar(_) | Type::Complex(_) => 1,
+            Type::Void | Type::Scalar(_) | Type::Complex(_) | Type::VaList => 1,
             Type::Array(elem, _) => elem.nodes_memo(memo).saturating_add(1),
             Type::Aggregate(agg) => {
                 if let Some(&n) = memo.get(&Arc::as_ptr(agg)) {
@@ -411,6 +415,7 @@ impl fmt::Display for Type {
             Type::Complex(s) => write!(f, "{} _Complex", s.c_name()),
             Type::Aggregate(a) => write!(f, "{a}"),
             Type::Array(elem, n) => write!(f, "{elem}[{n}]"),
+            Type::VaList => f.write_str("va_list"),
         }
     }
 }

@@ -114,6 +114,11 @@ impl AbiSpec for X86_64Win64 {
         }
     }
 
+    // "x64 ABI conventions", Scalar types: `long double` is an 8-byte IEEE double.
+    fn long_double_is_double(&self) -> bool {
+        true
+    }
+
     fn record_rules(&self) -> RecordRules {
         // MSVC's record layout: `__declspec(align(N))` survives `#pragma pack` (clang's
         // `MicrosoftRecordLayoutBuilder::getAdjustedElementInfo`).

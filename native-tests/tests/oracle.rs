@@ -198,7 +198,8 @@ fn a_callback_for_another_signature_is_reported() {
 
 #[test]
 fn a_run_with_every_case_skipped_fails() {
-    let case = Case::new(Signature::new(s(Scalar::LongDouble), vec![]));
+    // (a variadic signature: no ABI plans one yet)
+    let case = Case::new(Signature { variadic: true, ..Signature::new(s(Scalar::Int), vec![]) });
     let report = host().run(&[case], Opt::O0).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((report.ran, report.skipped.len()), (0, 1));
     assert!(!report.is_ok());

@@ -46,6 +46,7 @@ pub fn c_source(abi: Abi, cases: &[Prepared]) -> (String, Vec<(usize, usize)>) {
         cases.len()
     );
     out.push_str(cgen::PRELUDE);
+    out.push_str(cgen::va_list_typedef(abi));
     out.push_str(CONVENTIONS);
     let mut lines = Vec::with_capacity(cases.len());
     let mut line = out.lines().count();

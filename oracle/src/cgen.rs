@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use backcall_abi::{AggregateKind, Layout, Shape, Type};
+use backcall_abi::{Abi, AggregateKind, Layout, Shape, Type, VaList};
 
 /// Typedefs for the `<stdint.h>`/`<stddef.h>` names that [`Type`] prints, without headers.
 ///
@@ -38,6 +38,16 @@ typedef __INTPTR_TYPE__ intptr_t;
 typedef __UINTPTR_TYPE__ uintptr_t;
 typedef __WCHAR_TYPE__ wchar_t;
 ";
+
+/// `bc_va_list`, the type [`TypePrinter`] prints for a `va_list` parameter: the ABI's
+/// `__builtin_va_list` as a parameter adjusts it (x86-64 SysV's one-element array becomes a
+/// pointer to its element, `char *` stays), or AAPCS64's record itself.
+pub fn va_list_typedef(abi: Abi) -> &'static str {
+    match abi.spec().va_list() {
+        VaList::Pointer => "typedef __typeof__(&(*(__builtin_va_list *)0)[0]) bc_va_list;\n",
+        VaList::Aapcs64 => "typedef __builtin_va_list bc_va_list;\n",
+    }
+}
 
 /// Prints types as C declarations, defining each struct/union tag once per printer.
 ///
@@ -108,6 +118,7 @@ impl TypePrinter {
                 out.push('}');
                 out
             }
+            Type::VaList => "bc_va_list".to_string(),
             // Scalars, `void`, `_Complex`: `types.rs` prints these as C already.
             other => other.to_string(),
         }

@@ -192,6 +192,15 @@ pub const KNOWN: &[KnownIssue] = &[
         abis: &[Abi::I386Win32, Abi::X86_64Win64],
         shape: bit_field_layout,
     },
+    KnownIssue {
+        upstream: "no upstream issue: GCC keeps x87's long double on Windows",
+        summary: "mingw-w64 GCC's `long double` is x87's 80-bit type (12 or 16 bytes), where \
+                  MSVC's (and clang's for Windows) is `double`",
+        family: Family::Gcc,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::I386Win32, Abi::X86_64Win64],
+        shape: long_double_layout,
+    },
 ];
 
 /// The known issue `compiler`'s `failure` on `abi` matches, if any.
@@ -439,4 +448,20 @@ fn bit_field_layout(_: Abi, failure: &Failure) -> bool {
     let sig = &failure.signature;
     failure.problems.iter().any(|p| p.contains("static assertion failed"))
         && std::iter::once(&sig.ret).chain(&sig.args).any(|t| has_bit_field(t, false))
+}
+
+/// The compiler rejected the caller's layout assertions, and the signature has a `long double`.
+fn long_double_layout(_: Abi, failure: &Failure) -> bool {
+    fn has_long_double(ty: &Type) -> bool {
+        match ty {
+            Type::Scalar(backcall_abi::Scalar::LongDouble)
+            | Type::Complex(backcall_abi::Scalar::LongDouble) => true,
+            Type::Array(elem, _) => has_long_double(elem),
+            Type::Aggregate(agg) => agg.fields.iter().any(|f| has_long_double(&f.ty)),
+            _ => false,
+        }
+    }
+    let sig = &failure.signature;
+    failure.problems.iter().any(|p| p.contains("static assertion failed"))
+        && std::iter::once(&sig.ret).chain(&sig.args).any(has_long_double)
 }

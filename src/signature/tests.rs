@@ -1,6 +1,7 @@
 //! Unit tests: every error kind (offset and expected text) and every accepted spelling.
 
 use super::*;
+use backcall_abi::Abi;
 use AggregateKind::{Struct, Union};
 use Scalar::*;
 
@@ -236,6 +237,21 @@ fn bit_fields_named_unnamed_and_zero_width() {
     assert_eq!(widths, [("a", Some(3)), ("b", Some(5)), ("", Some(0)), ("e", Some(2))]);
     assert!(a.fields[3].packing.packed);
     round_trips(&parse("void (*)(struct { _Bool ok : 1; long long : 7; char c : 2 + 1; })"));
+}
+
+#[test]
+fn va_list_is_each_abis_own_type_and_a_parameter_only() {
+    for spelling in ["va_list", "__builtin_va_list", "__gnuc_va_list"] {
+        assert_eq!(arg(spelling), Type::VaList, "{spelling}");
+    }
+    round_trips(&parse("void (*)(const char *, va_list)"));
+    let result = parse("va_list (*)(void)");
+    let member = parse("void (*)(struct { va_list ap; } *)");
+    for abi in Abi::ALL {
+        assert!(abi.plan(&result).is_err(), "{abi}");
+        assert!(abi.plan(&member).is_ok(), "{abi}: behind a pointer");
+        assert!(abi.plan(&parse("void (*)(struct { va_list ap; })")).is_err(), "{abi}");
+    }
 }
 
 #[test]

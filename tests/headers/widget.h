@@ -37,7 +37,7 @@ struct widget_vtable {
 typedef struct widget_flags { unsigned visible : 1; unsigned : 2; unsigned dirty : 1; } widget_flags;
 typedef void (*widget_flags_fn)(widget_flags flags);
 
-/* Types backcall cannot express yet: each is reported with the reason. */
+/* A va_list parameter; a variadic callback and long double, which not every ABI plans yet. */
 typedef void (*widget_log_fn)(const char *format, va_list args);
 typedef int (*widget_printf_fn)(const char *format, ...);
 typedef long double (*widget_precise_fn)(long double x);
