@@ -161,6 +161,14 @@ impl AbiSpec for I386 {
         args: &[Layout],
         ret: &Layout,
     ) -> Result<Placement, AbiError> {
+        // clang's Microsoft thiscall lowers a `_Complex` to its two parts, which go their own
+        // way (neither the struct rule nor GCC's): not modelled yet.
+        let complex = |l: &Layout| l.is_complex();
+        let microsoft = self.flavour.registers == RegisterRules::Microsoft;
+        if microsoft && conv == Convention::Thiscall && (args.iter().any(complex) || complex(ret)) {
+            let what = "a `_Complex` argument or result under `__thiscall`";
+            return Err(AbiError::unsupported(self.flavour.abi, what));
+        }
         Ok(place(self.flavour, conv, args, ret))
     }
 
@@ -203,20 +211,33 @@ fn kind(layout: &Layout) -> Kind {
 /// (GCC `compute_record_mode`: a struct whose one member fills it takes that member's mode; a
 /// one-element array its element's; a union only ever an integer mode).
 pub fn gcc_float_mode(layout: &Layout) -> bool {
+    gcc_mode(layout) == Some(GccMode::Float)
+}
+
+/// The floating-point machine mode GCC gives a value of this layout, if any (see
+/// [`gcc_float_mode`]; a `_Complex` has a complex one, `SCmode` or `DCmode`).
+fn gcc_mode(layout: &Layout) -> Option<GccMode> {
+    if layout.is_complex() {
+        return Some(GccMode::Complex);
+    }
     match &layout.shape {
-        Shape::Scalar(s) => s.is_float(),
-        Shape::Array { elem, count: 1 } => gcc_float_mode(elem),
+        Shape::Scalar(s) => s.is_float().then_some(GccMode::Float),
+        Shape::Array { elem, count: 1 } => gcc_mode(elem),
         Shape::Aggregate { kind: AggregateKind::Struct, fields } => {
             let mut members = fields.iter().filter(|f| f.holds_value());
             match (members.next(), members.next()) {
-                (Some(only), None) => {
-                    only.layout.size == layout.size && gcc_float_mode(&only.layout)
-                }
-                _ => false,
+                (Some(only), None) if only.layout.size == layout.size => gcc_mode(&only.layout),
+                _ => None,
             }
         }
-        _ => false,
+        _ => None,
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GccMode {
+    Float,
+    Complex,
 }
 
 /// clang's `canExpandIndirectArgument`: a struct (or one-member union) of at most 16 bytes
@@ -312,7 +333,8 @@ impl Placer<'_> {
     }
 
     fn gcc(&mut self, layout: &Layout) -> ArgPass {
-        if !gcc_float_mode(layout) {
+        // A value of a float or complex float mode takes no word.
+        if gcc_mode(layout).is_none() {
             let word = kind(layout) == Kind::Word;
             if let Some(loc) = self.gcc_word(layout.size.div_ceil(4), word) {
                 return ArgPass::Direct(vec![Piece { offset: 0, size: layout.size, loc }]);

@@ -40,17 +40,18 @@ pub const FLAVOUR: Flavour = Flavour {
     // §2.2, the stack frame: "the value (%esp + 4) is always a multiple of 16 when control is
     // transferred to the function entry point".
     call_alignment: 16,
-    // §2.2: every struct and union returns in memory (no small-struct exception).
-    struct_ret_in_regs: |_| false,
+    // §2.2: every struct and union returns in memory (no small-struct exception); a
+    // `float _Complex` returns in edx:eax (GCC and clang; `double _Complex` in memory).
+    struct_ret_in_regs: |layout| layout.is_complex() && layout.size == 8,
     // §2.2: the callee pops the hidden result pointer off the stack (`ret $4`).
     cdecl_callee_pops_hidden: true,
     wchar: (4, true),
     record_rules: RecordRules::Gcc,
     long_double_is_double: false,
     indirect_over_aligned: false,
-    // GCC returns `float _Complex` in edx:eax and `double _Complex` in st(0) and st(1), where
-    // a struct returns through memory (§2.2): not modelled yet.
-    complex_as_struct: false,
+    // `T _Complex` is laid out and passed as `struct { T re, im; }` (GCC and clang), and
+    // returned as one but for `float _Complex` (above).
+    complex_as_struct: true,
     registers: RegisterRules::Gcc,
     toolchain: Toolchain {
         clang_target: "i686-linux-gnu",
@@ -202,6 +203,23 @@ mod tests {
         assert_eq!(direct(&p, 0), vec![at(0, 1, ECX)]);
         assert_eq!(direct(&p, 1), vec![at(0, 2, EDX)]);
         assert_eq!(direct(&p, 2), vec![at(0, 4, Loc::Stack(0))]);
+    }
+
+    #[test]
+    fn complex_values_are_structs_but_float_complex_returns_in_edx_eax() {
+        // gcc -m32 -O2 (and clang): `float _Complex ff(void)` loads eax and edx;
+        // `double _Complex fd(void)` stores through 4(%esp) and `ret $4`;
+        // `void __fastcall f(float _Complex z, int a, int b)`: a in ecx, b in edx (SCmode).
+        let p = sysv(Convention::Default, Type::Complex(Scalar::Float), vec![]);
+        assert!(matches!(&p.ret, RetPlan::Direct { pieces, .. } if pieces.len() == 2));
+        assert_eq!(p.code, ReturnCode::Struct);
+        let p = sysv(Convention::Default, Type::Complex(Scalar::Double), vec![]);
+        assert!(matches!(p.ret, RetPlan::Indirect { .. }));
+        assert_eq!(pops(&p), (4, 4));
+        let p = fast(vec![Type::Complex(Scalar::Float), int(), int()]);
+        assert_eq!(places(&p), [Loc::Stack(0), ECX, EDX]);
+        let wrapped = Type::anon_struct([Type::Complex(Scalar::Double)]);
+        assert_eq!(places(&fast(vec![wrapped, int()])), [Loc::Stack(0), ECX]);
     }
 
     #[test]

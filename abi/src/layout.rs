@@ -151,6 +151,16 @@ impl Layout {
         matches!(self.shape, Shape::Aggregate { .. } | Shape::Array { .. })
     }
 
+    /// Whether this is a `T _Complex` (its parts named [`COMPLEX_PARTS`]).
+    pub fn is_complex(&self) -> bool {
+        match &self.shape {
+            Shape::Aggregate { fields, .. } => {
+                fields.first().is_some_and(|f| f.name == COMPLEX_PARTS[0])
+            }
+            _ => false,
+        }
+    }
+
     /// The scalar, if this layout is one.
     pub fn scalar(&self) -> Option<Scalar> {
         match self.shape {

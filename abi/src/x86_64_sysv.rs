@@ -4,13 +4,13 @@
 //! Results: rax rdx, xmm0 xmm1, or memory through a hidden pointer in rdi returned in rax.
 
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
-use crate::layout::Layout;
+use crate::layout::{Layout, Shape};
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
 use crate::reg::Reg;
 use crate::stubs::StubFamily;
-use crate::types::{Convention, Scalar};
+use crate::types::{AggregateKind, Convention, Scalar};
 use crate::AbiError;
 
 /// The System V AMD64 ABI.
@@ -35,6 +35,9 @@ fn classify(layout: &Layout) -> Option<Vec<Option<Class>>> {
     if layout.size > 16 {
         return None;
     }
+    if union_bit_field_misaligned(layout, 0) {
+        return None;
+    }
     let mut classes: Vec<Option<Class>> = vec![None; layout.size.div_ceil(8) as usize];
     for leaf in layout.leaves() {
         // §3.2.3 rule 1: "If an object has unaligned fields, it has class MEMORY" (a member of
@@ -55,6 +58,27 @@ fn classify(layout: &Layout) -> Option<Vec<Option<Class>>> {
         }
     }
     Some(classes)
+}
+
+/// Whether a bit-field right inside a union sits off its natural boundary (the union at
+/// `base` bytes into the value). GCC's `classify_argument` takes a struct's bit-fields as
+/// INTEGER bits, but a union's members as scalars of their types, and GCC gives a bit-field
+/// the integer type of its width (`int x : 19` a 32-bit mode, `long long : 9` a 16-bit one):
+/// off that mode's boundary, the value is MEMORY (§3.2.3 rule 1, "unaligned fields").
+pub fn union_bit_field_misaligned(layout: &Layout, base: u32) -> bool {
+    match &layout.shape {
+        Shape::Aggregate { kind, fields } => fields.iter().any(|f| match f.bits {
+            Some(bits) => {
+                let mode = bits.width.div_ceil(8).next_power_of_two();
+                *kind == AggregateKind::Union && base % mode != 0
+            }
+            None => union_bit_field_misaligned(&f.layout, base + f.offset),
+        }),
+        Shape::Array { elem, count } => {
+            (0..*count).any(|i| union_bit_field_misaligned(elem, base + i * elem.size))
+        }
+        _ => false,
+    }
 }
 
 /// The pieces of a value classified as `classes`, taking registers from `next` per class.

@@ -154,7 +154,7 @@ pub struct MemberPath {
 pub fn member_paths(layout: &Layout) -> Vec<MemberPath> {
     let mut out = Vec::new();
     if let Shape::Aggregate { fields, .. } = &layout.shape {
-        if is_complex(fields) {
+        if layout.is_complex() {
             return out;
         }
         // `offsetof` and `sizeof` take no bit-field: the members around one pin its place.
@@ -184,7 +184,7 @@ fn collect_paths(
     }
     match &layout.shape {
         // a `_Complex`'s parts have no member names C could spell
-        Shape::Aggregate { fields, .. } if is_complex(fields) => {}
+        Shape::Aggregate { .. } if layout.is_complex() => {}
         Shape::Aggregate { fields, .. } => {
             for f in fields.iter().filter(|f| f.bits.is_none()) {
                 let inner = format!("{path}.{}", f.name);
@@ -199,11 +199,6 @@ fn collect_paths(
         }
         Shape::Void | Shape::Scalar(_) => {}
     }
-}
-
-/// Whether these are the parts of a `T _Complex` ([`backcall_abi::COMPLEX_PARTS`]).
-fn is_complex(fields: &[backcall_abi::FieldLayout]) -> bool {
-    fields.first().is_some_and(|f| f.name == backcall_abi::COMPLEX_PARTS[0])
 }
 
 /// The first, second and last index of an array of `count` elements, without repeats.

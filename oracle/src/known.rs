@@ -183,6 +183,17 @@ pub const KNOWN: &[KnownIssue] = &[
         shape: unnamed_bit_field_value,
     },
     KnownIssue {
+        upstream: "no upstream issue found: GCC classifies a union's members as scalars of \
+                   their types",
+        summary: "clang passes in registers a value with a union whose bit-field is off the \
+                  boundary of its width's integer type (`struct { char c; union { int x : 19; \
+                  } u; }`), which GCC, the psABI's reference, passes in memory",
+        family: Family::Clang,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::X86_64Sysv],
+        shape: misaligned_union_bit_field,
+    },
+    KnownIssue {
         upstream: "no upstream issue: GCC's -mms-bitfields is its own reading of MSVC's rules",
         summary: "mingw-w64 GCC lays out some records with bit-fields differently from MSVC \
                   (and clang for Windows): packed bit-fields, unnamed ones, and storage units \
@@ -435,9 +446,15 @@ fn has_bit_field(ty: &Type, unnamed: bool) -> bool {
 /// Some argument or the result has an unnamed bit-field of some width, and nothing differs
 /// before the first such argument (the result only if it has one).
 fn unnamed_bit_field_value(_: Abi, failure: &Failure) -> bool {
+    differs_from_first_with(failure, |ty| has_bit_field(ty, true))
+}
+
+/// Some argument or the result is `with`, and nothing differs before the first such argument
+/// (the result only if it is `with`).
+fn differs_from_first_with(failure: &Failure, with: impl Fn(&Type) -> bool) -> bool {
     let sig = &failure.signature;
-    let result = has_bit_field(&sig.ret, true);
-    let first = sig.args.iter().position(|a| has_bit_field(a, true));
+    let result = with(&sig.ret);
+    let first = sig.args.iter().position(&with);
     (result || first.is_some())
         && differs_only_from(failure, first.unwrap_or(sig.args.len()), result)
 }
@@ -464,4 +481,12 @@ fn long_double_layout(_: Abi, failure: &Failure) -> bool {
     let sig = &failure.signature;
     failure.problems.iter().any(|p| p.contains("static assertion failed"))
         && std::iter::once(&sig.ret).chain(&sig.args).any(has_long_double)
+}
+
+/// Some argument or the result has a union bit-field off its mode's boundary, and nothing
+/// differs before the first such argument (the result only if it has one).
+fn misaligned_union_bit_field(abi: Abi, failure: &Failure) -> bool {
+    differs_from_first_with(failure, |ty| {
+        abi.layout(ty).is_ok_and(|l| backcall_abi::x86_64_sysv::union_bit_field_misaligned(&l, 0))
+    })
 }
