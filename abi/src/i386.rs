@@ -162,11 +162,11 @@ impl AbiSpec for I386 {
         ret: &Layout,
     ) -> Result<Placement, AbiError> {
         // clang's Microsoft thiscall lowers a `_Complex` to its two parts, which go their own
-        // way (neither the struct rule nor GCC's): not modelled yet.
-        let complex = |l: &Layout| l.is_complex();
+        // way (neither the struct rule nor GCC's), in a struct too: not modelled yet.
+        let complex = |l: &Layout| has_complex(l);
         let microsoft = self.flavour.registers == RegisterRules::Microsoft;
         if microsoft && conv == Convention::Thiscall && (args.iter().any(complex) || complex(ret)) {
-            let what = "a `_Complex` argument or result under `__thiscall`";
+            let what = "a `_Complex` in an argument or result under `__thiscall`";
             return Err(AbiError::unsupported(self.flavour.abi, what));
         }
         Ok(place(self.flavour, conv, args, ret))
@@ -212,6 +212,16 @@ fn kind(layout: &Layout) -> Kind {
 /// one-element array its element's; a union only ever an integer mode).
 pub fn gcc_float_mode(layout: &Layout) -> bool {
     gcc_mode(layout) == Some(GccMode::Float)
+}
+
+/// Whether a `_Complex` is inside (or is) the value.
+fn has_complex(layout: &Layout) -> bool {
+    layout.is_complex()
+        || match &layout.shape {
+            Shape::Aggregate { fields, .. } => fields.iter().any(|f| has_complex(&f.layout)),
+            Shape::Array { elem, .. } => has_complex(elem),
+            _ => false,
+        }
 }
 
 /// The floating-point machine mode GCC gives a value of this layout, if any (see
