@@ -161,12 +161,12 @@ impl AbiSpec for I386 {
         args: &[Layout],
         ret: &Layout,
     ) -> Result<Placement, AbiError> {
-        // clang's Microsoft thiscall lowers a `_Complex` to its two parts, which go their own
-        // way (neither the struct rule nor GCC's), in a struct too: not modelled yet.
-        let complex = |l: &Layout| has_complex(l);
+        // clang's Microsoft thiscall lowers a `_Complex` argument to its two parts, which go
+        // their own way (neither the struct rule nor GCC's), in a struct too: not modelled yet.
+        // (A complex result returns as the struct would.)
         let microsoft = self.flavour.registers == RegisterRules::Microsoft;
-        if microsoft && conv == Convention::Thiscall && (args.iter().any(complex) || complex(ret)) {
-            let what = "a `_Complex` in an argument or result under `__thiscall`";
+        if microsoft && conv == Convention::Thiscall && args.iter().any(has_complex) {
+            let what = "a `_Complex` in an argument under `__thiscall`";
             return Err(AbiError::unsupported(self.flavour.abi, what));
         }
         Ok(place(self.flavour, conv, args, ret))
