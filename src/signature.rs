@@ -744,10 +744,6 @@ impl Parser<'_> {
                 "`:` after another type",
             ));
         }
-        if packing.align.is_some() {
-            let found = "`aligned(N)` on a bit-field";
-            return Err(error_at(colon, "a bit-field without `aligned(N)`", found));
-        }
         self.bump();
         let at = self.offset();
         let width = self.constant()?;

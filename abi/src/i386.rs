@@ -43,9 +43,9 @@ pub struct Flavour {
     /// `wchar_t`: size and signedness (Linux: a signed int; Windows: an unsigned short)
     pub wchar: (u32, bool),
     /// how `packed` and `aligned(N)` combine in records
+    pub record_rules: RecordRules,
     /// `long double` is `double` (MSVC), not x87's 80-bit format (i386 psABI §2.1.1)
     pub long_double_is_double: bool,
-    pub record_rules: RecordRules,
     /// whether an argument whose type requires more than 4-byte alignment
     /// ([`Layout::required_align`]) is passed by reference: a pointer to the caller's copy
     pub indirect_over_aligned: bool,

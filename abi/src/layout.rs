@@ -337,7 +337,7 @@ impl Layouts<'_> {
             }
             let layout = self.layout(&f.ty)?;
             let packed = agg.packing.packed || f.packing.packed;
-            if let Some(width) = f.bits {
+            let (offset, bits) = if let Some(width) = f.bits {
                 if width == 0 && agg.kind == AggregateKind::Union {
                     // It ends no storage unit there, and GCC then passes the union apart.
                     let what = "a `: 0` bit-field in a union";
@@ -350,25 +350,22 @@ impl Layouts<'_> {
                 let named = !f.name.is_empty() || self.spec.unnamed_bit_fields_align();
                 let placed = cursor.bit_field(rules, &layout, width, packed, named);
                 align = align.max(placed.record_align);
-                let bits = Some(BitRange { shift: placed.bit % 8, width });
-                let offset = placed.bit / 8;
-                fields.push(FieldLayout { name: f.name.clone(), offset, layout, bits });
-                if cursor.end() > MAX_SIZE {
-                    return Err(too_large(abi));
-                }
-                continue;
-            }
-            let attribute = f.packing.align.unwrap_or(1);
-            let required =
-                if msvc { attribute.max(member_requirement(&f.ty, &layout)) } else { attribute };
-            required_align = required_align.max(required);
-            let member_align = if packed { 1 } else { layout.align }.max(required);
-            let offset = cursor.member(member_align, layout.size);
+                (placed.bit / 8, Some(BitRange { shift: placed.bit % 8, width }))
+            } else {
+                let attribute = f.packing.align.unwrap_or(1);
+                let required = match msvc {
+                    true => attribute.max(member_requirement(&f.ty, &layout)),
+                    false => attribute,
+                };
+                required_align = required_align.max(required);
+                let member_align = if packed { 1 } else { layout.align }.max(required);
+                align = align.max(member_align);
+                (cursor.member(member_align, layout.size), None)
+            };
             if cursor.end() > MAX_SIZE {
                 return Err(too_large(abi));
             }
-            align = align.max(member_align);
-            fields.push(FieldLayout { name: f.name.clone(), offset, layout, bits: None });
+            fields.push(FieldLayout { name: f.name.clone(), offset, layout, bits });
         }
         let natural_align = align;
         align = align.max(agg.packing.align.unwrap_or(1));

@@ -410,9 +410,15 @@ fn packed_over_aligned_layout(_: Abi, failure: &Failure) -> bool {
             _ => false,
         }
     }
+    layout_rejected_with(failure, packed_over_aligned)
+}
+
+/// The compiler rejected the caller's layout assertions, and the result or an argument is
+/// `with`.
+fn layout_rejected_with(failure: &Failure, with: impl Fn(&Type) -> bool) -> bool {
     let sig = &failure.signature;
     failure.problems.iter().any(|p| p.contains("static assertion failed"))
-        && std::iter::once(&sig.ret).chain(&sig.args).any(packed_over_aligned)
+        && std::iter::once(&sig.ret).chain(&sig.args).any(with)
 }
 
 /// Only the result differs, and it is a struct GCC gives a floating-point mode.
@@ -462,9 +468,7 @@ fn differs_from_first_with(failure: &Failure, with: impl Fn(&Type) -> bool) -> b
 /// The compiler rejected the caller's layout assertions, and some type of the signature has a
 /// bit-field.
 fn bit_field_layout(_: Abi, failure: &Failure) -> bool {
-    let sig = &failure.signature;
-    failure.problems.iter().any(|p| p.contains("static assertion failed"))
-        && std::iter::once(&sig.ret).chain(&sig.args).any(|t| has_bit_field(t, false))
+    layout_rejected_with(failure, |ty| has_bit_field(ty, false))
 }
 
 /// The compiler rejected the caller's layout assertions, and the signature has a `long double`.
@@ -478,9 +482,7 @@ fn long_double_layout(_: Abi, failure: &Failure) -> bool {
             _ => false,
         }
     }
-    let sig = &failure.signature;
-    failure.problems.iter().any(|p| p.contains("static assertion failed"))
-        && std::iter::once(&sig.ret).chain(&sig.args).any(has_long_double)
+    layout_rejected_with(failure, has_long_double)
 }
 
 /// Some argument or the result has a union bit-field off its mode's boundary, and nothing
