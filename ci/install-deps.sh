@@ -54,7 +54,9 @@ as_root() {
 }
 
 apt_installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+    # grep reads everything (no -q): an early exit would SIGPIPE the writer, which pipefail
+    # turns into a false "no".
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep 'install ok installed' >/dev/null
 }
 
 APT_UPDATED=0
@@ -68,7 +70,7 @@ apt_update_once() {
 
 # Whether apt offers package $1 (a candidate version).
 apt_offers() {
-    apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'
+    apt-cache policy "$1" 2>/dev/null | grep 'Candidate: [0-9]' >/dev/null
 }
 
 # The versioned clangs of the compiler matrix: the newest clang-N the distribution offers

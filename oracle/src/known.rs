@@ -194,6 +194,19 @@ pub const KNOWN: &[KnownIssue] = &[
         shape: misaligned_union_bit_field,
     },
     KnownIssue {
+        upstream: "no upstream issue found: clang's X86_64ABIInfo::classify measures a member \
+                   against its type's alignment",
+        summary: "clang passes in memory a value with a member off its type's alignment whose \
+                  scalars are all on their own boundaries (a packed record holding an \
+                  `aligned(2)` struct of a `_Bool` at offset 1), which GCC, the psABI's \
+                  reference, passes in registers: GCC calls a field unaligned only when a \
+                  scalar is",
+        family: Family::Clang,
+        majors: 0..=u32::MAX,
+        abis: &[Abi::X86_64Sysv],
+        shape: member_off_its_type_alignment,
+    },
+    KnownIssue {
         upstream: "no upstream issue: GCC's -mms-bitfields is its own reading of MSVC's rules",
         summary: "mingw-w64 GCC lays out some records with bit-fields differently from MSVC \
                   (and clang for Windows): packed bit-fields, unnamed ones, and storage units \
@@ -491,4 +504,23 @@ fn misaligned_union_bit_field(abi: Abi, failure: &Failure) -> bool {
     differs_from_first_with(failure, |ty| {
         abi.layout(ty).is_ok_and(|l| backcall_abi::x86_64_sysv::union_bit_field_misaligned(&l, 0))
     })
+}
+
+/// Some argument or the result has a member (not a bit-field) whose offset in the value is not
+/// a multiple of its type's alignment, and nothing differs before the first such argument (the
+/// result only if it has one).
+fn member_off_its_type_alignment(abi: Abi, failure: &Failure) -> bool {
+    fn off_alignment(layout: &Layout, base: u32) -> bool {
+        match &layout.shape {
+            Shape::Aggregate { fields, .. } => fields.iter().any(|f| {
+                let at = base + f.offset;
+                f.bits.is_none() && (at % f.layout.align != 0 || off_alignment(&f.layout, at))
+            }),
+            Shape::Array { elem, count } => {
+                (0..*count).any(|i| off_alignment(elem, base + i * elem.size))
+            }
+            _ => false,
+        }
+    }
+    differs_from_first_with(failure, |ty| abi.layout(ty).is_ok_and(|l| off_alignment(&l, 0)))
 }
