@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::ffi::c_void;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use backcall_abi::{Abi, ArgPass, CallPlan, ReturnCode, Scalar, Shape, Signature};
@@ -38,7 +39,7 @@ impl Callback {
         signature: &str,
         handler: impl Fn(&Args) -> R + Send + Sync + 'static,
     ) -> Result<Callback, Error> {
-        Prototype::new(signature)?.callback(ThreadPolicy::SingleThreaded, handler)
+        Prototype::cached(signature)?.callback(ThreadPolicy::SingleThreaded, handler)
     }
 
     /// A callback with an explicit [`ThreadPolicy`].
@@ -47,7 +48,7 @@ impl Callback {
         policy: ThreadPolicy,
         handler: impl Fn(&Args) -> R + Send + Sync + 'static,
     ) -> Result<Callback, Error> {
-        Prototype::new(signature)?.callback(policy, handler)
+        Prototype::cached(signature)?.callback(policy, handler)
     }
 
     /// A callback whose handler works on the context itself: it writes the result with
@@ -68,7 +69,7 @@ impl Callback {
         policy: ThreadPolicy,
         handler: impl Fn(&Args) -> ReturnCode + Send + Sync + 'static,
     ) -> Result<Callback, Error> {
-        Prototype::new(signature)?.raw(policy, handler)
+        Prototype::cached(signature)?.raw(policy, handler)
     }
 
     /// Whether C's calls reach this callback's handler through a typed stub (a
@@ -159,14 +160,22 @@ impl Prototype {
     /// signatures per thread, so that creating callbacks from a repeated string costs neither
     /// parsing nor planning.
     pub fn new(signature: &str) -> Result<Prototype, Error> {
+        Prototype::cached(signature).map(|p| (*p).clone())
+    }
+
+    /// [`Prototype::new`], shared by reference: creating a callback from a repeated string
+    /// then takes no atomic reference count (two locked instructions, a sixth of a create
+    /// and release).
+    pub(crate) fn cached(signature: &str) -> Result<Rc<Prototype>, Error> {
         thread_local! {
             static CACHE: RefCell<PrototypeCache> = RefCell::new(PrototypeCache::default());
         }
-        if let Some(p) = CACHE.with(|c| c.borrow_mut().get(signature)) {
+        // (`try_with`: during the thread's teardown the cache may be gone; plan afresh then)
+        if let Ok(Some(p)) = CACHE.try_with(|c| c.borrow_mut().get(signature)) {
             return Ok(p);
         }
-        let proto = Prototype::from_signature(&crate::parse_signature(signature)?)?;
-        CACHE.with(|c| c.borrow_mut().put(signature, proto.clone()));
+        let proto = Rc::new(Prototype::from_signature(&crate::parse_signature(signature)?)?);
+        let _ = CACHE.try_with(|c| c.borrow_mut().put(signature, proto.clone()));
         Ok(proto)
     }
 
@@ -264,8 +273,7 @@ impl Prototype {
         route: Route,
     ) -> Result<Callback, Error> {
         let owner = owner_key(policy)?;
-        let id =
-            registry().install(self.info.plan.abi, self.info.clone(), owner, handler, route)?;
+        let id = registry().install(self.info.plan.abi, &self.info, owner, handler, route)?;
         Ok(Callback { id })
     }
 }
@@ -277,14 +285,14 @@ pub const PROTOTYPE_CACHE: usize = 64;
 /// used is dropped past [`PROTOTYPE_CACHE`].
 #[derive(Default)]
 struct PrototypeCache {
-    entries: Vec<(Box<str>, Prototype, u64)>,
+    entries: Vec<(Box<str>, Rc<Prototype>, u64)>,
     clock: u64,
     /// the entry found last (a repeated string is found at once)
     last: usize,
 }
 
 impl PrototypeCache {
-    fn get(&mut self, signature: &str) -> Option<Prototype> {
+    fn get(&mut self, signature: &str) -> Option<Rc<Prototype>> {
         self.clock += 1;
         let clock = self.clock;
         let hit = match self.entries.get(self.last) {
@@ -297,7 +305,7 @@ impl PrototypeCache {
         Some(entry.1.clone())
     }
 
-    fn put(&mut self, signature: &str, proto: Prototype) {
+    fn put(&mut self, signature: &str, proto: Rc<Prototype>) {
         if self.entries.len() >= PROTOTYPE_CACHE {
             let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.2).map(|(i, _)| i);
             if let Some(i) = oldest {

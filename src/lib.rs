@@ -82,6 +82,7 @@ mod native;
 #[doc(hidden)]
 pub mod plan_table;
 mod pool;
+mod pool_lock;
 mod registry;
 pub mod signature;
 pub mod typed;

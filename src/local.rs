@@ -92,7 +92,7 @@ impl Callback {
         signature: &str,
         handler: impl Fn(&Args) -> R + 'static,
     ) -> Result<LocalCallback, Error> {
-        Prototype::new(signature)?.local(handler)
+        Prototype::cached(signature)?.local(handler)
     }
 }
 
@@ -163,7 +163,7 @@ impl<'scope> Scope<'scope, '_> {
         signature: &str,
         handler: impl Fn(&Args) -> R + 'scope,
     ) -> Result<ScopedCallback<'scope>, Error> {
-        let proto = Prototype::new(signature)?;
+        let proto = Prototype::cached(signature)?;
         let handler: Box<dyn Fn(&Args) -> ReturnCode + 'scope> =
             Box::new(move |args: &Args| args.write_result(&handler(args).into()));
         // SAFETY: the handler is dropped before the scope ends (`finish` waits until it is),

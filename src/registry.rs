@@ -48,6 +48,7 @@ use crate::error::Error;
 use crate::hazard::{self, SERIALIZED};
 use crate::native::PlanInfo;
 use crate::pool::{self, ExecPage};
+use crate::pool_lock::{PoolGuard, PoolLock};
 
 pub(crate) use crate::hazard::HAZARDS;
 
@@ -415,6 +416,41 @@ impl Slot {
         }
     }
 
+    /// Makes `info` the slot's plan, and answers the plan it held before when that is
+    /// another (a freed slot keeps its last plan while someone else holds it too, so that
+    /// creating callbacks of one prototype in a row takes no reference count: two atomic
+    /// read-modify-writes of the roughly seven a create and release cost).
+    ///
+    /// # Safety
+    /// The slot is free and taken by the caller (off the free lists, no LIVE tag).
+    unsafe fn keep_info(&self, info: &Arc<PlanInfo>) -> Option<Arc<PlanInfo>> {
+        // SAFETY: only the caller, which took the free slot, reads or writes the field.
+        let held = unsafe { &mut *self.info.get() };
+        if std::ptr::eq(*held, Arc::as_ptr(info)) {
+            return None;
+        }
+        let previous = std::mem::replace(held, Arc::into_raw(Arc::clone(info)));
+        // SAFETY: a non-null field owns one reference (from `into_raw`).
+        (!previous.is_null()).then(|| unsafe { Arc::from_raw(previous) })
+    }
+
+    /// The plan of a callback being freed, if the slot should give it up now: when no one
+    /// else holds it (so a freed slot never keeps a plan alone).
+    ///
+    /// # Safety
+    /// The caller frees the slot under the pool lock.
+    unsafe fn let_go_of_info(&self) -> Option<Arc<PlanInfo>> {
+        // SAFETY: the caller frees the slot; no one else reads or writes the field.
+        let held = unsafe { &mut *self.info.get() };
+        // SAFETY: a live callback's field owns one reference.
+        let info = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(*held) });
+        // (a plain load: a reference count may change under it, which only decides when the
+        // plan is dropped)
+        (Arc::strong_count(&info) == 1)
+            .then(|| std::mem::replace(held, std::ptr::null()))
+            .map(|_| std::mem::ManuallyDrop::into_inner(info))
+    }
+
     /// The live callback's plan, for a caller holding the live handle.
     pub fn live_info(&self) -> &PlanInfo {
         // SAFETY: the caller (a `Callback`) has not released the slot, so it is not freed.
@@ -462,7 +498,7 @@ impl Page {
 pub(crate) struct Registry {
     pages: [AtomicPtr<Page>; MAX_PAGES],
     shift: AtomicU32,
-    state: Mutex<PoolState>,
+    state: PoolLock<PoolState>,
     /// released slots (addresses) whose free waits for a safe point
     deferred: Mutex<Vec<usize>>,
     /// whether `deferred` may hold any (checked without the lock on every create and release)
@@ -510,7 +546,7 @@ struct PoolState {
 static REGISTRY: Registry = Registry {
     pages: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PAGES],
     shift: AtomicU32::new(0),
-    state: Mutex::new(PoolState {
+    state: PoolLock::new(PoolState {
         pages: 0,
         fresh: VecDeque::new(),
         freed: Vec::new(),
@@ -533,7 +569,8 @@ pub(crate) fn registry() -> &'static Registry {
 /// A freed callback's handler and plan, waiting to be dropped on the right thread.
 pub(crate) struct Orphan {
     handler: HandlerBox,
-    info: Arc<PlanInfo>,
+    /// the plan, when the freed slot gave it up
+    info: Option<Arc<PlanInfo>>,
     thunk: usize,
 }
 
@@ -623,7 +660,7 @@ impl Registry {
     pub fn install(
         &'static self,
         abi: Abi,
-        info: Arc<PlanInfo>,
+        info: &Arc<PlanInfo>,
         owner: u32,
         handler: HandlerBox,
         route: Route,
@@ -641,10 +678,10 @@ impl Registry {
         debug_assert_eq!(vt & TAGS, 0, "vtables are 8-aligned");
         let inline = if handler.inline { INLINE } else { 0 };
         // SAFETY: the slot is free (off the free lists, no LIVE tag): no call reads these.
-        unsafe {
+        let previous = unsafe {
             *slot.data.get() = handler.data;
-            *slot.info.get() = Arc::into_raw(info);
-        }
+            slot.keep_info(info)
+        };
         std::mem::forget(handler);
         slot.tombstone.store(tomb, Ordering::Release);
         slot.owner.store(owner, Ordering::Relaxed);
@@ -652,6 +689,7 @@ impl Registry {
         // Publishes data, info, tombstone, owner and route (hazard.rs: the owner re-check
         // after this Acquire-read state relies on the owner store coming first).
         slot.state.store(vt | inline | LIVE, Ordering::Release);
+        drop(previous);
         Ok(id)
     }
 
@@ -727,7 +765,7 @@ impl Registry {
                 data: *slot.data.get(),
                 inline: state & INLINE != 0,
             };
-            (handler, Arc::from_raw(std::mem::replace(&mut *slot.info.get(), std::ptr::null())))
+            (handler, slot.let_go_of_info())
         };
         let class = Class {
             tomb: slot.tombstone.load(Ordering::Relaxed),
@@ -777,8 +815,8 @@ impl Registry {
         self.thunk(id)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> PoolGuard<'_, PoolState> {
+        self.state.lock()
     }
 
     /// A slot for a callback of `class`: a fresh one; else a freed one of the same class past

@@ -16,6 +16,7 @@ use std::any::TypeId;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::rc::Rc;
 
 use backcall_abi::{Convention, Scalar, Signature, Type};
 
@@ -202,17 +203,19 @@ fn typed_arg<T: CType>(args: &Args, i: usize) -> T {
     T::from_bits(args.typed_bits::<T>(i))
 }
 
-/// The prototype of the `extern "C" fn` type `F`, planned once per thread and type.
-fn prototype_of<F: 'static>(signature: impl FnOnce() -> Signature) -> Result<Prototype, Error> {
+/// The prototype of the `extern "C" fn` type `F`, planned once per thread and type (shared by
+/// reference: no atomic reference count per callback).
+fn prototype_of<F: 'static>(signature: impl FnOnce() -> Signature) -> Result<Rc<Prototype>, Error> {
     thread_local! {
-        static PROTOTYPES: RefCell<HashMap<TypeId, Prototype>> = RefCell::new(HashMap::new());
+        static PROTOTYPES: RefCell<HashMap<TypeId, Rc<Prototype>>> = RefCell::new(HashMap::new());
     }
     let key = TypeId::of::<F>();
-    if let Some(p) = PROTOTYPES.with(|c| c.borrow().get(&key).cloned()) {
+    // (`try_with`: during the thread's teardown the map may be gone; plan afresh then)
+    if let Ok(Some(p)) = PROTOTYPES.try_with(|c| c.borrow().get(&key).cloned()) {
         return Ok(p);
     }
-    let proto = Prototype::from_signature(&signature())?;
-    PROTOTYPES.with(|c| c.borrow_mut().insert(key, proto.clone()));
+    let proto = Rc::new(Prototype::from_signature(&signature())?);
+    let _ = PROTOTYPES.try_with(|c| c.borrow_mut().insert(key, proto.clone()));
     Ok(proto)
 }
 
@@ -328,7 +331,7 @@ macro_rules! typed_fn {
                     sig
                 })?;
                 if let Some(value) = refusal {
-                    proto = proto.refusing(value)?;
+                    proto = Rc::new(proto.refusing(value)?);
                 }
                 let handler =
                     store_for(&policy, Typed::<F, $($q)* extern $abi fn($($a),*) -> R>(f, PhantomData));
