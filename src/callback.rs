@@ -572,7 +572,20 @@ impl Args<'_> {
         self.i64(i) as u32
     }
 
-    /// Argument `i` as `f64`.
+    /// Argument `i` as `f64` (an x87 `long double` rounded to the nearest `double`; its 80 bits
+    /// are in [`Args::bytes`]).
+    ///
+    /// ```
+    /// # #[cfg(all(target_arch = "x86_64", target_os = "linux"))] {
+    /// // `long double` is x87's 80-bit format on x86-64 Linux: read as the nearest double,
+    /// // returned exactly from one, in st(0).
+    /// let cb = backcall::Callback::new("long double (*)(long double, int)", |a| {
+    ///     a.f64(0) * f64::from(a.i32(1))
+    /// })
+    /// .unwrap();
+    /// assert_eq!(cb.plan().code, backcall::ReturnCode::LongDouble);
+    /// # }
+    /// ```
     #[inline]
     pub fn f64(&self, i: usize) -> f64 {
         match self.scalar(i) {

@@ -160,6 +160,11 @@ impl<'a> Frame<'a> {
         // An `__int128` gives its low 64 bits (the getters truncate wider integers).
         let mut b = [0u8; 16];
         self.read_arg(i, &mut b[..layout.size.min(16) as usize]);
+        if s == Scalar::LongDouble {
+            // (x87's: the getters see the nearest double; `Args::bytes` has all 80 bits)
+            let x87: [u8; 10] = b[..10].try_into().unwrap_or_default();
+            return Some((Scalar::Double, x87_to_f64(x87).to_bits()));
+        }
         let size = layout.size.min(8);
         let raw = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
         let bits = extend(raw, size, !s.is_float() && is_signed(self.plan.abi, s));
@@ -251,6 +256,18 @@ pub fn encode_result(ret: &backcall_abi::Layout, value: &Value) -> Result<Option
             let f = as_f64(v).ok_or_else(|| mismatch("double", v))?;
             f.to_le_bytes().to_vec()
         }
+        // (x87's `long double`: a number exactly, or its 10 bytes; the rest is padding)
+        (Shape::Scalar(Scalar::LongDouble), Value::Bytes(b)) if b.len() == 10 => {
+            let mut bytes = b.clone();
+            bytes.resize(size, 0);
+            bytes
+        }
+        (Shape::Scalar(Scalar::LongDouble), v) if !matches!(v, Value::Bytes(_)) => {
+            let f = as_f64(v).ok_or_else(|| mismatch("long double", v))?;
+            let mut bytes = f64_to_x87(f).to_vec();
+            bytes.resize(size, 0);
+            bytes
+        }
         (Shape::Scalar(Scalar::Bool), &Value::Int(x)) => vec![u8::from(x != 0)],
         (Shape::Scalar(Scalar::Bool), &Value::UInt(x)) => vec![u8::from(x != 0)],
         // (an `__int128` result is the value extended to 128 bits)
@@ -292,5 +309,199 @@ pub fn extend(raw: u64, size: u32, signed: bool) -> u64 {
         (((raw << shift) as i64) >> shift) as u64
     } else {
         (raw << shift) >> shift
+    }
+}
+
+/// x87's 80-bit extended-precision `long double` (i386, x86-64 System V) as the nearest
+/// `double` (ties to even), from its 10 bytes: a 64-bit significand with an explicit integer
+/// bit, then the sign and a 15-bit exponent biased by 16383 (Intel SDM vol. 1, §4.2.2). This
+/// is what the FPU's own `fld` + `fstp qword` gives: NaNs keep their payload's top bits and
+/// turn quiet; the encodings the FPU refuses give its "real indefinite" NaN.
+///
+/// ```
+/// use backcall::marshal::{f64_to_x87, x87_to_f64};
+///
+/// let one_third = 1.0 / 3.0;
+/// assert_eq!(x87_to_f64(f64_to_x87(one_third)), one_third);
+/// // 1 + 2^-60 needs more bits than a double has: the nearest double is 1.
+/// let mut x = f64_to_x87(1.0);
+/// x[0] = 0x08;
+/// assert_eq!(x87_to_f64(x), 1.0);
+/// ```
+pub fn x87_to_f64(x: [u8; 10]) -> f64 {
+    let significand = u64::from_le_bytes(x[..8].try_into().expect("8 bytes"));
+    let top = u16::from_le_bytes([x[8], x[9]]);
+    let sign = u64::from(top >> 15) << 63;
+    let exponent = i32::from(top & 0x7fff);
+    if exponent != 0 && significand >> 63 == 0 {
+        // An unnormal, pseudo-NaN or pseudo-infinity: an invalid operand, which the FPU turns
+        // into its "real indefinite" NaN.
+        return f64::from_bits(0xfff8 << 48);
+    }
+    if exponent == 0x7fff {
+        // Infinity (no fraction bits below the integer bit) or a NaN, keeping its payload's
+        // top bits and quiet.
+        let fraction = (significand << 1) >> 12;
+        let nan = if significand << 1 == 0 { 0 } else { fraction | 1 << 51 };
+        return f64::from_bits(sign | 0x7ff << 52 | nan);
+    }
+    if significand == 0 {
+        return f64::from_bits(sign);
+    }
+    // value = significand * 2^(e - 16383 - 63), e = 1 for the denormals (exponent 0); shifted
+    // so that the leading 1 is bit 63, the value is 1.f * 2^unbiased.
+    let zeros = significand.leading_zeros();
+    let m = significand << zeros;
+    let unbiased = exponent.max(1) - 16383 - zeros as i32;
+    let bits = if unbiased >= -1022 {
+        let mut m53 = round_shift(m, 11);
+        let mut unbiased = unbiased;
+        if m53 == 1 << 53 {
+            m53 >>= 1;
+            unbiased += 1;
+        }
+        if unbiased > 1023 {
+            0x7ff << 52
+        } else {
+            ((unbiased + 1023) as u64) << 52 | (m53 & ((1 << 52) - 1))
+        }
+    } else {
+        // A double subnormal (or zero): the fraction field is m * 2^(unbiased + 1074 - 63); a
+        // carry into bit 52 makes the smallest normal, which the same bits spell.
+        round_shift(m, (11 - 1022 - unbiased) as u32)
+    };
+    f64::from_bits(sign | bits)
+}
+
+/// `m >> shift`, rounded to nearest, ties to even.
+fn round_shift(m: u64, shift: u32) -> u64 {
+    if shift == 0 {
+        return m;
+    }
+    if shift > 64 {
+        return 0;
+    }
+    let wide = u128::from(m);
+    let kept = (wide >> shift) as u64;
+    let rest = wide & ((1u128 << shift) - 1);
+    let half = 1u128 << (shift - 1);
+    if rest > half || (rest == half && kept & 1 == 1) {
+        kept + 1
+    } else {
+        kept
+    }
+}
+
+/// `x` as x87's 80-bit `long double` (exactly: every `double` is one; a NaN turns quiet), its
+/// 10 bytes (see [`x87_to_f64`]).
+///
+/// ```
+/// assert_eq!(
+///     backcall::marshal::f64_to_x87(-2.0),
+///     [0, 0, 0, 0, 0, 0, 0, 0x80, 0x00, 0xc0], // -1.0 * 2^1
+/// );
+/// ```
+pub fn f64_to_x87(x: f64) -> [u8; 10] {
+    let bits = x.to_bits();
+    let sign = ((bits >> 63) as u16) << 15;
+    let exponent = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (top, significand) = match exponent {
+        0 if fraction == 0 => (0, 0),
+        0 => {
+            // A subnormal: fraction * 2^-1074, normalized to a leading 1 in bit 63.
+            let zeros = fraction.leading_zeros();
+            ((16383 + 63 - 1074 - zeros as i32) as u16, fraction << zeros)
+        }
+        0x7ff if fraction == 0 => (0x7fff, 1 << 63),
+        // (a NaN turns quiet, as the FPU's `fld` makes it)
+        0x7ff => (0x7fff, 3 << 62 | fraction << 11),
+        e => ((e - 1023 + 16383) as u16, 1 << 63 | fraction << 11),
+    };
+    let mut out = [0u8; 10];
+    out[..8].copy_from_slice(&significand.to_le_bytes());
+    out[8..].copy_from_slice(&(sign | top).to_le_bytes());
+    out
+}
+
+/// The conversions against the FPU itself: `fld tbyte` + `fstp qword` on the machine running
+/// the tests (x86-64 Linux keeps the x87 precision at 64 bits, rounding to nearest).
+#[cfg(all(test, target_arch = "x86_64"))]
+mod x87_against_the_fpu {
+    use super::{f64_to_x87, x87_to_f64};
+    use proptest::prelude::*;
+
+    fn fpu_to_f64(x: [u8; 10]) -> f64 {
+        let mut out = 0f64;
+        // SAFETY: reads 10 bytes at `x`, writes 8 at `out`; the x87 stack is left as found.
+        unsafe {
+            std::arch::asm!(
+                "fld tbyte ptr [{x}]",
+                "fstp qword ptr [{out}]",
+                x = in(reg) x.as_ptr(),
+                out = in(reg) &mut out as *mut f64,
+                out("st(0)") _,
+            );
+        }
+        out
+    }
+
+    fn fpu_from_f64(f: f64) -> [u8; 10] {
+        let mut out = [0u8; 10];
+        // SAFETY: reads 8 bytes at `f`, writes 10 at `out`; the x87 stack is left as found.
+        unsafe {
+            std::arch::asm!(
+                "fld qword ptr [{f}]",
+                "fstp tbyte ptr [{out}]",
+                f = in(reg) &f as *const f64,
+                out = in(reg) out.as_mut_ptr(),
+                out("st(0)") _,
+            );
+        }
+        out
+    }
+
+    /// Exponents near the double range's ends (subnormals, overflow) and anywhere.
+    fn x87() -> impl Strategy<Value = [u8; 10]> {
+        let exponent = prop_oneof![
+            0u16..=0x7fff,
+            (16383u16 - 1100)..=(16383 - 1000),
+            (16383u16 + 1000)..=(16383 + 1030),
+            Just(0),
+            Just(0x7fff),
+        ];
+        (any::<u64>(), exponent, any::<bool>(), 0u32..64).prop_map(|(m, e, neg, cut)| {
+            // Low bits cut off at times: ties and exact values, not only random tails.
+            let m = m & !((1u64 << cut) - 1);
+            let mut x = [0u8; 10];
+            x[..8].copy_from_slice(&m.to_le_bytes());
+            x[8..].copy_from_slice(&(e | u16::from(neg) << 15).to_le_bytes());
+            x
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn to_f64_is_the_fpus(x in x87()) {
+            let (ours, fpu) = (x87_to_f64(x), fpu_to_f64(x));
+            prop_assert_eq!(ours.to_bits(), fpu.to_bits(), "{:x?}: {} vs {}", x, ours, fpu);
+        }
+
+        #[test]
+        fn from_f64_is_the_fpus(bits in any::<u64>()) {
+            let f = f64::from_bits(bits);
+            prop_assert_eq!(f64_to_x87(f), fpu_from_f64(f), "{}", f);
+        }
+    }
+
+    #[test]
+    fn the_special_values_are_the_fpus() {
+        for f in [0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE, 5e-324, f64::MAX]
+        {
+            assert_eq!(f64_to_x87(f), fpu_from_f64(f), "{f}");
+            assert_eq!(x87_to_f64(f64_to_x87(f)).to_bits(), f.to_bits(), "{f}");
+        }
     }
 }

@@ -90,7 +90,11 @@ impl AbiSpec for I386 {
     }
 
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
-        ilp32_scalar_layout(s, self.flavour.eight_byte_align)
+        match s {
+            // i386 psABI Table 2.1: x87's 80-bit format in 12 bytes, 4-aligned.
+            Scalar::LongDouble if !self.flavour.long_double_is_double => Some((12, 4)),
+            _ => ilp32_scalar_layout(s, self.flavour.eight_byte_align),
+        }
     }
 
     fn wchar(&self) -> (u32, bool) {
@@ -287,6 +291,10 @@ impl Placer<'_> {
             _ if layout.shape == Shape::Void => (RetPlan::Void, ReturnCode::Void),
             Some(Scalar::Float) => direct(piece(4, Loc::X87), ReturnCode::Float),
             Some(Scalar::Double) => direct(piece(8, Loc::X87), ReturnCode::Double),
+            // i386 psABI §2.2.3 (Figure 2.4 "Return Value"): `long double` in st(0) too.
+            Some(Scalar::LongDouble) => {
+                direct(piece(layout.size, Loc::X87), ReturnCode::LongDouble)
+            }
             Some(_) if layout.size == 8 => direct(chunks(0, 8, 4, int_reg), ReturnCode::Word64),
             Some(_) => direct(piece(layout.size, Loc::Int(0)), ReturnCode::Word),
             None if (self.flavour.struct_ret_in_regs)(layout) => {

@@ -180,7 +180,9 @@ impl Layout {
     fn collect_leaves(&self, base: u32, out: &mut Vec<Leaf>) {
         match &self.shape {
             Shape::Void => {}
-            Shape::Scalar(s) => out.push(Leaf { offset: base, scalar: *s, size: self.size }),
+            Shape::Scalar(s) => {
+                out.push(Leaf { offset: base, scalar: *s, size: s.value_size(self.size) })
+            }
             Shape::Aggregate { fields, .. } => {
                 for f in fields {
                     match f.bits {
@@ -250,13 +252,15 @@ impl Layouts<'_> {
             Type::Scalar(Scalar::LongDouble) if spec.long_double_is_double() => {
                 self.layout(&Type::Scalar(Scalar::Double))
             }
-            Type::Scalar(Scalar::LongDouble) => Err(AbiError::unsupported(
-                spec.abi(),
-                "long double (an 80-bit x87 or 128-bit IEEE float on this ABI)",
-            )),
             Type::Scalar(s) => {
                 let (size, align) = match s {
                     Scalar::WChar => (spec.wchar().0, spec.wchar().0),
+                    Scalar::LongDouble => spec.scalar_layout(*s).ok_or_else(|| {
+                        AbiError::unsupported(
+                            spec.abi(),
+                            "long double (a 128-bit IEEE float in a q register on this ABI)",
+                        )
+                    })?,
                     _ => spec
                         .scalar_layout(*s)
                         .ok_or_else(|| AbiError::unsupported(spec.abi(), s.c_name()))?,
@@ -268,6 +272,11 @@ impl Layouts<'_> {
             // ("complex T ... treated as a structure of two T"), AAPCS64 §5.9.5 (an HFA of two
             // T), and Win64's compilers. The i386 ABIs have rules of their own (not modelled
             // yet).
+            // x87's `long double _Complex` returns in st(0) and st(1) (psABI §3.2.3,
+            // COMPLEX_X87), which no entry loads.
+            Type::Complex(Scalar::LongDouble) if !spec.long_double_is_double() => {
+                Err(AbiError::unsupported(spec.abi(), "long double _Complex"))
+            }
             Type::Complex(s) if spec.complex_as_struct() => {
                 let part = self.layout(&Type::Scalar(*s))?;
                 let field = |name: &str, offset| FieldLayout {
@@ -636,9 +645,17 @@ mod tests {
             let l = layout_of(abi, &ld).unwrap();
             assert_eq!((l.size, l.shape), (8, Shape::Scalar(Scalar::Double)), "{abi}");
         }
-        for abi in [Abi::I386Sysv, Abi::X86_64Sysv, Abi::Aarch64Aapcs64] {
-            assert!(layout_of(abi, &ld).is_err(), "{abi}");
+        // x87's 80 bits: 12 bytes 4-aligned on i386 (i386 psABI Table 2.1), 16 bytes
+        // 16-aligned on x86-64 (psABI Figure 3.1); the leaf is the 10 bytes of the value.
+        for (abi, size, align) in [(Abi::I386Sysv, 12, 4), (Abi::X86_64Sysv, 16, 16)] {
+            let l = layout_of(abi, &ld).unwrap();
+            assert_eq!(
+                (l.size, l.align, &l.shape),
+                (size, align, &Shape::Scalar(Scalar::LongDouble))
+            );
+            assert_eq!(l.leaves()[0].size, 10, "{abi}");
         }
+        assert!(layout_of(Abi::Aarch64Aapcs64, &ld).is_err());
     }
 
     #[test]

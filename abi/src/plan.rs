@@ -90,11 +90,13 @@ pub enum ReturnCode {
     Float = 5,
     /// the result was written through the hidden result pointer
     HiddenPointer = 6,
+    /// an x87 `long double` in `st(0)` (i386, and x86-64's X87 class)
+    LongDouble = 7,
 }
 
 impl ReturnCode {
     /// Every code.
-    pub const ALL: [ReturnCode; 7] = [
+    pub const ALL: [ReturnCode; 8] = [
         ReturnCode::Void,
         ReturnCode::Word,
         ReturnCode::Word64,
@@ -102,6 +104,7 @@ impl ReturnCode {
         ReturnCode::Struct,
         ReturnCode::Float,
         ReturnCode::HiddenPointer,
+        ReturnCode::LongDouble,
     ];
 
     /// The name assembly constants give the code (`RC_DOUBLE`).
@@ -114,6 +117,7 @@ impl ReturnCode {
             ReturnCode::Struct => "STRUCT",
             ReturnCode::Float => "FLOAT",
             ReturnCode::HiddenPointer => "HIDDEN_POINTER",
+            ReturnCode::LongDouble => "LONG_DOUBLE",
         }
     }
 

@@ -8,6 +8,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+/// The bytes of an x87 extended-precision value (sign, 15-bit exponent, 64-bit significand):
+/// `long double` on i386 and x86-64 System V, in 12 or 16 bytes.
+pub const X87_VALUE_BYTES: u32 = 10;
+
 /// A C scalar type, kept with the spelling it was written in so that printing round-trips.
 ///
 /// Spellings that are the same type in every ABI (`_Bool`/`bool`, `unsigned`/`unsigned int`)
@@ -155,6 +159,16 @@ impl Scalar {
     /// Whether this is a floating-point type.
     pub fn is_float(self) -> bool {
         matches!(self, Scalar::Float | Scalar::Double | Scalar::LongDouble)
+    }
+
+    /// The bytes of a value of this scalar in a layout of `size` bytes: a `long double` wider
+    /// than `double` is x87's (the only one laid out), which holds 10 (the rest of its 12 or 16
+    /// is padding); every other scalar fills its size.
+    pub fn value_size(self, size: u32) -> u32 {
+        match self {
+            Scalar::LongDouble => size.min(X87_VALUE_BYTES),
+            _ => size,
+        }
     }
 }
 

@@ -26,6 +26,8 @@ const FLOATS: [Reg; 8] =
 enum Class {
     Integer,
     Sse,
+    /// X87 and X87UP: both eightbytes of an x87 `long double`
+    X87,
 }
 
 /// §3.2.3 classification: `None` is class MEMORY, otherwise one class per eightbyte (`None`
@@ -45,15 +47,22 @@ fn classify(layout: &Layout) -> Option<Vec<Option<Class>>> {
         if leaf.offset % leaf.size != 0 {
             return None;
         }
-        let class = if leaf.scalar.is_float() { Class::Sse } else { Class::Integer };
-        // Rule 4: merging two classes, INTEGER wins over SSE; NO_CLASS yields the other. An
-        // `__int128` covers two eightbytes: "treated as if it were implemented as
-        // `typedef struct { long low, high; } __int128;`" (§3.2.3).
+        let class = match leaf.scalar {
+            Scalar::LongDouble => Class::X87,
+            s if s.is_float() => Class::Sse,
+            _ => Class::Integer,
+        };
+        // Rule 4: merging two classes, equal ones stay; NO_CLASS yields the other; X87 (or
+        // X87UP) with another is MEMORY; INTEGER wins over SSE. An `__int128` covers two
+        // eightbytes: "treated as if it were implemented as `typedef struct { long low,
+        // high; } __int128;`" (§3.2.3); a `long double` both (X87, X87UP).
         for eightbyte in leaf.offset / 8..(leaf.offset + leaf.size).div_ceil(8) {
             let slot = &mut classes[eightbyte as usize];
             *slot = match (*slot, class) {
-                (Some(Class::Integer), _) | (_, Class::Integer) => Some(Class::Integer),
-                _ => Some(Class::Sse),
+                (None, c) => Some(c),
+                (Some(a), b) if a == b => Some(a),
+                (Some(Class::X87), _) | (_, Class::X87) => return None,
+                _ => Some(Class::Integer),
             };
         }
     }
@@ -99,7 +108,9 @@ fn pieces(
 
 impl X86_64Sysv {
     fn arg(&self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
-        let in_regs = classify(layout).and_then(|classes| {
+        // §3.2.3 passing: "If the class is X87, X87UP or COMPLEX_X87, it is passed in memory."
+        let in_regs = classify(layout).filter(|c| !c.contains(&Some(Class::X87)));
+        let in_regs = in_regs.and_then(|classes| {
             let count = |class| classes.iter().filter(|&&c| c == Some(class)).count() as u8;
             let (ints, floats) = (count(Class::Integer), count(Class::Sse));
             // §3.2.3: "If there are no registers available for any eightbyte of an argument,
@@ -111,7 +122,7 @@ impl X86_64Sysv {
             }
             Some(pieces(layout, &classes, |class| match class {
                 Class::Integer => Loc::Int(alloc.take_int(1).expect("counted above")),
-                Class::Sse => Loc::Float(alloc.take_float(1).expect("counted above")),
+                Class::Sse | Class::X87 => Loc::Float(alloc.take_float(1).expect("counted above")),
             }))
         });
         let pieces = in_regs.unwrap_or_else(|| {
@@ -136,11 +147,18 @@ impl X86_64Sysv {
                 ReturnCode::HiddenPointer,
             );
         };
+        // §3.2.3 returning, X87 (with X87UP, all a value of at most two eightbytes can hold
+        // once merged): "the value is returned on the X87 stack in %st0".
+        if classes.contains(&Some(Class::X87)) {
+            let pieces = vec![Piece { offset: 0, size: layout.size, loc: Loc::X87 }];
+            let extend = result_extend(Abi::X86_64Sysv, layout);
+            return (RetPlan::Direct { pieces, extend }, ReturnCode::LongDouble);
+        }
         // §3.2.3 returning, INTEGER: next of %rax, %rdx; SSE: next of %xmm0, %xmm1.
         let (mut ints, mut floats) = (0u8, 0u8);
         let pieces = pieces(layout, &classes, |class| match class {
             Class::Integer => (Loc::Int(ints), ints += 1).0,
-            Class::Sse => (Loc::Float(floats), floats += 1).0,
+            Class::Sse | Class::X87 => (Loc::Float(floats), floats += 1).0,
         });
         let code = match (layout.scalar(), pieces.len()) {
             (Some(Scalar::Float), _) => ReturnCode::Float,
@@ -159,8 +177,12 @@ impl AbiSpec for X86_64Sysv {
     }
 
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
-        // §3.1.2 Figure 3.1 (LP64): long and pointers are 8 bytes.
-        crate::layout::lp64_scalar_layout(s)
+        // §3.1.2 Figure 3.1 (LP64): long and pointers are 8 bytes; `long double` is x87's
+        // 80-bit format in 16 bytes, 16-aligned.
+        match s {
+            Scalar::LongDouble => Some((16, 16)),
+            _ => crate::layout::lp64_scalar_layout(s),
+        }
     }
 
     fn int_arg_regs(&self, _conv: Convention) -> &'static [Reg] {

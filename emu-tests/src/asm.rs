@@ -575,18 +575,7 @@ fn context_offset(layout: &ContextLayout, field: &str) -> Option<u64> {
 }
 
 fn return_code(name: &str) -> Option<u32> {
-    use ReturnCode::*;
-    let code = match name {
-        "VOID" => Void,
-        "WORD" => Word,
-        "WORD64" => Word64,
-        "DOUBLE" => Double,
-        "STRUCT" => Struct,
-        "FLOAT" => Float,
-        "HIDDEN_POINTER" => HiddenPointer,
-        _ => return None,
-    };
-    Some(code as u32)
+    ReturnCode::ALL.into_iter().find(|c| c.asm_name() == name).map(|c| c as u32)
 }
 
 /// One line of a disassembly listing.

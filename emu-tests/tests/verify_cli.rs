@@ -54,7 +54,7 @@ fn an_unsupported_signature_is_reported_as_unsupported_never_as_passed() {
         "--sig",
         "long double (*)(long double)",
         "--abi",
-        "x86_64-sysv",
+        "aarch64-aapcs64",
         "--json",
     ]);
     let lines = json_lines(&out);

@@ -94,9 +94,10 @@ pub fn compile_dropping_rejected<T>(
     }
 }
 
-/// The position in `prepared` of the case whose caller a compiler crashed on, when the crash
-/// report names the function: clang's stack dump (`... on function '@bc_case_N'`) or GCC's
-/// `In function 'bc_case_N'` before an `internal compiler error`.
+/// The position in `prepared` of the case whose caller (or typed-route target) a compiler
+/// crashed on, when the crash report names the function: clang's stack dump (`... on function
+/// '@bc_case_N'`) or GCC's `In function 'bc_target_N'` (quoted `‘…’` in a UTF-8 locale)
+/// before an `internal compiler error`.
 pub fn crashed_on(stderr: &str, prepared: &[Prepared]) -> Option<usize> {
     let crashed =
         stderr.contains("PLEASE submit a bug report") || stderr.contains("internal compiler error");
@@ -104,10 +105,12 @@ pub fn crashed_on(stderr: &str, prepared: &[Prepared]) -> Option<usize> {
         return None;
     }
     let named = |line: &str| -> Option<usize> {
-        let start = line.find("function '")? + "function '".len();
+        let start = ["function '", "function ‘"]
+            .iter()
+            .find_map(|quote| line.find(quote).map(|at| at + quote.len()))?;
         let name = line[start..].trim_start_matches('@');
-        let digits: String =
-            name.strip_prefix("bc_case_")?.chars().take_while(char::is_ascii_digit).collect();
+        let number = name.strip_prefix("bc_case_").or_else(|| name.strip_prefix("bc_target_"))?;
+        let digits: String = number.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().ok()
     };
     let index = stderr.lines().find_map(named)?;
@@ -211,6 +214,9 @@ mod tests {
         assert_eq!(crashed_on(clang, &prepared), Some(2));
         let gcc = "<stdin>: In function 'bc_case_1':\n<stdin>:9:1: internal compiler error: x";
         assert_eq!(crashed_on(gcc, &prepared), Some(1));
+        let gcc_target = "oracle.c: In function ‘bc_target_2’:\noracle.c:66:1: error: \
+                          unrecognizable insn:\noracle.c:66:1: internal compiler error: x";
+        assert_eq!(crashed_on(gcc_target, &prepared), Some(2));
         assert_eq!(crashed_on("<stdin>: In function 'bc_case_1':\nerror: x", &prepared), None);
         let mut compiles = 0;
         let out = compile_dropping_rejected(abi, &mut prepared, &mut report, |_| {

@@ -38,8 +38,9 @@ pub fn result_graffiti(abi: Abi, layout: &Layout) -> Vec<u8> {
 
 /// Adjusts raw graffiti so that every scalar inside is a valid value of its type (ARCHITECTURE.md §6):
 ///
-/// * `float`/`double`: the exponent's top bit (bit 6 of the most significant byte) is cleared,
-///   so the value is never an infinity or a NaN (which x87 loads and stores could quieten).
+/// * `float`/`double`/`long double`: the exponent's top bit (bit 6 of the most significant
+///   byte) is cleared, so the value is never an infinity or a NaN (which x87 loads and stores
+///   could quieten); x87's `long double` also gets its integer bit (bit 63) set.
 /// * `_Bool`: 0 or 1 (alternating with the argument and member index).
 /// * a scalar integer narrower than a register: the top bit is set for even seeds and cleared
 ///   for odd ones, so sign and zero extension give different registers.
@@ -49,6 +50,10 @@ pub fn make_valid(abi: Abi, seed: u32, layout: &Layout, bytes: &mut [u8]) {
         let msb = (leaf.offset + leaf.size - 1) as usize;
         if leaf.scalar.is_float() {
             bytes[msb] &= !0x40;
+        }
+        if leaf.scalar == Scalar::LongDouble {
+            // x87's explicit integer bit: set, or the FPU refuses the value (an unnormal)
+            bytes[(leaf.offset + 7) as usize] |= 0x80;
         }
     }
     for (k, leaf) in leaves.iter().enumerate() {

@@ -46,3 +46,4 @@
     .set RC_STRUCT, 4
     .set RC_FLOAT, 5
     .set RC_HIDDEN_POINTER, 6
+    .set RC_LONG_DOUBLE, 7

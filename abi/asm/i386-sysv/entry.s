@@ -87,8 +87,13 @@ bc_resume:
     jmp resume_int
 resume_not_float:
     cmp eax, RC_DOUBLE
-    jne resume_int
+    jne resume_not_double
     fld qword ptr [esp + CTX_RESULT_FLOAT]      # double result in st(0)
+    jmp resume_int
+resume_not_double:
+    cmp eax, RC_LONG_DOUBLE
+    jne resume_int
+    fld tbyte ptr [esp + CTX_RESULT_FLOAT]      # x87 long double result in st(0): its 10 bytes
 resume_int:
     mov eax, dword ptr [esp + CTX_RESULT_INT]   # integer results, or the hidden result pointer
     mov edx, dword ptr [esp + CTX_RESULT_INT_1]

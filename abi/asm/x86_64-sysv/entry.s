@@ -6,8 +6,9 @@
 # ones: the runtime picks by the plan) build a CallbackContext on their own stack, call the
 # dispatcher (its address is the data page's first word) as
 # `ReturnCode dispatch(CallbackContext *ctx)`, then return the result areas in rax, rdx, xmm0,
-# xmm1. SysV needs no switch on the ReturnCode: loading all four registers is right for every
-# code (the caller reads only what the signature says). Entered with
+# xmm1, and an x87 `long double` in st(0). Loading all four registers is right for every
+# code (the caller reads only what the signature says); st(0) is loaded for RC_LONG_DOUBLE
+# alone. Entered with
 #   r10 = the record, [rsp] = return address into the C caller,
 #   rdi rsi rdx rcx r8 r9 / xmm0-xmm7 = argument registers, [rsp + 8] = first stack argument.
 #
@@ -98,6 +99,10 @@ bc_resume:
     # Reached by the dispatcher's return, or by return_from_context's jmp with rsp = saved_sp,
     # rbp = saved_fp, eax = code.
     .byte 0xf3, 0x0f, 0x1e, 0xfa                # endbr64: an indirect-jump target
+    cmp eax, RC_LONG_DOUBLE                     # §3.2.3 class X87: the result goes in st(0)
+    jne resume_registers                        # (pushed only then: the x87 stack must keep
+    fld tbyte ptr [rsp + CTX_RESULT_FLOAT]      # its depth otherwise); its 10 bytes
+resume_registers:
     mov rax, qword ptr [rsp + CTX_RESULT_INT]   # integer results (or the hidden result
     mov rdx, qword ptr [rsp + CTX_RESULT_INT_1] # pointer, which SysV returns in rax)
     movsd xmm0, qword ptr [rsp + CTX_RESULT_FLOAT] # float results

@@ -14,7 +14,7 @@ const THUNK: [u8; 16] = [
 
 /// The shared code: the entries, the resume point, `return_from_context`, the typed stubs (`entry.s`).
 #[rustfmt::skip]
-const ENTRY: [u8; 247] = [
+const ENTRY: [u8; 261] = [
     // bc_entry:
     0xf3, 0x0f, 0x1e, 0xfb,                   // 0000  endbr32
     0x8d, 0x80, 0xf7, 0x0f, 0x00, 0x00,       // 0004  lea eax, [eax + 0xff7]
@@ -48,73 +48,77 @@ const ENTRY: [u8; 247] = [
     0x83, 0xf8, 0x05,                         // 0057  cmp eax, 5
     0x75, 0x09,                               // 005a  jne 0x65
     0xd9, 0x84, 0x24, 0x90, 0x00, 0x00, 0x00, // 005c  fld dword ptr [esp + 0x90]
-    0xeb, 0x0c,                               // 0063  jmp 0x71
+    0xeb, 0x1a,                               // 0063  jmp 0x7f
     0x83, 0xf8, 0x03,                         // 0065  cmp eax, 3
-    0x75, 0x07,                               // 0068  jne 0x71
+    0x75, 0x09,                               // 0068  jne 0x73
     0xdd, 0x84, 0x24, 0x90, 0x00, 0x00, 0x00, // 006a  fld qword ptr [esp + 0x90]
-    0x8b, 0x84, 0x24, 0x88, 0x00, 0x00, 0x00, // 0071  mov eax, dword ptr [esp + 0x88]
-    0x8b, 0x94, 0x24, 0x8c, 0x00, 0x00, 0x00, // 0078  mov edx, dword ptr [esp + 0x8c]
-    0x8b, 0x4c, 0x24, 0x1c,                   // 007f  mov ecx, dword ptr [esp + 0x1c]
-    0x8b, 0x5d, 0x04,                         // 0083  mov ebx, dword ptr [ebp + 4]
-    0x89, 0x5c, 0x0d, 0x04,                   // 0086  mov dword ptr [ebp + ecx + 4], ebx
-    0x8d, 0x65, 0xf4,                         // 008a  lea esp, [ebp - 0xc]
-    0x5f,                                     // 008d  pop edi
-    0x5e,                                     // 008e  pop esi
-    0x5b,                                     // 008f  pop ebx
-    0x5d,                                     // 0090  pop ebp
-    0x01, 0xcc,                               // 0091  add esp, ecx
-    0xc3,                                     // 0093  ret
+    0xeb, 0x0c,                               // 0071  jmp 0x7f
+    0x83, 0xf8, 0x07,                         // 0073  cmp eax, 7
+    0x75, 0x07,                               // 0076  jne 0x7f
+    0xdb, 0xac, 0x24, 0x90, 0x00, 0x00, 0x00, // 0078  fld xword ptr [esp + 0x90]
+    0x8b, 0x84, 0x24, 0x88, 0x00, 0x00, 0x00, // 007f  mov eax, dword ptr [esp + 0x88]
+    0x8b, 0x94, 0x24, 0x8c, 0x00, 0x00, 0x00, // 0086  mov edx, dword ptr [esp + 0x8c]
+    0x8b, 0x4c, 0x24, 0x1c,                   // 008d  mov ecx, dword ptr [esp + 0x1c]
+    0x8b, 0x5d, 0x04,                         // 0091  mov ebx, dword ptr [ebp + 4]
+    0x89, 0x5c, 0x0d, 0x04,                   // 0094  mov dword ptr [ebp + ecx + 4], ebx
+    0x8d, 0x65, 0xf4,                         // 0098  lea esp, [ebp - 0xc]
+    0x5f,                                     // 009b  pop edi
+    0x5e,                                     // 009c  pop esi
+    0x5b,                                     // 009d  pop ebx
+    0x5d,                                     // 009e  pop ebp
+    0x01, 0xcc,                               // 009f  add esp, ecx
+    0xc3,                                     // 00a1  ret
     // bc_return_from_context:
-    0xf3, 0x0f, 0x1e, 0xfb,                   // 0094  endbr32
-    0x8b, 0x4c, 0x24, 0x04,                   // 0098  mov ecx, dword ptr [esp + 4]
-    0x8b, 0x44, 0x24, 0x08,                   // 009c  mov eax, dword ptr [esp + 8]
-    0x8b, 0x61, 0x0c,                         // 00a0  mov esp, dword ptr [ecx + 0xc]
-    0x8b, 0x69, 0x10,                         // 00a3  mov ebp, dword ptr [ecx + 0x10]
-    0xff, 0x61, 0x14,                         // 00a6  jmp dword ptr [ecx + 0x14]
+    0xf3, 0x0f, 0x1e, 0xfb,                   // 00a2  endbr32
+    0x8b, 0x4c, 0x24, 0x04,                   // 00a6  mov ecx, dword ptr [esp + 4]
+    0x8b, 0x44, 0x24, 0x08,                   // 00aa  mov eax, dword ptr [esp + 8]
+    0x8b, 0x61, 0x0c,                         // 00ae  mov esp, dword ptr [ecx + 0xc]
+    0x8b, 0x69, 0x10,                         // 00b1  mov ebp, dword ptr [ecx + 0x10]
+    0xff, 0x61, 0x14,                         // 00b4  jmp dword ptr [ecx + 0x14]
     // bc_stub_thiscall:
-    0xf3, 0x0f, 0x1e, 0xfb,                   // 00a9  endbr32
-    0x8b, 0x88, 0xf7, 0x0f, 0x00, 0x00,       // 00ad  mov ecx, dword ptr [eax + 0xff7]
+    0xf3, 0x0f, 0x1e, 0xfb,                   // 00b7  endbr32
+    0x8b, 0x88, 0xf7, 0x0f, 0x00, 0x00,       // 00bb  mov ecx, dword ptr [eax + 0xff7]
     // (data page reference, Disp32, ends here):
-    0x8b, 0x11,                               // 00b3  mov edx, dword ptr [ecx]
-    0x83, 0xe2, 0xf8,                         // 00b5  and edx, 0xfffffff8
-    0xff, 0x62, 0x08,                         // 00b8  jmp dword ptr [edx + 8]
+    0x8b, 0x11,                               // 00c1  mov edx, dword ptr [ecx]
+    0x83, 0xe2, 0xf8,                         // 00c3  and edx, 0xfffffff8
+    0xff, 0x62, 0x08,                         // 00c6  jmp dword ptr [edx + 8]
     // bc_stub_copy:
-    0xf3, 0x0f, 0x1e, 0xfb,                   // 00bb  endbr32
-    0x8d, 0x80, 0xf7, 0x0f, 0x00, 0x00,       // 00bf  lea eax, [eax + 0xff7]
+    0xf3, 0x0f, 0x1e, 0xfb,                   // 00c9  endbr32
+    0x8d, 0x80, 0xf7, 0x0f, 0x00, 0x00,       // 00cd  lea eax, [eax + 0xff7]
     // (data page reference, Disp32, ends here):
-    0x55,                                     // 00c5  push ebp
-    0x89, 0xe5,                               // 00c6  mov ebp, esp
-    0x56,                                     // 00c8  push esi
-    0x57,                                     // 00c9  push edi
-    0x8b, 0x48, 0x08,                         // 00ca  mov ecx, dword ptr [eax + 8]
-    0x8b, 0x00,                               // 00cd  mov eax, dword ptr [eax]
-    0x8d, 0x51, 0x04,                         // 00cf  lea edx, [ecx + 4]
-    0x89, 0xe7,                               // 00d2  mov edi, esp
-    0x29, 0xd7,                               // 00d4  sub edi, edx
-    0x83, 0xe7, 0xf0,                         // 00d6  and edi, 0xfffffff0
-    0x89, 0xfc,                               // 00d9  mov esp, edi
-    0x89, 0x07,                               // 00db  mov dword ptr [edi], eax
-    0x83, 0xc7, 0x04,                         // 00dd  add edi, 4
-    0x8d, 0x75, 0x08,                         // 00e0  lea esi, [ebp + 8]
-    0xc1, 0xe9, 0x02,                         // 00e3  shr ecx, 2
-    0xf3, 0xa5,                               // 00e6  rep movsd dword ptr es:[edi], dword ptr [esi]
-    0x8b, 0x08,                               // 00e8  mov ecx, dword ptr [eax]
-    0x83, 0xe1, 0xf8,                         // 00ea  and ecx, 0xfffffff8
-    0xff, 0x51, 0x08,                         // 00ed  call dword ptr [ecx + 8]
-    0x8d, 0x65, 0xf8,                         // 00f0  lea esp, [ebp - 8]
-    0x5f,                                     // 00f3  pop edi
-    0x5e,                                     // 00f4  pop esi
-    0x5d,                                     // 00f5  pop ebp
-    0xc3,                                     // 00f6  ret
+    0x55,                                     // 00d3  push ebp
+    0x89, 0xe5,                               // 00d4  mov ebp, esp
+    0x56,                                     // 00d6  push esi
+    0x57,                                     // 00d7  push edi
+    0x8b, 0x48, 0x08,                         // 00d8  mov ecx, dword ptr [eax + 8]
+    0x8b, 0x00,                               // 00db  mov eax, dword ptr [eax]
+    0x8d, 0x51, 0x04,                         // 00dd  lea edx, [ecx + 4]
+    0x89, 0xe7,                               // 00e0  mov edi, esp
+    0x29, 0xd7,                               // 00e2  sub edi, edx
+    0x83, 0xe7, 0xf0,                         // 00e4  and edi, 0xfffffff0
+    0x89, 0xfc,                               // 00e7  mov esp, edi
+    0x89, 0x07,                               // 00e9  mov dword ptr [edi], eax
+    0x83, 0xc7, 0x04,                         // 00eb  add edi, 4
+    0x8d, 0x75, 0x08,                         // 00ee  lea esi, [ebp + 8]
+    0xc1, 0xe9, 0x02,                         // 00f1  shr ecx, 2
+    0xf3, 0xa5,                               // 00f4  rep movsd dword ptr es:[edi], dword ptr [esi]
+    0x8b, 0x08,                               // 00f6  mov ecx, dword ptr [eax]
+    0x83, 0xe1, 0xf8,                         // 00f8  and ecx, 0xfffffff8
+    0xff, 0x51, 0x08,                         // 00fb  call dword ptr [ecx + 8]
+    0x8d, 0x65, 0xf8,                         // 00fe  lea esp, [ebp - 8]
+    0x5f,                                     // 0101  pop edi
+    0x5e,                                     // 0102  pop esi
+    0x5d,                                     // 0103  pop ebp
+    0xc3,                                     // 0104  ret
 ];
 
 /// The named points of `ENTRY`.
 const SYMBOLS: [(&str, u32); 5] = [
     ("bc_entry", 0x0),
     ("bc_resume", 0x53),
-    ("bc_return_from_context", 0x94),
-    ("bc_stub_thiscall", 0xa9),
-    ("bc_stub_copy", 0xbb),
+    ("bc_return_from_context", 0xa2),
+    ("bc_stub_thiscall", 0xb7),
+    ("bc_stub_copy", 0xc9),
 ];
 
 /// The instructions that reach the data page (where each ends).
@@ -137,12 +141,12 @@ const PAGE_REFS: [super::BlobPageRef; 5] = [
     },
     super::BlobPageRef {
         part: super::BlobPart::Entry,
-        end: 0xb3,
+        end: 0xc1,
         kind: crate::arch::PageRef::Disp32,
     },
     super::BlobPageRef {
         part: super::BlobPart::Entry,
-        end: 0xc5,
+        end: 0xd3,
         kind: crate::arch::PageRef::Disp32,
     },
 ];

@@ -13,7 +13,7 @@ const THUNK: [u8; 15] = [
 
 /// The shared code: the entries, the resume point, `return_from_context`, the typed stubs (`entry.s`).
 #[rustfmt::skip]
-const ENTRY: [u8; 319] = [
+const ENTRY: [u8; 331] = [
     // bc_entry:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 0000  endbr64
     0x55,                                                 // 0004  push rbp
@@ -61,45 +61,48 @@ const ENTRY: [u8; 319] = [
     // (data page reference, Disp32, ends here):
     // bc_resume:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 00c5  endbr64
-    0x48, 0x8b, 0x84, 0x24, 0xd0, 0x00, 0x00, 0x00,       // 00c9  mov rax, qword ptr [rsp + 0xd0]
-    0x48, 0x8b, 0x94, 0x24, 0xd8, 0x00, 0x00, 0x00,       // 00d1  mov rdx, qword ptr [rsp + 0xd8]
-    0xf2, 0x0f, 0x10, 0x84, 0x24, 0xe0, 0x00, 0x00, 0x00, // 00d9  movsd xmm0, qword ptr [rsp + 0xe0]
-    0xf2, 0x0f, 0x10, 0x8c, 0x24, 0xe8, 0x00, 0x00, 0x00, // 00e2  movsd xmm1, qword ptr [rsp + 0xe8]
-    0x48, 0x8d, 0x65, 0xd8,                               // 00eb  lea rsp, [rbp - 0x28]
-    0x41, 0x5f,                                           // 00ef  pop r15
-    0x41, 0x5e,                                           // 00f1  pop r14
-    0x41, 0x5d,                                           // 00f3  pop r13
-    0x41, 0x5c,                                           // 00f5  pop r12
-    0x5b,                                                 // 00f7  pop rbx
-    0x5d,                                                 // 00f8  pop rbp
-    0xc3,                                                 // 00f9  ret
+    0x83, 0xf8, 0x07,                                     // 00c9  cmp eax, 7
+    0x75, 0x07,                                           // 00cc  jne 0xd5
+    0xdb, 0xac, 0x24, 0xe0, 0x00, 0x00, 0x00,             // 00ce  fld xword ptr [rsp + 0xe0]
+    0x48, 0x8b, 0x84, 0x24, 0xd0, 0x00, 0x00, 0x00,       // 00d5  mov rax, qword ptr [rsp + 0xd0]
+    0x48, 0x8b, 0x94, 0x24, 0xd8, 0x00, 0x00, 0x00,       // 00dd  mov rdx, qword ptr [rsp + 0xd8]
+    0xf2, 0x0f, 0x10, 0x84, 0x24, 0xe0, 0x00, 0x00, 0x00, // 00e5  movsd xmm0, qword ptr [rsp + 0xe0]
+    0xf2, 0x0f, 0x10, 0x8c, 0x24, 0xe8, 0x00, 0x00, 0x00, // 00ee  movsd xmm1, qword ptr [rsp + 0xe8]
+    0x48, 0x8d, 0x65, 0xd8,                               // 00f7  lea rsp, [rbp - 0x28]
+    0x41, 0x5f,                                           // 00fb  pop r15
+    0x41, 0x5e,                                           // 00fd  pop r14
+    0x41, 0x5d,                                           // 00ff  pop r13
+    0x41, 0x5c,                                           // 0101  pop r12
+    0x5b,                                                 // 0103  pop rbx
+    0x5d,                                                 // 0104  pop rbp
+    0xc3,                                                 // 0105  ret
     // bc_return_from_context:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 00fa  endbr64
-    0x48, 0x8b, 0x67, 0x18,                               // 00fe  mov rsp, qword ptr [rdi + 0x18]
-    0x48, 0x8b, 0x6f, 0x20,                               // 0102  mov rbp, qword ptr [rdi + 0x20]
-    0x89, 0xf0,                                           // 0106  mov eax, esi
-    0xff, 0x67, 0x28,                                     // 0108  jmp qword ptr [rdi + 0x28]
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 0106  endbr64
+    0x48, 0x8b, 0x67, 0x18,                               // 010a  mov rsp, qword ptr [rdi + 0x18]
+    0x48, 0x8b, 0x6f, 0x20,                               // 010e  mov rbp, qword ptr [rdi + 0x20]
+    0x89, 0xf0,                                           // 0112  mov eax, esi
+    0xff, 0x67, 0x28,                                     // 0114  jmp qword ptr [rdi + 0x28]
     // bc_stub_shift_5:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 010b  endbr64
-    0x4d, 0x89, 0xc1,                                     // 010f  mov r9, r8
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 0117  endbr64
+    0x4d, 0x89, 0xc1,                                     // 011b  mov r9, r8
     // bc_stub_shift_4:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 0112  endbr64
-    0x49, 0x89, 0xc8,                                     // 0116  mov r8, rcx
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 011e  endbr64
+    0x49, 0x89, 0xc8,                                     // 0122  mov r8, rcx
     // bc_stub_shift_3:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 0119  endbr64
-    0x48, 0x89, 0xd1,                                     // 011d  mov rcx, rdx
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 0125  endbr64
+    0x48, 0x89, 0xd1,                                     // 0129  mov rcx, rdx
     // bc_stub_shift_2:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 0120  endbr64
-    0x48, 0x89, 0xf2,                                     // 0124  mov rdx, rsi
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 012c  endbr64
+    0x48, 0x89, 0xf2,                                     // 0130  mov rdx, rsi
     // bc_stub_shift_1:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 0127  endbr64
-    0x48, 0x89, 0xfe,                                     // 012b  mov rsi, rdi
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 0133  endbr64
+    0x48, 0x89, 0xfe,                                     // 0137  mov rsi, rdi
     // bc_stub_shift_0:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 012e  endbr64
-    0x49, 0x8b, 0x3a,                                     // 0132  mov rdi, qword ptr [r10]
-    0x48, 0x8b, 0x07,                                     // 0135  mov rax, qword ptr [rdi]
-    0x48, 0x83, 0xe0, 0xf8,                               // 0138  and rax, 0xfffffffffffffff8
-    0xff, 0x60, 0x10,                                     // 013c  jmp qword ptr [rax + 0x10]
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 013a  endbr64
+    0x49, 0x8b, 0x3a,                                     // 013e  mov rdi, qword ptr [r10]
+    0x48, 0x8b, 0x07,                                     // 0141  mov rax, qword ptr [rdi]
+    0x48, 0x83, 0xe0, 0xf8,                               // 0144  and rax, 0xfffffffffffffff8
+    0xff, 0x60, 0x10,                                     // 0148  jmp qword ptr [rax + 0x10]
 ];
 
 /// The named points of `ENTRY`.
@@ -107,13 +110,13 @@ const SYMBOLS: [(&str, u32); 10] = [
     ("bc_entry", 0x0),
     ("bc_entry_int", 0x62),
     ("bc_resume", 0xc5),
-    ("bc_return_from_context", 0xfa),
-    ("bc_stub_shift_5", 0x10b),
-    ("bc_stub_shift_4", 0x112),
-    ("bc_stub_shift_3", 0x119),
-    ("bc_stub_shift_2", 0x120),
-    ("bc_stub_shift_1", 0x127),
-    ("bc_stub_shift_0", 0x12e),
+    ("bc_return_from_context", 0x106),
+    ("bc_stub_shift_5", 0x117),
+    ("bc_stub_shift_4", 0x11e),
+    ("bc_stub_shift_3", 0x125),
+    ("bc_stub_shift_2", 0x12c),
+    ("bc_stub_shift_1", 0x133),
+    ("bc_stub_shift_0", 0x13a),
 ];
 
 /// The instructions that reach the data page (where each ends).

@@ -1,0 +1,91 @@
+//! x87's `long double` on x86-64 Linux, called the way C calls it: the argument in memory on
+//! the stack, the result taken from `st(0)` (psABI §3.2.3, class X87). The caller is a few
+//! lines of assembly, so the handler's reading (`Args::f64`, `Args::bytes`), its result's
+//! encoding and the entry's `fld` are checked against the FPU's own values, and the x87 stack
+//! depth after the call against the one before it.
+
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
+use std::ffi::c_void;
+
+use backcall::marshal::{f64_to_x87, x87_to_f64};
+use backcall::{Callback, Value};
+
+/// Calls `f` as `long double f(long double x, int n)` and answers the result's 10 bytes and how
+/// many values the call left on the x87 stack besides it (`TOP` before minus after, less one).
+fn call(f: *const c_void, x: [u8; 10], n: i32) -> ([u8; 10], u8) {
+    let mut arg = [0u8; 16];
+    arg[..10].copy_from_slice(&x);
+    let mut out = [0u8; 10];
+    let (before, after): (u64, u64);
+    // SAFETY: `f` has the signature above; the stack is realigned to 16 for the call and
+    // restored from r12, and the status word before it kept in r13 and the result's address
+    // in r14 (all callee-saved); the result is popped off the x87 stack.
+    unsafe {
+        std::arch::asm!(
+            "fnstsw ax",
+            "movzx r13d, ax",
+            "mov r12, rsp",
+            "and rsp, -16",
+            "sub rsp, 16",
+            "movups xmm0, [{arg}]",
+            "movups [rsp], xmm0",
+            "call {f}",
+            "mov rsp, r12",
+            "fnstsw ax",
+            "movzx eax, ax",
+            "fstp tbyte ptr [r14]",
+            f = in(reg) f,
+            arg = in(reg) arg.as_ptr(),
+            in("r14") out.as_mut_ptr(),
+            in("edi") n,
+            out("r12") _,
+            out("r13") before,
+            out("rax") after,
+            clobber_abi("C"),
+        );
+    }
+    let top = |status: u64| ((status >> 11) & 7) as u8;
+    // A push decrements TOP (mod 8): exactly one push is the result.
+    (out, top(before).wrapping_sub(top(after)).wrapping_sub(1) & 7)
+}
+
+#[test]
+fn a_long_double_is_read_from_memory_and_returned_in_st0() {
+    let cb = Callback::new("long double (*)(long double, int)", |a| {
+        let raw = a.bytes(0);
+        assert_eq!(raw.len(), 16, "x86-64's long double is 16 bytes");
+        let x = x87_to_f64(raw[..10].try_into().unwrap());
+        assert_eq!(x.to_bits(), a.f64(0).to_bits(), "Args::f64 is the nearest double");
+        x * f64::from(a.i32(1))
+    })
+    .unwrap();
+    for (x, n) in [(1.5, 3), (-0.1, 7), (1e300, 1_000_000), (5e-324, 2), (0.0, -1)] {
+        let (result, extra) = call(cb.code_ptr(), f64_to_x87(x), n);
+        assert_eq!(extra, 0, "the x87 stack holds the result and nothing else");
+        assert_eq!(result, f64_to_x87(x * f64::from(n)), "{x} * {n}");
+    }
+}
+
+#[test]
+fn all_80_bits_pass_both_ways() {
+    // 1 + 2^-63: no double holds it; its bytes go in and come back unchanged.
+    let mut precise = f64_to_x87(1.0);
+    precise[0] = 1;
+    let cb = Callback::new("long double (*)(long double, int)", |a| {
+        let raw = a.bytes(0);
+        assert_eq!(a.f64(0), 1.0, "the nearest double");
+        Value::Bytes(raw[..10].to_vec())
+    })
+    .unwrap();
+    let (result, extra) = call(cb.code_ptr(), precise, 0);
+    assert_eq!((result, extra), (precise, 0));
+}
+
+#[test]
+fn a_panicking_handler_returns_zero_in_st0() {
+    let cb = Callback::new("long double (*)(long double, int)", |_| -> f64 { panic!("contained") })
+        .unwrap();
+    let (result, extra) = call(cb.code_ptr(), f64_to_x87(2.0), 1);
+    assert_eq!((result, extra), ([0; 10], 0));
+}
