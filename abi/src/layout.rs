@@ -272,11 +272,6 @@ impl Layouts<'_> {
             // ("complex T ... treated as a structure of two T"), AAPCS64 §5.9.5 (an HFA of two
             // T), and Win64's compilers. The i386 ABIs have rules of their own (not modelled
             // yet).
-            // x87's `long double _Complex` returns in st(0) and st(1) (psABI §3.2.3,
-            // COMPLEX_X87), which no entry loads.
-            Type::Complex(Scalar::LongDouble) if !spec.long_double_is_double() => {
-                Err(AbiError::unsupported(spec.abi(), "long double _Complex"))
-            }
             Type::Complex(s) if spec.complex_as_struct() => {
                 let part = self.layout(&Type::Scalar(*s))?;
                 let field = |name: &str, offset| FieldLayout {

@@ -23,7 +23,8 @@ pub enum Loc {
     /// stack, at this byte offset from the first stack argument (the word above the return
     /// address on x86, the stack pointer at entry on AArch64)
     Stack(u32),
-    /// the x87 register stack top `st(0)` (i386 float results)
+    /// the x87 register stack top `st(0)` (i386 float results, x87 `long double`); a
+    /// 32-byte piece there is a `long double _Complex`, its bytes 16..32 in `st(1)`
     X87,
 }
 
@@ -92,11 +93,14 @@ pub enum ReturnCode {
     HiddenPointer = 6,
     /// an x87 `long double` in `st(0)` (i386, and x86-64's X87 class)
     LongDouble = 7,
+    /// an x87 `long double _Complex`: the real part in `st(0)`, the imaginary part in `st(1)`
+    /// (x86-64's COMPLEX_X87 class)
+    ComplexLongDouble = 8,
 }
 
 impl ReturnCode {
     /// Every code.
-    pub const ALL: [ReturnCode; 8] = [
+    pub const ALL: [ReturnCode; 9] = [
         ReturnCode::Void,
         ReturnCode::Word,
         ReturnCode::Word64,
@@ -105,6 +109,7 @@ impl ReturnCode {
         ReturnCode::Float,
         ReturnCode::HiddenPointer,
         ReturnCode::LongDouble,
+        ReturnCode::ComplexLongDouble,
     ];
 
     /// The name assembly constants give the code (`RC_DOUBLE`).
@@ -118,6 +123,7 @@ impl ReturnCode {
             ReturnCode::Float => "FLOAT",
             ReturnCode::HiddenPointer => "HIDDEN_POINTER",
             ReturnCode::LongDouble => "LONG_DOUBLE",
+            ReturnCode::ComplexLongDouble => "COMPLEX_LONG_DOUBLE",
         }
     }
 

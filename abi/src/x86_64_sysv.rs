@@ -138,6 +138,13 @@ impl X86_64Sysv {
         if layout.size == 0 {
             return (RetPlan::Void, ReturnCode::Void);
         }
+        // §3.2.3 returning, COMPLEX_X87: "the real part of the value is returned in %st0 and
+        // the imaginary part in %st1".
+        if layout.is_complex() && layout.leaves().iter().all(|l| l.scalar == Scalar::LongDouble) {
+            let pieces = vec![Piece { offset: 0, size: layout.size, loc: Loc::X87 }];
+            let extend = result_extend(Abi::X86_64Sysv, layout);
+            return (RetPlan::Direct { pieces, extend }, ReturnCode::ComplexLongDouble);
+        }
         let Some(classes) = classify(layout) else {
             // §3.2.3 returning, MEMORY: the caller passes the address in %rdi (as if it were
             // the first argument) and the callee returns it in %rax.

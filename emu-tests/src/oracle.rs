@@ -1009,18 +1009,26 @@ fn probe_problems(abi: Abi, plan: &CallPlan, probe: &Probe, results_by_plan: boo
             ));
         }
     }
-    // The x87 register stack: one value more (st(0)) for a float result in st(0), else as the
-    // caller left it.
+    // The x87 register stack: one value more (st(0)) for a result in st(0), two for a
+    // `long double _Complex` (st(0), st(1)), else as the caller left it.
     if let (true, Some(before), Some(after)) = (results_by_plan, entry.x87_top, ret.x87_top) {
-        let x87_result = matches!(&plan.ret, RetPlan::Direct { pieces, .. }
-            if pieces.iter().any(|pc| pc.loc == Loc::X87));
+        let x87_bytes: u32 = match &plan.ret {
+            RetPlan::Direct { pieces, .. } => {
+                pieces.iter().filter(|pc| pc.loc == Loc::X87).map(|pc| pc.size).sum()
+            }
+            _ => 0,
+        };
+        let expected = match x87_bytes {
+            0 => 0,
+            1..=16 => 1,
+            _ => 2,
+        };
         let pushed = before.wrapping_sub(after) & 7;
-        let expected = u8::from(x87_result);
         if pushed != expected {
             problems.push(format!(
                 "x87 register stack: the thunk left {pushed} more value(s) on it than the \
-                 caller had (top {before} -> {after}); the plan returns {}, so {expected}",
-                if x87_result { "the result in st(0)" } else { "nothing in st(0)" }
+                 caller had (top {before} -> {after}); the plan returns {expected} value(s) \
+                 there"
             ));
         }
     }

@@ -89,3 +89,62 @@ fn a_panicking_handler_returns_zero_in_st0() {
     let (result, extra) = call(cb.code_ptr(), f64_to_x87(2.0), 1);
     assert_eq!((result, extra), ([0; 10], 0));
 }
+
+/// Calls `f` as `long double _Complex f(long double _Complex z)` and answers the result's real
+/// and imaginary parts (st(0), st(1)) and the values left on the x87 stack besides them.
+fn call_complex(f: *const c_void, re: [u8; 10], im: [u8; 10]) -> ([u8; 10], [u8; 10], u8) {
+    let mut arg = [0u8; 32];
+    arg[..10].copy_from_slice(&re);
+    arg[16..26].copy_from_slice(&im);
+    let mut out = [0u8; 20];
+    let (before, after): (u64, u64);
+    // SAFETY: as in `call`; the argument takes 32 bytes of stack, and both parts are popped.
+    unsafe {
+        std::arch::asm!(
+            "fnstsw ax",
+            "movzx r13d, ax",
+            "mov r12, rsp",
+            "and rsp, -16",
+            "sub rsp, 32",
+            "movups xmm0, [{arg}]",
+            "movups [rsp], xmm0",
+            "movups xmm0, [{arg} + 16]",
+            "movups [rsp + 16], xmm0",
+            "call {f}",
+            "mov rsp, r12",
+            "fnstsw ax",
+            "movzx eax, ax",
+            "fstp tbyte ptr [r14]",
+            "fstp tbyte ptr [r14 + 10]",
+            f = in(reg) f,
+            arg = in(reg) arg.as_ptr(),
+            in("r14") out.as_mut_ptr(),
+            out("r12") _,
+            out("r13") before,
+            out("rax") after,
+            clobber_abi("C"),
+        );
+    }
+    let top = |status: u64| ((status >> 11) & 7) as u8;
+    let (re, im) = out.split_at(10);
+    (
+        re.try_into().unwrap(),
+        im.try_into().unwrap(),
+        top(before).wrapping_sub(top(after)).wrapping_sub(2) & 7,
+    )
+}
+
+#[test]
+fn a_long_double_complex_returns_in_st0_and_st1() {
+    // The conjugate, from the argument's bytes: real part at 0, imaginary part at 16.
+    let cb = Callback::new("long double _Complex (*)(long double _Complex)", |a| {
+        let mut z = a.bytes(0);
+        assert_eq!(z.len(), 32);
+        z[25] ^= 0x80;
+        Value::Bytes(z)
+    })
+    .unwrap();
+    let (re, im) = (f64_to_x87(1.25), f64_to_x87(-3.5));
+    let (got_re, got_im, extra) = call_complex(cb.code_ptr(), re, im);
+    assert_eq!((got_re, got_im, extra), (re, f64_to_x87(3.5), 0));
+}

@@ -47,3 +47,4 @@
     .set RC_FLOAT, 5
     .set RC_HIDDEN_POINTER, 6
     .set RC_LONG_DOUBLE, 7
+    .set RC_COMPLEX_LONG_DOUBLE, 8

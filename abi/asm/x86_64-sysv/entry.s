@@ -99,9 +99,15 @@ bc_resume:
     # Reached by the dispatcher's return, or by return_from_context's jmp with rsp = saved_sp,
     # rbp = saved_fp, eax = code.
     .byte 0xf3, 0x0f, 0x1e, 0xfa                # endbr64: an indirect-jump target
+    cmp eax, RC_COMPLEX_LONG_DOUBLE             # §3.2.3 COMPLEX_X87: the imaginary part
+    jne resume_not_complex                      # (bytes 16..26) goes in st(1), below the
+    fld tbyte ptr [rsp + CTX_RESULT_FLOAT_2]    # real part
+    jmp resume_x87
+resume_not_complex:
     cmp eax, RC_LONG_DOUBLE                     # §3.2.3 class X87: the result goes in st(0)
     jne resume_registers                        # (pushed only then: the x87 stack must keep
-    fld tbyte ptr [rsp + CTX_RESULT_FLOAT]      # its depth otherwise); its 10 bytes
+resume_x87:                                     # its depth otherwise); its 10 bytes
+    fld tbyte ptr [rsp + CTX_RESULT_FLOAT]
 resume_registers:
     mov rax, qword ptr [rsp + CTX_RESULT_INT]   # integer results (or the hidden result
     mov rdx, qword ptr [rsp + CTX_RESULT_INT_1] # pointer, which SysV returns in rax)

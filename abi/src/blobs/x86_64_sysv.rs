@@ -13,7 +13,7 @@ const THUNK: [u8; 15] = [
 
 /// The shared code: the entries, the resume point, `return_from_context`, the typed stubs (`entry.s`).
 #[rustfmt::skip]
-const ENTRY: [u8; 331] = [
+const ENTRY: [u8; 345] = [
     // bc_entry:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 0000  endbr64
     0x55,                                                 // 0004  push rbp
@@ -61,48 +61,52 @@ const ENTRY: [u8; 331] = [
     // (data page reference, Disp32, ends here):
     // bc_resume:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 00c5  endbr64
-    0x83, 0xf8, 0x07,                                     // 00c9  cmp eax, 7
-    0x75, 0x07,                                           // 00cc  jne 0xd5
-    0xdb, 0xac, 0x24, 0xe0, 0x00, 0x00, 0x00,             // 00ce  fld xword ptr [rsp + 0xe0]
-    0x48, 0x8b, 0x84, 0x24, 0xd0, 0x00, 0x00, 0x00,       // 00d5  mov rax, qword ptr [rsp + 0xd0]
-    0x48, 0x8b, 0x94, 0x24, 0xd8, 0x00, 0x00, 0x00,       // 00dd  mov rdx, qword ptr [rsp + 0xd8]
-    0xf2, 0x0f, 0x10, 0x84, 0x24, 0xe0, 0x00, 0x00, 0x00, // 00e5  movsd xmm0, qword ptr [rsp + 0xe0]
-    0xf2, 0x0f, 0x10, 0x8c, 0x24, 0xe8, 0x00, 0x00, 0x00, // 00ee  movsd xmm1, qword ptr [rsp + 0xe8]
-    0x48, 0x8d, 0x65, 0xd8,                               // 00f7  lea rsp, [rbp - 0x28]
-    0x41, 0x5f,                                           // 00fb  pop r15
-    0x41, 0x5e,                                           // 00fd  pop r14
-    0x41, 0x5d,                                           // 00ff  pop r13
-    0x41, 0x5c,                                           // 0101  pop r12
-    0x5b,                                                 // 0103  pop rbx
-    0x5d,                                                 // 0104  pop rbp
-    0xc3,                                                 // 0105  ret
+    0x83, 0xf8, 0x08,                                     // 00c9  cmp eax, 8
+    0x75, 0x09,                                           // 00cc  jne 0xd7
+    0xdb, 0xac, 0x24, 0xf0, 0x00, 0x00, 0x00,             // 00ce  fld xword ptr [rsp + 0xf0]
+    0xeb, 0x05,                                           // 00d5  jmp 0xdc
+    0x83, 0xf8, 0x07,                                     // 00d7  cmp eax, 7
+    0x75, 0x07,                                           // 00da  jne 0xe3
+    0xdb, 0xac, 0x24, 0xe0, 0x00, 0x00, 0x00,             // 00dc  fld xword ptr [rsp + 0xe0]
+    0x48, 0x8b, 0x84, 0x24, 0xd0, 0x00, 0x00, 0x00,       // 00e3  mov rax, qword ptr [rsp + 0xd0]
+    0x48, 0x8b, 0x94, 0x24, 0xd8, 0x00, 0x00, 0x00,       // 00eb  mov rdx, qword ptr [rsp + 0xd8]
+    0xf2, 0x0f, 0x10, 0x84, 0x24, 0xe0, 0x00, 0x00, 0x00, // 00f3  movsd xmm0, qword ptr [rsp + 0xe0]
+    0xf2, 0x0f, 0x10, 0x8c, 0x24, 0xe8, 0x00, 0x00, 0x00, // 00fc  movsd xmm1, qword ptr [rsp + 0xe8]
+    0x48, 0x8d, 0x65, 0xd8,                               // 0105  lea rsp, [rbp - 0x28]
+    0x41, 0x5f,                                           // 0109  pop r15
+    0x41, 0x5e,                                           // 010b  pop r14
+    0x41, 0x5d,                                           // 010d  pop r13
+    0x41, 0x5c,                                           // 010f  pop r12
+    0x5b,                                                 // 0111  pop rbx
+    0x5d,                                                 // 0112  pop rbp
+    0xc3,                                                 // 0113  ret
     // bc_return_from_context:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 0106  endbr64
-    0x48, 0x8b, 0x67, 0x18,                               // 010a  mov rsp, qword ptr [rdi + 0x18]
-    0x48, 0x8b, 0x6f, 0x20,                               // 010e  mov rbp, qword ptr [rdi + 0x20]
-    0x89, 0xf0,                                           // 0112  mov eax, esi
-    0xff, 0x67, 0x28,                                     // 0114  jmp qword ptr [rdi + 0x28]
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 0114  endbr64
+    0x48, 0x8b, 0x67, 0x18,                               // 0118  mov rsp, qword ptr [rdi + 0x18]
+    0x48, 0x8b, 0x6f, 0x20,                               // 011c  mov rbp, qword ptr [rdi + 0x20]
+    0x89, 0xf0,                                           // 0120  mov eax, esi
+    0xff, 0x67, 0x28,                                     // 0122  jmp qword ptr [rdi + 0x28]
     // bc_stub_shift_5:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 0117  endbr64
-    0x4d, 0x89, 0xc1,                                     // 011b  mov r9, r8
-    // bc_stub_shift_4:
-    0xf3, 0x0f, 0x1e, 0xfa,                               // 011e  endbr64
-    0x49, 0x89, 0xc8,                                     // 0122  mov r8, rcx
-    // bc_stub_shift_3:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 0125  endbr64
-    0x48, 0x89, 0xd1,                                     // 0129  mov rcx, rdx
-    // bc_stub_shift_2:
+    0x4d, 0x89, 0xc1,                                     // 0129  mov r9, r8
+    // bc_stub_shift_4:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 012c  endbr64
-    0x48, 0x89, 0xf2,                                     // 0130  mov rdx, rsi
-    // bc_stub_shift_1:
+    0x49, 0x89, 0xc8,                                     // 0130  mov r8, rcx
+    // bc_stub_shift_3:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 0133  endbr64
-    0x48, 0x89, 0xfe,                                     // 0137  mov rsi, rdi
-    // bc_stub_shift_0:
+    0x48, 0x89, 0xd1,                                     // 0137  mov rcx, rdx
+    // bc_stub_shift_2:
     0xf3, 0x0f, 0x1e, 0xfa,                               // 013a  endbr64
-    0x49, 0x8b, 0x3a,                                     // 013e  mov rdi, qword ptr [r10]
-    0x48, 0x8b, 0x07,                                     // 0141  mov rax, qword ptr [rdi]
-    0x48, 0x83, 0xe0, 0xf8,                               // 0144  and rax, 0xfffffffffffffff8
-    0xff, 0x60, 0x10,                                     // 0148  jmp qword ptr [rax + 0x10]
+    0x48, 0x89, 0xf2,                                     // 013e  mov rdx, rsi
+    // bc_stub_shift_1:
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 0141  endbr64
+    0x48, 0x89, 0xfe,                                     // 0145  mov rsi, rdi
+    // bc_stub_shift_0:
+    0xf3, 0x0f, 0x1e, 0xfa,                               // 0148  endbr64
+    0x49, 0x8b, 0x3a,                                     // 014c  mov rdi, qword ptr [r10]
+    0x48, 0x8b, 0x07,                                     // 014f  mov rax, qword ptr [rdi]
+    0x48, 0x83, 0xe0, 0xf8,                               // 0152  and rax, 0xfffffffffffffff8
+    0xff, 0x60, 0x10,                                     // 0156  jmp qword ptr [rax + 0x10]
 ];
 
 /// The named points of `ENTRY`.
@@ -110,13 +114,13 @@ const SYMBOLS: [(&str, u32); 10] = [
     ("bc_entry", 0x0),
     ("bc_entry_int", 0x62),
     ("bc_resume", 0xc5),
-    ("bc_return_from_context", 0x106),
-    ("bc_stub_shift_5", 0x117),
-    ("bc_stub_shift_4", 0x11e),
-    ("bc_stub_shift_3", 0x125),
-    ("bc_stub_shift_2", 0x12c),
-    ("bc_stub_shift_1", 0x133),
-    ("bc_stub_shift_0", 0x13a),
+    ("bc_return_from_context", 0x114),
+    ("bc_stub_shift_5", 0x125),
+    ("bc_stub_shift_4", 0x12c),
+    ("bc_stub_shift_3", 0x133),
+    ("bc_stub_shift_2", 0x13a),
+    ("bc_stub_shift_1", 0x141),
+    ("bc_stub_shift_0", 0x148),
 ];
 
 /// The instructions that reach the data page (where each ends).
