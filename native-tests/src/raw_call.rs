@@ -89,3 +89,59 @@ pub unsafe fn call_stdcall_measuring_pop(f: *const c_void, a: i32, b: i32) -> (i
     }
     (ret, popped)
 }
+
+/// Calls `f`, an x86-64 C function with the 32 bytes `stack` as its stack arguments and `n` as
+/// its first `int`, returning `values` (1 or 2) x87 values: a `long double` in `st(0)`, or a
+/// `long double _Complex` in `st(0)` and `st(1)` (psABI §3.2.3, X87 and COMPLEX_X87). Answers
+/// those values' bytes, `st(0)` first, and how many values the call left on the x87 stack
+/// besides them (from the status word's TOP before and after).
+///
+/// # Safety
+/// `f` must be such a function.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn call_x87(
+    f: *const c_void,
+    stack: &[u8; 32],
+    n: i32,
+    values: u8,
+) -> ([[u8; 10]; 2], u8) {
+    let mut out = [[0u8; 10]; 2];
+    let (before, after): (u64, u64);
+    // SAFETY: the caller's contract; the stack is realigned to 16 for the call and restored from
+    // r12, the status word before it kept in r13, the results' address in r14 and their count
+    // in r15 (all callee-saved); every value the call returned is popped.
+    unsafe {
+        std::arch::asm!(
+            "fnstsw ax",
+            "movzx r13d, ax",
+            "mov r12, rsp",
+            "and rsp, -16",
+            "sub rsp, 32",
+            "movups xmm0, [{stack}]",
+            "movups [rsp], xmm0",
+            "movups xmm0, [{stack} + 16]",
+            "movups [rsp + 16], xmm0",
+            "call {f}",
+            "mov rsp, r12",
+            "fnstsw ax",
+            "movzx eax, ax",
+            "fstp tbyte ptr [r14]",
+            "cmp r15, 2",
+            "jne 3f",
+            "fstp tbyte ptr [r14 + 10]",
+            "3:",
+            f = in(reg) f,
+            stack = in(reg) stack.as_ptr(),
+            in("edi") n,
+            in("r14") out.as_mut_ptr(),
+            in("r15") u64::from(values),
+            out("r12") _,
+            out("r13") before,
+            out("rax") after,
+            clobber_abi("C"),
+        );
+    }
+    // A push decrements TOP (mod 8).
+    let top = |status: u64| ((status >> 11) & 7) as u8;
+    (out, top(before).wrapping_sub(top(after)).wrapping_sub(values) & 7)
+}

@@ -1,6 +1,6 @@
 //! x87's `long double` on x86-64 Linux, called the way C calls it: the argument in memory on
 //! the stack, the result taken from `st(0)` (psABI §3.2.3, class X87). The caller is a few
-//! lines of assembly, so the handler's reading (`Args::f64`, `Args::bytes`), its result's
+//! lines of assembly (`raw_call::call_x87`), so the handler's reading (`Args::f64`, `Args::bytes`), its result's
 //! encoding and the entry's `fld` are checked against the FPU's own values, and the x87 stack
 //! depth after the call against the one before it.
 
@@ -10,44 +10,16 @@ use std::ffi::c_void;
 
 use backcall::marshal::{f64_to_x87, x87_to_f64};
 use backcall::{Callback, Value};
+use backcall_native_tests::raw_call::call_x87;
 
-/// Calls `f` as `long double f(long double x, int n)` and answers the result's 10 bytes and how
-/// many values the call left on the x87 stack besides it (`TOP` before minus after, less one).
+/// Calls `f` as `long double f(long double x, int n)`: its result and the values the call
+/// left on the x87 stack besides it.
 fn call(f: *const c_void, x: [u8; 10], n: i32) -> ([u8; 10], u8) {
-    let mut arg = [0u8; 16];
-    arg[..10].copy_from_slice(&x);
-    let mut out = [0u8; 10];
-    let (before, after): (u64, u64);
-    // SAFETY: `f` has the signature above; the stack is realigned to 16 for the call and
-    // restored from r12, and the status word before it kept in r13 and the result's address
-    // in r14 (all callee-saved); the result is popped off the x87 stack.
-    unsafe {
-        std::arch::asm!(
-            "fnstsw ax",
-            "movzx r13d, ax",
-            "mov r12, rsp",
-            "and rsp, -16",
-            "sub rsp, 16",
-            "movups xmm0, [{arg}]",
-            "movups [rsp], xmm0",
-            "call {f}",
-            "mov rsp, r12",
-            "fnstsw ax",
-            "movzx eax, ax",
-            "fstp tbyte ptr [r14]",
-            f = in(reg) f,
-            arg = in(reg) arg.as_ptr(),
-            in("r14") out.as_mut_ptr(),
-            in("edi") n,
-            out("r12") _,
-            out("r13") before,
-            out("rax") after,
-            clobber_abi("C"),
-        );
-    }
-    let top = |status: u64| ((status >> 11) & 7) as u8;
-    // A push decrements TOP (mod 8): exactly one push is the result.
-    (out, top(before).wrapping_sub(top(after)).wrapping_sub(1) & 7)
+    let mut stack = [0u8; 32];
+    stack[..10].copy_from_slice(&x);
+    // SAFETY: every callback called here has that signature.
+    let ([result, _], extra) = unsafe { call_x87(f, &stack, n, 1) };
+    (result, extra)
 }
 
 #[test]
@@ -90,48 +62,15 @@ fn a_panicking_handler_returns_zero_in_st0() {
     assert_eq!((result, extra), ([0; 10], 0));
 }
 
-/// Calls `f` as `long double _Complex f(long double _Complex z)` and answers the result's real
-/// and imaginary parts (st(0), st(1)) and the values left on the x87 stack besides them.
+/// Calls `f` as `long double _Complex f(long double _Complex z)`: the result's real and
+/// imaginary parts (st(0), st(1)) and the values the call left on the x87 stack besides them.
 fn call_complex(f: *const c_void, re: [u8; 10], im: [u8; 10]) -> ([u8; 10], [u8; 10], u8) {
-    let mut arg = [0u8; 32];
-    arg[..10].copy_from_slice(&re);
-    arg[16..26].copy_from_slice(&im);
-    let mut out = [0u8; 20];
-    let (before, after): (u64, u64);
-    // SAFETY: as in `call`; the argument takes 32 bytes of stack, and both parts are popped.
-    unsafe {
-        std::arch::asm!(
-            "fnstsw ax",
-            "movzx r13d, ax",
-            "mov r12, rsp",
-            "and rsp, -16",
-            "sub rsp, 32",
-            "movups xmm0, [{arg}]",
-            "movups [rsp], xmm0",
-            "movups xmm0, [{arg} + 16]",
-            "movups [rsp + 16], xmm0",
-            "call {f}",
-            "mov rsp, r12",
-            "fnstsw ax",
-            "movzx eax, ax",
-            "fstp tbyte ptr [r14]",
-            "fstp tbyte ptr [r14 + 10]",
-            f = in(reg) f,
-            arg = in(reg) arg.as_ptr(),
-            in("r14") out.as_mut_ptr(),
-            out("r12") _,
-            out("r13") before,
-            out("rax") after,
-            clobber_abi("C"),
-        );
-    }
-    let top = |status: u64| ((status >> 11) & 7) as u8;
-    let (re, im) = out.split_at(10);
-    (
-        re.try_into().unwrap(),
-        im.try_into().unwrap(),
-        top(before).wrapping_sub(top(after)).wrapping_sub(2) & 7,
-    )
+    let mut stack = [0u8; 32];
+    stack[..10].copy_from_slice(&re);
+    stack[16..26].copy_from_slice(&im);
+    // SAFETY: every callback called here has that signature.
+    let ([re, im], extra) = unsafe { call_x87(f, &stack, 0, 2) };
+    (re, im, extra)
 }
 
 #[test]
