@@ -126,7 +126,10 @@ pub fn pool_pages() -> usize {
 /// reused (default 256): a stale C function pointer keeps returning zeros, reported as
 /// [`CallbackError::Stale`], at least that long. Reuse also prefers callbacks with the same
 /// return protocol, so a later stale call still returns the way its caller expects; only a
-/// full pool ([`set_pool_page_limit`]) reuses sooner or across protocols.
+/// full pool ([`set_pool_page_limit`]) reuses sooner or across protocols. A typed callback's
+/// thunk is only ever reused by a typed callback of the same closure type (a full pool then
+/// answers [`Error::PoolExhausted`](crate::Error::PoolExhausted) rather than hand it to
+/// another).
 ///
 /// ```
 /// // A host that hands out many short-lived callbacks and wants stale pointers caught longer:

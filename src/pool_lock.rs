@@ -4,17 +4,22 @@
 //! locked instructions were a fifth of its cost.
 //!
 //! The critical sections are short (a queue push or pop; rarely a page mapped or a
-//! process-wide barrier), so a waiter spins briefly and then yields its time slice until the
-//! holder is done. Like the registry's use of `Mutex` before, a panic under the lock does not
-//! poison it: the guard's drop releases it and the pool's state stays consistent (every
-//! update under it is a single push or pop).
+//! process-wide barrier), so a waiter spins briefly, then yields its time slice, then sleeps
+//! in growing steps (up to a millisecond) until the holder is done: a waiter of a higher
+//! real-time priority than the holder never starves it of the CPU. Like the registry's use of
+//! `Mutex` before, a panic under the lock does not poison it: the guard's drop releases it.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Spins before a waiter starts yielding.
 const SPINS: u32 = 64;
+/// Yields before a waiter starts sleeping.
+const YIELDS: u32 = 64;
+/// The longest sleep between two looks at the lock.
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A value behind the pool's lock.
 pub(crate) struct PoolLock<T> {
@@ -28,6 +33,8 @@ unsafe impl<T: Send> Sync for PoolLock<T> {}
 /// The held lock; dropping it releases the lock.
 pub(crate) struct PoolGuard<'a, T> {
     lock: &'a PoolLock<T>,
+    /// (shared across threads only where `T` may be: the guard hands out `&T`)
+    _value: PhantomData<&'a mut T>,
 }
 
 impl<T> PoolLock<T> {
@@ -41,21 +48,25 @@ impl<T> PoolLock<T> {
         if self.held.swap(true, Ordering::Acquire) {
             self.wait();
         }
-        PoolGuard { lock: self }
+        PoolGuard { lock: self, _value: PhantomData }
     }
 
     #[cold]
     fn wait(&self) {
-        let mut spins = 0;
+        let mut waits = 0;
+        let mut sleep = std::time::Duration::from_micros(1);
         loop {
             // Read-only while held: waiters do not bounce the line between cores.
             while self.held.load(Ordering::Relaxed) {
-                if spins < SPINS {
-                    spins += 1;
+                if waits < SPINS {
                     std::hint::spin_loop();
-                } else {
+                } else if waits < SPINS + YIELDS {
                     std::thread::yield_now();
+                } else {
+                    std::thread::sleep(sleep);
+                    sleep = (sleep * 2).min(MAX_SLEEP);
                 }
+                waits = waits.saturating_add(1);
             }
             if !self.held.swap(true, Ordering::Acquire) {
                 return;
@@ -111,6 +122,27 @@ mod tests {
             }
         });
         assert_eq!(*COUNT.lock(), (4 * EACH, 4 * EACH));
+    }
+
+    /// A waiter outlasts a long hold (spinning, yielding, then sleeping) and gets the lock
+    /// right after it is released.
+    #[test]
+    fn a_waiter_outlasts_a_long_hold() {
+        let lock = PoolLock::new(0u32);
+        let held = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut guard = lock.lock();
+                held.wait();
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                *guard = 1;
+            });
+            held.wait();
+            let started = std::time::Instant::now();
+            let guard = lock.lock();
+            assert_eq!(*guard, 1, "the holder's write is seen");
+            assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+        });
     }
 
     /// A panic under the lock releases it.

@@ -36,6 +36,11 @@
 //! each party that may have blocked a free (a call ending, a counter reaching zero) calls it
 //! again, so exactly one party frees (a compare-exchange on `state` decides), and never while a
 //! call can still touch the handler or the plan.
+//!
+//! A freed slot may keep its last plan (a reference to the shared `PlanInfo`, never read
+//! again) until the slot is reused: a prototype's callbacks then come and go without touching
+//! its reference count. A slot keeps at most one plan, so the plans kept never outnumber the
+//! slots, whose live callbacks held at least as many.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -226,7 +231,8 @@ pub(crate) struct Slot {
     state: AtomicUsize,
     /// the handler's box, or the handler itself (`INLINE`; valid while not free)
     data: UnsafeCell<*mut ()>,
-    /// the plan, an `Arc<PlanInfo>` turned raw (valid while not free)
+    /// the plan, an `Arc<PlanInfo>` turned raw (valid while not free; a free slot may keep
+    /// its last one, read by no call, until it is reused: [`Slot::keep_info`])
     info: UnsafeCell<*const PlanInfo>,
     /// the return protocol of the callback last installed here, for stale calls
     tombstone: AtomicU64,
@@ -435,7 +441,9 @@ impl Slot {
     }
 
     /// The plan of a callback being freed, if the slot should give it up now: when no one
-    /// else holds it (so a freed slot never keeps a plan alone).
+    /// else holds it. (Whoever else held it may let go later, a thread's prototype cache at
+    /// the thread's exit say: the slot then keeps the plan alone until it is reused, one plan
+    /// per slot at most.)
     ///
     /// # Safety
     /// The caller frees the slot under the pool lock.
@@ -506,11 +514,15 @@ pub(crate) struct Registry {
 }
 
 /// What a freed slot may be reused for without surprising a stale caller: the return protocol
-/// (with the result size) and the record's target.
+/// (with the result size), the record's target, and the handler's typed entry. A typed stub
+/// reads the slot's vtable before its call is announced, and the typed entry it jumps to then
+/// takes the slot's handler data for its own closure type: a slot reused meanwhile must hold
+/// the same type (the same typed entry), never another typed or a dynamic handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Class {
     tomb: u64,
     target: usize,
+    typed: usize,
 }
 
 impl PoolState {
@@ -670,7 +682,7 @@ impl Registry {
         hazard::thread_state().drop_orphans();
         let tomb = info.tomb;
         let Route { target, stack_bytes } = route;
-        let class = Class { tomb, target: target as usize };
+        let class = Class { tomb, target: target as usize, typed: handler.vt.typed as usize };
         let id = self.take_free(abi, class)?;
         let (page, i) = self.locate(id).expect("free ids name published slots");
         let slot = &page.slots[i as usize];
@@ -770,6 +782,7 @@ impl Registry {
         let class = Class {
             tomb: slot.tombstone.load(Ordering::Relaxed),
             target: self.locate(id).map_or(0, |(page, i)| page.target(i)),
+            typed: handler.vt.typed as usize,
         };
         let seq = pool.releases;
         pool.releases += 1;
@@ -832,12 +845,15 @@ impl Registry {
         if queue.front().is_some_and(|&(_, seq)| releases - seq >= quarantine) {
             return Ok(queue.pop_front().expect("a front").0);
         }
+        // Full: the same class's oldest, still in quarantine; else the oldest of any class with
+        // the same typed entry (see [`Class`]).
+        let reusable = |c: &Class| c.typed == class.typed;
         match self.grow(&mut state, abi) {
             Ok(()) => return Ok(state.fresh.pop_front().expect("a new page has slots")),
-            Err(Error::PoolExhausted(_)) if state.freed.iter().any(|(_, q)| !q.is_empty()) => {}
+            Err(Error::PoolExhausted(_))
+                if state.freed.iter().any(|(c, q)| reusable(c) && !q.is_empty()) => {}
             Err(e) => return Err(e),
         }
-        // Full: the same class's oldest, still in quarantine; else any class's oldest.
         let same = !state.queue(class).is_empty();
         let oldest = if same {
             class
@@ -845,6 +861,7 @@ impl Registry {
             state
                 .freed
                 .iter()
+                .filter(|(c, _)| reusable(c))
                 .filter_map(|(c, q)| q.front().map(|&(_, seq)| (seq, *c)))
                 .min_by_key(|&(seq, _)| seq)
                 .map(|(_, c)| c)

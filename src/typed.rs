@@ -383,7 +383,8 @@ typed_arity!(A a 0, B b 1, C c 2, D d 3, E e 4, G g 5, H h 6, I i 7, J j 8, K k 
 /// The typed entry of a slot that holds no typed callback: reached only by a stale call
 /// through a typed callback's old function pointer after its slot was freed, or reused by a
 /// dynamic callback. It reports the call as stale and returns 0 (in the integer result
-/// register; the registry's reuse policy keeps reuse by another route to a full pool).
+/// register; the registry's reuse policy keeps reuse by another route to a full pool, and
+/// never gives a typed callback's slot to a handler of another type).
 pub(crate) const REFUSING_ENTRY: unsafe extern "C" fn() = {
     extern "C" fn refuse(slot: *const Slot) -> usize {
         // SAFETY: a typed stub passes the slot word of a live page: a never-freed slot.
