@@ -187,9 +187,16 @@ fn verified_arg() -> BoxedStrategy<Type> {
         select(vec![Scalar::Int128, Scalar::UInt128, Scalar::LongDouble]).prop_map(Type::Scalar),
         select(vec![Scalar::Float, Scalar::Double, Scalar::LongDouble]).prop_map(Type::Complex),
     ];
+    // ... or in a union with a scalar or a pair (x86-64 merges an x87 `long double`'s classes
+    // with the other arm's: INTEGER wins, SSE makes it MEMORY).
+    let other_arm = prop_oneof![
+        supported_scalar().prop_map(Type::Scalar),
+        vec(supported_scalar().prop_map(Type::Scalar), 2).prop_map(Type::anon_struct),
+    ];
     let wide = prop_oneof![
-        2 => wide.clone(),
-        1 => wide.prop_map(|w| Type::anon_struct([Type::Scalar(Scalar::Char), w])),
+        4 => wide.clone(),
+        2 => wide.clone().prop_map(|w| Type::anon_struct([Type::Scalar(Scalar::Char), w])),
+        1 => (wide, other_arm).prop_map(|(w, o)| Type::aggregate(AggregateKind::Union, [w, o])),
     ];
     prop_oneof![
         24 => leaf(false),

@@ -26,8 +26,16 @@ const FLOATS: [Reg; 8] =
 enum Class {
     Integer,
     Sse,
-    /// X87 and X87UP: both eightbytes of an x87 `long double`
+    /// the low eightbyte of an x87 `long double`
     X87,
+    /// its high eightbyte
+    X87Up,
+}
+
+impl Class {
+    fn is_x87(self) -> bool {
+        matches!(self, Class::X87 | Class::X87Up)
+    }
 }
 
 /// §3.2.3 classification: `None` is class MEMORY, otherwise one class per eightbyte (`None`
@@ -37,36 +45,59 @@ fn classify(layout: &Layout) -> Option<Vec<Option<Class>>> {
     if layout.size > 16 {
         return None;
     }
-    if union_bit_field_misaligned(layout, 0) {
+    // §3.2.3 rule 1: "If an object has unaligned fields, it has class MEMORY" (a member of a
+    // packed record off its natural boundary).
+    if scalar_misaligned(layout, 0) || union_bit_field_misaligned(layout, 0) {
         return None;
     }
     let mut classes: Vec<Option<Class>> = vec![None; layout.size.div_ceil(8) as usize];
     for leaf in layout.leaves() {
-        // §3.2.3 rule 1: "If an object has unaligned fields, it has class MEMORY" (a member of
-        // a packed record off its natural boundary; GCC measures the scalar's own size).
-        if leaf.offset % leaf.size != 0 {
-            return None;
-        }
-        let class = match leaf.scalar {
-            Scalar::LongDouble => Class::X87,
-            s if s.is_float() => Class::Sse,
-            _ => Class::Integer,
-        };
-        // Rule 4: merging two classes, equal ones stay; NO_CLASS yields the other; X87 (or
-        // X87UP) with another is MEMORY; INTEGER wins over SSE. An `__int128` covers two
-        // eightbytes: "treated as if it were implemented as `typedef struct { long low,
-        // high; } __int128;`" (§3.2.3); a `long double` both (X87, X87UP).
-        for eightbyte in leaf.offset / 8..(leaf.offset + leaf.size).div_ceil(8) {
+        // An `__int128` covers two eightbytes: "treated as if it were implemented as
+        // `typedef struct { long low, high; } __int128;`" (§3.2.3); a `long double` two as
+        // well, X87 then X87UP.
+        let first = leaf.offset / 8;
+        for eightbyte in first..(leaf.offset + leaf.size).div_ceil(8) {
+            let class = match leaf.scalar {
+                Scalar::LongDouble if eightbyte == first => Class::X87,
+                Scalar::LongDouble => Class::X87Up,
+                s if s.is_float() => Class::Sse,
+                _ => Class::Integer,
+            };
+            // Rule 4, in its order: equal classes stay; NO_CLASS yields the other; INTEGER
+            // wins; X87, X87UP with another is MEMORY; else SSE.
             let slot = &mut classes[eightbyte as usize];
             *slot = match (*slot, class) {
                 (None, c) => Some(c),
                 (Some(a), b) if a == b => Some(a),
-                (Some(Class::X87), _) | (_, Class::X87) => return None,
-                _ => Some(Class::Integer),
+                (Some(Class::Integer), _) | (_, Class::Integer) => Some(Class::Integer),
+                (Some(a), b) if a.is_x87() || b.is_x87() => return None,
+                _ => Some(Class::Sse),
             };
         }
     }
-    Some(classes)
+    // Post merger (b): "If X87UP is not preceded by X87, the whole argument is passed in
+    // memory."
+    let x87_up_alone = classes
+        .iter()
+        .enumerate()
+        .any(|(i, c)| *c == Some(Class::X87Up) && (i == 0 || classes[i - 1] != Some(Class::X87)));
+    (!x87_up_alone).then_some(classes)
+}
+
+/// Whether a scalar (not a bit-field) sits off its natural boundary, its size, in a value of
+/// `layout` at `base` bytes into the argument. GCC's `classify_argument` classifies an array's
+/// element once, at the array's offset, and repeats its classes: only the first element's
+/// scalars count (a packed `struct { int x; char c; }` array's second `int` at offset 5 does
+/// not make it MEMORY).
+fn scalar_misaligned(layout: &Layout, base: u32) -> bool {
+    match &layout.shape {
+        Shape::Scalar(_) => base % layout.size != 0,
+        Shape::Aggregate { fields, .. } => {
+            fields.iter().any(|f| f.bits.is_none() && scalar_misaligned(&f.layout, base + f.offset))
+        }
+        Shape::Array { elem, .. } => scalar_misaligned(elem, base),
+        Shape::Void => false,
+    }
 }
 
 /// Whether a bit-field right inside a union sits off its natural boundary (the union at
@@ -83,9 +114,9 @@ pub fn union_bit_field_misaligned(layout: &Layout, base: u32) -> bool {
             }
             None => union_bit_field_misaligned(&f.layout, base + f.offset),
         }),
-        Shape::Array { elem, count } => {
-            (0..*count).any(|i| union_bit_field_misaligned(elem, base + i * elem.size))
-        }
+        // GCC classifies an array's element once, at the array's offset, and repeats its
+        // classes: only the first element's place counts.
+        Shape::Array { elem, .. } => union_bit_field_misaligned(elem, base),
         _ => false,
     }
 }
@@ -109,7 +140,7 @@ fn pieces(
 impl X86_64Sysv {
     fn arg(&self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
         // §3.2.3 passing: "If the class is X87, X87UP or COMPLEX_X87, it is passed in memory."
-        let in_regs = classify(layout).filter(|c| !c.contains(&Some(Class::X87)));
+        let in_regs = classify(layout).filter(|c| !c.iter().flatten().any(|c| c.is_x87()));
         let in_regs = in_regs.and_then(|classes| {
             let count = |class| classes.iter().filter(|&&c| c == Some(class)).count() as u8;
             let (ints, floats) = (count(Class::Integer), count(Class::Sse));
@@ -122,7 +153,9 @@ impl X86_64Sysv {
             }
             Some(pieces(layout, &classes, |class| match class {
                 Class::Integer => Loc::Int(alloc.take_int(1).expect("counted above")),
-                Class::Sse | Class::X87 => Loc::Float(alloc.take_float(1).expect("counted above")),
+                Class::Sse | Class::X87 | Class::X87Up => {
+                    Loc::Float(alloc.take_float(1).expect("counted above"))
+                }
             }))
         });
         let pieces = in_regs.unwrap_or_else(|| {
@@ -145,7 +178,13 @@ impl X86_64Sysv {
             let extend = result_extend(Abi::X86_64Sysv, layout);
             return (RetPlan::Direct { pieces, extend }, ReturnCode::ComplexLongDouble);
         }
-        let Some(classes) = classify(layout) else {
+        // §3.2.3 returning, X87: "the value is returned on the X87 stack in %st0 together
+        // with X87UP" (the two eightbytes of one `long double`; an X87 class in any other
+        // company cannot be returned in registers, which GCC also takes as MEMORY).
+        const X87_PAIR: [Option<Class>; 2] = [Some(Class::X87), Some(Class::X87Up)];
+        let classes = classify(layout)
+            .filter(|c| c[..] == X87_PAIR || !c.iter().flatten().any(|c| c.is_x87()));
+        let Some(classes) = classes else {
             // §3.2.3 returning, MEMORY: the caller passes the address in %rdi (as if it were
             // the first argument) and the callee returns it in %rax.
             let pointer = Loc::Int(alloc.take_int(1).expect("first register is free"));
@@ -154,9 +193,7 @@ impl X86_64Sysv {
                 ReturnCode::HiddenPointer,
             );
         };
-        // §3.2.3 returning, X87 (with X87UP, all a value of at most two eightbytes can hold
-        // once merged): "the value is returned on the X87 stack in %st0".
-        if classes.contains(&Some(Class::X87)) {
+        if classes[..] == X87_PAIR {
             let pieces = vec![Piece { offset: 0, size: layout.size, loc: Loc::X87 }];
             let extend = result_extend(Abi::X86_64Sysv, layout);
             return (RetPlan::Direct { pieces, extend }, ReturnCode::LongDouble);
@@ -165,7 +202,7 @@ impl X86_64Sysv {
         let (mut ints, mut floats) = (0u8, 0u8);
         let pieces = pieces(layout, &classes, |class| match class {
             Class::Integer => (Loc::Int(ints), ints += 1).0,
-            Class::Sse | Class::X87 => (Loc::Float(floats), floats += 1).0,
+            Class::Sse | Class::X87 | Class::X87Up => (Loc::Float(floats), floats += 1).0,
         });
         let code = match (layout.scalar(), pieces.len()) {
             (Some(Scalar::Float), _) => ReturnCode::Float,

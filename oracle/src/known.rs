@@ -196,11 +196,11 @@ pub const KNOWN: &[KnownIssue] = &[
     KnownIssue {
         upstream: "no upstream issue found: clang's X86_64ABIInfo::classify measures a member \
                    against its type's alignment",
-        summary: "clang passes in memory a value with a member off its type's alignment whose \
-                  scalars are all on their own boundaries (a packed record holding an \
-                  `aligned(2)` struct of a `_Bool` at offset 1), which GCC, the psABI's \
-                  reference, passes in registers: GCC calls a field unaligned only when a \
-                  scalar is",
+        summary: "clang passes in memory a value with a member off its type's alignment that \
+                  GCC, the psABI's reference, passes in registers: GCC calls a field unaligned \
+                  only when a scalar is (not for a packed record's `aligned(2)` struct of a \
+                  `_Bool` at offset 1), and checks an array's first element only (not the \
+                  second `int` of a packed `struct { int x; char c; }[2]`)",
         family: Family::Clang,
         majors: 0..=u32::MAX,
         abis: &[Abi::X86_64Sysv],
