@@ -97,8 +97,8 @@ pub unsafe fn call_stdcall_measuring_pop(f: *const c_void, a: i32, b: i32) -> (i
 /// besides them (from the status word's TOP before and after).
 ///
 /// # Safety
-/// `f` must be such a function.
-#[cfg(target_arch = "x86_64")]
+/// `f` must be such a function (System V: Win64's `long double` is `double`).
+#[cfg(all(target_arch = "x86_64", not(windows)))]
 pub unsafe fn call_x87(
     f: *const c_void,
     stack: &[u8; 32],
