@@ -64,24 +64,21 @@ fn classify(layout: &Layout) -> Option<Vec<Option<Class>>> {
                 _ => Class::Integer,
             };
             // Rule 4, in its order: equal classes stay; NO_CLASS yields the other; INTEGER
-            // wins; X87, X87UP with another is MEMORY; else SSE.
+            // wins; X87, X87UP with another is MEMORY (SSE with SSE is equal).
             let slot = &mut classes[eightbyte as usize];
             *slot = match (*slot, class) {
                 (None, c) => Some(c),
                 (Some(a), b) if a == b => Some(a),
                 (Some(Class::Integer), _) | (_, Class::Integer) => Some(Class::Integer),
-                (Some(a), b) if a.is_x87() || b.is_x87() => return None,
-                _ => Some(Class::Sse),
+                // (what is left pairs X87 or X87UP with SSE or with the other)
+                _ => return None,
             };
         }
     }
-    // Post merger (b): "If X87UP is not preceded by X87, the whole argument is passed in
-    // memory."
-    let x87_up_alone = classes
-        .iter()
-        .enumerate()
-        .any(|(i, c)| *c == Some(Class::X87Up) && (i == 0 || classes[i - 1] != Some(Class::X87)));
-    (!x87_up_alone).then_some(classes)
+    // (Post merger (b), "If X87UP is not preceded by X87, the whole argument is passed in
+    // memory", needs no pass of its own: arguments with an x87 class go in memory anyway, and
+    // results in st(0) only as the pair X87, X87UP.)
+    Some(classes)
 }
 
 /// Whether a scalar (not a bit-field) sits off its natural boundary, its size, in a value of
