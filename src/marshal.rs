@@ -162,7 +162,7 @@ impl<'a> Frame<'a> {
         self.read_arg(i, &mut b[..layout.size.min(16) as usize]);
         if s == Scalar::LongDouble {
             // (x87's: the getters see the nearest double; `Args::bytes` has all 80 bits)
-            let x87: [u8; 10] = b[..10].try_into().unwrap_or_default();
+            let x87: [u8; X87_BYTES] = b[..X87_BYTES].try_into().unwrap_or_default();
             return Some((Scalar::Double, x87_to_f64(x87).to_bits()));
         }
         let size = layout.size.min(8);
@@ -242,6 +242,9 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// The bytes of an x87 `long double`'s value.
+const X87_BYTES: usize = backcall_abi::types::X87_VALUE_BYTES as usize;
+
 /// `value` as the bytes of a result of layout `ret` (`None` for `void`), or why it does not
 /// fit (a float for an integer, a struct's bytes of the wrong size).
 pub fn encode_result(ret: &backcall_abi::Layout, value: &Value) -> Result<Option<Vec<u8>>, String> {
@@ -256,15 +259,13 @@ pub fn encode_result(ret: &backcall_abi::Layout, value: &Value) -> Result<Option
             let f = as_f64(v).ok_or_else(|| mismatch("double", v))?;
             f.to_le_bytes().to_vec()
         }
-        // (x87's `long double`: a number exactly, or its 10 bytes; the rest is padding)
-        (Shape::Scalar(Scalar::LongDouble), Value::Bytes(b)) if b.len() == 10 => {
-            let mut bytes = b.clone();
-            bytes.resize(size, 0);
-            bytes
-        }
-        (Shape::Scalar(Scalar::LongDouble), v) if !matches!(v, Value::Bytes(_)) => {
-            let f = as_f64(v).ok_or_else(|| mismatch("long double", v))?;
-            let mut bytes = f64_to_x87(f).to_vec();
+        // (x87's `long double`: a number exactly, or its bytes: all of them or the 10 of the
+        // value, padded)
+        (Shape::Scalar(Scalar::LongDouble), v) => {
+            let mut bytes = match v {
+                Value::Bytes(b) if [size, X87_BYTES].contains(&b.len()) => b.clone(),
+                v => f64_to_x87(as_f64(v).ok_or_else(|| mismatch("long double", v))?).to_vec(),
+            };
             bytes.resize(size, 0);
             bytes
         }

@@ -450,13 +450,13 @@ impl Slot {
     unsafe fn let_go_of_info(&self) -> Option<Arc<PlanInfo>> {
         // SAFETY: the caller frees the slot; no one else reads or writes the field.
         let held = unsafe { &mut *self.info.get() };
-        // SAFETY: a live callback's field owns one reference.
-        let info = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(*held) });
-        // (a plain load: a reference count may change under it, which only decides when the
-        // plan is dropped)
-        (Arc::strong_count(&info) == 1)
-            .then(|| std::mem::replace(held, std::ptr::null()))
-            .map(|_| std::mem::ManuallyDrop::into_inner(info))
+        // SAFETY: a live callback's field owns one reference, looked at here, not taken. (A
+        // plain load: a reference count may change under it, which only decides when the plan
+        // is dropped.)
+        let alone =
+            Arc::strong_count(&std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(*held) })) == 1;
+        // SAFETY: the field's reference, taken once (the field is left null).
+        alone.then(|| unsafe { Arc::from_raw(std::mem::replace(held, std::ptr::null())) })
     }
 
     /// The live callback's plan, for a caller holding the live handle.

@@ -32,10 +32,9 @@ enum Class {
     X87Up,
 }
 
-impl Class {
-    fn is_x87(self) -> bool {
-        matches!(self, Class::X87 | Class::X87Up)
-    }
+/// Whether some eightbyte of `classes` is X87 or X87UP.
+fn has_x87(classes: &[Option<Class>]) -> bool {
+    classes.iter().any(|c| matches!(c, Some(Class::X87 | Class::X87Up)))
 }
 
 /// §3.2.3 classification: `None` is class MEMORY, otherwise one class per eightbyte (`None`
@@ -137,7 +136,7 @@ fn pieces(
 impl X86_64Sysv {
     fn arg(&self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
         // §3.2.3 passing: "If the class is X87, X87UP or COMPLEX_X87, it is passed in memory."
-        let in_regs = classify(layout).filter(|c| !c.iter().flatten().any(|c| c.is_x87()));
+        let in_regs = classify(layout).filter(|c| !has_x87(c));
         let in_regs = in_regs.and_then(|classes| {
             let count = |class| classes.iter().filter(|&&c| c == Some(class)).count() as u8;
             let (ints, floats) = (count(Class::Integer), count(Class::Sse));
@@ -168,19 +167,21 @@ impl X86_64Sysv {
         if layout.size == 0 {
             return (RetPlan::Void, ReturnCode::Void);
         }
+        // The whole value on the x87 stack.
+        let x87 = |code| {
+            let pieces = vec![Piece { offset: 0, size: layout.size, loc: Loc::X87 }];
+            (RetPlan::Direct { pieces, extend: result_extend(Abi::X86_64Sysv, layout) }, code)
+        };
         // §3.2.3 returning, COMPLEX_X87: "the real part of the value is returned in %st0 and
         // the imaginary part in %st1".
         if layout.is_complex() && layout.leaves().iter().all(|l| l.scalar == Scalar::LongDouble) {
-            let pieces = vec![Piece { offset: 0, size: layout.size, loc: Loc::X87 }];
-            let extend = result_extend(Abi::X86_64Sysv, layout);
-            return (RetPlan::Direct { pieces, extend }, ReturnCode::ComplexLongDouble);
+            return x87(ReturnCode::ComplexLongDouble);
         }
         // §3.2.3 returning, X87: "the value is returned on the X87 stack in %st0 together
         // with X87UP" (the two eightbytes of one `long double`; an X87 class in any other
         // company cannot be returned in registers, which GCC also takes as MEMORY).
         const X87_PAIR: [Option<Class>; 2] = [Some(Class::X87), Some(Class::X87Up)];
-        let classes = classify(layout)
-            .filter(|c| c[..] == X87_PAIR || !c.iter().flatten().any(|c| c.is_x87()));
+        let classes = classify(layout).filter(|c| c[..] == X87_PAIR || !has_x87(c));
         let Some(classes) = classes else {
             // §3.2.3 returning, MEMORY: the caller passes the address in %rdi (as if it were
             // the first argument) and the callee returns it in %rax.
@@ -191,9 +192,7 @@ impl X86_64Sysv {
             );
         };
         if classes[..] == X87_PAIR {
-            let pieces = vec![Piece { offset: 0, size: layout.size, loc: Loc::X87 }];
-            let extend = result_extend(Abi::X86_64Sysv, layout);
-            return (RetPlan::Direct { pieces, extend }, ReturnCode::LongDouble);
+            return x87(ReturnCode::LongDouble);
         }
         // §3.2.3 returning, INTEGER: next of %rax, %rdx; SSE: next of %xmm0, %xmm1.
         let (mut ints, mut floats) = (0u8, 0u8);
