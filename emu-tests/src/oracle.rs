@@ -187,6 +187,18 @@ fn typed_stub_for_case(abi: Abi, p: &Prepared, page: &CodePage) -> Result<Stub, 
     typed_stub(&plan, page)
 }
 
+/// The largest stack pop the emulator returns from correctly: Unicorn's x86 (QEMU's decoder)
+/// reads the count of `ret imm16` as a signed word, so a callee popping more returns to a
+/// stack pointer 64 KiB too low. backcall's own entries pop with `add esp, ecx`; only a
+/// compiled C target of the typed route's proof (a callee-pops convention on i386) uses it.
+const EMULATED_RET_POP_LIMIT: u32 = 0x7fff;
+
+/// The bytes case `p`'s typed-route target pops, when the emulator would misread them.
+fn pop_the_emulator_misreads(abi: Abi, p: &Prepared) -> Option<u32> {
+    let pop = abi.plan(&p.case.signature).ok()?.callee_pop;
+    (pop > EMULATED_RET_POP_LIMIT).then_some(pop)
+}
+
 /// Which route of the runtime a run proves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Route {
@@ -328,19 +340,27 @@ impl EmuOracle {
         if self.route == Route::Typed {
             let page = CodePage::template(abi, CODE_PAGE_SIZE)
                 .map_err(|e| RunError(format!("{abi}: {e} (abi/src/blobs/)")))?;
-            prepared.retain_mut(|p| match typed_stub_for_case(abi, p, &page) {
-                Ok(stub) => {
-                    p.target = Some(stub.entry_convention(&p.case.signature));
-                    true
-                }
-                Err(why) => {
-                    report.skipped.push(backcall_oracle::report::Skip {
-                        index: p.index,
-                        signature: p.case.signature.clone(),
-                        reason: format!("takes the context route: {why}"),
-                    });
-                    false
-                }
+            prepared.retain_mut(|p| {
+                let why =
+                    match (typed_stub_for_case(abi, p, &page), pop_the_emulator_misreads(abi, p)) {
+                        (Ok(_), Some(pop)) => format!(
+                            "its compiled C target pops {pop} bytes with `ret imm16`, which the \
+                         emulator sign-extends past {EMULATED_RET_POP_LIMIT} (a CPU does not; a \
+                         typed callback of at most ten scalars pops 80 bytes at most)"
+                        ),
+                        (Ok(stub), None) => {
+                            p.target = Some(stub.entry_convention(&p.case.signature));
+                            return true;
+                        }
+                        (Err(why), _) => format!("takes the context route: {why}"),
+                    };
+                let (index, signature) = (p.index, p.case.signature.clone());
+                report.skipped.push(backcall_oracle::report::Skip {
+                    index,
+                    signature,
+                    reason: why,
+                });
+                false
             });
         }
         if prepared.is_empty() {
