@@ -85,7 +85,8 @@ extra_clangs() {
         fi
     done
     if [ -z "$newest" ]; then
-        apt_offers clang-19 || apt_update_once
+        # Fresh package lists: stale ones may offer an older clang-N than the distribution has.
+        apt_update_once
         for n in $(seq 30 -1 19); do
             if apt_offers "clang-$n"; then
                 newest="clang-$n"

@@ -91,8 +91,9 @@ impl AbiSpec for I386 {
 
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
         match s {
-            // i386 psABI Table 2.1: x87's 80-bit format in 12 bytes, 4-aligned.
-            Scalar::LongDouble if !self.flavour.long_double_is_double => Some((12, 4)),
+            // i386 psABI Table 2.1: x87's 80-bit format in 12 bytes, 4-aligned (a flavour whose
+            // `long double` is `double` never asks: the layout maps it to `double` first).
+            Scalar::LongDouble => Some((12, 4)),
             _ => ilp32_scalar_layout(s, self.flavour.eight_byte_align),
         }
     }

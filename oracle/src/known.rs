@@ -207,6 +207,17 @@ pub const KNOWN: &[KnownIssue] = &[
         shape: member_off_its_type_alignment,
     },
     KnownIssue {
+        upstream: "no upstream issue found: changed in clang 15 (seen with clang 13 and 14)",
+        summary: "clang before 15 does not count a record with a zero-width bit-field \
+                  (`struct { float a; int : 0; }`) as a homogeneous floating-point aggregate \
+                  and passes it in general registers, where AAPCS64 (homogeneous aggregates), \
+                  GCC 12 and later clang ignore the zero-width member and use v registers",
+        family: Family::Clang,
+        majors: 0..=14,
+        abis: &[Abi::Aarch64Aapcs64, Abi::Aarch64Apple],
+        shape: zero_width_bit_field_value,
+    },
+    KnownIssue {
         upstream: "no upstream issue: GCC's -mms-bitfields is its own reading of MSVC's rules",
         summary: "mingw-w64 GCC lays out some records with bit-fields differently from MSVC \
                   (and clang for Windows): packed bit-fields, unnamed ones, and storage units \
@@ -447,25 +458,26 @@ fn gcc_float_result(abi: Abi, failure: &Failure) -> bool {
     layout.is_aggregate() && backcall_abi::i386::gcc_float_mode(&layout)
 }
 
-/// Whether `ty` has a bit-field (`unnamed`: an unnamed one of some width) at any depth.
-fn has_bit_field(ty: &Type, unnamed: bool) -> bool {
+/// Whether `ty` has, at any depth, a bit-field (its name and width) that `which` accepts.
+fn has_bit_field(ty: &Type, which: fn(&str, u32) -> bool) -> bool {
     match ty {
-        Type::Array(elem, _) => has_bit_field(elem, unnamed),
+        Type::Array(elem, _) => has_bit_field(elem, which),
         Type::Aggregate(agg) => agg.fields.iter().any(|f| {
-            let here = match f.bits {
-                Some(width) => !unnamed || (f.name.is_empty() && width > 0),
-                None => false,
-            };
-            here || has_bit_field(&f.ty, unnamed)
+            f.bits.is_some_and(|width| which(&f.name, width)) || has_bit_field(&f.ty, which)
         }),
         _ => false,
     }
 }
 
+/// An unnamed bit-field of some width (`int : 5`).
+fn unnamed_with_width(name: &str, width: u32) -> bool {
+    name.is_empty() && width > 0
+}
+
 /// Some argument or the result has an unnamed bit-field of some width, and nothing differs
 /// before the first such argument (the result only if it has one).
 fn unnamed_bit_field_value(_: Abi, failure: &Failure) -> bool {
-    differs_from_first_with(failure, |ty| has_bit_field(ty, true))
+    differs_from_first_with(failure, |ty| has_bit_field(ty, unnamed_with_width))
 }
 
 /// Some argument or the result is `with`, and nothing differs before the first such argument
@@ -478,10 +490,16 @@ fn differs_from_first_with(failure: &Failure, with: impl Fn(&Type) -> bool) -> b
         && differs_only_from(failure, first.unwrap_or(sig.args.len()), result)
 }
 
+/// Some argument or the result has a zero-width bit-field, and nothing differs before the
+/// first such argument (the result only if it has one).
+fn zero_width_bit_field_value(_: Abi, failure: &Failure) -> bool {
+    differs_from_first_with(failure, |ty| has_bit_field(ty, |_, width| width == 0))
+}
+
 /// The compiler rejected the caller's layout assertions, and some type of the signature has a
 /// bit-field.
 fn bit_field_layout(_: Abi, failure: &Failure) -> bool {
-    layout_rejected_with(failure, |ty| has_bit_field(ty, false))
+    layout_rejected_with(failure, |ty| has_bit_field(ty, |_, _| true))
 }
 
 /// The compiler rejected the caller's layout assertions, and the signature has a `long double`.
