@@ -94,8 +94,9 @@ impl AbiSpec for Aarch64Apple {
             gcc: &[],
             authority: Authority {
                 source: "Apple's \"Writing ARM64 code for Apple platforms\", as the newest clang \
-                         implements it",
-                judge: Judge::Clang { since: 0 },
+                         implements it (from clang 15, whose homogeneous aggregates ignore \
+                         zero-width bit-fields, as AAPCS64 says)",
+                judge: Judge::Clang { since: 15 },
             },
         }
     }
