@@ -49,8 +49,6 @@ pub struct Flavour {
     /// whether an argument whose type requires more than 4-byte alignment
     /// ([`Layout::required_align`]) is passed by reference: a pointer to the caller's copy
     pub indirect_over_aligned: bool,
-    /// whether `T _Complex` travels as `struct { T re, im; }`
-    pub complex_as_struct: bool,
     /// the compilers and the authority
     pub toolchain: Toolchain,
 }
@@ -104,10 +102,6 @@ impl AbiSpec for I386 {
 
     fn record_rules(&self) -> RecordRules {
         self.flavour.record_rules
-    }
-
-    fn complex_as_struct(&self) -> bool {
-        self.flavour.complex_as_struct
     }
 
     fn long_double_is_double(&self) -> bool {

@@ -49,9 +49,6 @@ pub const FLAVOUR: Flavour = Flavour {
     record_rules: RecordRules::Gcc,
     long_double_is_double: false,
     indirect_over_aligned: false,
-    // `T _Complex` is laid out and passed as `struct { T re, im; }` (GCC and clang), and
-    // returned as one but for `float _Complex` (above).
-    complex_as_struct: true,
     registers: RegisterRules::Gcc,
     toolchain: Toolchain {
         clang_target: "i686-linux-gnu",

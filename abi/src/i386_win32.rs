@@ -53,9 +53,6 @@ pub const FLAVOUR: Flavour = Flavour {
     // 4-byte alignment (`__declspec(align(N))`) is passed by reference; clang's
     // `X86_32ABIInfo::classifyArgumentType` does so for the record's required alignment.
     indirect_over_aligned: true,
-    // MSVC has no `_Complex`; clang lays out and passes it as `struct { T re, im; }` (its
-    // thiscall lowers it apart: refused there, see `I386::place`).
-    complex_as_struct: true,
     registers: RegisterRules::Microsoft,
     toolchain: Toolchain {
         clang_target: "i686-pc-windows-msvc",
