@@ -161,7 +161,8 @@ impl AbiSpec for I386 {
         ret: &Layout,
     ) -> Result<Placement, AbiError> {
         // clang's Microsoft thiscall lowers a `_Complex` argument to its two parts, which go
-        // their own way (neither the struct rule nor GCC's), in a struct too: not modelled yet.
+        // their own way (neither the struct rule nor GCC's), in a struct too (not in an array
+        // member): not modelled yet.
         // (A complex result returns as the struct would.)
         let microsoft = self.flavour.registers == RegisterRules::Microsoft;
         if microsoft && conv == Convention::Thiscall && args.iter().any(has_complex) {
@@ -213,12 +214,12 @@ pub fn gcc_float_mode(layout: &Layout) -> bool {
     gcc_mode(layout) == Some(GccMode::Float)
 }
 
-/// Whether a `_Complex` is inside (or is) the value.
+/// Whether a `_Complex` is the value or one of its members, at any depth but not inside an
+/// array (clang passes a record whose `_Complex` sits in an array member by the struct rule).
 fn has_complex(layout: &Layout) -> bool {
     layout.is_complex()
         || match &layout.shape {
             Shape::Aggregate { fields, .. } => fields.iter().any(|f| has_complex(&f.layout)),
-            Shape::Array { elem, .. } => has_complex(elem),
             _ => false,
         }
 }
