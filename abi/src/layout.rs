@@ -120,6 +120,8 @@ pub struct BitRange {
     pub shift: u32,
     /// how many bits (0 for `: 0`, which only moves the next member)
     pub width: u32,
+    /// whether it is packed (by its own attribute or its record's)
+    pub packed: bool,
 }
 
 impl FieldLayout {
@@ -354,7 +356,7 @@ impl Layouts<'_> {
                 let named = !f.name.is_empty() || self.spec.unnamed_bit_fields_align();
                 let placed = cursor.bit_field(rules, &layout, width, packed, named);
                 align = align.max(placed.record_align);
-                (placed.bit / 8, Some(BitRange { shift: placed.bit % 8, width }))
+                (placed.bit / 8, Some(BitRange { shift: placed.bit % 8, width, packed }))
             } else {
                 let attribute = f.packing.align.unwrap_or(1);
                 let required = match msvc {
@@ -630,7 +632,10 @@ mod tests {
         assert_eq!(size_align(Abi::X86_64Win64, &ty), (8, 4));
         let l = layout_of(Abi::X86_64Sysv, &ty).unwrap();
         let Shape::Aggregate { fields, .. } = &l.shape else { panic!("a struct") };
-        assert_eq!((fields[1].offset, fields[1].bits), (0, Some(BitRange { shift: 4, width: 4 })));
+        assert_eq!(
+            (fields[1].offset, fields[1].bits),
+            (0, Some(BitRange { shift: 4, width: 4, packed: false }))
+        );
     }
 
     #[test]

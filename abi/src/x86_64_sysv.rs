@@ -4,7 +4,7 @@
 //! Results: rax rdx, xmm0 xmm1, or memory through a hidden pointer in rdi returned in rax.
 
 use crate::abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
-use crate::layout::{Layout, Shape};
+use crate::layout::{BitRange, Layout, Shape};
 use crate::plan::{
     result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
@@ -80,20 +80,33 @@ fn classify(layout: &Layout) -> Option<Vec<Option<Class>>> {
     Some(classes)
 }
 
-/// Whether a scalar (not a bit-field) sits off its natural boundary, its size, in a value of
-/// `layout` at `base` bytes into the argument. GCC's `classify_argument` classifies an array's
-/// element once, at the array's offset, and repeats its classes: only the first element's
-/// scalars count (a packed `struct { int x; char c; }` array's second `int` at offset 5 does
-/// not make it MEMORY).
+/// Whether a scalar sits off its natural boundary, its size, in a value of `layout` at `base`
+/// bytes into the argument. GCC's `classify_argument` classifies an array's element once, at
+/// the array's offset, and repeats its classes: only the first element's scalars count (a
+/// packed `struct { int x; char c; }` array's second `int` at offset 5 does not make it
+/// MEMORY).
 fn scalar_misaligned(layout: &Layout, base: u32) -> bool {
     match &layout.shape {
         Shape::Scalar(_) => base % layout.size != 0,
-        Shape::Aggregate { fields, .. } => {
-            fields.iter().any(|f| f.bits.is_none() && scalar_misaligned(&f.layout, base + f.offset))
-        }
+        Shape::Aggregate { fields, .. } => fields.iter().any(|f| match f.bits {
+            Some(bits) => {
+                ordinary_bit_field(bits, f.offset).is_some_and(|size| (base + f.offset) % size != 0)
+            }
+            None => scalar_misaligned(&f.layout, base + f.offset),
+        }),
         Shape::Array { elem, .. } => scalar_misaligned(elem, base),
         Shape::Void => false,
     }
+}
+
+/// The size of the integer a struct's bit-field is to GCC, if it is one: GCC's `layout_decl`
+/// makes a bit-field that is not packed, 16, 32 or 64 bits wide and at a multiple of its width
+/// in its record an ordinary field of that integer mode (`struct { char a[2]; int : 16; }`'s
+/// is a `short` at offset 2), which `classify_argument` then checks for alignment like any
+/// scalar (an 8-bit one is always aligned).
+fn ordinary_bit_field(bits: BitRange, offset: u32) -> Option<u32> {
+    let at_its_width = (offset * 8 + bits.shift) % bits.width.max(1) == 0;
+    (!bits.packed && matches!(bits.width, 16 | 32 | 64) && at_its_width).then_some(bits.width / 8)
 }
 
 /// Whether a bit-field right inside a union sits off its natural boundary (the union at

@@ -481,13 +481,13 @@ fn unnamed_bit_field_value(_: Abi, failure: &Failure) -> bool {
 }
 
 /// Some argument or the result is `with`, and nothing differs before the first such argument
-/// (the result only if it is `with`).
+/// (the result only if it is `with`; then anything may differ, since a result that one
+/// compiler returns through a hidden pointer moves every argument).
 fn differs_from_first_with(failure: &Failure, with: impl Fn(&Type) -> bool) -> bool {
     let sig = &failure.signature;
     let result = with(&sig.ret);
-    let first = sig.args.iter().position(&with);
-    (result || first.is_some())
-        && differs_only_from(failure, first.unwrap_or(sig.args.len()), result)
+    let first = if result { Some(0) } else { sig.args.iter().position(&with) };
+    first.is_some_and(|first| differs_only_from(failure, first, result))
 }
 
 /// Some argument or the result has a zero-width bit-field, and nothing differs before the
