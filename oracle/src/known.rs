@@ -176,7 +176,9 @@ pub const KNOWN: &[KnownIssue] = &[
                    bit-fields",
         summary: "clang leaves an unnamed bit-field (`int : 5`) out when it classifies a \
                   record's eightbytes, where GCC, the psABI's reference, counts its bytes as \
-                  INTEGER: an eightbyte with only such bits or floats goes elsewhere",
+                  INTEGER (an eightbyte with only such bits or floats goes elsewhere), and \
+                  one of 16, 32 or 64 bits at a multiple of its width as an ordinary field \
+                  (off its boundary in the value: MEMORY)",
         family: Family::Clang,
         majors: 0..=u32::MAX,
         abis: &[Abi::X86_64Sysv],
