@@ -144,14 +144,6 @@ pub trait AbiSpec: Sync {
     /// `(size, alignment)` of a scalar, or `None` when the ABI does not support it yet.
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)>;
 
-    /// Whether `T _Complex` is laid out as `struct { T re, im; }` (every ABI so far: on i386
-    /// GCC and clang pass it as that struct too, and return it as one but for i386-sysv's
-    /// `float _Complex` in edx:eax; MSVC has no `_Complex`, and clang's i386-win32 thiscall
-    /// lowers it apart, which `I386::place` refuses).
-    fn complex_as_struct(&self) -> bool {
-        true
-    }
-
     /// How `packed` and `aligned(N)` combine in struct and union layouts.
     fn record_rules(&self) -> crate::layout::RecordRules {
         crate::layout::RecordRules::Gcc

@@ -272,9 +272,11 @@ impl Layouts<'_> {
             }
             // `T _Complex` is laid out and passed as `struct { T re, im; }`: x86-64 psABI §3.2.3
             // ("complex T ... treated as a structure of two T"), AAPCS64 §5.9.5 (an HFA of two
-            // T), and Win64's compilers. The i386 ABIs have rules of their own (not modelled
-            // yet).
-            Type::Complex(s) if spec.complex_as_struct() => {
+            // T), and Win64's compilers. On i386 GCC and clang pass it as that struct too (and
+            // return it as one but for i386-sysv's `float _Complex` in edx:eax); MSVC has no
+            // `_Complex`, and clang's i386-win32 thiscall lowers it apart (`I386::place`
+            // refuses it there).
+            Type::Complex(s) => {
                 let part = self.layout(&Type::Scalar(*s))?;
                 let field = |name: &str, offset| FieldLayout {
                     name: name.to_string(),
@@ -290,9 +292,6 @@ impl Layouts<'_> {
                     natural_align: part.align,
                     shape: Shape::Aggregate { kind: AggregateKind::Struct, fields },
                 }))
-            }
-            Type::Complex(s) => {
-                Err(AbiError::unsupported(spec.abi(), &format!("{} _Complex", s.c_name())))
             }
             Type::Array(_, 0) => Err(AbiError::unsupported(
                 spec.abi(),

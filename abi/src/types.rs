@@ -289,7 +289,7 @@ pub enum Type {
     Void,
     /// a scalar
     Scalar(Scalar),
-    /// `T _Complex`: a struct of two `T` where `AbiSpec::complex_as_struct`
+    /// `T _Complex`: laid out as a struct of two `T` on every ABI
     Complex(Scalar),
     /// a struct or union; shared so that named types are cheap to clone
     Aggregate(Arc<Aggregate>),

@@ -105,8 +105,10 @@ fn scalar_misaligned(layout: &Layout, base: u32) -> bool {
 /// is a `short` at offset 2), which `classify_argument` then checks for alignment like any
 /// scalar (an 8-bit one is always aligned).
 fn ordinary_bit_field(bits: BitRange, offset: u32) -> Option<u32> {
-    let at_its_width = (offset * 8 + bits.shift) % bits.width.max(1) == 0;
-    (!bits.packed && matches!(bits.width, 16 | 32 | 64) && at_its_width).then_some(bits.width / 8)
+    let ordinary = !bits.packed
+        && matches!(bits.width, 16 | 32 | 64)
+        && (offset * 8 + bits.shift) % bits.width == 0;
+    ordinary.then_some(bits.width / 8)
 }
 
 /// Whether a bit-field right inside a union sits off its natural boundary (the union at
