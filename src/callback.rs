@@ -572,8 +572,8 @@ impl Args<'_> {
         self.i64(i) as u32
     }
 
-    /// Argument `i` as `f64` (an x87 `long double` rounded to the nearest `double`; its 80 bits
-    /// are in [`Args::bytes`]).
+    /// Argument `i` as `f64` (a `long double` wider than `double`, x87's 80 bits or AArch64
+    /// Linux's binary128, rounded to the nearest `double`; all its bits are in [`Args::bytes`]).
     ///
     /// ```
     /// # #[cfg(all(target_arch = "x86_64", target_os = "linux"))] {

@@ -28,16 +28,20 @@ pub struct CallbackContext {
     pub callee_pop: usize,
     /// integer argument registers, spilled
     pub int_regs: [usize; INT_REG_SLOTS as usize],
-    /// float argument registers, spilled (low 64 bits)
-    pub float_regs: [u64; FLOAT_REG_SLOTS as usize],
+    /// float argument registers, spilled: slot `i` is the `u64`s from `i * FLOAT_SLOT_U64S`
+    /// (two on 64-bit hosts, room for a whole `q` register)
+    pub float_regs: [u64; FLOAT_REG_SLOTS as usize * FLOAT_SLOT_U64S],
     /// integer result registers
     pub result_int: [usize; RESULT_INT_SLOTS as usize],
-    /// float result registers
-    pub result_float: [u64; RESULT_FLOAT_SLOTS as usize],
+    /// float result registers, slot `i` from `i * FLOAT_SLOT_U64S`
+    pub result_float: [u64; RESULT_FLOAT_SLOTS as usize * FLOAT_SLOT_U64S],
 }
 
 /// The layout of [`CallbackContext`] on this host.
 pub const HOST_LAYOUT: ContextLayout = ContextLayout::for_word(std::mem::size_of::<usize>() as u32);
+
+/// The `u64`s of one float register slot on this host.
+pub const FLOAT_SLOT_U64S: usize = HOST_LAYOUT.float_slot as usize / 8;
 
 #[cfg(test)]
 mod tests {

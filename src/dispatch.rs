@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use backcall_abi::context::{RESULT_FLOAT_SLOTS, RESULT_INT_SLOTS};
 use backcall_abi::{Loc, ReturnCode};
 
-use crate::context::CallbackContext;
+use crate::context::{CallbackContext, FLOAT_SLOT_U64S};
 use crate::error::{report, CallbackError, Error};
 use crate::hazard::{thread_state, ThreadState, SERIALIZED};
 use crate::native::Native;
@@ -198,7 +198,7 @@ fn zeros(c: &mut CallbackContext, slot: &Slot) -> ReturnCode {
     let tomb = slot.tombstone();
     c.callee_pop = tomb.callee_pop as usize;
     c.result_int = [0; RESULT_INT_SLOTS as usize];
-    c.result_float = [0; RESULT_FLOAT_SLOTS as usize];
+    c.result_float = [0; RESULT_FLOAT_SLOTS as usize * FLOAT_SLOT_U64S];
     if let Some((loc, returned)) = tomb.hidden {
         let buffer = match loc {
             Loc::Int(i) => c.int_regs[i as usize],

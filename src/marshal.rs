@@ -103,7 +103,9 @@ impl<'a> Frame<'a> {
     fn arg_loc_addr(&self, loc: Loc) -> u64 {
         match loc {
             Loc::Int(i) => self.ctx + u64::from(self.layout.int_regs + u32::from(i) * self.word()),
-            Loc::Float(i) => self.ctx + u64::from(self.layout.float_regs + u32::from(i) * 8),
+            Loc::Float(i) => {
+                self.ctx + u64::from(self.layout.float_regs + u32::from(i) * self.layout.float_slot)
+            }
             Loc::Stack(off) => self.stack_args() + u64::from(off),
             Loc::X87 => unreachable!("no argument lives in st(0)"),
         }
@@ -115,7 +117,10 @@ impl<'a> Frame<'a> {
             Loc::Int(i) => {
                 self.ctx + u64::from(self.layout.result_int + u32::from(i) * self.word())
             }
-            Loc::Float(i) => self.ctx + u64::from(self.layout.result_float + u32::from(i) * 8),
+            Loc::Float(i) => {
+                self.ctx
+                    + u64::from(self.layout.result_float + u32::from(i) * self.layout.float_slot)
+            }
             Loc::X87 => self.ctx + u64::from(self.layout.result_float),
             Loc::Stack(_) => unreachable!("no result lives on the stack"),
         }
@@ -160,10 +165,14 @@ impl<'a> Frame<'a> {
         // An `__int128` gives its low 64 bits (the getters truncate wider integers).
         let mut b = [0u8; 16];
         self.read_arg(i, &mut b[..layout.size.min(16) as usize]);
+        // A `long double` wider than `double` is seen by the getters as the nearest double;
+        // `Args::bytes` has all its bits.
         if s == Scalar::LongDouble {
-            // (x87's: the getters see the nearest double; `Args::bytes` has all 80 bits)
             let x87: [u8; X87_BYTES] = b[..X87_BYTES].try_into().unwrap_or_default();
             return Some((Scalar::Double, x87_to_f64(x87).to_bits()));
+        }
+        if s == Scalar::Binary128 {
+            return Some((Scalar::Double, binary128_to_f64(b).to_bits()));
         }
         let size = layout.size.min(8);
         let raw = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
@@ -269,6 +278,11 @@ pub fn encode_result(ret: &backcall_abi::Layout, value: &Value) -> Result<Option
             bytes.resize(size, 0);
             bytes
         }
+        // (binary128's: a number exactly, or its 16 bytes)
+        (Shape::Scalar(Scalar::Binary128), v) => match v {
+            Value::Bytes(b) if b.len() == size => b.clone(),
+            v => f64_to_binary128(as_f64(v).ok_or_else(|| mismatch("long double", v))?).to_vec(),
+        },
         (Shape::Scalar(Scalar::Bool), &Value::Int(x)) => vec![u8::from(x != 0)],
         (Shape::Scalar(Scalar::Bool), &Value::UInt(x)) => vec![u8::from(x != 0)],
         // (an `__int128` result is the value extended to 128 bits)
@@ -423,6 +437,202 @@ pub fn f64_to_x87(x: f64) -> [u8; 10] {
     out[..8].copy_from_slice(&significand.to_le_bytes());
     out[8..].copy_from_slice(&(sign | top).to_le_bytes());
     out
+}
+
+/// IEEE 754 binary128 (AArch64 Linux's `long double`, AAPCS64 §5.1) as the nearest `double`
+/// (ties to even), from its 16 little-endian bytes: a sign, a 15-bit exponent biased by 16383
+/// and a 112-bit fraction with an implicit leading 1 (IEEE 754-2008 §3.4). This is what
+/// AArch64's `fcvt` and libgcc's `__trunctfdf2` give: a NaN keeps its payload's top bits and
+/// turns quiet, values past `double`'s range become infinities, tiny ones subnormals or zero.
+///
+/// ```
+/// use backcall::marshal::{binary128_to_f64, f64_to_binary128};
+///
+/// let one_third = 1.0 / 3.0;
+/// assert_eq!(binary128_to_f64(f64_to_binary128(one_third)), one_third);
+/// // 1 + 2^-100 needs more bits than a double has: the nearest double is 1.
+/// let mut x = f64_to_binary128(1.0);
+/// x[1] = 0x10;
+/// assert_eq!(binary128_to_f64(x), 1.0);
+/// ```
+pub fn binary128_to_f64(x: [u8; 16]) -> f64 {
+    const FRACTION: u32 = 112;
+    let bits = u128::from_le_bytes(x);
+    let sign = ((bits >> 127) as u64) << 63;
+    let exponent = ((bits >> FRACTION) & 0x7fff) as i32;
+    let fraction = bits & ((1 << FRACTION) - 1);
+    if exponent == 0x7fff {
+        let nan = if fraction == 0 { 0 } else { (fraction >> 60) as u64 | 1 << 51 };
+        return f64::from_bits(sign | 0x7ff << 52 | nan);
+    }
+    if exponent == 0 && fraction == 0 {
+        return f64::from_bits(sign);
+    }
+    // value = significand * 2^scale, the significand's top bit at `top`: 1.f * 2^(top + scale)
+    let significand = if exponent == 0 { fraction } else { fraction | 1 << FRACTION };
+    let scale = exponent.max(1) - 16383 - FRACTION as i32;
+    let top = 127 - significand.leading_zeros() as i32;
+    let unbiased = top + scale;
+    if unbiased > 1023 {
+        return f64::from_bits(sign | 0x7ff << 52);
+    }
+    // The result's last bit weighs 2^(unbiased - 52), or 2^-1074 for a double subnormal; the
+    // rounded significand then carries into the exponent field by plain addition, up to the
+    // smallest normal or to infinity.
+    let last = (unbiased - 52).max(-1074);
+    let kept = round_shift_wide(significand, (last - scale) as u32);
+    let bits = if unbiased >= -1022 {
+        (((unbiased + 1023) as u64) << 52) + (kept - (1 << 52))
+    } else {
+        kept
+    };
+    f64::from_bits(sign | bits)
+}
+
+/// `m >> shift`, rounded to nearest, ties to even, for a result that fits 64 bits.
+fn round_shift_wide(m: u128, shift: u32) -> u64 {
+    if shift == 0 {
+        return m as u64;
+    }
+    if shift > 127 {
+        return 0;
+    }
+    let kept = (m >> shift) as u64;
+    let rest = m & ((1u128 << shift) - 1);
+    let half = 1u128 << (shift - 1);
+    if rest > half || (rest == half && kept & 1 == 1) {
+        kept + 1
+    } else {
+        kept
+    }
+}
+
+/// `x` as IEEE 754 binary128 (exactly: every `double` is one; a NaN keeps its payload), its 16
+/// little-endian bytes (see [`binary128_to_f64`]).
+///
+/// ```
+/// assert_eq!(
+///     backcall::marshal::f64_to_binary128(-2.0),
+///     [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0xc0], // -1.0 * 2^1
+/// );
+/// ```
+pub fn f64_to_binary128(x: f64) -> [u8; 16] {
+    let bits = x.to_bits();
+    let sign = u128::from(bits >> 63) << 127;
+    let exponent = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = u128::from(bits & ((1 << 52) - 1));
+    let (top, fraction) = match exponent {
+        0 if fraction == 0 => (0, 0),
+        0 => {
+            // A subnormal: fraction * 2^-1074, normalized to an implicit 1 at bit 112.
+            let high = 127 - fraction.leading_zeros() as i32;
+            let fraction = (fraction << (112 - high)) & ((1 << 112) - 1);
+            ((16383 - 1074 + high) as u128, fraction)
+        }
+        // (infinities, and NaNs with their payload as it is, as libgcc's `__extenddftf2`)
+        0x7ff => (0x7fff, fraction << 60),
+        e => ((e - 1023 + 16383) as u128, fraction << 60),
+    };
+    (sign | top << 112 | fraction).to_le_bytes()
+}
+
+/// The binary128 conversions against libgcc's soft-float routines (`__extenddftf2`,
+/// `__trunctfdf2`), which x86-64 links for `__float128`: its binary128 travels in `xmm0`.
+#[cfg(all(test, target_arch = "x86_64", target_os = "linux"))]
+mod binary128_against_libgcc {
+    use super::{binary128_to_f64, f64_to_binary128};
+    use proptest::prelude::*;
+    use std::arch::asm;
+
+    extern "C" {
+        // (Their real signatures take or return `__float128` in `xmm0`, which Rust cannot
+        // name in FFI; `call_xmm0` below does the passing.)
+        fn __trunctfdf2();
+        fn __extenddftf2();
+    }
+
+    /// Calls `f` with `xmm0` = the 16 bytes at `input`, stores the 16 bytes `f` leaves in
+    /// `xmm0` to `output`.
+    fn call_xmm0(f: unsafe extern "C" fn(), input: &[u8; 16]) -> [u8; 16] {
+        let mut output = [0u8; 16];
+        // SAFETY: `f` is a libgcc routine of one `__float128` or `double` in `xmm0` answering in
+        // `xmm0`; the stack is realigned to 16 for the call and restored from r12, and the
+        // output address waits in r13: both callee-saved, so `f` keeps them.
+        unsafe {
+            asm!(
+                "movups xmm0, [{input}]",
+                "mov r12, rsp",
+                "and rsp, -16",
+                "call {f}",
+                "mov rsp, r12",
+                "movups [r13], xmm0",
+                f = in(reg) f,
+                input = in(reg) input.as_ptr(),
+                inout("r13") output.as_mut_ptr() => _,
+                out("r12") _,
+                clobber_abi("C"),
+            );
+        }
+        output
+    }
+
+    fn libgcc_to_f64(x: [u8; 16]) -> f64 {
+        let out = call_xmm0(__trunctfdf2, &x);
+        f64::from_le_bytes(out[..8].try_into().unwrap())
+    }
+
+    fn libgcc_from_f64(f: f64) -> [u8; 16] {
+        let mut input = [0u8; 16];
+        input[..8].copy_from_slice(&f.to_le_bytes());
+        call_xmm0(__extenddftf2, &input)
+    }
+
+    /// Any binary128, with the exponents near `double`'s edges (overflow, subnormals, the
+    /// smallest normal) drawn often, and fractions whose low bits decide ties.
+    fn binary128() -> impl Strategy<Value = [u8; 16]> {
+        let exponent = prop_oneof![
+            any::<u16>().prop_map(|e| e & 0x7fff),
+            (16383 - 1080..16383 - 1018).prop_map(|e: i32| e as u16),
+            (16383 + 1020..16383 + 1026).prop_map(|e: i32| e as u16),
+            Just(0x7fff),
+            Just(0),
+        ];
+        let fraction = prop_oneof![
+            any::<u128>(),
+            any::<u64>().prop_map(|f| u128::from(f) << 60 | 1 << 59),
+            any::<u64>().prop_map(|f| u128::from(f) << 60),
+        ];
+        (any::<bool>(), exponent, fraction).prop_map(|(sign, e, f)| {
+            let bits = u128::from(sign) << 127 | u128::from(e) << 112 | f & ((1 << 112) - 1);
+            bits.to_le_bytes()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn to_f64_is_libgccs(x in binary128()) {
+            let (ours, theirs) = (binary128_to_f64(x), libgcc_to_f64(x));
+            prop_assert_eq!(ours.to_bits(), theirs.to_bits(), "{:x?}: {} vs {}", x, ours, theirs);
+        }
+
+        #[test]
+        fn from_f64_is_libgccs(bits in any::<u64>()) {
+            let f = f64::from_bits(bits);
+            prop_assert_eq!(f64_to_binary128(f), libgcc_from_f64(f), "{}", f);
+            if !f.is_nan() {
+                prop_assert_eq!(binary128_to_f64(f64_to_binary128(f)).to_bits(), bits);
+            }
+        }
+    }
+
+    #[test]
+    fn edges() {
+        for f in [0.0, -0.0, 1.0, f64::MIN_POSITIVE, 5e-324, f64::MAX, f64::INFINITY, f64::NAN] {
+            assert_eq!(f64_to_binary128(f), libgcc_from_f64(f), "{f}");
+        }
+    }
 }
 
 /// The conversions against the FPU itself: `fld tbyte` + `fstp qword` on the machine running

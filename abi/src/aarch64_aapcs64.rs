@@ -269,8 +269,18 @@ impl AbiSpec for Aarch64Aapcs64 {
 
     fn scalar_layout(&self, s: Scalar) -> Option<(u32, u32)> {
         // "Fundamental Data Types" (Table 1) and "Types Varying by Data Model" (LP64): `long`
-        // and pointers are 8 bytes, every scalar is naturally aligned.
-        crate::layout::lp64_scalar_layout(s)
+        // and pointers are 8 bytes, every scalar is naturally aligned; quad precision is 16
+        // bytes.
+        match s {
+            Scalar::Binary128 => Some((16, 16)),
+            _ => crate::layout::lp64_scalar_layout(s),
+        }
+    }
+
+    // "Arm C and C++ Language Mappings", Table 3: `long double` is quad precision (binary128),
+    // passed like any floating-point type, in a whole q register (§6.8.2 C.1).
+    fn long_double(&self) -> Scalar {
+        Scalar::Binary128
     }
 
     fn char_is_signed(&self) -> bool {

@@ -56,8 +56,8 @@ impl AbiSpec for Aarch64Apple {
 
     // "Writing ARM64 code for Apple platforms", data types: `long double` is a double-
     // precision IEEE 754 value (AAPCS64 leaves the type to the platform).
-    fn long_double_is_double(&self) -> bool {
-        true
+    fn long_double(&self) -> Scalar {
+        Scalar::Double
     }
 
     fn int_arg_regs(&self, conv: Convention) -> &'static [Reg] {

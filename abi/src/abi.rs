@@ -155,10 +155,11 @@ pub trait AbiSpec: Sync {
         crate::layout::VaList::Pointer
     }
 
-    /// Whether `long double` is `double` (same layout, same passing). Where it is not (x87's
-    /// 80-bit format, AArch64 Linux's binary128), `long double` is unsupported for now.
-    fn long_double_is_double(&self) -> bool {
-        false
+    /// The scalar whose layout and passing `long double` takes: itself (x87's 80-bit format,
+    /// the default), [`Scalar::Double`] (Windows, Apple arm64) or [`Scalar::Binary128`]
+    /// (AArch64 Linux).
+    fn long_double(&self) -> Scalar {
+        Scalar::LongDouble
     }
 
     /// Whether an unnamed bit-field (`int : 3`, `int : 0`) aligns its record as a member of

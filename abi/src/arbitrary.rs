@@ -182,10 +182,14 @@ fn verified_arg() -> BoxedStrategy<Type> {
     // Now and then an `__int128`, a `long double` or a `_Complex` (together about one
     // signature in seven; i386 counts most as unsupported), alone or beside a `char` in a
     // struct.
-    // (`long double` is `double` on Windows and Apple arm64; the others count it unsupported)
+    // (`long double` is `double` on Windows and Apple arm64, binary128 on AArch64 Linux, where
+    // two to four of them make an HFA in q registers)
+    let long_doubles =
+        (2..=4usize).prop_map(|n| Type::anon_struct(vec![Type::Scalar(Scalar::LongDouble); n]));
     let wide = prop_oneof![
-        select(vec![Scalar::Int128, Scalar::UInt128, Scalar::LongDouble]).prop_map(Type::Scalar),
-        select(vec![Scalar::Float, Scalar::Double, Scalar::LongDouble]).prop_map(Type::Complex),
+        3 => select(vec![Scalar::Int128, Scalar::UInt128, Scalar::LongDouble]).prop_map(Type::Scalar),
+        3 => select(vec![Scalar::Float, Scalar::Double, Scalar::LongDouble]).prop_map(Type::Complex),
+        1 => long_doubles,
     ];
     // ... or in a union with a scalar or a pair (x86-64 merges an x87 `long double`'s classes
     // with the other arm's: INTEGER wins, SSE makes it MEMORY).

@@ -16,7 +16,7 @@
 //! | `previous` | the context of the enclosing callback on this thread (LIFO chain) |
 //! | `callee_pop` | bytes of stack arguments thunkEntry pops on return (i386 `ret $n`) |
 //! | `int_regs` | integer argument registers as spilled, in the ABI's order (+ x8 on AArch64) |
-//! | `float_regs` | float argument registers as spilled, low 64 bits each |
+//! | `float_regs` | float argument registers as spilled, one two-word slot each: the low 64 bits on x86, all 128 bits of `v0`–`v7` on AArch64 (binary128 `long double`) |
 //! | `result_int` | integer result registers thunkEntry loads (`eax`/`edx`, `rax`/`rdx`, `x0`/`x1`) |
 //! | `result_float` | float result registers thunkEntry loads (`xmm0`/`xmm1`, `v0`–`v3`, x87 `st(0)`) |
 
@@ -52,25 +52,29 @@ pub struct ContextLayout {
     pub callee_pop: u32,
     /// `int_regs[0]`; slot `i` is at `int_regs + i * word`
     pub int_regs: u32,
-    /// `float_regs[0]`; slot `i` is at `float_regs + i * 8`
+    /// `float_regs[0]`; slot `i` is at `float_regs + i * float_slot`
     pub float_regs: u32,
     /// `result_int[0]`; slot `i` is at `result_int + i * word`
     pub result_int: u32,
-    /// `result_float[0]`; slot `i` is at `result_float + i * 8`
+    /// `result_float[0]`; slot `i` is at `result_float + i * float_slot`
     pub result_float: u32,
+    /// bytes per float register slot, two words: 8 on i386 (an x87 result spans slots), 16 on
+    /// the 64-bit machines (room for a whole `q` register: AArch64's binary128 `long double`)
+    pub float_slot: u32,
     /// total size, a multiple of 16
     pub size: u32,
 }
 
 impl ContextLayout {
     /// The layout for `word`-byte words: eight word-sized fields, then the register areas
-    /// (float areas are always 8 bytes a slot, 8-aligned).
+    /// (float slots are two words, 16-aligned on 64-bit machines: `ldp q` needs it).
     pub const fn for_word(word: u32) -> ContextLayout {
+        let float_slot = 2 * word;
         let int_regs = 8 * word;
         let float_regs = int_regs + INT_REG_SLOTS * word;
-        let result_int = float_regs + FLOAT_REG_SLOTS * 8;
+        let result_int = float_regs + FLOAT_REG_SLOTS * float_slot;
         let result_float = result_int + RESULT_INT_SLOTS * word;
-        let end = result_float + RESULT_FLOAT_SLOTS * 8;
+        let end = result_float + RESULT_FLOAT_SLOTS * float_slot;
         ContextLayout {
             word,
             thunk: 0,
@@ -85,7 +89,18 @@ impl ContextLayout {
             float_regs,
             result_int,
             result_float,
+            float_slot,
             size: end.div_ceil(16) * 16,
+        }
+    }
+
+    /// The bytes of one slot of area `name` (`int_regs`, `float_regs`, ...): a float slot,
+    /// or a word.
+    pub fn slot_size(&self, name: &str) -> u32 {
+        if name.contains("float") {
+            self.float_slot
+        } else {
+            self.word
         }
     }
 
@@ -102,9 +117,9 @@ impl ContextLayout {
             ("previous", self.previous, w),
             ("callee_pop", self.callee_pop, w),
             ("int_regs", self.int_regs, INT_REG_SLOTS * w),
-            ("float_regs", self.float_regs, FLOAT_REG_SLOTS * 8),
+            ("float_regs", self.float_regs, FLOAT_REG_SLOTS * self.float_slot),
             ("result_int", self.result_int, RESULT_INT_SLOTS * w),
-            ("result_float", self.result_float, RESULT_FLOAT_SLOTS * 8),
+            ("result_float", self.result_float, RESULT_FLOAT_SLOTS * self.float_slot),
         ]
     }
 }
@@ -153,8 +168,7 @@ impl ContextLayout {
         for (name, offset, size) in self.fields() {
             let upper = name.to_uppercase();
             set(&format!("CTX_{upper}"), offset);
-            let slot =
-                if name.starts_with("float") || name == "result_float" { 8 } else { self.word };
+            let slot = self.slot_size(name);
             if size > self.word {
                 for i in 1..size / slot {
                     set(&format!("CTX_{upper}_{i}"), offset + i * slot);
@@ -185,11 +199,11 @@ mod tests {
     use super::ContextLayout;
 
     #[test]
-    fn float_areas_are_8_aligned_and_size_is_16_aligned() {
+    fn float_areas_are_slot_aligned_and_size_is_16_aligned() {
         for word in [4, 8] {
             let l = ContextLayout::for_word(word);
-            assert_eq!(l.float_regs % 8, 0);
-            assert_eq!(l.result_float % 8, 0);
+            assert_eq!(l.float_regs % l.float_slot, 0);
+            assert_eq!(l.result_float % l.float_slot, 0);
             assert_eq!(l.size % 16, 0);
             let fields = l.fields();
             for pair in fields.windows(2) {

@@ -104,8 +104,12 @@ impl AbiSpec for I386 {
         self.flavour.record_rules
     }
 
-    fn long_double_is_double(&self) -> bool {
-        self.flavour.long_double_is_double
+    fn long_double(&self) -> Scalar {
+        if self.flavour.long_double_is_double {
+            Scalar::Double
+        } else {
+            Scalar::LongDouble
+        }
     }
 
     fn has_convention(&self, conv: Convention) -> bool {

@@ -250,19 +250,14 @@ impl Layouts<'_> {
                 VaList::Pointer => self.layout(&Type::Scalar(Scalar::Pointer)),
                 VaList::Aapcs64 => self.layout(aapcs64_va_list()),
             },
-            // `long double` is `double` on Windows and Apple arm64: its layout, its passing.
-            Type::Scalar(Scalar::LongDouble) if spec.long_double_is_double() => {
-                self.layout(&Type::Scalar(Scalar::Double))
+            // `long double` is `double` on Windows and Apple arm64, binary128 on AArch64 Linux:
+            // that type's layout, that type's passing.
+            Type::Scalar(Scalar::LongDouble) if spec.long_double() != Scalar::LongDouble => {
+                self.layout(&Type::Scalar(spec.long_double()))
             }
             Type::Scalar(s) => {
                 let (size, align) = match s {
                     Scalar::WChar => (spec.wchar().0, spec.wchar().0),
-                    Scalar::LongDouble => spec.scalar_layout(*s).ok_or_else(|| {
-                        AbiError::unsupported(
-                            spec.abi(),
-                            "long double (a 128-bit IEEE float in a q register on this ABI)",
-                        )
-                    })?,
                     _ => spec
                         .scalar_layout(*s)
                         .ok_or_else(|| AbiError::unsupported(spec.abi(), s.c_name()))?,
@@ -536,7 +531,7 @@ fn member_requirement(ty: &Type, layout: &Layout) -> u32 {
 
 /// Scalar sizes and alignments of the LP64 data model (x86-64 SysV, AArch64): `long` and
 /// pointers are 8 bytes, every scalar is naturally aligned (`long double`: see
-/// `AbiSpec::long_double_is_double`).
+/// `AbiSpec::long_double`).
 pub fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
     use Scalar::*;
     let size = match s {
@@ -547,8 +542,8 @@ pub fn lp64_scalar_layout(s: Scalar) -> Option<(u32, u32)> {
         | Double | Pointer => 8,
         // x86-64 psABI §3.1.2 Figure 3.1 and AAPCS64 §5.1: 16 bytes, 16-aligned.
         Int128 | UInt128 => 16,
-        // (the ABI's own: `AbiSpec::wchar`)
-        WChar | LongDouble => return None,
+        // (the ABI's own: `AbiSpec::wchar`, `AbiSpec::long_double`)
+        WChar | LongDouble | Binary128 => return None,
     };
     Some((size, size))
 }
@@ -564,7 +559,7 @@ pub fn ilp32_scalar_layout(s: Scalar, eight_byte_align: u32) -> Option<(u32, u32
         | Pointer => (4, 4),
         LongLong | ULongLong | I64 | U64 | Double => (8, eight_byte_align),
         // (the ABI's own: `AbiSpec::wchar`); 32-bit x86 has no `__int128`
-        WChar | LongDouble | Int128 | UInt128 => return None,
+        WChar | LongDouble | Binary128 | Int128 | UInt128 => return None,
     })
 }
 
@@ -638,7 +633,7 @@ mod tests {
     }
 
     #[test]
-    fn long_double_is_double_on_windows_and_apple_arm64_only() {
+    fn long_double_is_double_on_windows_and_apple_arm64_x87_or_binary128_elsewhere() {
         let ld = Type::Scalar(Scalar::LongDouble);
         for abi in [Abi::I386Win32, Abi::X86_64Win64, Abi::Aarch64Apple] {
             let l = layout_of(abi, &ld).unwrap();
@@ -654,7 +649,11 @@ mod tests {
             );
             assert_eq!(l.leaves()[0].size, 10, "{abi}");
         }
-        assert!(layout_of(Abi::Aarch64Aapcs64, &ld).is_err());
+        // AArch64 Linux: quad precision, 16 bytes 16-aligned (AAPCS64 §5.1), every byte the
+        // value's.
+        let l = layout_of(Abi::Aarch64Aapcs64, &ld).unwrap();
+        assert_eq!((l.size, l.align, &l.shape), (16, 16, &Shape::Scalar(Scalar::Binary128)));
+        assert_eq!(l.leaves()[0].size, 16);
     }
 
     #[test]

@@ -76,9 +76,14 @@ pub enum Scalar {
     Float,
     /// `double`
     Double,
-    /// `long double`: `double` on Windows and Apple arm64 (`AbiSpec::long_double_is_double`),
-    /// unsupported elsewhere for now
+    /// `long double`: x87's 80-bit format on i386 and x86-64 System V, laid out as `double`
+    /// on Windows and Apple arm64 and as [`Scalar::Binary128`] on AArch64 Linux
+    /// (`AbiSpec::long_double`)
     LongDouble,
+    /// IEEE 754 binary128, the quadruple-precision format: what AArch64 Linux's `long double`
+    /// is laid out and passed as (AAPCS64 §5.1, Table 1, "Quad precision"). Only layouts name
+    /// it; a signature says `long double`, so it is in no [`Scalar::ALL`] draw.
+    Binary128,
     /// any data or function pointer; the pointee does not matter to any ABI covered
     Pointer,
 }
@@ -152,18 +157,20 @@ impl Scalar {
             Scalar::Float => "float",
             Scalar::Double => "double",
             Scalar::LongDouble => "long double",
+            // (only AArch64 Linux lays a value out as binary128, and there it is `long double`)
+            Scalar::Binary128 => "long double",
             Scalar::Pointer => "void *",
         }
     }
 
     /// Whether this is a floating-point type.
     pub fn is_float(self) -> bool {
-        matches!(self, Scalar::Float | Scalar::Double | Scalar::LongDouble)
+        matches!(self, Scalar::Float | Scalar::Double | Scalar::LongDouble | Scalar::Binary128)
     }
 
     /// The bytes of a value of this scalar in a layout of `size` bytes: a `long double` wider
-    /// than `double` is x87's (the only one laid out), which holds 10 (the rest of its 12 or 16
-    /// is padding); every other scalar fills its size.
+    /// than `double` is x87's (binary128 is [`Scalar::Binary128`]), which holds 10 (the rest of
+    /// its 12 or 16 is padding); every other scalar fills its size.
     pub fn value_size(self, size: u32) -> u32 {
         match self {
             Scalar::LongDouble => size.min(X87_VALUE_BYTES),

@@ -115,8 +115,8 @@ impl AbiSpec for X86_64Win64 {
     }
 
     // "x64 ABI conventions", Scalar types: `long double` is an 8-byte IEEE double.
-    fn long_double_is_double(&self) -> bool {
-        true
+    fn long_double(&self) -> Scalar {
+        Scalar::Double
     }
 
     fn record_rules(&self) -> RecordRules {

@@ -556,7 +556,7 @@ pub fn check_constants(abi: Abi, a: &Assembled) -> Result<(), String> {
 }
 
 /// The offset `CTX_<field>` stands for: `SIZE`, a field (`INT_REGS`), or slot `i` of an area
-/// (`INT_REGS_3`; integer areas have word-sized slots, float areas 8-byte slots).
+/// (`INT_REGS_3`; [`ContextLayout::slot_size`]).
 fn context_offset(layout: &ContextLayout, field: &str) -> Option<u64> {
     if field == "SIZE" {
         return Some(u64::from(layout.size));
@@ -569,7 +569,7 @@ fn context_offset(layout: &ContextLayout, field: &str) -> Option<u64> {
     let (area, slot) = field.rsplit_once('_')?;
     let slot: u32 = slot.parse().ok()?;
     let &(name, offset, size) = find(area)?;
-    let slot_size = if name.contains("float") { 8 } else { layout.word };
+    let slot_size = layout.slot_size(name);
     (size > slot_size && (slot + 1) * slot_size <= size)
         .then(|| u64::from(offset + slot * slot_size))
 }

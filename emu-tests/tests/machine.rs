@@ -375,15 +375,18 @@ typedef __UINTPTR_TYPE__ uword;
 struct ctx {{
     uword thunk, record, stack_args, saved_sp, saved_fp, resume, previous, callee_pop;
     uword int_regs[10];
-    unsigned long long float_regs[8];
+    uword float_regs[16];               /* 8 slots of two words */
     uword result_int[2];
-    unsigned long long result_float[4];
+    uword result_float[8];              /* 4 slots of two words */
 }};
 {asserts}
 typedef unsigned (*dispatch_fn)(struct ctx *);
 
 static word mock(uword slot, word a0, word a1) {{
-    struct ctx c = {{0}};
+    struct ctx c;
+    /* zeroed word by word: `= {{0}}` of this size becomes a memset/bzero call, which the
+       loader does not import */
+    for (volatile uword *w = (volatile uword *)&c; w < (volatile uword *)(&c + 1); w++) *w = 0;
     word stack[8] = {{0}};
     uword record[2] = {{slot, 0}};       /* a hand-made record: its first word names the slot */
     c.record = (uword)record;

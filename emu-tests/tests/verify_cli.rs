@@ -52,7 +52,7 @@ fn an_unsupported_signature_is_reported_as_unsupported_never_as_passed() {
     let out = harness(&[
         "verify",
         "--sig",
-        "long double (*)(long double)",
+        "int (*)(const char *, ...)",
         "--abi",
         "aarch64-aapcs64",
         "--json",

@@ -10,10 +10,10 @@
 //   sp = the first stack argument (16-aligned).
 // They build a CallbackContext on their own stack, call the dispatcher (its address is the
 // data page's first word) as `ReturnCode dispatch(CallbackContext *ctx)`, then return the
-// result areas in x0, x1 and d0-d3. Like x86-64 SysV this needs no switch on the ReturnCode:
-// loading all six registers is right for every code. An HFA of up to four doubles comes back
-// in d0-d3; one of floats in s0-s3, the low 32 bits of the same registers, which is where the
-// runtime writes a float in its 8-byte slot.
+// result areas in x0, x1 and q0-q3. Like x86-64 SysV this needs no switch on the ReturnCode:
+// loading all six registers is right for every code. An HFA of up to four long doubles comes
+// back in q0-q3; one of doubles in d0-d3 and one of floats in s0-s3, the low bits of the same
+// registers, which is where the runtime writes a double or a float in its 16-byte slot.
 //
 //   [x29 + 160]          first stack argument = sp at entry      (ctx.stack_args)
 //   [x29 + 96 ... 152]   saved d8-d15 (their low 64 bits are callee-saved, §6.1.2)
@@ -53,10 +53,10 @@ bc_entry:
     stp d12, d13, [sp, #128]
     stp d14, d15, [sp, #144]
     sub sp, sp, #CTX_SIZE                       // the context; sp stays 16-aligned
-    stp d0, d1, [sp, #CTX_FLOAT_REGS]           // low 64 bits: a float, a double, or an HFA
-    stp d2, d3, [sp, #CTX_FLOAT_REGS_2]         // member
-    stp d4, d5, [sp, #CTX_FLOAT_REGS_4]
-    stp d6, d7, [sp, #CTX_FLOAT_REGS_6]
+    stp q0, q1, [sp, #CTX_FLOAT_REGS]           // all 128 bits: a float, a double, an HFA
+    stp q2, q3, [sp, #CTX_FLOAT_REGS_2]         // member, or a quad-precision long double
+    stp q4, q5, [sp, #CTX_FLOAT_REGS_4]         // (16-byte slots)
+    stp q6, q7, [sp, #CTX_FLOAT_REGS_6]
     b spill_ints
 
 bc_entry_int:
@@ -101,8 +101,8 @@ bc_resume:
     // sp = saved_sp, x29 = saved_fp, w0 = code.
     hint #36                                    // bti j: an indirect-branch target
     ldp x0, x1, [sp, #CTX_RESULT_INT]           // integer results (an indirect result needs
-    ldp d0, d1, [sp, #CTX_RESULT_FLOAT]         // none: AAPCS64 does not return x8) and float
-    ldp d2, d3, [sp, #CTX_RESULT_FLOAT_2]       // results
+    ldp q0, q1, [sp, #CTX_RESULT_FLOAT]         // none: AAPCS64 does not return x8) and float
+    ldp q2, q3, [sp, #CTX_RESULT_FLOAT_2]       // results, 128 bits each
     mov sp, x29                                 // drop the context
     ldp d14, d15, [sp, #144]
     ldp d12, d13, [sp, #128]

@@ -19,20 +19,20 @@
     .set CTX_INT_REGS_8, 128
     .set CTX_INT_REGS_9, 136
     .set CTX_FLOAT_REGS, 144
-    .set CTX_FLOAT_REGS_1, 152
-    .set CTX_FLOAT_REGS_2, 160
-    .set CTX_FLOAT_REGS_3, 168
-    .set CTX_FLOAT_REGS_4, 176
-    .set CTX_FLOAT_REGS_5, 184
-    .set CTX_FLOAT_REGS_6, 192
-    .set CTX_FLOAT_REGS_7, 200
-    .set CTX_RESULT_INT, 208
-    .set CTX_RESULT_INT_1, 216
-    .set CTX_RESULT_FLOAT, 224
-    .set CTX_RESULT_FLOAT_1, 232
-    .set CTX_RESULT_FLOAT_2, 240
-    .set CTX_RESULT_FLOAT_3, 248
-    .set CTX_SIZE, 256
+    .set CTX_FLOAT_REGS_1, 160
+    .set CTX_FLOAT_REGS_2, 176
+    .set CTX_FLOAT_REGS_3, 192
+    .set CTX_FLOAT_REGS_4, 208
+    .set CTX_FLOAT_REGS_5, 224
+    .set CTX_FLOAT_REGS_6, 240
+    .set CTX_FLOAT_REGS_7, 256
+    .set CTX_RESULT_INT, 272
+    .set CTX_RESULT_INT_1, 280
+    .set CTX_RESULT_FLOAT, 288
+    .set CTX_RESULT_FLOAT_1, 304
+    .set CTX_RESULT_FLOAT_2, 320
+    .set CTX_RESULT_FLOAT_3, 336
+    .set CTX_SIZE, 352
     .set RECORD_SLOT, 0
     .set RECORD_TARGET, 8
     .set SLOT_STATE, 0

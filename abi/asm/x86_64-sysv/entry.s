@@ -101,7 +101,7 @@ bc_resume:
     .byte 0xf3, 0x0f, 0x1e, 0xfa                # endbr64: an indirect-jump target
     cmp eax, RC_COMPLEX_LONG_DOUBLE             # §3.2.3 COMPLEX_X87: the imaginary part
     jne resume_not_complex                      # (bytes 16..26) goes in st(1), below the
-    fld tbyte ptr [rsp + CTX_RESULT_FLOAT_2]    # real part
+    fld tbyte ptr [rsp + CTX_RESULT_FLOAT_1]    # real part (slot 1 starts at byte 16)
     jmp resume_x87
 resume_not_complex:
     cmp eax, RC_LONG_DOUBLE                     # §3.2.3 class X87: the result goes in st(0)
