@@ -16,7 +16,7 @@
 //! the platforms part ways ([`RegisterRules`]).
 
 use crate::abi::{Abi, AbiSpec, RegisterFile, Toolchain};
-use crate::layout::{ilp32_scalar_layout, FieldLayout, Layout, RecordRules, Shape};
+use crate::layout::{ilp32_scalar_layout, Layout, RecordRules, Shape};
 use crate::plan::{
     chunks, result_extend, Allocator, ArgPass, ArgPlan, Loc, Piece, Placement, RetPlan, ReturnCode,
 };
@@ -164,15 +164,6 @@ impl AbiSpec for I386 {
         args: &[Layout],
         ret: &Layout,
     ) -> Result<Placement, AbiError> {
-        // clang's Microsoft thiscall lowers a `_Complex` argument to its two parts, which go
-        // their own way (neither the struct rule nor GCC's), in a struct too (not in an array
-        // member): not modelled yet.
-        // (A complex result returns as the struct would.)
-        let microsoft = self.flavour.registers == RegisterRules::Microsoft;
-        if microsoft && conv == Convention::Thiscall && args.iter().any(has_complex) {
-            let what = "a `_Complex` in an argument under `__thiscall`";
-            return Err(AbiError::unsupported(self.flavour.abi, what));
-        }
         Ok(place(self.flavour, conv, args, ret))
     }
 
@@ -218,16 +209,6 @@ pub fn gcc_float_mode(layout: &Layout) -> bool {
     gcc_mode(layout) == Some(GccMode::Float)
 }
 
-/// Whether a `_Complex` is the value or one of its members, at any depth but not inside an
-/// array (clang passes a record whose `_Complex` sits in an array member by the struct rule).
-fn has_complex(layout: &Layout) -> bool {
-    layout.is_complex()
-        || match &layout.shape {
-            Shape::Aggregate { fields, .. } => fields.iter().any(|f| has_complex(&f.layout)),
-            _ => false,
-        }
-}
-
 /// The floating-point machine mode GCC gives a value of this layout, if any (see
 /// [`gcc_float_mode`]; a `_Complex` has a complex one, `SCmode` or `DCmode`).
 fn gcc_mode(layout: &Layout) -> Option<GccMode> {
@@ -255,16 +236,32 @@ enum GccMode {
 }
 
 /// clang's `canExpandIndirectArgument`: a struct (or one-member union) of at most 16 bytes
-/// whose members are all 4- or 8-byte scalars with no padding is passed as its members.
-pub(crate) fn expansion(layout: &Layout) -> Option<&[FieldLayout]> {
+/// whose members are all 4- or 8-byte scalars, or `_Complex` ones, with no padding is passed
+/// as its members, a `_Complex` member as its two parts (`is32Or64BitBasicType` treats a
+/// complex type as its element type; the expansion splits it). A `_Complex` argument itself is
+/// no record and is not expanded. Answers the scalars, each with its offset in the argument.
+pub(crate) fn expansion(layout: &Layout) -> Option<Vec<(u32, &Layout)>> {
     let Shape::Aggregate { fields, .. } = &layout.shape else { return None };
-    // clang refuses to expand bit-fields.
-    let basic = |f: &FieldLayout| {
-        f.bits.is_none() && f.layout.scalar().is_some() && matches!(f.layout.size, 4 | 8)
-    };
-    let sum: u64 = fields.iter().map(|f| u64::from(f.layout.size)).sum();
-    (layout.size <= 16 && fields.iter().all(basic) && sum == u64::from(layout.size))
-        .then_some(fields.as_slice())
+    if layout.is_complex() || layout.size > 16 {
+        return None;
+    }
+    let basic = |l: &Layout| l.scalar().is_some() && matches!(l.size, 4 | 8);
+    let mut scalars = Vec::new();
+    let mut sum = 0u64;
+    for f in fields {
+        // clang refuses to expand bit-fields.
+        if f.bits.is_some() {
+            return None;
+        }
+        sum += u64::from(f.layout.size);
+        match &f.layout.shape {
+            Shape::Aggregate { fields: parts, .. } if f.layout.is_complex() => {
+                scalars.extend(parts.iter().map(|p| (f.offset + p.offset, &*p.layout)));
+            }
+            _ => scalars.push((f.offset, &*f.layout)),
+        }
+    }
+    (scalars.iter().all(|(_, l)| basic(l)) && sum == u64::from(layout.size)).then_some(scalars)
 }
 
 /// Assigns places for one signature: the stack and the convention's registers.
@@ -378,9 +375,9 @@ impl Placer<'_> {
         match kind(layout) {
             Kind::Word | Kind::Long | Kind::Float => self.thiscall_scalar(0, layout, &mut pieces),
             Kind::Aggregate => match expansion(layout) {
-                Some(fields) => {
-                    for f in fields {
-                        self.thiscall_scalar(f.offset, &f.layout, &mut pieces);
+                Some(scalars) => {
+                    for (offset, scalar) in scalars {
+                        self.thiscall_scalar(offset, scalar, &mut pieces);
                     }
                 }
                 None => match self.alloc.take_int(1) {
@@ -537,5 +534,12 @@ pub(crate) mod tests {
         assert!(expansion(&l(Type::anon_struct([chars(3)]))).is_none());
         let union2 = Type::aggregate(AggregateKind::Union, [int(), s(Scalar::Float)]);
         assert!(expansion(&l(union2)).is_none());
+        // A `_Complex` member expands to its two parts; a `_Complex` itself is no record.
+        let z = Type::Complex(Scalar::Float);
+        let record = l(Type::anon_struct([s(Scalar::Float), z.clone()]));
+        let parts = expansion(&record).unwrap();
+        let offsets: Vec<u32> = parts.iter().map(|(offset, _)| *offset).collect();
+        assert_eq!(offsets, [0, 4, 8]);
+        assert!(expansion(&l(z)).is_none());
     }
 }

@@ -269,8 +269,8 @@ impl Layouts<'_> {
             // ("complex T ... treated as a structure of two T"), AAPCS64 §5.9.5 (an HFA of two
             // T), and Win64's compilers. On i386 GCC and clang pass it as that struct too (and
             // return it as one but for i386-sysv's `float _Complex` in edx:eax); MSVC has no
-            // `_Complex`, and clang's i386-win32 thiscall lowers it apart (`I386::place`
-            // refuses it there).
+            // `_Complex`, and clang's i386-win32 thiscall expands a member into its two parts
+            // (`i386::expansion`).
             Type::Complex(s) => {
                 let part = self.layout(&Type::Scalar(*s))?;
                 let field = |name: &str, offset| FieldLayout {
