@@ -105,10 +105,11 @@ fn scalar_misaligned(layout: &Layout, base: u32) -> bool {
 /// is a `short` at offset 2), which `classify_argument` then checks for alignment like any
 /// scalar (an 8-bit one is always aligned).
 fn ordinary_bit_field(bits: BitRange, offset: u32) -> Option<u32> {
-    let ordinary = !bits.packed
-        && matches!(bits.width, 16 | 32 | 64)
-        && (offset * 8 + bits.shift) % bits.width == 0;
-    ordinary.then_some(bits.width / 8)
+    // (at a multiple of its width: on a byte boundary, `shift` 0, at a multiple of its size)
+    let size = bits.width / 8;
+    let ordinary =
+        !bits.packed && matches!(bits.width, 16 | 32 | 64) && bits.shift == 0 && offset % size == 0;
+    ordinary.then_some(size)
 }
 
 /// Whether a bit-field right inside a union sits off its natural boundary (the union at
