@@ -716,3 +716,22 @@ mod x87_against_the_fpu {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{encode_result, f64_to_binary128, Value};
+    use backcall_abi::{Abi, Scalar, Type};
+
+    /// AArch64 Linux's `long double` result: a number is encoded as binary128, its 16 bytes
+    /// are taken as they are, and a value of another kind or size is refused.
+    #[test]
+    fn a_binary128_result_is_encoded_from_a_number_or_its_bytes() {
+        let ret = Abi::Aarch64Aapcs64.layout(&Type::Scalar(Scalar::LongDouble)).unwrap();
+        let third = f64_to_binary128(1.0 / 3.0).to_vec();
+        assert_eq!(encode_result(&ret, &Value::F64(1.0 / 3.0)), Ok(Some(third)));
+        assert_eq!(encode_result(&ret, &Value::Int(-2)), Ok(Some(f64_to_binary128(-2.0).to_vec())));
+        let precise: Vec<u8> = (1..=16).collect();
+        assert_eq!(encode_result(&ret, &Value::Bytes(precise.clone())), Ok(Some(precise)));
+        assert!(encode_result(&ret, &Value::Bytes(vec![0; 10])).is_err());
+    }
+}

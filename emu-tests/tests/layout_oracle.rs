@@ -9,7 +9,7 @@
 //! `backcall_oracle::cgen`). `clang --target=<abi.clang_target()> -fsyntax-only`
 //! accepts the file exactly when backcall and the compiler agree on every type in it.
 //!
-//! A type the ABI refuses as unsupported (`long double`, `_Complex`, ...) is skipped and
+//! A type the ABI refuses as unsupported (`__int128` on i386, ...) is skipped and
 //! counted; an ABI that refuses every type fails. On a disagreement the report names the ABI,
 //! the type as C, each fact clang disagrees with and clang's own value for it, clang's
 //! message and backcall's layout; the first failing random type is shrunk first.
@@ -157,10 +157,11 @@ fn fixed_types() -> Vec<Type> {
         parsed("struct __attribute__((packed)) { char c; struct { int a; } __attribute__((aligned(2))) s; }"),
         parsed("struct __attribute__((packed)) { char c; int i __attribute__((aligned(1))); }"),
         parsed("struct __attribute__((packed)) { char c; struct { char c; int i __attribute__((aligned(2))); } n; }"),
-        // `long double`: `double` on Windows and Apple arm64, refused elsewhere for now; a
-        // complex: a struct of two, not on i386
+        // `long double`: x87's on i386 and x86-64 SysV, binary128 on AArch64 Linux, `double`
+        // on Windows and Apple arm64; a complex: a struct of two
         st([sc(Char), sc(LongDouble)]),
         st([sc(Char), Type::Complex(Float)]),
+        st([sc(Short), Type::Complex(LongDouble), sc(LongDouble)]),
     ]
 }
 
