@@ -369,7 +369,7 @@ pub fn x87_to_f64(x: [u8; 10]) -> f64 {
     let m = significand << zeros;
     let unbiased = exponent.max(1) - 16383 - zeros as i32;
     let bits = if unbiased >= -1022 {
-        let mut m53 = round_shift(m, 11);
+        let mut m53 = round_shift(u128::from(m), 11);
         let mut unbiased = unbiased;
         if m53 == 1 << 53 {
             m53 >>= 1;
@@ -383,28 +383,9 @@ pub fn x87_to_f64(x: [u8; 10]) -> f64 {
     } else {
         // A double subnormal (or zero): the fraction field is m * 2^(unbiased + 1074 - 63); a
         // carry into bit 52 makes the smallest normal, which the same bits spell.
-        round_shift(m, (11 - 1022 - unbiased) as u32)
+        round_shift(u128::from(m), (11 - 1022 - unbiased) as u32)
     };
     f64::from_bits(sign | bits)
-}
-
-/// `m >> shift`, rounded to nearest, ties to even.
-fn round_shift(m: u64, shift: u32) -> u64 {
-    if shift == 0 {
-        return m;
-    }
-    if shift > 64 {
-        return 0;
-    }
-    let wide = u128::from(m);
-    let kept = (wide >> shift) as u64;
-    let rest = wide & ((1u128 << shift) - 1);
-    let half = 1u128 << (shift - 1);
-    if rest > half || (rest == half && kept & 1 == 1) {
-        kept + 1
-    } else {
-        kept
-    }
 }
 
 /// `x` as x87's 80-bit `long double` (exactly: every `double` is one; a NaN turns quiet), its
@@ -480,7 +461,7 @@ pub fn binary128_to_f64(x: [u8; 16]) -> f64 {
     // rounded significand then carries into the exponent field by plain addition, up to the
     // smallest normal or to infinity.
     let last = (unbiased - 52).max(-1074);
-    let kept = round_shift_wide(significand, (last - scale) as u32);
+    let kept = round_shift(significand, (last - scale) as u32);
     let bits = if unbiased >= -1022 {
         (((unbiased + 1023) as u64) << 52) + (kept - (1 << 52))
     } else {
@@ -490,7 +471,7 @@ pub fn binary128_to_f64(x: [u8; 16]) -> f64 {
 }
 
 /// `m >> shift`, rounded to nearest, ties to even, for a result that fits 64 bits.
-fn round_shift_wide(m: u128, shift: u32) -> u64 {
+fn round_shift(m: u128, shift: u32) -> u64 {
     if shift == 0 {
         return m as u64;
     }

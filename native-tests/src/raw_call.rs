@@ -145,3 +145,29 @@ pub unsafe fn call_x87(
     let top = |status: u64| ((status >> 11) & 7) as u8;
     (out, top(before).wrapping_sub(top(after)).wrapping_sub(values) & 7)
 }
+
+/// Calls `f`, an AArch64 Linux C function `long double f(long double x, int n)`, with `x`'s 16
+/// bytes in `q0` and `n` in `w0` (AAPCS64 §6.8.2 C.1, C.9); answers the 16 bytes of `q0` it
+/// returns (§6.9): binary128, whole.
+///
+/// # Safety
+/// `f` must be such a function.
+#[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+pub unsafe fn call_binary128(f: *const c_void, x: [u8; 16], n: i32) -> [u8; 16] {
+    let mut result = [0u8; 16];
+    // SAFETY: the caller's contract; the result's address waits in x20, which the callee
+    // preserves (§6.1.1), and everything else it may change is declared.
+    unsafe {
+        std::arch::asm!(
+            "ldr q0, [{x}]",
+            "blr {f}",
+            "str q0, [x20]",
+            f = in(reg) f,
+            x = in(reg) x.as_ptr(),
+            in("w0") n,
+            inout("x20") result.as_mut_ptr() => _,
+            clobber_abi("C"),
+        );
+    }
+    result
+}

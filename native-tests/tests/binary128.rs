@@ -1,34 +1,20 @@
 //! AArch64 Linux's binary128 `long double`, called the way C calls it: the argument and the
 //! result in whole `q` registers (AAPCS64 §6.8.2 C.1, §6.9). The caller is a few lines of
-//! assembly, so the handler's reading (`Args::f64`, `Args::bytes`), its result's encoding and
+//! assembly (`raw_call::call_binary128`), so the handler's reading (`Args::f64`, `Args::bytes`), its result's encoding and
 //! the entries' 128-bit spills and loads are checked together, bit for bit.
 
 #![cfg(all(target_arch = "aarch64", target_os = "linux"))]
 
-use std::arch::asm;
 use std::ffi::c_void;
 
 use backcall::marshal::{binary128_to_f64, f64_to_binary128};
 use backcall::{Callback, Value};
+use backcall_native_tests::raw_call::call_binary128;
 
-/// Calls `f` as `long double f(long double x, int n)` and answers its result's 16 bytes.
+/// Calls `f` as `long double f(long double x, int n)`.
 fn call(f: *const c_void, x: [u8; 16], n: i32) -> [u8; 16] {
-    let mut result = [0u8; 16];
-    // SAFETY: every callback called here has that signature; the result's address waits in
-    // x20, which the callee preserves (§6.1.1), and everything else it may change is declared.
-    unsafe {
-        asm!(
-            "ldr q0, [{x}]",
-            "blr {f}",
-            "str q0, [x20]",
-            f = in(reg) f,
-            x = in(reg) x.as_ptr(),
-            in("w0") n,
-            inout("x20") result.as_mut_ptr() => _,
-            clobber_abi("C"),
-        );
-    }
-    result
+    // SAFETY: every callback called here has that signature.
+    unsafe { call_binary128(f, x, n) }
 }
 
 #[test]
