@@ -1,7 +1,8 @@
 //! AArch64 Linux's binary128 `long double`, called the way C calls it: the argument and the
 //! result in whole `q` registers (AAPCS64 §6.8.2 C.1, §6.9). The caller is a few lines of
-//! assembly (`raw_call::call_binary128`), so the handler's reading (`Args::f64`, `Args::bytes`), its result's encoding and
-//! the entries' 128-bit spills and loads are checked together, bit for bit.
+//! assembly (`raw_call::call_binary128`), so the handler's reading (`Args::f64`,
+//! `Args::bytes`), its result's encoding and the entries' 128-bit spills and loads are checked
+//! together, bit for bit.
 
 #![cfg(all(target_arch = "aarch64", target_os = "linux"))]
 
