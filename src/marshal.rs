@@ -423,8 +423,9 @@ pub fn f64_to_x87(x: f64) -> [u8; 10] {
 /// IEEE 754 binary128 (AArch64 Linux's `long double`, AAPCS64 §5.1) as the nearest `double`
 /// (ties to even), from its 16 little-endian bytes: a sign, a 15-bit exponent biased by 16383
 /// and a 112-bit fraction with an implicit leading 1 (IEEE 754-2008 §3.4). This is what
-/// AArch64's `fcvt` and libgcc's `__trunctfdf2` give: a NaN keeps its payload's top bits and
-/// turns quiet, values past `double`'s range become infinities, tiny ones subnormals or zero.
+/// libgcc's `__trunctfdf2` gives (AArch64 has no quad-precision arithmetic; C's `(double)`
+/// calls it): a NaN keeps its payload's top bits and turns quiet, values past `double`'s range
+/// become infinities, tiny ones subnormals or zero.
 ///
 /// ```
 /// use backcall::marshal::{binary128_to_f64, f64_to_binary128};
@@ -488,8 +489,8 @@ fn round_shift(m: u128, shift: u32) -> u64 {
     }
 }
 
-/// `x` as IEEE 754 binary128 (exactly: every `double` is one; a NaN keeps its payload), its 16
-/// little-endian bytes (see [`binary128_to_f64`]).
+/// `x` as IEEE 754 binary128 (exactly: every `double` is one; a NaN keeps its payload and
+/// turns quiet), its 16 little-endian bytes (see [`binary128_to_f64`]).
 ///
 /// ```
 /// assert_eq!(
@@ -510,31 +511,44 @@ pub fn f64_to_binary128(x: f64) -> [u8; 16] {
             let fraction = (fraction << (112 - high)) & ((1 << 112) - 1);
             ((16383 - 1074 + high) as u128, fraction)
         }
-        // (infinities, and NaNs with their payload as it is, as libgcc's `__extenddftf2`)
-        0x7ff => (0x7fff, fraction << 60),
+        0x7ff if fraction == 0 => (0x7fff, 0),
+        // (a NaN turns quiet, as libgcc's `__extenddftf2` makes it: IEEE 754 §6.2)
+        0x7ff => (0x7fff, 1 << 111 | fraction << 60),
         e => ((e - 1023 + 16383) as u128, fraction << 60),
     };
     (sign | top << 112 | fraction).to_le_bytes()
 }
 
 /// The binary128 conversions against libgcc's soft-float routines (`__extenddftf2`,
-/// `__trunctfdf2`), which x86-64 links for `__float128`: its binary128 travels in `xmm0`.
+/// `__trunctfdf2`, what a C program's conversions call), looked up in `libgcc_s.so.1` itself:
+/// the test binary's own symbols of those names are compiler-rt's, which keeps a signalling
+/// NaN signalling. x86-64 passes their `__float128` in `xmm0`.
 #[cfg(all(test, target_arch = "x86_64", target_os = "linux"))]
 mod binary128_against_libgcc {
     use super::{binary128_to_f64, f64_to_binary128};
     use proptest::prelude::*;
     use std::arch::asm;
+    use std::sync::OnceLock;
 
-    extern "C" {
-        // (Their real signatures take or return `__float128` in `xmm0`, which Rust cannot
-        // name in FFI; `call_xmm0` below does the passing.)
-        fn __trunctfdf2();
-        fn __extenddftf2();
+    /// `name` in libgcc_s (their real signatures take or return `__float128` in `xmm0`, which
+    /// Rust cannot name in FFI; `call_xmm0` does the passing).
+    fn libgcc(name: &std::ffi::CStr) -> usize {
+        static LIB: OnceLock<usize> = OnceLock::new();
+        let lib = *LIB.get_or_init(|| {
+            // SAFETY: a plain library load by a NUL-terminated name.
+            let lib = unsafe { libc::dlopen(c"libgcc_s.so.1".as_ptr(), libc::RTLD_NOW) };
+            assert!(!lib.is_null(), "libgcc_s.so.1 is not loadable");
+            lib as usize
+        });
+        // SAFETY: `lib` is a live handle, `name` NUL-terminated.
+        let f = unsafe { libc::dlsym(lib as *mut libc::c_void, name.as_ptr()) };
+        assert!(!f.is_null(), "libgcc_s has no {name:?}");
+        f as usize
     }
 
     /// Calls `f` with `xmm0` = the 16 bytes at `input`, stores the 16 bytes `f` leaves in
     /// `xmm0` to `output`.
-    fn call_xmm0(f: unsafe extern "C" fn(), input: &[u8; 16]) -> [u8; 16] {
+    fn call_xmm0(f: usize, input: &[u8; 16]) -> [u8; 16] {
         let mut output = [0u8; 16];
         // SAFETY: `f` is a libgcc routine of one `__float128` or `double` in `xmm0` answering in
         // `xmm0`; the stack is realigned to 16 for the call and restored from r12, and the
@@ -558,14 +572,14 @@ mod binary128_against_libgcc {
     }
 
     fn libgcc_to_f64(x: [u8; 16]) -> f64 {
-        let out = call_xmm0(__trunctfdf2, &x);
+        let out = call_xmm0(libgcc(c"__trunctfdf2"), &x);
         f64::from_le_bytes(out[..8].try_into().unwrap())
     }
 
     fn libgcc_from_f64(f: f64) -> [u8; 16] {
         let mut input = [0u8; 16];
         input[..8].copy_from_slice(&f.to_le_bytes());
-        call_xmm0(__extenddftf2, &input)
+        call_xmm0(libgcc(c"__extenddftf2"), &input)
     }
 
     /// Any binary128, with the exponents near `double`'s edges (overflow, subnormals, the
@@ -610,7 +624,8 @@ mod binary128_against_libgcc {
 
     #[test]
     fn edges() {
-        for f in [0.0, -0.0, 1.0, f64::MIN_POSITIVE, 5e-324, f64::MAX, f64::INFINITY, f64::NAN] {
+        let signalling = f64::from_bits(0x7ff0_0000_0000_0001);
+        for f in [0.0, -0.0, 1.0, f64::MIN_POSITIVE, 5e-324, f64::MAX, f64::INFINITY, signalling] {
             assert_eq!(f64_to_binary128(f), libgcc_from_f64(f), "{f}");
         }
     }

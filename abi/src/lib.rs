@@ -64,7 +64,7 @@ pub struct AbiError {
 /// The kind of an [`AbiError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AbiErrorKind {
-    /// valid C that this ABI does not support (yet): `long double`, `_Complex`, `...`
+    /// valid C that this ABI does not support (yet): `__int128` on i386, `...`
     Unsupported,
     /// not a valid C signature for this ABI (an array argument, `__stdcall` on x86-64)
     Invalid,
@@ -104,7 +104,7 @@ pub fn is_signed(abi: Abi, s: Scalar) -> bool {
         SChar | Short | Int | Long | LongLong | Int128 | I8 | I16 | I32 | I64 | SSizeT | IntPtr => {
             true
         }
-        Float | Double | LongDouble => true,
+        Float | Double | LongDouble | Binary128 => true,
         _ => false,
     }
 }

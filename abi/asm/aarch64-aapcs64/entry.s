@@ -32,7 +32,8 @@
 // branches to the typed entry whose address is the slot's first word. Each stub falls through
 // to the next shorter one (a `bti` is a no-op when fallen into).
 //
-// `stp`/`ldp` offsets are multiples of 8 below 512 and `str`/`ldr` ones multiples of 8 below
+// `stp`/`ldp` offsets are multiples of 8 below 512 for x and d registers, of 16 below 1024 for
+// q registers (the float slots are 16-aligned), and `str`/`ldr` ones multiples of 8 below
 // 32768: every offset here fits. The constants come from the generated
 // abi/asm/constants/aarch64.s.
 
