@@ -103,9 +103,7 @@ impl<'a> Frame<'a> {
     fn arg_loc_addr(&self, loc: Loc) -> u64 {
         match loc {
             Loc::Int(i) => self.ctx + u64::from(self.layout.int_regs + u32::from(i) * self.word()),
-            Loc::Float(i) => {
-                self.ctx + u64::from(self.layout.float_regs + u32::from(i) * self.layout.float_slot)
-            }
+            Loc::Float(i) => self.ctx + u64::from(self.layout.float_reg(i)),
             Loc::Stack(off) => self.stack_args() + u64::from(off),
             Loc::X87 => unreachable!("no argument lives in st(0)"),
         }
@@ -117,10 +115,7 @@ impl<'a> Frame<'a> {
             Loc::Int(i) => {
                 self.ctx + u64::from(self.layout.result_int + u32::from(i) * self.word())
             }
-            Loc::Float(i) => {
-                self.ctx
-                    + u64::from(self.layout.result_float + u32::from(i) * self.layout.float_slot)
-            }
+            Loc::Float(i) => self.ctx + u64::from(self.layout.result_float_reg(i)),
             Loc::X87 => self.ctx + u64::from(self.layout.result_float),
             Loc::Stack(_) => unreachable!("no result lives on the stack"),
         }

@@ -193,7 +193,7 @@ fn arg_offset(loc: Loc) -> Option<(u32, bool)> {
     let l = HOST_LAYOUT;
     match loc {
         Loc::Int(i) => Some((l.int_regs + u32::from(i) * l.word, false)),
-        Loc::Float(i) => Some((l.float_regs + u32::from(i) * l.float_slot, false)),
+        Loc::Float(i) => Some((l.float_reg(i), false)),
         Loc::Stack(o) => Some((o, true)),
         Loc::X87 => None,
     }
@@ -204,7 +204,7 @@ fn ret_offset(loc: Loc) -> Option<u32> {
     let l = HOST_LAYOUT;
     match loc {
         Loc::Int(i) => Some(l.result_int + u32::from(i) * l.word),
-        Loc::Float(i) => Some(l.result_float + u32::from(i) * l.float_slot),
+        Loc::Float(i) => Some(l.result_float_reg(i)),
         Loc::X87 => Some(l.result_float),
         Loc::Stack(_) => None,
     }

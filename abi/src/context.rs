@@ -94,6 +94,16 @@ impl ContextLayout {
         }
     }
 
+    /// Offset of float argument register slot `i` (`Loc::Float(i)` as spilled).
+    pub const fn float_reg(&self, i: u8) -> u32 {
+        self.float_regs + i as u32 * self.float_slot
+    }
+
+    /// Offset of float result register slot `i` (`Loc::Float(i)` as loaded).
+    pub const fn result_float_reg(&self, i: u8) -> u32 {
+        self.result_float + i as u32 * self.float_slot
+    }
+
     /// The bytes of one slot of area `name` (`int_regs`, `float_regs`, ...): a float slot,
     /// or a word.
     pub fn slot_size(&self, name: &str) -> u32 {
