@@ -6,7 +6,7 @@ use std::ffi::c_void;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use backcall_abi::{Abi, ArgPass, CallPlan, ReturnCode, Scalar, Shape, Signature};
+use backcall_abi::{Abi, ArgPass, CallPlan, ReturnCode, Scalar, Shape, Signature, Type};
 
 use crate::context::CallbackContext;
 use crate::error::Error;
@@ -636,6 +636,26 @@ impl Args<'_> {
         }
     }
 
+    /// The unnamed arguments of a variadic call (`int (*)(const char *fmt, ...)`), to read one
+    /// by one as C's `va_arg` does: name each one's type, and the reader finds it where the
+    /// ABI put it, after the named parameters and the unnamed arguments read before it.
+    ///
+    /// Only the arguments the caller passed have defined values, as with `va_arg`: the
+    /// signature's named parameters (a count, a format string) say how many there are.
+    ///
+    /// ```
+    /// let sum = backcall::Callback::new("double (*)(int count, ...)", |a| {
+    ///     let mut va = a.va_args();
+    ///     (0..a.i32(0)).map(|_| va.f64()).sum::<f64>()
+    /// })
+    /// .unwrap();
+    /// let f: unsafe extern "C" fn(i32, ...) -> f64 = unsafe { sum.as_fn() };
+    /// assert_eq!(unsafe { f(3, 1.5f64, 2.0f64, 0.25f64) }, 3.75);
+    /// ```
+    pub fn va_args(&self) -> VaArgs<'_> {
+        VaArgs { args: self, cursor: crate::marshal::VaCursor::new() }
+    }
+
     /// Argument `i` as a C string (`const char *`), or `None` for a null pointer.
     ///
     /// # Safety
@@ -825,5 +845,128 @@ impl Args<'_> {
         } else {
             self.scalar(i).1
         }
+    }
+}
+
+/// A variadic call's unnamed arguments, read one by one ([`Args::va_args`]).
+///
+/// Each getter names the C type the caller passed, after C's default argument promotions:
+/// a `float` arrives as a `double` ([`VaArgs::f64`]), a `char`, `short` or `_Bool` as an
+/// `int` ([`VaArgs::i32`]). Asking a signature without `...` for one panics (contained at the
+/// C boundary, as every getter's misuse is).
+///
+/// ```
+/// // A logging callback: `void (*)(void *ctx, int level, const char *fmt, ...)`.
+/// let log = backcall::Callback::new("void (*)(void *, int, const char *, ...)", |a| {
+///     let mut va = a.va_args();
+///     let (n, x, p) = (va.i32(), va.f64(), va.ptr::<u8>());
+///     assert_eq!((a.i32(1), n, x, p as usize), (2, 7, 0.5, 16));
+/// })
+/// .unwrap();
+/// type Log = unsafe extern "C" fn(*mut u8, i32, *const u8, ...);
+/// let f: Log = unsafe { log.as_fn() };
+/// unsafe { f(std::ptr::null_mut(), 2, c"%d %f %p".as_ptr().cast(), 7, 0.5f64, 16usize) };
+/// ```
+pub struct VaArgs<'a> {
+    args: &'a Args<'a>,
+    cursor: crate::marshal::VaCursor,
+}
+
+impl VaArgs<'_> {
+    /// How many unnamed arguments were read so far.
+    pub fn count(&self) -> usize {
+        self.cursor.read().len()
+    }
+
+    /// The next unnamed argument as type `ty` (promoted first), any type the ABI can pass:
+    /// its bytes and, for a scalar, its bits extended to 64 bits as [`Args::i64`] reads a
+    /// named one; or why the ABI cannot pass it (the cursor then stays).
+    pub fn arg(&mut self, ty: &Type) -> Result<crate::marshal::VaArg, Error> {
+        self.cursor.next(&self.args.native.frame(), ty).map_err(Error::Abi)
+    }
+
+    /// The next unnamed argument as scalar `s`, extended to 64 bits.
+    fn scalar(&mut self, s: Scalar) -> u64 {
+        let n = self.count();
+        match self.arg(&Type::Scalar(s)) {
+            Ok(arg) => arg.scalar.map_or(0, |(_, bits)| bits),
+            Err(e) => panic!(
+                "unnamed argument {n} of `{}` as `{}`: {e}",
+                self.args.plan().signature,
+                s.c_name()
+            ),
+        }
+    }
+
+    /// The next unnamed argument, an `int` (or a `char`, `short` or `_Bool`, which arrive as
+    /// one).
+    pub fn i32(&mut self) -> i32 {
+        self.scalar(Scalar::Int) as i32
+    }
+
+    /// The next unnamed argument, an `unsigned int`.
+    pub fn u32(&mut self) -> u32 {
+        self.scalar(Scalar::UInt) as u32
+    }
+
+    /// The next unnamed argument, a `long` (32 or 64 bits, as the ABI has it), sign-extended.
+    pub fn long(&mut self) -> i64 {
+        self.scalar(Scalar::Long) as i64
+    }
+
+    /// The next unnamed argument, an `unsigned long`, zero-extended.
+    pub fn ulong(&mut self) -> u64 {
+        self.scalar(Scalar::ULong)
+    }
+
+    /// The next unnamed argument, a `long long`.
+    pub fn i64(&mut self) -> i64 {
+        self.scalar(Scalar::LongLong) as i64
+    }
+
+    /// The next unnamed argument, an `unsigned long long`.
+    pub fn u64(&mut self) -> u64 {
+        self.scalar(Scalar::ULongLong)
+    }
+
+    /// The next unnamed argument, a `size_t`.
+    pub fn size(&mut self) -> usize {
+        self.scalar(Scalar::SizeT) as usize
+    }
+
+    /// The next unnamed argument, a `double` (or a `float`, which arrives as one).
+    pub fn f64(&mut self) -> f64 {
+        f64::from_bits(self.scalar(Scalar::Double))
+    }
+
+    /// The next unnamed argument, a `long double`, as the nearest `f64` (its bytes:
+    /// [`VaArgs::bytes`]).
+    pub fn long_double(&mut self) -> f64 {
+        f64::from_bits(self.scalar(Scalar::LongDouble))
+    }
+
+    /// The next unnamed argument, a pointer.
+    pub fn ptr<T>(&mut self) -> *mut T {
+        self.scalar(Scalar::Pointer) as usize as *mut T
+    }
+
+    /// The bytes of the next unnamed argument as type `ty` (see [`VaArgs::arg`]).
+    ///
+    /// ```
+    /// use backcall::{abi::Scalar, Type};
+    /// let cb = backcall::Callback::new("int (*)(int, ...)", |a| {
+    ///     let pair = Type::anon_struct([Type::scalar(Scalar::Int), Type::scalar(Scalar::Int)]);
+    ///     let b = a.va_args().bytes(&pair).unwrap();
+    ///     i32::from_le_bytes(b[4..8].try_into().unwrap())
+    /// })
+    /// .unwrap();
+    /// #[repr(C)]
+    /// struct Pair(i32, i32);
+    /// let f: unsafe extern "C" fn(i32, ...) -> i32 = unsafe { cb.as_fn() };
+    /// # #[cfg(target_endian = "little")]
+    /// assert_eq!(unsafe { f(1, Pair(5, 9)) }, 9);
+    /// ```
+    pub fn bytes(&mut self, ty: &Type) -> Result<Vec<u8>, Error> {
+        self.arg(ty).map(|arg| arg.bytes)
     }
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use backcall::abi::Abi;
 use backcall::harness::header::{Extracted, HeaderOptions};
 use backcall::harness::{corpus, plan_table};
-use backcall::parse_signature;
+use backcall::Type;
 use clap::{Parser, Subcommand};
 
 /// FFI callbacks: a handler plus a C signature becomes a plain C function pointer.
@@ -126,8 +126,8 @@ fn plan(args: &PlanArgs) -> Result<(), String> {
         return Err("no signature given (see `backcall plan --help`)".into());
     }
     for (origin, text) in &sources {
-        let sig = parse_signature(text).map_err(|e| pointed(origin, text, &e))?;
-        print_plan(&sig, &abis).map_err(|e| format!("{origin}: {e}"))?;
+        let (sig, unnamed) = corpus::parse_call(text).map_err(|e| pointed(origin, text, &e))?;
+        print_plan(&sig, &unnamed, &abis).map_err(|e| format!("{origin}: {e}"))?;
     }
     for header in &headers {
         plan_header(header, &abis);
@@ -135,14 +135,15 @@ fn plan(args: &PlanArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// One signature's plan on one ABI, or the side-by-side table of several.
-fn print_plan(sig: &backcall::Signature, abis: &[Abi]) -> Result<(), String> {
+/// One signature's plan on one ABI, or the side-by-side table of several; a variadic one's
+/// call with `unnamed` after its named parameters.
+fn print_plan(sig: &backcall::Signature, unnamed: &[Type], abis: &[Abi]) -> Result<(), String> {
     if let [abi] = abis[..] {
-        let plan = abi.plan(sig).map_err(|e| e.to_string())?;
+        let plan = abi.plan_call(sig, unnamed).map_err(|e| e.to_string())?;
         print!("{plan}");
         println!("{}", plan_table::route_line(&plan));
     } else {
-        println!("{}", plan_table::render(sig, abis));
+        println!("{}", plan_table::render(sig, unnamed, abis));
     }
     Ok(())
 }
@@ -156,7 +157,7 @@ fn plan_header(header: &Extracted, abis: &[Abi]) {
         // A type backcall cannot express, or an ABI cannot plan (a variadic one), is reported
         // and the header goes on.
         let why = match &found.signature {
-            Ok(sig) => print_plan(sig, abis).err(),
+            Ok(sig) => print_plan(sig, &[], abis).err(),
             Err(why) => Some(why.clone()),
         };
         if let Some(why) = why {

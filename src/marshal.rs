@@ -6,7 +6,9 @@
 //! `Vec`.
 
 use backcall_abi::context::ContextLayout;
-use backcall_abi::{is_signed, ArgPass, CallPlan, Extend, Loc, RetPlan, ReturnCode, Scalar, Shape};
+use backcall_abi::{
+    is_signed, ArgPass, CallPlan, Extend, Loc, RetPlan, ReturnCode, Scalar, Shape, Type,
+};
 
 use crate::memory::Memory;
 
@@ -243,6 +245,58 @@ impl<'a> Frame<'a> {
             None => Ok(self.finish()),
             Some(bytes) => Ok(self.write_result(&bytes)),
         }
+    }
+}
+
+/// A reading position in a variadic call's unnamed arguments: each [`VaCursor::next`] reads
+/// one, as C's `va_arg` does, where the ABI puts it after the named parameters and the unnamed
+/// arguments read before it ([`backcall_abi::Abi::plan_call`]).
+///
+/// As with `va_arg`, only the arguments the caller passed, of the types it passed them as,
+/// have defined values.
+#[derive(Clone, Debug, Default)]
+pub struct VaCursor {
+    unnamed: Vec<Type>,
+}
+
+/// One unnamed argument as [`VaCursor::next`] read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaArg {
+    /// its bytes, the size of its promoted type
+    pub bytes: Vec<u8>,
+    /// for a scalar: the scalar and its bits extended to 64 bits, as [`Frame::scalar_bits`]
+    pub scalar: Option<(Scalar, u64)>,
+}
+
+impl VaCursor {
+    /// A cursor before the first unnamed argument.
+    pub fn new() -> VaCursor {
+        VaCursor::default()
+    }
+
+    /// The types read so far (promoted).
+    pub fn read(&self) -> &[Type] {
+        &self.unnamed
+    }
+
+    /// Reads the next unnamed argument of `frame`'s call as `ty` after C's default argument
+    /// promotions (a `float` arrives as a `double`, a `short` as an `int`), or says why the
+    /// ABI cannot (a signature without `...`, a type the ABI lacks); the cursor then stays.
+    pub fn next(&mut self, frame: &Frame<'_>, ty: &Type) -> Result<VaArg, backcall_abi::AbiError> {
+        let plan = frame.plan;
+        self.unnamed.push(ty.promoted(plan.abi));
+        let call = match plan.abi.plan_call(&plan.signature, &self.unnamed) {
+            Ok(call) => call,
+            Err(e) => {
+                self.unnamed.pop();
+                return Err(e);
+            }
+        };
+        let i = call.args.len() - 1;
+        let at = Frame { plan: &call, ..*frame };
+        let mut bytes = vec![0u8; call.args[i].layout.size as usize];
+        at.read_arg(i, &mut bytes);
+        Ok(VaArg { bytes, scalar: at.scalar_bits(i) })
     }
 }
 

@@ -1,18 +1,20 @@
 //! The side-by-side call-plan table `backcall plan --abi all` prints.
 
-use backcall_abi::{Abi, ArgPass, CallPlan, Piece, RetPlan, Signature};
+use backcall_abi::{Abi, ArgPass, CallPlan, Piece, RetPlan, Signature, Type};
 
 /// One ABI's column: its plan, or why it has none.
 type Column = (Abi, Result<CallPlan, String>);
 
 /// Renders `sig`'s plans on `abis` as a table: one row per argument, then the result, the
-/// return code, the stack bytes and the callee-popped bytes; one column per ABI.
-pub fn render(sig: &Signature, abis: &[Abi]) -> String {
-    let columns: Vec<Column> =
-        abis.iter().map(|&abi| (abi, abi.plan(sig).map_err(|e| e.to_string()))).collect();
+/// return code, the stack bytes and the callee-popped bytes; one column per ABI. A variadic
+/// `sig`'s call passes `unnamed` after its named parameters.
+pub fn render(sig: &Signature, unnamed: &[Type], abis: &[Abi]) -> String {
+    let plan = |abi: Abi| abi.plan_call(sig, unnamed).map_err(|e| e.to_string());
+    let columns: Vec<Column> = abis.iter().map(|&abi| (abi, plan(abi))).collect();
     let mut rows: Vec<Vec<String>> = vec![header(&columns)];
-    for i in 0..sig.args.len() {
-        rows.push(row(format!("arg{i} {}", sig.args[i]), &columns, |p| arg_cell(p, i)));
+    for (i, ty) in sig.args.iter().chain(unnamed).enumerate() {
+        let unnamed = if i >= sig.args.len() { "unnamed " } else { "" };
+        rows.push(row(format!("arg{i} {unnamed}{ty}"), &columns, |p| arg_cell(p, i)));
     }
     rows.push(row(format!("ret {}", sig.ret), &columns, ret_cell));
     rows.push(row("return code".into(), &columns, |p| format!("{:?}", p.code)));

@@ -1,4 +1,5 @@
-//! Golden call plans: every ABI's plan of every built-in corpus signature, in
+//! Golden call plans: every ABI's plan of every built-in corpus signature (a variadic one's
+//! call with the unnamed arguments its line names), in
 //! `snapshots/plans__<abi>.snap`. Review a changed plan against the ABI document before
 //! accepting it (`cargo insta review`).
 
@@ -7,11 +8,9 @@ use backcall::abi::Abi;
 fn plans_of(abi: Abi) -> String {
     backcall::corpus::builtin()
         .iter()
-        .map(|entry| match abi.plan(&entry.signature) {
+        .map(|entry| match abi.plan_call(&entry.signature, &entry.unnamed) {
             Ok(plan) => format!("line {}: {plan}", entry.line),
-            Err(e) => {
-                format!("line {}: {}: {}\n  refused: {e}\n", entry.line, abi, entry.signature)
-            }
+            Err(e) => format!("line {}: {}: {}\n  refused: {e}\n", entry.line, abi, entry.text),
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -47,6 +47,8 @@ pub(crate) struct Variant {
     pub(crate) adjusted_alignment: bool,
     /// C.10: a 16-aligned composite starts at an even x register.
     pub(crate) even_pairs: bool,
+    /// A variadic call's unnamed arguments all go on the stack, in 8-byte slots.
+    pub(crate) variadic_on_stack: bool,
 }
 
 /// The base standard: every stack argument in 8-byte-aligned, 8-byte-padded slots.
@@ -55,6 +57,7 @@ const LINUX: Variant = Variant {
     natural_stack: false,
     adjusted_alignment: false,
     even_pairs: true,
+    variadic_on_stack: false,
 };
 
 /// How a value of one layout travels (§6.8.2 stage B, then the stage C rule that applies).
@@ -211,6 +214,21 @@ impl Variant {
         ArgPlan { layout: layout.clone(), pass: ArgPass::Direct(pieces) }
     }
 
+    /// An unnamed argument of a variadic call where the platform puts them all on the stack:
+    /// a value of at most 16 bytes in 8-byte-aligned slots rounded up to 8 bytes (16-aligned
+    /// for a 16-aligned one), a larger composite by reference with its pointer in a slot.
+    fn unnamed_on_stack(self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
+        if classify(layout) == Class::ByReference {
+            let pointer = Loc::Stack(alloc.take_stack(8, 8, 8));
+            return ArgPlan { layout: layout.clone(), pass: ArgPass::Indirect { pointer } };
+        }
+        let offset = alloc.take_stack(layout.size, self.alignment(layout).clamp(8, 16), 8);
+        ArgPlan {
+            layout: layout.clone(),
+            pass: ArgPass::Direct(vec![whole(layout, Loc::Stack(offset))]),
+        }
+    }
+
     /// §6.9: a result returns in the registers that the same value would take as the first
     /// argument of `void func(T arg)`, else through memory whose address arrives in x8.
     fn ret(self, layout: &Layout) -> (RetPlan, ReturnCode) {
@@ -237,14 +255,25 @@ impl Variant {
     }
 
     /// The whole plan: stage A, the result, then every argument in order.
-    pub(crate) fn place(self, args: &[Layout], ret: &Layout) -> Placement {
+    /// `named`: how many arguments are named; the rest are a variadic call's unnamed ones.
+    pub(crate) fn place(self, args: &[Layout], ret: &Layout, named: usize) -> Placement {
         // The i386 convention keywords have no meaning here; compilers ignore them (with a
         // warning), and so do the plans.
         // A.1–A.4: NGRN = NSRN = 0, NSAA = SP. The x8 result pointer takes no argument
         // register, so the result can be planned in any order.
         let mut alloc = Allocator::new(8, 8);
         let (ret_plan, code) = self.ret(ret);
-        let args = args.iter().map(|layout| self.arg(&mut alloc, layout)).collect();
+        let args = args
+            .iter()
+            .enumerate()
+            .map(|(i, layout)| {
+                if i >= named && self.variadic_on_stack {
+                    self.unnamed_on_stack(&mut alloc, layout)
+                } else {
+                    self.arg(&mut alloc, layout)
+                }
+            })
+            .collect();
         // §6.8.2: "Both before and after the layout of each argument, then NSAA will have a
         // minimum alignment of 8" — already true in 8-byte slots; packed stacks pad the end.
         let stack_bytes = round_up(alloc.stack, 8);
@@ -397,7 +426,7 @@ impl AbiSpec for Aarch64Aapcs64 {
     }
 
     fn place(&self, _: Convention, args: &[Layout], ret: &Layout) -> Result<Placement, AbiError> {
-        Ok(LINUX.place(args, ret))
+        Ok(LINUX.place(args, ret, args.len()))
     }
 
     fn stub_family(&self) -> StubFamily {

@@ -14,6 +14,10 @@
 //!   __attribute__((aligned(16)))` takes a 16-aligned stack slot).
 //! * C.10 is dropped: a 16-aligned composite may start at an odd x register (clang: the union
 //!   above after an `int` takes x1 and x2).
+//! * "Update code that passes arguments to variadic functions": "the caller places
+//!   variadic arguments on the stack", each in 8-byte-aligned slots whose size rounds up to 8
+//!   (an HFA too); a composite larger than 16 bytes still travels by reference, its pointer on
+//!   the stack.
 //!
 //! Deltas that need nothing here:
 //! * "Handle data types and data alignment properly": `char` is signed (the [`AbiSpec`]
@@ -41,6 +45,7 @@ const APPLE: Variant = Variant {
     natural_stack: true,
     adjusted_alignment: true,
     even_pairs: false,
+    variadic_on_stack: true,
 };
 
 impl AbiSpec for Aarch64Apple {
@@ -80,7 +85,17 @@ impl AbiSpec for Aarch64Apple {
     }
 
     fn place(&self, _: Convention, args: &[Layout], ret: &Layout) -> Result<Placement, AbiError> {
-        Ok(APPLE.place(args, ret))
+        Ok(APPLE.place(args, ret, args.len()))
+    }
+
+    fn place_variadic(
+        &self,
+        _: Convention,
+        args: &[Layout],
+        named: usize,
+        ret: &Layout,
+    ) -> Result<Placement, AbiError> {
+        Ok(APPLE.place(args, ret, named))
     }
 
     fn stub_family(&self) -> StubFamily {
@@ -94,9 +109,11 @@ impl AbiSpec for Aarch64Apple {
             gcc: &[],
             authority: Authority {
                 source: "Apple's \"Writing ARM64 code for Apple platforms\", as the newest clang \
-                         implements it (from clang 15, whose homogeneous aggregates ignore \
-                         zero-width bit-fields, as AAPCS64 says)",
-                judge: Judge::Clang { since: 15 },
+                         implements it (from clang 16: its homogeneous aggregates ignore \
+                         zero-width bit-fields, as AAPCS64 says, since clang 15, and a \
+                         variadic function's named stack arguments take their natural size \
+                         since clang 16)",
+                judge: Judge::Clang { since: 16 },
             },
         }
     }

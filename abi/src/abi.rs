@@ -114,6 +114,23 @@ impl Abi {
     pub fn plan(self, sig: &Signature) -> Result<CallPlan, AbiError> {
         crate::plan::plan_for(self, sig)
     }
+
+    /// Where every argument of one call of the variadic `sig` lives, the `unnamed` ones
+    /// (already promoted: [`crate::Type::promoted`]) after the named ones.
+    ///
+    /// ```
+    /// use backcall_abi::{Abi, Scalar, Signature, Type};
+    /// let printf_like = Signature {
+    ///     variadic: true,
+    ///     ..Signature::new(Type::scalar(Scalar::Int), vec![Type::scalar(Scalar::Pointer)])
+    /// };
+    /// let call = Abi::Aarch64Apple.plan_call(&printf_like, &[Type::scalar(Scalar::Double)]);
+    /// // Apple arm64 puts every unnamed argument on the stack.
+    /// assert!(call.unwrap().to_string().contains("unnamed double (size 8, align 8): [0..8] stack+0"));
+    /// ```
+    pub fn plan_call(self, sig: &Signature, unnamed: &[crate::Type]) -> Result<CallPlan, AbiError> {
+        crate::plan::plan_call(self, sig, unnamed)
+    }
 }
 
 impl fmt::Display for Abi {
@@ -220,6 +237,25 @@ pub trait AbiSpec: Sync {
         args: &[Layout],
         ret: &Layout,
     ) -> Result<crate::plan::Placement, AbiError>;
+
+    /// Places one call of a variadic function: `args[..named]` are its named parameters, the
+    /// rest the unnamed arguments, already promoted ([`crate::Type::promoted`]). By default
+    /// the unnamed arguments travel exactly as named ones would: x86-64 SysV (psABI §3.5.7
+    /// "Variable Argument Lists": `al` only bounds the vector registers used), AAPCS64 on
+    /// Linux (§6.8.2's rules do not tell named from unnamed arguments) and Win64 (Microsoft
+    /// "x64 calling convention", Varargs: "the normal register parameter passing convention
+    /// applies"; the caller puts a float in the integer register as well, so the float
+    /// register holds it too).
+    fn place_variadic(
+        &self,
+        conv: crate::Convention,
+        args: &[Layout],
+        named: usize,
+        ret: &Layout,
+    ) -> Result<crate::plan::Placement, AbiError> {
+        let _ = named;
+        self.place(conv, args, ret)
+    }
 
     /// The compilers that emit code for this ABI, and the authority its plans follow.
     fn toolchain(&self) -> Toolchain;

@@ -177,6 +177,47 @@ pub fn any_verified_signature() -> impl Strategy<Value = Signature> {
     })
 }
 
+/// One call of a signature: [`any_verified_signature`]'s, and one in eight made variadic
+/// (with at least one named parameter, under the default convention or `__cdecl`) and called
+/// with up to 8 unnamed arguments of the types a C caller passes (promoted: a `float` passes
+/// as a `double`, a `short` as an `int`).
+pub fn any_verified_call() -> impl Strategy<Value = (Signature, Vec<Type>)> {
+    let plain = any_verified_signature().prop_map(|sig| (sig, Vec::new()));
+    let conv = prop_oneof![3 => Just(Convention::Default), 1 => Just(Convention::Cdecl)];
+    let variadic = (any_verified_signature(), vec(unnamed_arg(), 0..=8), conv).prop_map(
+        |(mut sig, unnamed, conv)| {
+            if sig.args.is_empty() {
+                sig.args.push(Type::Scalar(Scalar::Int));
+            }
+            // Tags unique across the named and unnamed types: the caller declares them all.
+            let named = sig.args.len();
+            sig.args.extend(unnamed);
+            let mut sig = TagFixer::default().signature(Signature { conv, variadic: true, ..sig });
+            let unnamed = sig.args.split_off(named);
+            (sig, unnamed)
+        },
+    );
+    prop_oneof![7 => plain, 1 => variadic]
+}
+
+/// An unnamed argument: an argument of [`any_verified_signature`] as C's default argument
+/// promotions leave it on every ABI.
+fn unnamed_arg() -> BoxedStrategy<Type> {
+    verified_arg()
+        .prop_map(|ty| match ty {
+            Type::Scalar(Scalar::Float) => Type::Scalar(Scalar::Double),
+            Type::Scalar(s) if promoted_to_int(s) => Type::Scalar(Scalar::Int),
+            other => other,
+        })
+        .boxed()
+}
+
+/// Whether `s` is narrower than `int` on some ABI (a Windows `wchar_t` is 2 bytes).
+fn promoted_to_int(s: Scalar) -> bool {
+    use Scalar::*;
+    matches!(s, Bool | Char | SChar | UChar | Short | UShort | I8 | U8 | I16 | U16 | WChar)
+}
+
 /// An argument of [`any_verified_signature`].
 fn verified_arg() -> BoxedStrategy<Type> {
     // Now and then an `__int128`, a `long double` or a `_Complex` (together about one

@@ -164,7 +164,30 @@ impl AbiSpec for I386 {
         args: &[Layout],
         ret: &Layout,
     ) -> Result<Placement, AbiError> {
-        Ok(place(self.flavour, conv, args, ret))
+        Ok(place(self.flavour, conv, args, args.len(), ret))
+    }
+
+    fn place_variadic(
+        &self,
+        conv: Convention,
+        args: &[Layout],
+        named: usize,
+        ret: &Layout,
+    ) -> Result<Placement, AbiError> {
+        // Only the caller knows how many bytes it pushed, so only the caller can pop them: a
+        // variadic function is `__cdecl` (Microsoft "__stdcall": "if a variable argument list
+        // is used, the function is __cdecl"; GCC and clang ignore the keyword with a warning).
+        // The unnamed arguments follow the named ones in the same 4-byte slots (i386 psABI
+        // §2.2.3).
+        if matches!(conv, Convention::Stdcall | Convention::Fastcall | Convention::Thiscall) {
+            let keyword = conv.keyword().unwrap_or_default();
+            let what = format!(
+                "a variadic `{keyword}` function (compilers ignore `{keyword}` on a `...` \
+                 function and call it as `__cdecl`; declare it so)"
+            );
+            return Err(AbiError::unsupported(self.flavour.abi, &what));
+        }
+        Ok(place(self.flavour, conv, args, named, ret))
     }
 
     fn stub_family(&self) -> StubFamily {
@@ -314,8 +337,10 @@ impl Placer<'_> {
         }
     }
 
-    fn arg(&mut self, layout: &Layout) -> ArgPlan {
-        if self.flavour.indirect_over_aligned && layout.required_align > SLOT {
+    /// Places one argument; `named`: whether it is a named parameter (not a variadic call's
+    /// unnamed argument).
+    fn arg(&mut self, layout: &Layout, named: bool) -> ArgPlan {
+        if self.flavour.indirect_over_aligned && named && layout.required_align > SLOT {
             // The pointer is a word: in the convention's next free register, else on the stack.
             let pointer = match self.conv {
                 Convention::Fastcall | Convention::Thiscall => self.alloc.take_int(1).map(Loc::Int),
@@ -427,8 +452,15 @@ fn push_piece(pieces: &mut Vec<Piece>, p: Piece) {
     pieces.push(p);
 }
 
-/// The plan of `sig` on an x86-32 ABI of `flavour`.
-fn place(flavour: &Flavour, conv: Convention, args: &[Layout], ret: &Layout) -> Placement {
+/// The plan of `sig` on an x86-32 ABI of `flavour`; `args[named..]` are a variadic call's
+/// unnamed arguments.
+fn place(
+    flavour: &Flavour,
+    conv: Convention,
+    args: &[Layout],
+    named: usize,
+    ret: &Layout,
+) -> Placement {
     let regs: u8 = match conv {
         Convention::Fastcall => 2,
         Convention::Thiscall => 1,
@@ -437,7 +469,7 @@ fn place(flavour: &Flavour, conv: Convention, args: &[Layout], ret: &Layout) -> 
     let mut placer = Placer { flavour, conv, alloc: Allocator::new(regs, 0), words: regs.into() };
     // The hidden result pointer comes before every argument.
     let (ret_plan, code) = placer.ret(ret);
-    let args = args.iter().map(|layout| placer.arg(layout)).collect();
+    let args = args.iter().enumerate().map(|(i, layout)| placer.arg(layout, i < named)).collect();
     let stack_bytes = placer.alloc.stack;
     let hidden_on_stack = matches!(ret_plan, RetPlan::Indirect { pointer: Loc::Stack(_), .. });
     let callee_pop = match conv {

@@ -24,6 +24,9 @@
 //! * `__thiscall`: `ecx` takes the first 32-bit piece of the argument list as clang lowers it
 //!   (a small struct of word members is split into them; another struct is passed by
 //!   reference in `ecx` while it is free).
+//! * Variadic functions are `__cdecl` (Microsoft "__stdcall": "if a variable argument list is
+//!   used, the function is __cdecl"); their unnamed arguments follow the named ones in 4-byte
+//!   slots, an over-aligned one by value.
 
 use crate::abi::{Abi, Authority, Judge, Toolchain};
 use crate::i386::{Flavour, RegisterRules, I386};
@@ -51,7 +54,8 @@ pub const FLAVOUR: Flavour = Flavour {
     long_double_is_double: true,
     // "x86 calling conventions" (MSVC 19.14 on): an argument whose type requires more than
     // 4-byte alignment (`__declspec(align(N))`) is passed by reference; clang's
-    // `X86_32ABIInfo::classifyArgumentType` does so for the record's required alignment.
+    // `X86_32ABIInfo::classifyArgumentType` does so for the record's required alignment, for
+    // named parameters only: an unnamed argument of a variadic call goes by value.
     indirect_over_aligned: true,
     registers: RegisterRules::Microsoft,
     toolchain: Toolchain {

@@ -161,6 +161,9 @@ pub struct CallPlan {
     pub abi: Abi,
     /// the signature this plan is for
     pub signature: Signature,
+    /// for one call of a variadic signature: the types of the unnamed arguments it passes
+    /// after the named ones, whose plans follow theirs in `args` (see [`plan_call`])
+    pub unnamed: Vec<Type>,
     /// one entry per argument
     pub args: Vec<ArgPlan>,
     /// the result's layout
@@ -263,10 +266,19 @@ pub fn result_extend(abi: Abi, layout: &Layout) -> Extend {
     }
 }
 
-/// Computes the plan of `sig` on `abi`: layouts first, then the ABI file's placement.
+/// Computes the plan of `sig` on `abi`: layouts first, then the ABI file's placement. A
+/// variadic signature's plan places its named parameters; [`plan_call`] places one call's
+/// unnamed arguments too.
 pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
-    if sig.variadic {
-        return Err(AbiError::unsupported(abi, "variadic functions (`...`)"));
+    plan_call(abi, sig, &[])
+}
+
+/// The plan of one call of `sig` that passes `unnamed` after the named parameters (for a
+/// variadic `sig`; none otherwise). Each unnamed type must be what C's default argument
+/// promotions leave ([`Type::promoted`]): a caller never passes a `float` or a `short` there.
+pub fn plan_call(abi: Abi, sig: &Signature, unnamed: &[Type]) -> Result<CallPlan, AbiError> {
+    if !sig.variadic && !unnamed.is_empty() {
+        return Err(AbiError::invalid(abi, "unnamed arguments for a signature without `...`"));
     }
     if sig.ret == Type::VaList {
         return Err(AbiError::unsupported(abi, "a `va_list` result"));
@@ -291,8 +303,9 @@ pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
     if matches!(sig.ret, Type::Array(..)) {
         return Err(AbiError::invalid(abi, "a function cannot return an array"));
     }
-    let mut args = Vec::with_capacity(sig.args.len());
-    for (i, ty) in sig.args.iter().enumerate() {
+    let named = sig.args.len();
+    let mut args = Vec::with_capacity(named + unnamed.len());
+    for (i, ty) in sig.args.iter().chain(unnamed).enumerate() {
         match ty {
             Type::Void => {
                 return Err(AbiError::invalid(abi, &format!("argument {i} has type void")))
@@ -303,13 +316,29 @@ pub fn plan_for(abi: Abi, sig: &Signature) -> Result<CallPlan, AbiError> {
                     &format!("argument {i} is an array; pass a pointer"),
                 ))
             }
+            _ if i >= named && ty.promoted(abi) != *ty => {
+                return Err(AbiError::invalid(
+                    abi,
+                    &format!(
+                        "unnamed argument {i} has type `{ty}`, which C's default argument \
+                         promotions make `{}` (C11 6.5.2.2p7); name that type",
+                        ty.promoted(abi)
+                    ),
+                ))
+            }
             _ => args.push(Arc::unwrap_or_clone(layouts.layout(ty)?)),
         }
     }
-    let placed = abi.spec().place(sig.conv, &args, &ret)?;
+    let spec = abi.spec();
+    let placed = if sig.variadic {
+        spec.place_variadic(sig.conv, &args, named, &ret)?
+    } else {
+        spec.place(sig.conv, &args, &ret)?
+    };
     Ok(CallPlan {
         abi,
         signature: sig.clone(),
+        unnamed: unnamed.to_vec(),
         args: placed.args,
         ret_layout: ret,
         ret: placed.ret,
@@ -334,10 +363,12 @@ impl CallPlan {
     /// Whether an argument travels in a float register (the context route then needs the
     /// entry that spills them).
     pub fn uses_float_registers(&self) -> bool {
-        self.args.iter().any(|a| match &a.pass {
-            ArgPass::Direct(pieces) => pieces.iter().any(|p| matches!(p.loc, Loc::Float(_))),
-            ArgPass::Indirect { pointer } => matches!(pointer, Loc::Float(_)),
-        })
+        // (the unnamed arguments of a variadic call may arrive in any of them)
+        self.signature.variadic
+            || self.args.iter().any(|a| match &a.pass {
+                ArgPass::Direct(pieces) => pieces.iter().any(|p| matches!(p.loc, Loc::Float(_))),
+                ArgPass::Indirect { pointer } => matches!(pointer, Loc::Float(_)),
+            })
     }
 
     /// The register `loc` is: an argument register, or a result register when `ret`; `None`
@@ -393,9 +424,21 @@ fn reg_text(reg: Option<crate::Reg>) -> String {
 impl fmt::Display for CallPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {}", self.abi, self.signature)?;
-        for (i, (arg, ty)) in self.args.iter().zip(&self.signature.args).enumerate() {
-            write!(f, "  arg{i:<2} {ty} (size {}, align {}): ", arg.layout.size, arg.layout.align)?;
+        let types = self.signature.args.iter().chain(&self.unnamed);
+        for (i, (arg, ty)) in self.args.iter().zip(types).enumerate() {
+            let unnamed = if i >= self.signature.args.len() { "unnamed " } else { "" };
+            write!(
+                f,
+                "  arg{i:<2} {unnamed}{ty} (size {}, align {}): ",
+                arg.layout.size, arg.layout.align
+            )?;
             writeln!(f, "{}", self.pass_text(&arg.pass))?;
+        }
+        if self.signature.variadic && self.unnamed.is_empty() {
+            writeln!(
+                f,
+                "  ...   unnamed arguments: read one by one by the handler, as `va_arg` does"
+            )?;
         }
         write!(f, "  ret   {} (size {}): ", self.signature.ret, self.ret_layout.size)?;
         match &self.ret {

@@ -97,6 +97,10 @@ pub fn entry_signature(sig: &Signature, stub: Stub) -> Signature {
 /// The typed stub for `plan` in `code`, or why the signature takes the context route.
 pub fn typed_stub(plan: &CallPlan, code: &CodePage) -> Result<Stub, String> {
     let abi = plan.abi;
+    if plan.signature.variadic {
+        // The stubs move a fixed set of arguments; a handler reads unnamed ones by the plan.
+        return Err("a variadic signature takes the context route".into());
+    }
     let candidate = match abi.spec().stub_family() {
         StubFamily::ShiftInt => Stub::Shift(int_registers(plan)),
         StubFamily::ShiftPosition => Stub::Shift(plan.args.len() as u32),

@@ -308,6 +308,26 @@ pub enum Type {
 }
 
 impl Type {
+    /// The type a value of this type arrives as when passed as an unnamed argument, after C's
+    /// default argument promotions (C11 6.5.2.2p6-7, 6.3.1.1p2): `float` becomes `double`,
+    /// `_Bool` and every integer narrower than `int` (`char`, `short`, a Windows `wchar_t`)
+    /// become `int`; every other type is unchanged.
+    ///
+    /// ```
+    /// use backcall_abi::{Abi, Scalar, Type};
+    /// let promoted = Type::scalar(Scalar::Float).promoted(Abi::X86_64Sysv);
+    /// assert_eq!(promoted, Type::scalar(Scalar::Double));
+    /// ```
+    pub fn promoted(&self, abi: crate::Abi) -> Type {
+        let Type::Scalar(s) = *self else { return self.clone() };
+        let narrow = || abi.layout(self).is_ok_and(|l| l.size < 4);
+        match s {
+            Scalar::Float => Type::Scalar(Scalar::Double),
+            _ if !s.is_float() && s != Scalar::Pointer && narrow() => Type::Scalar(Scalar::Int),
+            _ => self.clone(),
+        }
+    }
+
     /// Shorthand for a scalar type.
     pub const fn scalar(s: Scalar) -> Type {
         Type::Scalar(s)

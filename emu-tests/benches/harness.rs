@@ -18,7 +18,7 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let n = if quick { 16 } else { CASES };
     let cases: Vec<Case> =
-        verify::random_signatures(n, 2026).into_iter().map(|(_, s)| Case::new(s)).collect();
+        verify::random_cases(n, 2026).into_iter().map(|(_, case)| case).collect();
     println!("emulated harness throughput, {n} random signatures per ABI at -O2");
     println!(
         "{:<17} {:>14} {:>14} {:>12} {:>12}",

@@ -85,11 +85,11 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use backcall::harness::marshal::Frame;
+use backcall::harness::marshal::{Frame, VaCursor};
 use backcall::harness::memory::Memory as _;
 use backcall_abi::stubs::{typed_stub, Stub};
 use backcall_abi::thunks::CodePage;
-use backcall_abi::{Abi, CallPlan, Loc, Reg, RetPlan, Shape};
+use backcall_abi::{Abi, CallPlan, Loc, Reg, RetPlan, Shape, Type};
 use backcall_oracle::callers::{
     arg_wide_name, caller_name, env_name, got_name, got_wide_name, result_name, ret_wide_name,
     target_name, widened,
@@ -713,7 +713,7 @@ impl Bench {
         }
         let returned = p.case.returned_bytes(abi, &plan.ret_layout);
         let plan = Rc::new(plan);
-        let expect = match abi.plan(&p.case.signature) {
+        let expect = match p.case.call_plan(abi) {
             Ok(caller_plan) if caller_plan == *plan => plan.clone(),
             Ok(caller_plan) => Rc::new(caller_plan),
             Err(e) => return Err(could_not(format!("no plan for the caller: {e}"), Some(&plan))),
@@ -721,28 +721,17 @@ impl Bench {
         let record = self.probe.clone();
         let value = returned.clone();
         let integers: Vec<bool> = p.args.iter().map(widened).collect();
+        let unnamed = p.case.unnamed.clone();
         let thunk = self
             .machine
             .add_callback((*plan).clone(), move |frame: &Frame<'_>| {
-                let n = frame.plan.args.len();
-                let bytes = (0..n)
-                    .map(|i| {
-                        let mut bytes = vec![0u8; frame.plan.args[i].layout.size as usize];
-                        frame.read_arg(i, &mut bytes);
-                        bytes
-                    })
-                    .collect();
-                // The runtime's 64-bit reading of an integer (what `Args` getters give).
-                let values = (0..n)
-                    .map(|i| {
-                        let integer = integers.get(i).is_some_and(|&w| w);
-                        integer.then(|| frame.scalar_bits(i).map(|(_, b)| b)).flatten()
-                    })
-                    .collect();
-                record.borrow_mut().calls.push(Seen { bytes, values });
+                let seen = read_arguments(frame, &unnamed, &integers);
+                record.borrow_mut().calls.push(seen);
                 frame.write_result(&value)
             })
             .map_err(|e| could_not(format!("creating the callback failed: {e}"), Some(&plan)))?;
+        // (the call's plan, its unnamed arguments included, is what the report shows)
+        let plan = if p.case.unnamed.is_empty() { plan } else { expect.clone() };
         let call = Call {
             thunk,
             plan: &plan,
@@ -853,6 +842,7 @@ impl Bench {
         let failure = Failure {
             index: n,
             signature: p.case.signature.clone(),
+            unnamed: p.case.unnamed.clone(),
             problems,
             mismatches,
             plan: Some(plan.to_string()),
@@ -863,6 +853,31 @@ impl Bench {
             Ok(Some(failure))
         }
     }
+}
+
+/// What a callback's handler reads of one call as the runtime reads it: every named argument
+/// by the callback's plan, then each of the `unnamed` types by a `va_arg`-like cursor; and the
+/// 64-bit reading (what `Args` getters give) of those marked in `integers`.
+fn read_arguments(frame: &Frame<'_>, unnamed: &[Type], integers: &[bool]) -> Seen {
+    let named = frame.plan.args.len();
+    let mut bytes = Vec::with_capacity(named + unnamed.len());
+    let mut values = Vec::with_capacity(named + unnamed.len());
+    for i in 0..named {
+        let mut b = vec![0u8; frame.plan.args[i].layout.size as usize];
+        frame.read_arg(i, &mut b);
+        bytes.push(b);
+        let integer = integers.get(i).is_some_and(|&w| w);
+        values.push(integer.then(|| frame.scalar_bits(i).map(|(_, b)| b)).flatten());
+    }
+    let mut cursor = VaCursor::new();
+    for (k, ty) in unnamed.iter().enumerate() {
+        // (a type the cursor refuses leaves the argument missing: the comparison says so)
+        let Ok(arg) = cursor.next(frame, ty) else { break };
+        bytes.push(arg.bytes);
+        let integer = integers.get(named + k).is_some_and(|&w| w);
+        values.push(integer.then(|| arg.scalar.map(|(_, b)| b)).flatten());
+    }
+    Seen { bytes, values }
 }
 
 /// The entry hook: record, snapshot, and redirect the thunk's return to the probe.

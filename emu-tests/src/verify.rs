@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use backcall::harness::corpus;
 use backcall::harness::header::{Extracted, HeaderOptions};
-use backcall_abi::{Abi, Signature};
+use backcall_abi::Abi;
 use backcall_oracle::compiler::{self, Compiler};
 use backcall_oracle::matrix::{Column, Matrix, Outcome, Status, Verdict};
 use backcall_oracle::{Case, Opt};
@@ -82,8 +82,9 @@ pub struct Request {
     pub abis: Vec<(Abi, Vec<Compiler>)>,
     /// optimisation levels
     pub opts: Vec<Opt>,
-    /// signatures, with where each came from (for messages)
-    pub signatures: Vec<(String, Signature)>,
+    /// signatures (a variadic one with the unnamed arguments its caller passes), with where
+    /// each came from (for messages)
+    pub signatures: Vec<(String, Case)>,
     /// the callback types of each `--header`, verified header by header
     pub headers: Vec<Extracted>,
     /// JSON lines instead of the matrix
@@ -101,27 +102,28 @@ impl VerifyArgs {
     pub fn resolve(&self) -> Result<Request, String> {
         let mut signatures = Vec::new();
         for text in &self.sigs {
-            let sig =
-                backcall::parse_signature(text).map_err(|e| format!("--sig `{text}`: {e}"))?;
-            signatures.push(("--sig".to_string(), sig));
+            let (sig, unnamed) =
+                corpus::parse_call(text).map_err(|e| format!("--sig `{text}`: {e}"))?;
+            signatures.push(("--sig".to_string(), Case::written(sig, unnamed)));
         }
         for path in &self.corpora {
             let shown = path.display();
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read corpus {shown}: {e}"))?;
             let entries = corpus::parse(&text).map_err(|e| format!("{shown}: {e}"))?;
-            signatures
-                .extend(entries.into_iter().map(|e| (format!("{shown}:{}", e.line), e.signature)));
+            signatures.extend(
+                entries.into_iter().map(|e| (format!("{shown}:{}", e.line), entry_case(e))),
+            );
         }
         let headers = self.header.extract_all()?;
         let explicit =
             !self.sigs.is_empty() || !self.corpora.is_empty() || !self.header.headers.is_empty();
         if !explicit {
             let builtin = corpus::builtin().into_iter();
-            signatures.extend(builtin.map(|e| (format!("corpus:{}", e.line), e.signature)));
+            signatures.extend(builtin.map(|e| (format!("corpus:{}", e.line), entry_case(e))));
         }
         let random = self.random.unwrap_or(if explicit { 0 } else { DEFAULT_RANDOM });
-        signatures.extend(random_signatures(random, self.seed));
+        signatures.extend(random_cases(random, self.seed));
         let mut abis: Vec<Abi> = Vec::new();
         for id in &self.abis {
             match id.as_str() {
@@ -172,11 +174,11 @@ impl Request {
     /// The default job (the built-in corpus plus `random` signatures from `seed`, at -O0 and
     /// -O2) on `abis`, each with its compilers.
     pub fn default_job(abis: Vec<(Abi, Vec<Compiler>)>, random: usize, seed: u64) -> Request {
-        let mut signatures: Vec<(String, Signature)> = corpus::builtin()
+        let mut signatures: Vec<(String, Case)> = corpus::builtin()
             .into_iter()
-            .map(|e| (format!("corpus:{}", e.line), e.signature))
+            .map(|e| (format!("corpus:{}", e.line), entry_case(e)))
             .collect();
-        signatures.extend(random_signatures(random, seed));
+        signatures.extend(random_cases(random, seed));
         Request {
             abis,
             opts: Opt::ALL.to_vec(),
@@ -228,14 +230,20 @@ fn parse_opts(text: &str) -> Result<Vec<Opt>, String> {
         .collect()
 }
 
-/// `n` random signatures from `seed` (the same seed always gives the same ones): the suites'
-/// generator, conventions included ([`backcall_abi::arbitrary::any_verified_signature`]).
-pub fn random_signatures(n: usize, seed: u64) -> Vec<(String, Signature)> {
-    backcall_oracle::suite::seeded_signatures(n, seed)
+/// `n` random cases from `seed` (the same seed always gives the same ones): the suites'
+/// generator, conventions and variadic calls included
+/// ([`backcall_oracle::suite::any_verified_case`]).
+pub fn random_cases(n: usize, seed: u64) -> Vec<(String, Case)> {
+    backcall_oracle::suite::seeded_cases(n, seed)
         .into_iter()
         .enumerate()
-        .map(|(i, sig)| (format!("random:{seed}:{i}"), sig))
+        .map(|(i, case)| (format!("random:{seed}:{i}"), case))
         .collect()
+}
+
+/// A corpus line's case ([`Case::written`]).
+fn entry_case(e: corpus::Entry) -> Case {
+    Case::written(e.signature, e.unnamed)
 }
 
 /// One ABI × level × route of the run: every compiler's column, judged.
@@ -251,7 +259,7 @@ struct Group<'a> {
     /// the header (`None` for the signature options)
     header: Option<&'a Extracted>,
     /// each signature with its origin and, for a header's type, where the header declares it
-    signatures: Vec<(String, Option<String>, Signature)>,
+    signatures: Vec<(String, Option<String>, Case)>,
 }
 
 impl<'a> Group<'a> {
@@ -267,8 +275,8 @@ impl<'a> Group<'a> {
                 .callbacks
                 .iter()
                 .filter_map(|c| {
-                    let sig = c.signature.as_ref().ok()?.clone();
-                    Some((c.name.clone(), Some(c.location.clone()), sig))
+                    let case = Case::written(c.signature.as_ref().ok()?.clone(), Vec::new());
+                    Some((c.name.clone(), Some(c.location.clone()), case))
                 })
                 .collect();
             groups.push(Group { header: Some(header), signatures });
@@ -324,7 +332,7 @@ pub fn run(req: &Request, out: &mut dyn Write) -> i32 {
         .into_iter()
         .map(|group| {
             let cases: Vec<Case> =
-                group.signatures.iter().map(|(_, _, s)| Case::new(s.clone())).collect();
+                group.signatures.iter().map(|(_, _, case)| case.clone()).collect();
             let cells = if cases.is_empty() { Vec::new() } else { run_cells(req, &cases) };
             Ran { group, cells }
         })

@@ -88,11 +88,20 @@ fn what_backcall_cannot_express_is_unsupported_with_the_reason_on_every_abi_and_
     };
     // Not expressible: one line per ABI and level, with the reason.
     assert_eq!(unsupported("widget.h:widget_pragma_fn"), 12);
-    // Expressible but not planned by any ABI yet: per route, ABI and level.
-    assert_eq!(unsupported("widget.h:widget_printf_fn"), 24);
-    // The rest pass: `long`, `wchar_t`, structs, unions, bit-fields and anonymous records by
-    // value.
+    // The rest pass on the context route: `long`, `wchar_t`, structs, unions, bit-fields,
+    // anonymous records by value, and a variadic callback called with the default unnamed
+    // arguments (which no typed stub takes).
+    let printf = |route: &str, status: &str| {
+        let printf = lines.iter().filter(|l| l["name"] == "widget.h:widget_printf_fn");
+        printf.filter(|l| l["route"] == route && l["status"] == status).count()
+    };
+    assert_eq!((printf("context", "pass"), printf("typed", "unsupported")), (12, 12));
+    assert!(lines.iter().any(|l| l["name"] == "widget.h:widget_printf_fn"
+        && l["signature"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("| int, double, void *, long long, double"))));
     for name in [
+        "widget.h:widget_printf_fn",
         "widget.h:widget_flags_fn",
         "widget.h:widget_log_fn",
         "widget.h:widget_measure_fn",

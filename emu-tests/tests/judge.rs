@@ -47,8 +47,8 @@ fn verify_judges_the_abi_rules() {
 fn planned(request: &Request) -> Vec<String> {
     let mut lines = Vec::new();
     for (abi, _) in &request.abis {
-        for (source, sig) in &request.signatures {
-            if abi.plan(sig).is_ok() {
+        for (source, case) in &request.signatures {
+            if case.call_plan(*abi).is_ok() {
                 lines.push(format!("{abi} {source}"));
             }
         }

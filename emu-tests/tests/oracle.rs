@@ -372,7 +372,7 @@ fn wrong_results_and_empty_runs_are_reported() {
         assert_eq!((report.ran, report.failing()), (3, vec![0, 2]), "{report}");
         assert_mentions(&report.to_string(), &["differ at byte 9", "deliberately returns"]);
     }
-    // (a variadic callback: no ABI plans one yet)
+    // (a variadic callback without a named parameter: C11 callers cannot call it)
     let variadic = Signature { variadic: true, ..Signature::new(s(Scalar::Int), vec![]) };
     let report = run(abi, &[Case::new(variadic)], Opt::O0);
     assert_eq!((report.ran, report.skipped.len()), (0, 1));

@@ -52,9 +52,9 @@ fn an_unsupported_signature_is_reported_as_unsupported_never_as_passed() {
     let out = harness(&[
         "verify",
         "--sig",
-        "int (*)(const char *, ...)",
+        "int (__stdcall *)(const char *, ...)",
         "--abi",
-        "aarch64-aapcs64",
+        "i386-win32",
         "--json",
     ]);
     let lines = json_lines(&out);

@@ -278,17 +278,30 @@ impl Oracle {
         let seen: Calls = Arc::default();
         let record = seen.clone();
         let integers: Vec<bool> = p.args.iter().map(widened).collect();
+        let unnamed = p.case.unnamed.clone();
         let callback = Callback::new(&callee.to_string(), move |args| {
-            let bytes = (0..args.len()).map(|i| args.bytes(i)).collect();
+            let mut bytes: Vec<Vec<u8>> = (0..args.len()).map(|i| args.bytes(i)).collect();
             // The getter a handler uses for an integer: what C's conversion must equal.
-            let values = (0..args.len())
-                .map(|i| integers.get(i).is_some_and(|&w| w).then(|| args.i64(i) as u64))
-                .collect();
+            let integer = |i: usize| integers.get(i).is_some_and(|&w| w);
+            let mut values: Vec<Option<u64>> =
+                (0..args.len()).map(|i| integer(i).then(|| args.i64(i) as u64)).collect();
+            let mut va = args.va_args();
+            for ty in &unnamed {
+                // (a type the reader refuses leaves the argument missing: the comparison says so)
+                let Ok(arg) = va.arg(ty) else { break };
+                values.push(integer(bytes.len()).then(|| arg.scalar.map(|(_, b)| b)).flatten());
+                bytes.push(arg.bytes);
+            }
             record.lock().unwrap_or_else(|e| e.into_inner()).push(Seen { bytes, values });
             value.clone()
         })
         .map_err(|e: Error| could_not(format!("Callback::new(\"{callee}\") failed: {e}")))?;
-        let plan = callback.plan();
+        // (the call's plan, its unnamed arguments included, is what the report shows)
+        let plan = if p.case.unnamed.is_empty() {
+            callback.plan()
+        } else {
+            Arc::new(p.case.call_plan(self.abi).map_err(|e| could_not(e.to_string()))?)
+        };
 
         let caller = lib.symbol(&caller_name(n)).map_err(could_not)?;
         let ret_buf = if matches!(p.ret.shape, Shape::Void) {
@@ -342,6 +355,7 @@ impl Oracle {
         Ok((!compared.is_empty()).then(|| Failure {
             index: n,
             signature: p.case.signature.clone(),
+            unnamed: p.case.unnamed.clone(),
             problems: compared.problems,
             mismatches: compared.mismatches,
             plan: Some(plan.to_string()),

@@ -145,7 +145,7 @@ fn write_caller(abi: Abi, p: &Prepared, out: &mut String) {
     let mut printer = cgen::TypePrinter::new();
     let mut types: Vec<(String, &Type, &Layout)> = Vec::new();
     types.push(("bc_r".into(), &sig.ret, &p.ret));
-    for (i, (ty, layout)) in sig.args.iter().zip(&p.args).enumerate() {
+    for (i, (ty, layout)) in p.case.arg_types().zip(&p.args).enumerate() {
         types.push((format!("bc_a{i}"), ty, layout));
     }
     for (name, ty, layout) in &types {
@@ -156,7 +156,12 @@ fn write_caller(abi: Abi, p: &Prepared, out: &mut String) {
     }
     let conv = sig.conv.keyword().map(|k| format!("{k} ")).unwrap_or_default();
     let params: Vec<String> = (0..sig.args.len()).map(|i| format!("bc_a{i}")).collect();
-    let params = if params.is_empty() { "void".to_string() } else { params.join(", ") };
+    let params = match (params.is_empty(), sig.variadic) {
+        (true, false) => "void".to_string(),
+        (true, true) => "...".to_string(),
+        (false, false) => params.join(", "),
+        (false, true) => format!("{}, ...", params.join(", ")),
+    };
     let _ = writeln!(out, "  typedef bc_r ({conv}*bc_f)({params});");
     for (i, layout) in p.args.iter().enumerate() {
         let bytes = arg_graffiti(abi, i, layout);
@@ -172,7 +177,7 @@ fn write_caller(abi: Abi, p: &Prepared, out: &mut String) {
         // handler's integer getters (the signedness of `char`, `_Bool` as 0 or 1).
         let _ = writeln!(out, "  {}[{i}] = (long long)a{i}.v;", arg_wide_name(n));
     }
-    let call_args: Vec<String> = (0..sig.args.len()).map(|i| format!("a{i}.v")).collect();
+    let call_args: Vec<String> = (0..p.args.len()).map(|i| format!("a{i}.v")).collect();
     let call = format!("((bc_f)bc_fp)({})", call_args.join(", "));
     if void_ret {
         let _ = writeln!(out, "  {call};");

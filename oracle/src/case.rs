@@ -1,6 +1,6 @@
 //! Oracle cases: a signature the C caller is compiled for, and what an ABI makes of it.
 
-use backcall_abi::{Abi, CallPlan, Convention, Layout, Signature};
+use backcall_abi::{Abi, CallPlan, Convention, Layout, Signature, Type};
 
 use crate::graffiti::result_graffiti;
 use crate::report::{Failure, Report, Skip};
@@ -11,6 +11,9 @@ use crate::report::{Failure, Report, Skip};
 pub struct Case {
     /// the signature the C caller calls through
     pub signature: Signature,
+    /// for a variadic signature: the types of the unnamed arguments the caller passes after
+    /// the named ones (already promoted: [`Type::promoted`])
+    pub unnamed: Vec<Type>,
     /// the signature the callback is created with; `None`: the same (only tests that check the
     /// oracle can fail set a different one)
     pub callee: Option<Signature>,
@@ -21,7 +24,36 @@ pub struct Case {
 impl Case {
     /// A case whose callback has the caller's signature and returns the right value.
     pub fn new(signature: Signature) -> Case {
-        Case { signature, callee: None, flip_result_byte: None }
+        Case { signature, unnamed: Vec::new(), callee: None, flip_result_byte: None }
+    }
+
+    /// A case whose caller passes `unnamed` after the named arguments of `signature`.
+    pub fn call(signature: Signature, unnamed: Vec<Type>) -> Case {
+        Case { unnamed, ..Case::new(signature) }
+    }
+
+    /// A case as a user writes it (a corpus line, `--sig`, a header's type): `signature` and
+    /// the unnamed arguments named with it; a variadic signature named without any is called
+    /// with [`default_unnamed`].
+    pub fn written(signature: Signature, unnamed: Vec<Type>) -> Case {
+        let unnamed =
+            if unnamed.is_empty() && signature.variadic { default_unnamed() } else { unnamed };
+        Case::call(signature, unnamed)
+    }
+
+    /// The type of every argument the caller passes: the named ones, then the unnamed ones.
+    pub fn arg_types(&self) -> impl Iterator<Item = &Type> {
+        self.signature.args.iter().chain(&self.unnamed)
+    }
+
+    /// The type of argument `i` the caller passes (named or unnamed).
+    pub fn arg_type(&self, i: usize) -> Option<&Type> {
+        self.arg_types().nth(i)
+    }
+
+    /// The plan of the call the caller makes on `abi`, its unnamed arguments included.
+    pub fn call_plan(&self, abi: Abi) -> Result<CallPlan, backcall_abi::AbiError> {
+        abi.plan_call(&self.signature, &self.unnamed)
     }
 
     /// The signature the callback is created with.
@@ -37,6 +69,25 @@ impl Case {
             *b ^= 1;
         }
         returned
+    }
+}
+
+/// The unnamed arguments a variadic signature's caller passes when nothing says which (a
+/// header's or `--sig`'s signature): one of each kind of register and stack slot they use.
+pub fn default_unnamed() -> Vec<Type> {
+    use backcall_abi::Scalar::{Double, Int, LongLong, Pointer};
+    [Int, Double, Pointer, LongLong, Double].into_iter().map(Type::Scalar).collect()
+}
+
+/// `signature`, with its unnamed arguments when it is variadic.
+impl std::fmt::Display for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.signature)?;
+        if !self.unnamed.is_empty() {
+            let types: Vec<String> = self.unnamed.iter().map(ToString::to_string).collect();
+            write!(f, " | {}", types.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -58,11 +109,19 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Lays out `case` for `abi`, or says why the ABI refuses it.
-    pub fn new(abi: Abi, index: usize, case: &Case) -> Result<Prepared, backcall_abi::AbiError> {
-        abi.plan(&case.signature)?;
-        let args = case.signature.args.iter().map(|t| abi.layout(t)).collect::<Result<_, _>>()?;
-        let ret = abi.layout(&case.signature.ret)?;
+    /// Lays out `case` for `abi`, or says why the ABI refuses it (or why C11, the callers'
+    /// language, cannot call it).
+    pub fn new(abi: Abi, index: usize, case: &Case) -> Result<Prepared, String> {
+        if case.signature.variadic && case.signature.args.is_empty() {
+            return Err("a variadic function without a named parameter is C23; the callers are \
+                        C11"
+            .into());
+        }
+        let text = |e: backcall_abi::AbiError| e.to_string();
+        case.call_plan(abi).map_err(text)?;
+        let args =
+            case.arg_types().map(|t| abi.layout(t)).collect::<Result<_, _>>().map_err(text)?;
+        let ret = abi.layout(&case.signature.ret).map_err(text)?;
         Ok(Prepared { index, case: case.clone(), args, ret, target: None })
     }
 
@@ -72,11 +131,9 @@ impl Prepared {
         for (index, case) in cases.iter().enumerate() {
             match Prepared::new(abi, index, case) {
                 Ok(p) => prepared.push(p),
-                Err(e) => report.skipped.push(Skip {
-                    index,
-                    signature: case.signature.clone(),
-                    reason: e.to_string(),
-                }),
+                Err(reason) => {
+                    report.skipped.push(Skip { index, signature: case.signature.clone(), reason })
+                }
             }
         }
         prepared
@@ -87,6 +144,7 @@ impl Prepared {
         Failure {
             index: self.index,
             signature: self.case.signature.clone(),
+            unnamed: self.case.unnamed.clone(),
             problems: vec![why],
             mismatches: Vec::new(),
             plan: plan.map(|pl| pl.to_string()),

@@ -109,7 +109,7 @@ pub fn compare(
     let passed: Vec<Vec<u8>> =
         p.args.iter().enumerate().map(|(i, l)| arg_graffiti(abi, i, l)).collect();
     for (i, (layout, sent)) in p.args.iter().zip(&passed).enumerate() {
-        let ty = &p.case.signature.args[i];
+        let ty = p.case.arg_type(i).map_or_else(String::new, ToString::to_string);
         let Some(got) = args.get(i) else {
             let text = format!(
                 "argument {i} ({ty}): the handler received no argument {i} (it got {})",
@@ -191,7 +191,7 @@ fn compare_values(p: &Prepared, seen: &Seen, received: &Received, out: &mut Comp
             continue;
         };
         if c != *got {
-            let ty = &p.case.signature.args[i];
+            let ty = p.case.arg_type(i).map_or_else(String::new, ToString::to_string);
             let text = format!(
                 "argument {i} ({ty}): the handler's integer reading is {:#x} ({}), C converts \
                  the same value to {:#x} ({}) — a signedness or normalisation the ABI does not \

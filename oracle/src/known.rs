@@ -8,7 +8,7 @@
 
 use std::ops::RangeInclusive;
 
-use backcall_abi::{Abi, AggregateKind, Convention, Layout, Shape, Type};
+use backcall_abi::{Abi, AggregateKind, Convention, Layout, Loc, Shape, Type};
 
 use crate::compare::Part;
 use crate::compiler::{Compiler, Family};
@@ -220,6 +220,16 @@ pub const KNOWN: &[KnownIssue] = &[
         shape: zero_width_bit_field_value,
     },
     KnownIssue {
+        upstream: "no upstream issue found: changed in clang 16 (seen with clang 13 to 15)",
+        summary: "clang before 16 gives every stack argument of a variadic function on Apple \
+                  arm64 an 8-byte slot, the named ones too, where Apple's rules (and later \
+                  clang) give a named one its natural size",
+        family: Family::Clang,
+        majors: 0..=15,
+        abis: &[Abi::Aarch64Apple],
+        shape: variadic_narrow_named_stack_argument,
+    },
+    KnownIssue {
         upstream: "no upstream issue: GCC's -mms-bitfields is its own reading of MSVC's rules",
         summary: "mingw-w64 GCC lays out some records with bit-fields differently from MSVC \
                   (and clang for Windows): packed bit-fields, unnamed ones, and storage units \
@@ -264,7 +274,7 @@ pub fn matching(abi: Abi, compiler: &Compiler, failure: &Failure) -> Option<&'st
 /// The type of a mismatched value.
 fn part_type(failure: &Failure, part: Part) -> Option<&Type> {
     match part {
-        Part::Arg(i) | Part::ArgValue(i) => failure.signature.args.get(i),
+        Part::Arg(i) | Part::ArgValue(i) => failure.arg_types().get(i).copied(),
         Part::Result | Part::ResultExtension => Some(&failure.signature.ret),
     }
 }
@@ -309,9 +319,8 @@ fn over_aligned_argument(
     which: fn(&Type) -> bool,
     result_may_differ: bool,
 ) -> bool {
-    let args = &failure.signature.args;
-    let over_aligned = |ty: &Type| which(ty) && abi.layout(ty).is_ok_and(|l| l.required_align > 4);
-    let Some(first) = args.iter().position(over_aligned) else { return false };
+    let over_aligned = |ty: &&Type| which(ty) && abi.layout(ty).is_ok_and(|l| l.required_align > 4);
+    let Some(first) = failure.arg_types().iter().position(over_aligned) else { return false };
     differs_only_from(failure, first, result_may_differ)
 }
 
@@ -327,15 +336,18 @@ fn differs_only_from(failure: &Failure, first: usize, result_may_differ: bool) -
 /// Some argument is a union of 4- and 8-byte scalars whose member sizes add up to its size (at
 /// most 16 bytes), and nothing differs but it and the arguments after it.
 fn union_expanded_as_member(abi: Abi, failure: &Failure) -> bool {
-    let Some(first) = expanded_union_argument(abi, &failure.signature) else { return false };
+    let Some(first) = expanded_union_argument(abi, failure.arg_types()) else { return false };
     differs_only_from(failure, first, false)
 }
 
-/// The first argument of `sig` that clang on i386 passes as one member (see [`KNOWN`]): a
+/// The first of `args` that clang on i386 passes as one member (see [`KNOWN`]): a
 /// union of 4- and 8-byte scalars whose member sizes add up to its size, at most 16 bytes.
 /// Under a convention whose callee pops, clang's caller and backcall then disagree on the pop,
 /// which no native process survives.
-pub fn expanded_union_argument(abi: Abi, sig: &backcall_abi::Signature) -> Option<usize> {
+pub fn expanded_union_argument<'a>(
+    abi: Abi,
+    args: impl IntoIterator<Item = &'a Type>,
+) -> Option<usize> {
     let expanded = |ty: &Type| {
         let Ok(layout) = abi.layout(ty) else { return false };
         let Shape::Aggregate { kind: AggregateKind::Union, fields } = &layout.shape else {
@@ -346,13 +358,13 @@ pub fn expanded_union_argument(abi: Abi, sig: &backcall_abi::Signature) -> Optio
         let sum: u32 = fields.iter().map(|f| f.layout.size).sum();
         word_scalars && layout.size <= 16 && sum == layout.size
     };
-    sig.args.iter().position(expanded)
+    args.into_iter().position(expanded)
 }
 
 /// Some argument holding an `__int128` is passed on the stack, and nothing differs but it and
 /// the stack arguments after it.
 fn int128_on_the_stack(abi: Abi, failure: &Failure) -> bool {
-    let Ok(plan) = abi.plan(&failure.signature) else { return false };
+    let Ok(plan) = failure.call_plan(abi) else { return false };
     let Some(first) = plan.args.iter().position(stack_int128) else { return false };
     !failure.mismatches.is_empty() && differs_only_from(failure, first, false)
 }
@@ -360,7 +372,7 @@ fn int128_on_the_stack(abi: Abi, failure: &Failure) -> bool {
 /// Some argument is passed by reference, and nothing differs but it and the arguments after
 /// it.
 fn by_reference_argument(abi: Abi, failure: &Failure) -> bool {
-    let Ok(plan) = abi.plan(&failure.signature) else { return false };
+    let Ok(plan) = failure.call_plan(abi) else { return false };
     let indirect =
         |a: &backcall_abi::ArgPlan| matches!(a.pass, backcall_abi::ArgPass::Indirect { .. });
     let Some(first) = plan.args.iter().position(indirect) else { return false };
@@ -370,7 +382,7 @@ fn by_reference_argument(abi: Abi, failure: &Failure) -> bool {
 /// An `__int128` argument goes on the stack while a later argument takes an integer register,
 /// and nothing differs but the `__int128` and the arguments after it.
 fn int128_leaves_a_register(abi: Abi, failure: &Failure) -> bool {
-    let Ok(plan) = abi.plan(&failure.signature) else { return false };
+    let Ok(plan) = failure.call_plan(abi) else { return false };
     let in_int_register = |a: &backcall_abi::ArgPlan| match &a.pass {
         backcall_abi::ArgPass::Direct(pieces) => {
             pieces.iter().any(|p| matches!(p.loc, backcall_abi::Loc::Int(_)))
@@ -398,7 +410,7 @@ fn stack_int128(a: &backcall_abi::ArgPlan) -> bool {
 /// nothing differs but it and the arguments after it, and a result returned through a hidden
 /// pointer (seen under `__thiscall`: the copy moves the pointer too).
 fn aligned_record_argument(abi: Abi, failure: &Failure) -> bool {
-    let Some(first) = failure.signature.args.iter().position(carries_aligned) else {
+    let Some(first) = failure.arg_types().into_iter().position(carries_aligned) else {
         return false;
     };
     differs_only_from(failure, first, hidden_result(abi, failure))
@@ -406,8 +418,7 @@ fn aligned_record_argument(abi: Abi, failure: &Failure) -> bool {
 
 /// Whether the result is returned through a hidden pointer.
 fn hidden_result(abi: Abi, failure: &Failure) -> bool {
-    abi.plan(&failure.signature)
-        .is_ok_and(|p| matches!(p.ret, backcall_abi::RetPlan::Indirect { .. }))
+    failure.call_plan(abi).is_ok_and(|p| matches!(p.ret, backcall_abi::RetPlan::Indirect { .. }))
 }
 
 /// Whether `ty` has an `aligned(N)` attribute: its own, a member's or a member type's.
@@ -442,9 +453,8 @@ fn packed_over_aligned_layout(_: Abi, failure: &Failure) -> bool {
 /// The compiler rejected the caller's layout assertions, and the result or an argument is
 /// `with`.
 fn layout_rejected_with(failure: &Failure, with: impl Fn(&Type) -> bool) -> bool {
-    let sig = &failure.signature;
     failure.problems.iter().any(|p| p.contains("static assertion failed"))
-        && std::iter::once(&sig.ret).chain(&sig.args).any(with)
+        && std::iter::once(&failure.signature.ret).chain(failure.arg_types()).any(with)
 }
 
 /// Only the result differs, and it is a struct GCC gives a floating-point mode.
@@ -486,10 +496,25 @@ fn unnamed_bit_field_value(_: Abi, failure: &Failure) -> bool {
 /// (the result only if it is `with`; then anything may differ, since a result that one
 /// compiler returns through a hidden pointer moves every argument).
 fn differs_from_first_with(failure: &Failure, with: impl Fn(&Type) -> bool) -> bool {
-    let sig = &failure.signature;
-    let result = with(&sig.ret);
-    let first = if result { Some(0) } else { sig.args.iter().position(&with) };
+    let result = with(&failure.signature.ret);
+    let first = if result { Some(0) } else { failure.arg_types().into_iter().position(with) };
     first.is_some_and(|first| differs_only_from(failure, first, result))
+}
+
+/// A variadic call whose named arguments put one narrower than 8 bytes on the stack, and
+/// nothing differs but it and the arguments after it (an 8-byte slot moves them all).
+fn variadic_narrow_named_stack_argument(abi: Abi, failure: &Failure) -> bool {
+    let Ok(plan) = failure.call_plan(abi) else { return false };
+    let named = failure.signature.args.len();
+    let narrow_on_stack = |a: &backcall_abi::ArgPlan| match &a.pass {
+        backcall_abi::ArgPass::Direct(pieces) => {
+            a.layout.size % 8 != 0 && pieces.iter().any(|p| matches!(p.loc, Loc::Stack(_)))
+        }
+        backcall_abi::ArgPass::Indirect { .. } => false,
+    };
+    let first = plan.args[..named.min(plan.args.len())].iter().position(narrow_on_stack);
+    failure.signature.variadic
+        && first.is_some_and(|first| differs_only_from(failure, first, false))
 }
 
 /// Some argument or the result has a zero-width bit-field, and nothing differs before the

@@ -331,6 +331,7 @@ mod tests {
         Failure {
             index: 0,
             signature: signature(conv),
+            unnamed: vec![],
             problems: vec!["differs".into()],
             mismatches: vec![],
             plan: None,

@@ -40,12 +40,26 @@ pub struct Failure {
     pub index: usize,
     /// the caller's signature
     pub signature: Signature,
+    /// the unnamed arguments the caller passed (a variadic signature's)
+    pub unnamed: Vec<backcall_abi::Type>,
     /// one paragraph per problem (an argument, the result, the compiler's refusal)
     pub problems: Vec<String>,
     /// the values whose bytes differ (empty when the case could not run)
     pub mismatches: Vec<Mismatch>,
     /// the callback's plan, printed (when a callback was created)
     pub plan: Option<String>,
+}
+
+impl Failure {
+    /// The type of every argument the caller passed: the named ones, then the unnamed ones.
+    pub fn arg_types(&self) -> Vec<&backcall_abi::Type> {
+        self.signature.args.iter().chain(&self.unnamed).collect()
+    }
+
+    /// The plan of the call the caller made on `abi`.
+    pub fn call_plan(&self, abi: Abi) -> Result<backcall_abi::CallPlan, backcall_abi::AbiError> {
+        abi.plan_call(&self.signature, &self.unnamed)
+    }
 }
 
 /// One case's outcome: `Ok(None)` it ran and agrees, `Ok(Some(_))` it ran and disagrees,

@@ -2,8 +2,9 @@
 //! (the host's compiler, natively) and `emu-tests/tests/oracle.rs` (clang per ABI, emulated).
 //!
 //! * [`corpus_cases`]: the built-in corpus as cases, optionally under one convention;
-//! * [`RandomCases`]: `PROPTEST_CASES` (default 256) random signatures from
-//!   `backcall_abi::arbitrary::any_verified_signature()`, run as one batch per level; the first
+//! * [`RandomCases`]: `PROPTEST_CASES` (default 256) random calls from
+//!   `backcall_abi::arbitrary::any_verified_call()` (some variadic, with unnamed arguments),
+//!   run as one batch per level; the first
 //!   [`SHRUNK`] failing cases of a batch are run again alone so that proptest shrinks them to
 //!   the smallest failing signature. The seed is printed on failure; `PROPTEST_RNG_SEED=<seed>`
 //!   replays a run.
@@ -11,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use backcall::harness::corpus;
-use backcall_abi::arbitrary::any_verified_signature;
+use backcall_abi::arbitrary::any_verified_call;
 use backcall_abi::{Convention, Signature};
 use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
 use proptest::test_runner::{
@@ -36,7 +37,7 @@ pub fn corpus_cases(conv: Option<Convention>) -> Vec<Case> {
         .into_iter()
         .map(|e| {
             let conv = conv.unwrap_or(e.signature.conv);
-            Case::new(Signature { conv, ..e.signature })
+            Case::written(Signature { conv, ..e.signature }, e.unnamed)
         })
         .collect()
 }
@@ -64,7 +65,7 @@ pub fn config(seed: u64) -> Config {
     config
 }
 
-type Tree = <BoxedStrategy<Signature> as Strategy>::Tree;
+type Tree = <BoxedStrategy<Case> as Strategy>::Tree;
 
 /// One run's random signatures, kept as proptest value trees so that failing ones can be shrunk,
 /// and what the batches run on them found (see the [module documentation](self)).
@@ -85,20 +86,25 @@ impl Default for RandomCases {
 }
 
 impl RandomCases {
-    /// `PROPTEST_CASES` random signatures, seeded by [`seed`].
+    /// `PROPTEST_CASES` random calls, seeded by [`seed`].
     pub fn new() -> RandomCases {
-        RandomCases::from_strategy(any_verified_signature().boxed())
+        RandomCases::from_cases(any_verified_case())
     }
 
     /// `PROPTEST_CASES` signatures drawn from `strategy`, seeded by [`seed`].
     pub fn from_strategy(strategy: BoxedStrategy<Signature>) -> RandomCases {
+        RandomCases::from_cases(strategy.prop_map(Case::new).boxed())
+    }
+
+    /// `PROPTEST_CASES` cases drawn from `strategy`, seeded by [`seed`].
+    pub fn from_cases(strategy: BoxedStrategy<Case>) -> RandomCases {
         let seed = seed();
         let config = config(seed);
         let mut runner = TestRunner::new(config.clone());
         let trees: Vec<Option<Tree>> = (0..config.cases)
             .map(|_| Some(strategy.new_tree(&mut runner).expect("a signature")))
             .collect();
-        let cases = trees.iter().map(|t| Case::new(t.as_ref().expect("fresh").current())).collect();
+        let cases = trees.iter().map(|t| t.as_ref().expect("fresh").current()).collect();
         RandomCases { seed, config, runner, trees, cases, message: String::new() }
     }
 
@@ -123,9 +129,9 @@ impl RandomCases {
         for index in report.failing().into_iter().take(SHRUNK) {
             let Some(tree) = self.trees.get_mut(index).and_then(Option::take) else { continue };
             let started = Instant::now();
-            let shrunk = match self.runner.run_one(tree, |sig| alone(&run, sig, opt)) {
-                Err(TestError::Fail(why, sig)) => format!(
-                    "smallest failing signature ({:.1?} shrinking): {sig}\n{why}",
+            let shrunk = match self.runner.run_one(tree, |case| alone(&run, case, opt)) {
+                Err(TestError::Fail(why, case)) => format!(
+                    "smallest failing signature ({:.1?} shrinking): {case}\n{why}",
                     started.elapsed()
                 ),
                 Err(TestError::Abort(why)) => format!("shrinking aborted: {why}"),
@@ -168,9 +174,9 @@ impl RandomCases {
         for (index, compiler, strict) in problems {
             let Some(tree) = self.trees.get_mut(index).and_then(Option::take) else { continue };
             let started = Instant::now();
-            let judge = |sig: Signature| {
-                let report = run(&compiler, &[Case::new(sig)], opt)
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let judge = |case: Case| {
+                let report =
+                    run(&compiler, &[case], opt).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let unexplained = report
                     .failures
                     .iter()
@@ -182,8 +188,8 @@ impl RandomCases {
                 }
             };
             let shrunk = match self.runner.run_one(tree, judge) {
-                Err(TestError::Fail(why, sig)) => format!(
-                    "smallest failing signature ({:.1?} shrinking): {sig}\n{why}",
+                Err(TestError::Fail(why, case)) => format!(
+                    "smallest failing signature ({:.1?} shrinking): {case}\n{why}",
                     started.elapsed()
                 ),
                 Err(TestError::Abort(why)) => format!("shrinking aborted: {why}"),
@@ -209,27 +215,32 @@ impl RandomCases {
     }
 }
 
-/// Runs `sig` alone at `opt` with `run`, as a proptest test case.
+/// Runs `case` alone at `opt` with `run`, as a proptest test case.
 fn alone(
     run: &impl Fn(&[Case], Opt) -> Result<Report, RunError>,
-    sig: Signature,
+    case: Case,
     opt: Opt,
 ) -> Result<(), TestCaseError> {
-    match run(&[Case::new(sig)], opt) {
+    match run(&[case], opt) {
         Ok(report) if report.failures.is_empty() => Ok(()),
         Ok(report) => Err(TestCaseError::fail(report.to_string())),
         Err(e) => Err(TestCaseError::fail(e.to_string())),
     }
 }
 
-/// `n` signatures of [`any_verified_signature`] drawn from `seed` (the same seed always gives
-/// the same ones).
-pub fn seeded_signatures(n: usize, seed: u64) -> Vec<Signature> {
+/// The random cases of the suites and `backcall verify`: [`any_verified_call`]'s.
+pub fn any_verified_case() -> BoxedStrategy<Case> {
+    any_verified_call().prop_map(|(sig, unnamed)| Case::call(sig, unnamed)).boxed()
+}
+
+/// `n` cases of [`any_verified_case`] drawn from `seed` (the same seed always gives the same
+/// ones).
+pub fn seeded_cases(n: usize, seed: u64) -> Vec<Case> {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
     let mut runner = TestRunner::new_with_rng(Config::default(), rng);
-    let strategy = any_verified_signature();
+    let strategy = any_verified_case();
     (0..n)
         .map(|_| strategy.new_tree(&mut runner).expect("the strategy always generates").current())
         .collect()

@@ -1,0 +1,139 @@
+//! Variadic callbacks on the host: a handler reads the unnamed arguments one by one
+//! (`Args::va_args`), whichever registers and stack slots the host's ABI put them in. (The
+//! compiler oracles call the corpus's variadic lines from compiled C; these call from Rust.)
+
+use backcall::abi::Scalar;
+use backcall::{Callback, CallbackError, Type};
+use backcall_native_tests::errors;
+
+/// More unnamed `double`s and `long long`s than any ABI has argument registers, interleaved:
+/// every register file runs out, and the rest comes from the stack.
+#[test]
+fn unnamed_arguments_past_every_register_file() {
+    let cb = Callback::new("double (*)(int, ...)", |a| {
+        let mut va = a.va_args();
+        let mut sum = 0.0;
+        for k in 0..a.i32(0) {
+            sum += if k % 2 == 0 { va.f64() } else { va.i64() as f64 };
+        }
+        sum
+    })
+    .unwrap();
+    let f: unsafe extern "C" fn(i32, ...) -> f64 = unsafe { cb.as_fn() };
+    // SAFETY: the callback reads what is passed: alternately a double and a long long.
+    let got = unsafe {
+        f(
+            20, 0.5f64, 1i64, 2.5f64, 3i64, 4.5f64, 5i64, 6.5f64, 7i64, 8.5f64, 9i64, 10.5f64,
+            11i64, 12.5f64, 13i64, 14.5f64, 15i64, 16.5f64, 17i64, 18.5f64, 19i64,
+        )
+    };
+    // (0 + 1 + ... + 19, and a half for each of the ten doubles)
+    assert_eq!(got, 190.0 + 5.0);
+}
+
+/// A logging callback as C libraries declare them, with every getter's type.
+#[test]
+fn a_logging_callback_reads_each_getter_s_type() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let cb = Callback::new("void (*)(void *ctx, int level, const char *fmt, ...)", move |a| {
+        let mut va = a.va_args();
+        let text = unsafe { a.c_str(2) }.map(|s| s.to_string_lossy().into_owned());
+        let values =
+            (va.i32(), va.u32(), va.long(), va.ulong(), va.size(), va.ptr::<u8>() as usize);
+        let wide = (va.i64(), va.u64(), va.f64(), va.count());
+        record.lock().unwrap().push((a.i32(1), text, values, wide));
+    })
+    .unwrap();
+    type Log = unsafe extern "C" fn(*mut u8, i32, *const std::ffi::c_char, ...);
+    let f: Log = unsafe { cb.as_fn() };
+    let long: std::ffi::c_long = -5;
+    let ulong: std::ffi::c_ulong = 6;
+    // SAFETY: the arguments are what the handler reads, in order.
+    unsafe {
+        f(
+            std::ptr::null_mut(),
+            3,
+            c"%d %u %ld %lu %zu %p %lld %llu %f".as_ptr(),
+            -1i32,
+            2u32,
+            long,
+            ulong,
+            7usize,
+            8usize,
+            -9i64,
+            10u64,
+            11.5f64,
+        )
+    };
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let (level, text, values, wide) = seen[0].clone();
+    assert_eq!(level, 3);
+    assert_eq!(text.as_deref(), Some("%d %u %ld %lu %zu %p %lld %llu %f"));
+    assert_eq!(values, (-1, 2, -5, 6, 7, 8));
+    assert_eq!(wide, (-9, 10, 11.5, 9));
+}
+
+/// Any type by its bytes: a struct passed by value among scalars.
+#[test]
+fn a_struct_passes_by_value_between_scalars() {
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Mixed {
+        c: u8,
+        d: f64,
+        i: i32,
+    }
+    let mixed = Type::anon_struct([
+        Type::scalar(Scalar::UChar),
+        Type::scalar(Scalar::Double),
+        Type::scalar(Scalar::Int),
+    ]);
+    let cb = Callback::new("int (*)(int, ...)", move |a| {
+        let mut va = a.va_args();
+        let before = va.i32();
+        let bytes = va.bytes(&mixed).unwrap();
+        let after = va.i32();
+        let d = f64::from_le_bytes(bytes[8..16].try_into().unwrap());
+        before * 100 + i32::from(bytes[0]) * 10 + d as i32 + after * 1000
+    })
+    .unwrap();
+    let f: unsafe extern "C" fn(i32, ...) -> i32 = unsafe { cb.as_fn() };
+    // (i386 aligns `double` to 4 in a struct: the offsets above are the 64-bit hosts' and
+    // i386 Windows'; i386 Linux puts `d` at 4)
+    #[cfg(not(all(target_arch = "x86", not(windows))))]
+    {
+        // SAFETY: an int, the struct, an int, as the handler reads them.
+        let got = unsafe { f(0, 1i32, Mixed { c: 2, d: 3.0, i: 4 }, 5i32) };
+        assert_eq!(got, 100 + 20 + 3 + 5000);
+    }
+}
+
+/// A handler that asks a signature without `...` for an unnamed argument, or asks for a type
+/// the ABI cannot pass, is told so; misuse of the scalar getters panics, contained at the C
+/// boundary like every getter's.
+#[test]
+fn misuse_is_an_error_or_a_contained_panic() {
+    errors::capture();
+    let cb = Callback::new("int (*)(int)", |a| a.va_args().i32()).unwrap();
+    let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
+    assert_eq!(f(7), 0, "the panic returns the zero result");
+    let thunk = cb.code_ptr() as usize;
+    let reported = errors::for_thunk(thunk);
+    assert!(
+        matches!(&reported[..], [CallbackError::Panicked { message, .. }]
+            if message.contains("unnamed argument 0 of `int (*)(int)`")
+                && message.contains("without `...`")),
+        "{reported:?}"
+    );
+    let refused = Callback::new("int (*)(int, ...)", |a| {
+        let wide = a.va_args().bytes(&Type::scalar(Scalar::Int128));
+        // i386 has no `__int128`; a 64-bit host reads it.
+        i32::from(wide.is_err() == cfg!(target_arch = "x86"))
+    })
+    .unwrap();
+    let g: unsafe extern "C" fn(i32, ...) -> i32 = unsafe { refused.as_fn() };
+    // SAFETY: the handler reads one 16-byte argument (none on i386, where it is refused).
+    assert_eq!(unsafe { g(0, 1u64, 2u64) }, 1);
+}
