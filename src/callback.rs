@@ -639,20 +639,31 @@ impl Args<'_> {
     /// The unnamed arguments of a variadic call (`int (*)(const char *fmt, ...)`), to read one
     /// by one as C's `va_arg` does: name each one's type, and the reader finds it where the
     /// ABI put it, after the named parameters and the unnamed arguments read before it.
+    /// Asking a signature without `...` panics (contained at the C boundary, as every
+    /// getter's misuse is).
     ///
-    /// Only the arguments the caller passed have defined values, as with `va_arg`: the
-    /// signature's named parameters (a count, a format string) say how many there are.
+    /// There is no `va_list` to hand on to `vsnprintf`: a handler formats what it reads.
+    ///
+    /// # Safety
+    /// As with `va_arg`: the reader reads only the unnamed arguments the caller passed, each
+    /// as the type the caller passed it as (after C's promotions). The signature's named
+    /// parameters (a count, a format string) say which they are. Reading past them reads
+    /// whatever lies there, and a by-reference type (a large struct) follows whatever pointer
+    /// is there.
     ///
     /// ```
     /// let sum = backcall::Callback::new("double (*)(int count, ...)", |a| {
-    ///     let mut va = a.va_args();
+    ///     // SAFETY: the caller passes `count` doubles.
+    ///     let mut va = unsafe { a.va_args() };
     ///     (0..a.i32(0)).map(|_| va.f64()).sum::<f64>()
     /// })
     /// .unwrap();
     /// let f: unsafe extern "C" fn(i32, ...) -> f64 = unsafe { sum.as_fn() };
     /// assert_eq!(unsafe { f(3, 1.5f64, 2.0f64, 0.25f64) }, 3.75);
     /// ```
-    pub fn va_args(&self) -> VaArgs<'_> {
+    pub unsafe fn va_args(&self) -> VaArgs<'_> {
+        let sig = &self.plan().signature;
+        assert!(sig.variadic, "unnamed arguments of `{sig}`, a signature without `...`");
         VaArgs { args: self, cursor: crate::marshal::VaCursor::new() }
     }
 
@@ -852,13 +863,14 @@ impl Args<'_> {
 ///
 /// Each getter names the C type the caller passed, after C's default argument promotions:
 /// a `float` arrives as a `double` ([`VaArgs::f64`]), a `char`, `short` or `_Bool` as an
-/// `int` ([`VaArgs::i32`]). Asking a signature without `...` for one panics (contained at the
-/// C boundary, as every getter's misuse is).
+/// `int` ([`VaArgs::i32`]). Creating one is `unsafe` ([`Args::va_args`]): the handler
+/// vouches that it reads what the caller passed.
 ///
 /// ```
 /// // A logging callback: `void (*)(void *ctx, int level, const char *fmt, ...)`.
 /// let log = backcall::Callback::new("void (*)(void *, int, const char *, ...)", |a| {
-///     let mut va = a.va_args();
+///     // SAFETY: the format names an int, a double and a pointer, which the caller passes.
+///     let mut va = unsafe { a.va_args() };
 ///     let (n, x, p) = (va.i32(), va.f64(), va.ptr::<u8>());
 ///     assert_eq!((a.i32(1), n, x, p as usize), (2, 7, 0.5, 16));
 /// })
@@ -934,6 +946,12 @@ impl VaArgs<'_> {
         self.scalar(Scalar::SizeT) as usize
     }
 
+    /// The next unnamed argument, a `ptrdiff_t` (or an `intptr_t`, `ssize_t`: pointer-sized
+    /// on every ABI backcall covers).
+    pub fn isize(&mut self) -> isize {
+        self.scalar(Scalar::IntPtr) as isize
+    }
+
     /// The next unnamed argument, a `double` (or a `float`, which arrives as one).
     pub fn f64(&mut self) -> f64 {
         f64::from_bits(self.scalar(Scalar::Double))
@@ -956,7 +974,8 @@ impl VaArgs<'_> {
     /// use backcall::{abi::Scalar, Type};
     /// let cb = backcall::Callback::new("int (*)(int, ...)", |a| {
     ///     let pair = Type::anon_struct([Type::scalar(Scalar::Int), Type::scalar(Scalar::Int)]);
-    ///     let b = a.va_args().bytes(&pair).unwrap();
+    ///     // SAFETY: the caller passes one such pair.
+    ///     let b = unsafe { a.va_args() }.bytes(&pair).unwrap();
     ///     i32::from_le_bytes(b[4..8].try_into().unwrap())
     /// })
     /// .unwrap();

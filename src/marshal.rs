@@ -1,9 +1,10 @@
 //! Marshalling by a precomputed [`CallPlan`]: reading arguments out of a `CallbackContext` and
 //! writing the result back, over any [`Memory`].
 //!
-//! Nothing here classifies: every location comes from the plan, computed once when the callback
-//! was created. No allocation happens on a call unless the handler asks for an aggregate as a
-//! `Vec`.
+//! Nothing here classifies the named arguments: every location comes from the plan, computed
+//! once when the callback was created. No allocation happens on a call unless the handler asks
+//! for an aggregate as a `Vec`, or reads a variadic call's unnamed arguments: [`VaCursor`]
+//! plans the call so far for each one it reads (reading `k` of them plans `k` times).
 
 use backcall_abi::context::ContextLayout;
 use backcall_abi::{

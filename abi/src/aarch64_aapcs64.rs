@@ -216,13 +216,18 @@ impl Variant {
 
     /// An unnamed argument of a variadic call where the platform puts them all on the stack:
     /// a value of at most 16 bytes in 8-byte-aligned slots rounded up to 8 bytes (16-aligned
-    /// for a 16-aligned one), a larger composite by reference with its pointer in a slot.
+    /// for a 16-aligned one, but an HFA, passed as an array of its members, never), a larger
+    /// composite by reference with its pointer in a slot.
     fn unnamed_on_stack(self, alloc: &mut Allocator, layout: &Layout) -> ArgPlan {
-        if classify(layout) == Class::ByReference {
-            let pointer = Loc::Stack(alloc.take_stack(8, 8, 8));
-            return ArgPlan { layout: layout.clone(), pass: ArgPass::Indirect { pointer } };
-        }
-        let offset = alloc.take_stack(layout.size, self.alignment(layout).clamp(8, 16), 8);
+        let align = match classify(layout) {
+            Class::ByReference => {
+                let pointer = Loc::Stack(alloc.take_stack(8, 8, 8));
+                return ArgPlan { layout: layout.clone(), pass: ArgPass::Indirect { pointer } };
+            }
+            Class::Hfa { .. } => 8,
+            _ => self.alignment(layout).clamp(8, 16),
+        };
+        let offset = alloc.take_stack(layout.size, align, 8);
         ArgPlan {
             layout: layout.clone(),
             pass: ArgPass::Direct(vec![whole(layout, Loc::Stack(offset))]),

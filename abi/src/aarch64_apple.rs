@@ -14,10 +14,12 @@
 //!   __attribute__((aligned(16)))` takes a 16-aligned stack slot).
 //! * C.10 is dropped: a 16-aligned composite may start at an odd x register (clang: the union
 //!   above after an `int` takes x1 and x2).
-//! * "Update code that passes arguments to variadic functions": "the caller places
-//!   variadic arguments on the stack", each in 8-byte-aligned slots whose size rounds up to 8
-//!   (an HFA too); a composite larger than 16 bytes still travels by reference, its pointer on
-//!   the stack.
+//! * Variadic functions: every unnamed argument goes on the stack ("Update code that passes
+//!   arguments to variadic functions"), in 8-byte-aligned slots whose size rounds up to 8, a
+//!   16-aligned one 16-aligned. An HFA is passed as the array of its members, so it is never
+//!   16-aligned (clang: `struct __attribute__((aligned(16))) { double a, b; }` after an `int`
+//!   lands at `[sp+8]`). A composite larger than 16 bytes still travels by reference, its
+//!   pointer in a slot.
 //!
 //! Deltas that need nothing here:
 //! * "Handle data types and data alignment properly": `char` is signed (the [`AbiSpec`]

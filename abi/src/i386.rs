@@ -175,8 +175,9 @@ impl AbiSpec for I386 {
         ret: &Layout,
     ) -> Result<Placement, AbiError> {
         // Only the caller knows how many bytes it pushed, so only the caller can pop them: a
-        // variadic function is `__cdecl` (Microsoft "__stdcall": "if a variable argument list
-        // is used, the function is __cdecl"; GCC and clang ignore the keyword with a warning).
+        // variadic function is `__cdecl` (Microsoft "__stdcall": "The callee cleans the
+        // stack, so the compiler makes vararg functions __cdecl"; GCC and clang ignore the
+        // keyword with a warning).
         // The unnamed arguments follow the named ones in the same 4-byte slots (i386 psABI
         // §2.2.3).
         if matches!(conv, Convention::Stdcall | Convention::Fastcall | Convention::Thiscall) {

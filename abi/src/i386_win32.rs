@@ -24,9 +24,9 @@
 //! * `__thiscall`: `ecx` takes the first 32-bit piece of the argument list as clang lowers it
 //!   (a small struct of word members is split into them; another struct is passed by
 //!   reference in `ecx` while it is free).
-//! * Variadic functions are `__cdecl` (Microsoft "__stdcall": "if a variable argument list is
-//!   used, the function is __cdecl"); their unnamed arguments follow the named ones in 4-byte
-//!   slots, an over-aligned one by value.
+//! * Variadic functions are `__cdecl` (Microsoft "__stdcall": "The callee cleans the stack,
+//!   so the compiler makes vararg functions __cdecl"); their unnamed arguments follow the
+//!   named ones in 4-byte slots, an over-aligned one by value.
 
 use crate::abi::{Abi, Authority, Judge, Toolchain};
 use crate::i386::{Flavour, RegisterRules, I386};

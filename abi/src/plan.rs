@@ -287,7 +287,9 @@ pub fn plan_call(abi: Abi, sig: &Signature, unnamed: &[Type]) -> Result<CallPlan
         let keyword = sig.conv.keyword().unwrap_or_default();
         return Err(AbiError::unsupported(abi, &format!("the convention `{keyword}`")));
     }
-    let nodes = sig.nodes();
+    // (the unnamed arguments count too: a handler names their types one call at a time)
+    let unnamed_nodes = Signature::new(Type::Void, unnamed.to_vec()).nodes().saturating_sub(1);
+    let nodes = sig.nodes().saturating_add(unnamed_nodes);
     if nodes > MAX_SIGNATURE_NODES {
         return Err(AbiError::invalid(
             abi,
@@ -320,8 +322,9 @@ pub fn plan_call(abi: Abi, sig: &Signature, unnamed: &[Type]) -> Result<CallPlan
                 return Err(AbiError::invalid(
                     abi,
                     &format!(
-                        "unnamed argument {i} has type `{ty}`, which C's default argument \
-                         promotions make `{}` (C11 6.5.2.2p7); name that type",
+                        "unnamed argument {} (argument {i}) has type `{ty}`, which C's default \
+                         argument promotions make `{}` (C11 6.5.2.2p7); name that type",
+                        i - named,
                         ty.promoted(abi)
                     ),
                 ))
@@ -464,5 +467,65 @@ impl fmt::Display for CallPlan {
             "  return code {:?}; stack arguments {} bytes; callee pops {}",
             self.code, self.stack_bytes, self.callee_pop
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Convention, Scalar};
+
+    fn s(x: Scalar) -> Type {
+        Type::scalar(x)
+    }
+
+    fn printf_like() -> Signature {
+        Signature { variadic: true, ..Signature::new(s(Scalar::Int), vec![s(Scalar::Pointer)]) }
+    }
+
+    #[test]
+    fn unnamed_arguments_need_a_variadic_signature_and_promoted_types() {
+        let fixed = Signature::new(s(Scalar::Int), vec![s(Scalar::Int)]);
+        let e = plan_call(Abi::X86_64Sysv, &fixed, &[s(Scalar::Int)]).unwrap_err();
+        assert!(e.to_string().contains("without `...`"), "{e}");
+        for (ty, promoted) in
+            [(Scalar::Float, "double"), (Scalar::Short, "int"), (Scalar::Bool, "int")]
+        {
+            let e = plan_call(Abi::X86_64Sysv, &printf_like(), &[s(ty)]).unwrap_err();
+            assert!(e.to_string().contains(&format!("make `{promoted}`")), "{e}");
+        }
+        // A Windows `wchar_t` is 2 bytes, so it arrives as an `int`; a Linux one is an `int`.
+        assert!(plan_call(Abi::X86_64Win64, &printf_like(), &[s(Scalar::WChar)]).is_err());
+        assert!(plan_call(Abi::X86_64Sysv, &printf_like(), &[s(Scalar::WChar)]).is_ok());
+        let call = plan_call(Abi::X86_64Sysv, &printf_like(), &[s(Scalar::Double)]).unwrap();
+        assert_eq!((call.args.len(), call.unnamed.len()), (2, 1));
+    }
+
+    #[test]
+    fn a_variadic_i386_function_is_cdecl() {
+        for abi in [Abi::I386Sysv, Abi::I386Win32] {
+            for conv in [Convention::Stdcall, Convention::Fastcall, Convention::Thiscall] {
+                let sig = Signature { conv, ..printf_like() };
+                let e = plan_call(abi, &sig, &[]).unwrap_err();
+                assert!(e.to_string().contains("call it as `__cdecl`"), "{abi} {e}");
+            }
+            let cdecl = Signature { conv: Convention::Cdecl, ..printf_like() };
+            assert_eq!(plan_call(abi, &cdecl, &[s(Scalar::Int)]).unwrap().callee_pop, 0);
+        }
+        // The 64-bit ABIs ignore the keyword, as their compilers do.
+        let stdcall = Signature { conv: Convention::Stdcall, ..printf_like() };
+        assert!(plan_call(Abi::X86_64Sysv, &stdcall, &[]).is_ok());
+    }
+
+    #[test]
+    fn unnamed_types_count_against_the_node_limit() {
+        // 40,000 arrays of 4 `int`s: 80,001 nodes, over the limit only with the unnamed ones
+        // counted; 20,000 `int`s: 20,001 nodes, under it.
+        let wide = Type::Array(Box::new(s(Scalar::Int)), 4);
+        let big = Type::anon_struct(std::iter::repeat_n(wide, 40_000));
+        let refused = plan_call(Abi::X86_64Sysv, &printf_like(), &[big]).err();
+        assert!(refused.is_some_and(|e| e.to_string().contains("MAX_SIGNATURE_NODES")));
+        let half = Type::anon_struct(std::iter::repeat_n(s(Scalar::Int), 20_000));
+        assert!(plan_call(Abi::X86_64Sysv, &printf_like(), &[half]).is_ok());
     }
 }

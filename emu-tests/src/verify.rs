@@ -607,7 +607,7 @@ fn details_text(cells: &[Cell]) -> String {
                 };
                 let key = (m.abi, k.upstream);
                 let label = d.compiler.label();
-                let sig = d.failure.signature.to_string();
+                let sig = d.failure.call_text();
                 let at = match known.iter().position(|(kk, _)| *kk == key) {
                     Some(at) => at,
                     None => {
@@ -672,7 +672,7 @@ fn fail_text(m: &Matrix, v: &Verdict<'_>) -> String {
 }
 
 fn failure_text(f: &backcall_oracle::Failure) -> String {
-    let mut text = format!("signature: {}\n", f.signature);
+    let mut text = format!("signature: {}\n", f.call_text());
     for p in &f.problems {
         let _ = writeln!(text, "{p}");
     }

@@ -285,12 +285,17 @@ impl Oracle {
             let integer = |i: usize| integers.get(i).is_some_and(|&w| w);
             let mut values: Vec<Option<u64>> =
                 (0..args.len()).map(|i| integer(i).then(|| args.i64(i) as u64)).collect();
-            let mut va = args.va_args();
-            for ty in &unnamed {
-                // (a type the reader refuses leaves the argument missing: the comparison says so)
-                let Ok(arg) = va.arg(ty) else { break };
-                values.push(integer(bytes.len()).then(|| arg.scalar.map(|(_, b)| b)).flatten());
-                bytes.push(arg.bytes);
+            if !unnamed.is_empty() && args.plan().signature.variadic {
+                // SAFETY: the case's C caller passes exactly these unnamed arguments.
+                let mut va = unsafe { args.va_args() };
+                for ty in &unnamed {
+                    // (a type the reader refuses leaves the argument missing: the comparison
+                    // says so)
+                    let Ok(arg) = va.arg(ty) else { break };
+                    let value = integer(bytes.len()).then(|| arg.scalar.map(|(_, b)| b));
+                    values.push(value.flatten());
+                    bytes.push(arg.bytes);
+                }
             }
             record.lock().unwrap_or_else(|e| e.into_inner()).push(Seen { bytes, values });
             value.clone()

@@ -79,15 +79,21 @@ pub fn default_unnamed() -> Vec<Type> {
     [Int, Double, Pointer, LongLong, Double].into_iter().map(Type::Scalar).collect()
 }
 
-/// `signature`, with its unnamed arguments when it is variadic.
+/// A call as `backcall verify --sig` and corpus lines write it: `signature | T, U` (the
+/// signature alone without unnamed arguments).
+pub fn call_text(signature: &Signature, unnamed: &[Type]) -> String {
+    let types: Vec<String> = unnamed.iter().map(ToString::to_string).collect();
+    if types.is_empty() {
+        signature.to_string()
+    } else {
+        format!("{signature} | {}", types.join(", "))
+    }
+}
+
+/// [`call_text`]: the signature, with its unnamed arguments when it is variadic.
 impl std::fmt::Display for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.signature)?;
-        if !self.unnamed.is_empty() {
-            let types: Vec<String> = self.unnamed.iter().map(ToString::to_string).collect();
-            write!(f, " | {}", types.join(", "))?;
-        }
-        Ok(())
+        f.write_str(&call_text(&self.signature, &self.unnamed))
     }
 }
 

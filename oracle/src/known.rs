@@ -126,7 +126,9 @@ pub const KNOWN: &[KnownIssue] = &[
         summary: "clang before 19 decides by-reference passing of over-aligned records its own \
                   way: a record with an `aligned(N)` of its own requires its whole alignment \
                   (`struct { long long a; } __attribute__((aligned(1)))` by reference), one \
-                  whose members alone require more than 4 bytes is copied",
+                  whose members alone require more than 4 bytes is copied; and an unnamed \
+                  argument of a variadic call goes by reference like a named one (seen with \
+                  13 to 16), where MSVC and clang 19 copy it",
         family: Family::Clang,
         majors: 0..=18,
         abis: &[Abi::I386Win32],

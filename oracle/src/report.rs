@@ -56,6 +56,11 @@ impl Failure {
         self.signature.args.iter().chain(&self.unnamed).collect()
     }
 
+    /// The call as `--sig` writes it: the signature, then `| ` and the unnamed arguments.
+    pub fn call_text(&self) -> String {
+        crate::case::call_text(&self.signature, &self.unnamed)
+    }
+
     /// The plan of the call the caller made on `abi`.
     pub fn call_plan(&self, abi: Abi) -> Result<backcall_abi::CallPlan, backcall_abi::AbiError> {
         abi.plan_call(&self.signature, &self.unnamed)
@@ -204,7 +209,7 @@ impl fmt::Display for Report {
         if self.failures.len() > EXPLAINED {
             writeln!(f, "\n{} more failing cases:", self.failures.len() - EXPLAINED)?;
             for fail in &self.failures[EXPLAINED..] {
-                writeln!(f, "  case {}: {}", fail.index, fail.signature)?;
+                writeln!(f, "  case {}: {}", fail.index, fail.call_text())?;
             }
         }
         if let Some(dir) = &self.kept {
@@ -236,7 +241,7 @@ impl fmt::Display for Report {
 
 fn write_failure(f: &mut fmt::Formatter<'_>, r: &Report, fail: &Failure) -> fmt::Result {
     writeln!(f, "FAILED: {} / `{}` {}, case {}:", r.abi, r.compiler, r.opt, fail.index)?;
-    writeln!(f, "  signature: {}", fail.signature)?;
+    writeln!(f, "  signature: {}", fail.call_text())?;
     for p in &fail.problems {
         for line in p.lines() {
             writeln!(f, "  {line}")?;
