@@ -79,7 +79,8 @@ fn a_logging_callback_reads_each_getter_s_type() {
     assert_eq!(wide, (-9, 10, 11.5, 10));
 }
 
-/// Any type by its bytes: a struct passed by value among scalars.
+/// Any type by its bytes: a struct passed by value among scalars (its field offsets are
+/// Rust's `repr(C)` ones, which are the host C compiler's).
 #[test]
 fn a_struct_passes_by_value_between_scalars() {
     #[repr(C)]
@@ -100,19 +101,16 @@ fn a_struct_passes_by_value_between_scalars() {
         let before = va.i32();
         let bytes = va.bytes(&mixed).unwrap();
         let after = va.i32();
-        let d = f64::from_le_bytes(bytes[8..16].try_into().unwrap());
-        before * 100 + i32::from(bytes[0]) * 10 + d as i32 + after * 1000
+        let field = |at: usize, n: usize| bytes[at..at + n].to_vec();
+        let d = f64::from_le_bytes(field(std::mem::offset_of!(Mixed, d), 8).try_into().unwrap());
+        let i = i32::from_le_bytes(field(std::mem::offset_of!(Mixed, i), 4).try_into().unwrap());
+        before * 100 + i32::from(bytes[0]) * 10 + d as i32 + i * 10_000 + after * 1000
     })
     .unwrap();
     let f: unsafe extern "C" fn(i32, ...) -> i32 = unsafe { cb.as_fn() };
-    // (i386 aligns `double` to 4 in a struct: the offsets above are the 64-bit hosts' and
-    // i386 Windows'; i386 Linux puts `d` at 4)
-    #[cfg(not(all(target_arch = "x86", not(windows))))]
-    {
-        // SAFETY: an int, the struct, an int, as the handler reads them.
-        let got = unsafe { f(0, 1i32, Mixed { c: 2, d: 3.0, i: 4 }, 5i32) };
-        assert_eq!(got, 100 + 20 + 3 + 5000);
-    }
+    // SAFETY: an int, the struct, an int, as the handler reads them.
+    let got = unsafe { f(0, 1i32, Mixed { c: 2, d: 3.0, i: 4 }, 5i32) };
+    assert_eq!(got, 100 + 20 + 3 + 40_000 + 5000);
 }
 
 /// A handler that asks a signature without `...` for its unnamed arguments panics, contained
