@@ -642,7 +642,7 @@ impl Args<'_> {
     /// Asking a signature without `...` panics (contained at the C boundary, as every
     /// getter's misuse is).
     ///
-    /// There is no `va_list` to hand on to `vsnprintf`: a handler formats what it reads.
+    /// To hand the unnamed arguments on to `vsnprintf` instead, see [`Args::va_start`].
     ///
     /// # Safety
     /// As with `va_arg`: the reader reads only the unnamed arguments the caller passed, each
@@ -665,6 +665,39 @@ impl Args<'_> {
         let sig = &self.plan().signature;
         assert!(sig.variadic, "unnamed arguments of `{sig}`, a signature without `...`");
         VaArgs { args: self, cursor: crate::marshal::VaCursor::new() }
+    }
+
+    /// A `va_list` over the unnamed arguments of this variadic call, as `va_start` makes it,
+    /// to hand to a C function that takes one: `vsnprintf`, or a library's `v` variant of a
+    /// logging function. [`OwnedVaList::as_ptr`] is what such a function receives, declared
+    /// in Rust with a pointer for its `va_list` parameter (as for [`Args::va_list`]).
+    ///
+    /// An error says why there is none: a signature without `...`.
+    ///
+    /// ```
+    /// use std::ffi::{c_char, c_int, c_void, CStr};
+    /// extern "C" {
+    ///     fn vsnprintf(buf: *mut c_char, n: usize, fmt: *const c_char, ap: *mut c_void) -> c_int;
+    /// }
+    /// let log = backcall::Callback::new("void (*)(const char *fmt, ...)", |a| {
+    ///     let mut buf = [0 as c_char; 64];
+    ///     let mut ap = a.va_start().unwrap();
+    ///     // SAFETY: the caller's format names the unnamed arguments it passes.
+    ///     unsafe { vsnprintf(buf.as_mut_ptr(), buf.len(), a.ptr(0), ap.as_ptr()) };
+    ///     let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
+    ///     assert_eq!(text.to_str().unwrap(), "7 apples at 0.50");
+    /// })
+    /// .unwrap();
+    /// let f: unsafe extern "C" fn(*const c_char, ...) = unsafe { log.as_fn() };
+    /// unsafe { f(c"%d %s at %.2f".as_ptr(), 7, c"apples".as_ptr(), 0.5f64) };
+    /// ```
+    pub fn va_start(&self) -> Result<OwnedVaList<'_>, Error> {
+        let mut record = Box::new(VaListRecord([0; crate::marshal::VA_LIST_RECORD_BYTES]));
+        let at = record.0.as_mut_ptr() as u64;
+        let image = self.native.frame().va_start(at).map_err(Error::Abi)?;
+        record.0[..image.bytes.len()].copy_from_slice(&image.bytes);
+        let value = image.value as usize as *mut c_void;
+        Ok(OwnedVaList { _record: record, value, _call: std::marker::PhantomData })
     }
 
     /// Argument `i` as a C string (`const char *`), or `None` for a null pointer.
@@ -856,6 +889,27 @@ impl Args<'_> {
         } else {
             self.scalar(i).1
         }
+    }
+}
+
+/// A `va_list` over a variadic call's unnamed arguments ([`Args::va_start`]), valid while the
+/// call runs. Like C's, it is consumed by the function that reads it: make another for each.
+pub struct OwnedVaList<'a> {
+    /// the record and save areas `value` points to, where the ABI's `va_list` is a record
+    _record: Box<VaListRecord>,
+    value: *mut c_void,
+    /// (a `char *` form points into the call's stack arguments)
+    _call: std::marker::PhantomData<&'a Args<'a>>,
+}
+
+/// A `va_list` record's storage, aligned as the save areas' vector registers are.
+#[repr(C, align(16))]
+struct VaListRecord([u8; crate::marshal::VA_LIST_RECORD_BYTES]);
+
+impl OwnedVaList<'_> {
+    /// What a C function taking a `va_list` receives (see [`Args::va_start`]).
+    pub fn as_ptr(&mut self) -> *mut c_void {
+        self.value
     }
 }
 

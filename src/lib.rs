@@ -102,7 +102,7 @@ pub mod harness {
     pub use crate::{context, corpus, marshal, memory, plan_table};
 }
 
-pub use callback::{host_abi, Args, Callback, Prototype, VaArgs, PROTOTYPE_CACHE};
+pub use callback::{host_abi, Args, Callback, OwnedVaList, Prototype, VaArgs, PROTOTYPE_CACHE};
 pub use context::CallbackContext;
 pub use dispatch::{current_context, return_from_context};
 pub use error::{set_error_hook, CallbackError, Error};

@@ -8,7 +8,8 @@
 
 use backcall_abi::context::ContextLayout;
 use backcall_abi::{
-    is_signed, ArgPass, CallPlan, Extend, Loc, RetPlan, ReturnCode, Scalar, Shape, Type,
+    is_signed, ArgPass, CallPlan, Extend, Loc, RetPlan, ReturnCode, Scalar, Shape, Type, VaStart,
+    VaStartState,
 };
 
 use crate::memory::Memory;
@@ -298,6 +299,96 @@ impl VaCursor {
         let mut bytes = vec![0u8; call.args[i].layout.size as usize];
         at.read_arg(i, &mut bytes);
         Ok(VaArg { bytes, scalar: at.scalar_bits(i) })
+    }
+}
+
+/// Bytes of the largest `va_list` record with its register save areas: AAPCS64's, 32 bytes
+/// then x0-x7 and v0-v7 (x86-64 SysV's takes 208).
+pub const VA_LIST_RECORD_BYTES: usize = 224;
+
+/// The `va_list` that `va_start` would make for a variadic call's unnamed arguments
+/// ([`Frame::va_start`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaListImage {
+    /// the record and save areas to store at the address given (empty for a `char *` form)
+    pub bytes: Vec<u8>,
+    /// what a C function taking a `va_list` receives: the record's address, or the `char *`
+    pub value: u64,
+}
+
+impl Frame<'_> {
+    /// The `va_list` over this call's unnamed arguments as `va_start` makes it, for a record
+    /// at address `at` (16-aligned, [`VA_LIST_RECORD_BYTES`] long), or why there is none (a
+    /// signature without `...`). The register save areas are copies of the spilled argument
+    /// registers. On Win64 the register arguments are spilled into the caller's home space,
+    /// as a variadic callee does, so that they and the stack arguments are one array.
+    pub fn va_start(&self, at: u64) -> Result<VaListImage, backcall_abi::AbiError> {
+        let state = VaStartState::of(self.plan)?;
+        let abi = self.plan.abi;
+        let (int_regs, float_regs) = state.form.saved_registers();
+        let word = u64::from(self.word());
+        let int_reg = |i: u8| self.mem.read_word(self.arg_loc_addr(Loc::Int(i)), self.word());
+        let stack = self.stack_args();
+        let mut bytes = Vec::new();
+        let value = match (state.form, state.first) {
+            (VaStart::Stack, Loc::Stack(offset)) => stack + u64::from(offset),
+            (VaStart::HomeSpace, Loc::Int(first)) => {
+                for i in first..int_regs {
+                    self.mem.write_word(stack + u64::from(i) * word, self.word(), int_reg(i));
+                }
+                stack + u64::from(first) * word
+            }
+            (VaStart::HomeSpace, Loc::Stack(offset)) => stack + u64::from(offset),
+            (VaStart::RegisterSaveArea, _) => {
+                // psABI §3.5.7: gp_offset and fp_offset index the save area: 8 bytes per
+                // integer register, then 16 per vector register.
+                let int_area = u32::from(int_regs) * 8;
+                let gp_offset = u32::from(state.int_regs_used) * 8;
+                let fp_offset = int_area + u32::from(state.float_regs_used) * 16;
+                bytes.extend(gp_offset.to_le_bytes());
+                bytes.extend(fp_offset.to_le_bytes());
+                bytes.extend((stack + u64::from(state.overflow)).to_le_bytes());
+                bytes.extend((at + 32).to_le_bytes());
+                bytes.resize(32, 0);
+                self.save_registers(&mut bytes, int_regs, float_regs);
+                at
+            }
+            (VaStart::Aapcs64, _) => {
+                // AAPCS64 B.4: the offsets are negative, from the top of each save area.
+                let gr_top = at + 32 + u64::from(int_regs) * 8;
+                let vr_top = gr_top + u64::from(float_regs) * 16;
+                let gr_offs = -(i32::from(int_regs - state.int_regs_used) * 8);
+                let vr_offs = -(i32::from(float_regs - state.float_regs_used) * 16);
+                bytes.extend((stack + u64::from(state.overflow)).to_le_bytes());
+                bytes.extend(gr_top.to_le_bytes());
+                bytes.extend(vr_top.to_le_bytes());
+                bytes.extend(gr_offs.to_le_bytes());
+                bytes.extend(vr_offs.to_le_bytes());
+                self.save_registers(&mut bytes, int_regs, float_regs);
+                at
+            }
+            (form, first) => {
+                let what = format!("a {form:?} `va_list` whose first unnamed word is in {first}");
+                return Err(backcall_abi::AbiError::invalid(abi, &what));
+            }
+        };
+        debug_assert!(bytes.len() <= VA_LIST_RECORD_BYTES);
+        Ok(VaListImage { bytes, value })
+    }
+
+    /// Appends the spilled integer argument registers (a word each), then the float ones (16
+    /// bytes each: a whole vector register, as the save areas hold them).
+    fn save_registers(&self, bytes: &mut Vec<u8>, int_regs: u8, float_regs: u8) {
+        for i in 0..int_regs {
+            let at = bytes.len();
+            bytes.resize(at + self.word() as usize, 0);
+            self.mem.read(self.arg_loc_addr(Loc::Int(i)), &mut bytes[at..]);
+        }
+        for i in 0..float_regs {
+            let at = bytes.len();
+            bytes.resize(at + 16, 0);
+            self.mem.read(self.arg_loc_addr(Loc::Float(i)), &mut bytes[at..]);
+        }
     }
 }
 

@@ -287,6 +287,10 @@ impl Variant {
 }
 
 impl AbiSpec for Aarch64Aapcs64 {
+    fn va_start(&self) -> crate::plan::VaStart {
+        crate::plan::VaStart::Aapcs64
+    }
+
     // AAPCS64 §10.1.8.1: a bit-field's container type aligns the aggregate "without exception
     // for zero-sized or anonymous bit-fields".
     fn va_list(&self) -> crate::layout::VaList {

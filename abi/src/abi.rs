@@ -172,6 +172,12 @@ pub trait AbiSpec: Sync {
         crate::layout::VaList::Pointer
     }
 
+    /// The form of the `va_list` that `va_start` makes (by default a `char *` into the stack
+    /// arguments).
+    fn va_start(&self) -> crate::plan::VaStart {
+        crate::plan::VaStart::Stack
+    }
+
     /// The scalar whose layout and passing `long double` takes: itself (x87's 80-bit format,
     /// the default), [`Scalar::Double`] (Windows, Apple arm64) or [`Scalar::Binary128`]
     /// (AArch64 Linux).

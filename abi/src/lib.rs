@@ -43,7 +43,9 @@ use std::fmt;
 pub use abi::{Abi, AbiSpec, Authority, Judge, RegisterFile, Toolchain};
 pub use arch::Arch;
 pub use layout::{BitRange, FieldLayout, Layout, Leaf, RecordRules, Shape, VaList, COMPLEX_PARTS};
-pub use plan::{ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode};
+pub use plan::{
+    ArgPass, ArgPlan, CallPlan, Extend, Loc, Piece, RetPlan, ReturnCode, VaStart, VaStartState,
+};
 pub use reg::{Reg, RegClass};
 pub use types::{
     Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::abi::Abi;
 use crate::layout::{round_up, Layout, Layouts};
-use crate::types::{Signature, Type, MAX_SIGNATURE_NODES};
+use crate::types::{Scalar, Signature, Type, MAX_SIGNATURE_NODES};
 use crate::AbiError;
 
 /// A place a piece of a value can live in.
@@ -362,6 +362,108 @@ impl fmt::Display for Loc {
     }
 }
 
+/// The form of the `va_list` that `va_start` makes in a variadic function
+/// ([`crate::AbiSpec::va_start`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaStart {
+    /// a `char *` at the first unnamed argument's stack slot: i386 (psABI §2.2.2, every
+    /// argument on the stack) and Apple arm64 ("Writing ARM64 code for Apple platforms":
+    /// unnamed arguments go on the stack)
+    Stack,
+    /// a `char *` at the first unnamed argument's 8-byte slot, once the callee has spilled the
+    /// four register arguments into the caller's home space, which makes registers and stack
+    /// one array (Microsoft's x64 calling convention, "Varargs" and "Parameter passing")
+    HomeSpace,
+    /// x86-64 SysV's `__va_list_tag { unsigned gp_offset, fp_offset; void *overflow_arg_area,
+    /// *reg_save_area; }` over a register save area of the six integer argument registers
+    /// then the eight vector ones, 16 bytes each (psABI §3.5.7, Figures 3.33 and 3.34)
+    RegisterSaveArea,
+    /// AAPCS64's `__va_list { void *__stack, *__gr_top, *__vr_top; int __gr_offs, __vr_offs; }`
+    /// over save areas of x0-x7 and of v0-v7, 16 bytes each, ending at `__gr_top` and
+    /// `__vr_top` (AAPCS64 Appendix B, B.4 "va_start")
+    Aapcs64,
+}
+
+impl VaStart {
+    /// How many integer and float argument registers the form's save areas hold: the
+    /// registers that carry arguments (psABI Figure 3.33: six and eight; AAPCS64 B.4: eight
+    /// and eight; Win64's home space: four).
+    pub fn saved_registers(self) -> (u8, u8) {
+        match self {
+            VaStart::Stack => (0, 0),
+            VaStart::HomeSpace => (4, 0),
+            VaStart::RegisterSaveArea => (6, 8),
+            VaStart::Aapcs64 => (8, 8),
+        }
+    }
+}
+
+/// Where a variadic call's unnamed arguments begin: what `va_start` records. Found by planning
+/// the call with probe unnamed arguments, so that it follows the ABI's own placement rules
+/// ([`crate::AbiSpec::place_variadic`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VaStartState {
+    /// the form of the ABI's `va_list`
+    pub form: VaStart,
+    /// how many integer argument registers the named parameters took (all of them when an
+    /// unnamed word would go on the stack)
+    pub int_regs_used: u8,
+    /// how many float argument registers the named parameters took (likewise; 0 where the
+    /// form saves none)
+    pub float_regs_used: u8,
+    /// where the first unnamed word goes: a register slot (on Win64 its home slot) or a stack
+    /// offset from the first stack argument, as `Loc`
+    pub first: Loc,
+    /// the stack offset of the first unnamed argument that goes on the stack once the
+    /// registers are taken (`overflow_arg_area`, `__stack`: the register save area forms)
+    pub overflow: u32,
+}
+
+impl VaStartState {
+    /// The state at the start of the unnamed arguments of `plan`'s calls, or why there is none
+    /// (a signature without `...`).
+    pub fn of(plan: &CallPlan) -> Result<VaStartState, AbiError> {
+        let (abi, sig) = (plan.abi, &plan.signature);
+        if !sig.variadic {
+            return Err(AbiError::invalid(abi, "a `va_list` of a signature without `...`"));
+        }
+        let spec = abi.spec();
+        // Where each of n unnamed values of type `ty` would go.
+        let locs = |ty: &Type, n: usize| -> Result<Vec<Loc>, AbiError> {
+            let call = plan_call(abi, sig, &vec![ty.clone(); n])?;
+            let unnamed = call.args[sig.args.len()..].iter();
+            Ok(unnamed
+                .map(|a| match &a.pass {
+                    ArgPass::Direct(pieces) => pieces[0].loc,
+                    ArgPass::Indirect { pointer } => *pointer,
+                })
+                .collect())
+        };
+        let form = spec.va_start();
+        let (int_regs, float_regs) = form.saved_registers();
+        let words = locs(&Type::Scalar(Scalar::Pointer), usize::from(int_regs) + 1)?;
+        let first = words[0];
+        // (counted against the save areas: Win64's has no float registers)
+        let int_regs_used = match first {
+            Loc::Int(i) => i.min(int_regs),
+            _ => int_regs,
+        };
+        let float_regs_used = match locs(&Type::Scalar(Scalar::Double), 1)?[0] {
+            Loc::Float(i) => i.min(float_regs),
+            _ => float_regs,
+        };
+        // (one more word than there are registers: at least one lands on the stack)
+        let Some(overflow) = words.iter().find_map(|loc| match loc {
+            Loc::Stack(offset) => Some(*offset),
+            _ => None,
+        }) else {
+            let what = "unnamed words past every register that stay in registers";
+            return Err(AbiError::invalid(abi, what));
+        };
+        Ok(VaStartState { form, int_regs_used, float_regs_used, first, overflow })
+    }
+}
+
 impl CallPlan {
     /// Whether an argument travels in a float register (the context route then needs the
     /// entry that spills them).
@@ -515,6 +617,31 @@ mod tests {
         // The 64-bit ABIs ignore the keyword, as their compilers do.
         let stdcall = Signature { conv: Convention::Stdcall, ..printf_like() };
         assert!(plan_call(Abi::X86_64Sysv, &stdcall, &[]).is_ok());
+    }
+
+    #[test]
+    fn va_start_begins_after_the_named_parameters_and_a_hidden_result_pointer() {
+        let state = |abi: Abi, sig: &Signature| {
+            let s = VaStartState::of(&abi.plan(sig).unwrap()).unwrap();
+            (s.form, s.first, s.int_regs_used, s.float_regs_used, s.overflow)
+        };
+        use VaStart::*;
+        let sig = printf_like();
+        assert_eq!(state(Abi::X86_64Sysv, &sig), (RegisterSaveArea, Loc::Int(1), 1, 0, 0));
+        assert_eq!(state(Abi::Aarch64Aapcs64, &sig), (Aapcs64, Loc::Int(1), 1, 0, 0));
+        // Win64: positional, the fifth slot is the first on the stack (past the home space).
+        assert_eq!(state(Abi::X86_64Win64, &sig), (HomeSpace, Loc::Int(1), 1, 0, 32));
+        // Apple arm64: every unnamed argument on the stack.
+        assert_eq!(state(Abi::Aarch64Apple, &sig).1, Loc::Stack(0));
+        assert_eq!(state(Abi::I386Sysv, &sig).1, Loc::Stack(4));
+        // A hidden result pointer takes rdi on SysV but x8, no argument register, on AArch64.
+        let big = Type::anon_struct([s(Scalar::Long), s(Scalar::Long), s(Scalar::Long)]);
+        let sig = Signature { variadic: true, ..Signature::new(big, vec![s(Scalar::Double)]) };
+        assert_eq!(state(Abi::X86_64Sysv, &sig), (RegisterSaveArea, Loc::Int(1), 1, 1, 0));
+        assert_eq!(state(Abi::Aarch64Aapcs64, &sig), (Aapcs64, Loc::Int(0), 0, 1, 0));
+        let fixed = Signature::new(s(Scalar::Int), vec![s(Scalar::Int)]);
+        let e = VaStartState::of(&Abi::X86_64Sysv.plan(&fixed).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("without `...`"), "{e}");
     }
 
     #[test]

@@ -228,6 +228,10 @@ impl X86_64Sysv {
 }
 
 impl AbiSpec for X86_64Sysv {
+    fn va_start(&self) -> crate::plan::VaStart {
+        crate::plan::VaStart::RegisterSaveArea
+    }
+
     fn abi(&self) -> Abi {
         Abi::X86_64Sysv
     }

@@ -101,6 +101,10 @@ impl X86_64Win64 {
 }
 
 impl AbiSpec for X86_64Win64 {
+    fn va_start(&self) -> crate::plan::VaStart {
+        crate::plan::VaStart::HomeSpace
+    }
+
     fn abi(&self) -> Abi {
         Abi::X86_64Win64
     }

@@ -188,6 +188,39 @@ mod dynamic {
     }
 }
 
+/// A hand-written C file compiled by [`host_compiler`] into a shared library and loaded: for
+/// suites whose outside check is C of their own (C's `va_arg` reading a `va_list`). No C
+/// library is linked outside Windows: such C uses compiler headers only (`<stdarg.h>`).
+pub struct CLibrary {
+    lib: Library,
+    _dir: tempfile::TempDir,
+}
+
+impl CLibrary {
+    /// Compiles `source` at `opt` and loads it.
+    pub fn build(source: &str, opt: Opt) -> Result<CLibrary, RunError> {
+        let compiler = host_compiler()?;
+        let dir = tempfile::Builder::new()
+            .prefix("backcall-c-")
+            .tempdir()
+            .map_err(|e| RunError(format!("temporary directory: {e}")))?;
+        let c_file = dir.path().join("suite.c");
+        let lib_path = dir.path().join(format!("suite{}.{LIBRARY_SUFFIX}", opt.flag()));
+        std::fs::write(&c_file, source)
+            .map_err(|e| RunError(format!("{}: {e}", c_file.display())))?;
+        compiler
+            .compile_shared(&c_file, &lib_path, opt)
+            .map_err(|e| RunError(format!("{compiler} {opt}: {e}")))?;
+        let lib = Library::open(&lib_path, opt).map_err(RunError)?;
+        Ok(CLibrary { lib, _dir: dir })
+    }
+
+    /// The address of the library's symbol `name`.
+    pub fn symbol(&self, name: &str) -> Result<*mut c_void, String> {
+        self.lib.symbol(name)
+    }
+}
+
 /// The oracle for this host: its ABI and its C compiler.
 #[derive(Clone, Debug)]
 pub struct Oracle {

@@ -2,9 +2,13 @@
 //! (`Args::va_args`), whichever registers and stack slots the host's ABI put them in. (The
 //! compiler oracles call the corpus's variadic lines from compiled C; these call from Rust.)
 
+use std::ffi::{c_char, c_void};
+
 use backcall::abi::Scalar;
 use backcall::{Callback, CallbackError, Type};
 use backcall_native_tests::errors;
+use backcall_native_tests::host::CLibrary;
+use backcall_oracle::Opt;
 
 /// More unnamed `double`s and `long long`s than any ABI has argument registers, interleaved:
 /// every register file runs out, and the rest comes from the stack.
@@ -142,4 +146,124 @@ fn misuse_is_a_contained_panic_or_an_error() {
     let g: unsafe extern "C" fn(i32, ...) -> i32 = unsafe { refused.as_fn() };
     // SAFETY: the handler reads no unnamed argument.
     assert_eq!(unsafe { g(0, 1i32) }, 1);
+}
+
+/// Compiled C for [`a_va_list_of_the_unnamed_arguments_is_what_c_s_va_arg_reads`]: a caller
+/// passing an unnamed tail of every kind, past every register file, and a reader of a
+/// `va_list` by C's own `va_arg`.
+const VA_LIST_C: &str = r#"
+#include <stdarg.h>
+
+struct pair { double x; long long y; };
+struct floats { float a, b; };
+struct big { long long a, b, c; };
+
+/* The bytes of a long double's value: x87's 80 bits, or the whole type. */
+#if defined(__x86_64__) || defined(__i386__)
+#define LD_BYTES 10
+#else
+#define LD_BYTES sizeof(long double)
+#endif
+
+/* (Windows: MSVC's long double is a double, mingw-w64 GCC's is x87's; neither is passed.) */
+#ifdef _WIN32
+#define LONG_DOUBLE(X, n)
+#else
+#define LONG_DOUBLE(X, n) X(n, 'L', long double, 12.375L)
+#endif
+
+/* index, kind, type, value: twelve doubles and fourteen integer-class values, and structs of
+   every class between them */
+#define VALUES(X) \
+    X(0, 'i', int, -7) X(1, 'l', long long, 0x1122334455667788LL) X(2, 'd', double, 1.5) \
+    X(3, 'p', void *, (void *)0x1234) X(4, 'F', struct floats, ((struct floats){2.5f, -3.25f})) \
+    X(5, 'd', double, -2.75) X(6, 'P', struct pair, ((struct pair){6.5, -99})) \
+    X(7, 'i', int, 42) X(8, 'd', double, 3.125) X(9, 'l', long long, -5LL) \
+    X(10, 'B', struct big, ((struct big){1, 2, 3})) X(11, 'd', double, 4.0) \
+    LONG_DOUBLE(X, 12) X(13, 'i', int, 9) X(14, 'd', double, 5.5) \
+    X(15, 'l', long long, 1LL << 40) X(16, 'd', double, 6.25) \
+    X(17, 'F', struct floats, ((struct floats){-0.5f, 8.0f})) X(18, 'd', double, 7.75) \
+    X(19, 'p', void *, (void *)0x5678) X(20, 'd', double, 8.5) \
+    X(21, 'P', struct pair, ((struct pair){-1.0, 123456789})) X(22, 'd', double, 9.0) \
+    X(23, 'i', int, -1) X(24, 'd', double, 10.5) X(25, 'l', long long, 77) \
+    X(26, 'd', double, 11.25) X(27, 'i', int, 3)
+
+#define KIND(n, k, t, v) k,
+static const char kinds[] = { VALUES(KIND) 0 };
+
+static void put(unsigned char **out, const void *p, unsigned long n) {
+    const unsigned char *b = p;
+    for (unsigned long i = 0; i < n; i++) *(*out)++ = b[i];
+}
+
+#define SIZE(k, t) (k == 'L' ? LD_BYTES : sizeof(t))
+#define DECLARE(n, k, t, v) t value_##n = v;
+#define WANT(n, k, t, v) put(&w, &value_##n, SIZE(k, t));
+#define ARG(n, k, t, v) , value_##n
+
+typedef void (*va_callback)(const char *kinds, unsigned char *got, ...);
+
+/* Calls cb with every value unnamed; writes their bytes to want; answers how many. */
+int bc_va_call(va_callback cb, unsigned char *got, unsigned char *want) {
+    VALUES(DECLARE)
+    unsigned char *w = want;
+    VALUES(WANT)
+    cb(kinds, got VALUES(ARG));
+    return (int)(w - want);
+}
+
+#define READ(k, t) case k: { t x = va_arg(ap, t); put(&out, &x, SIZE(k, t)); break; }
+
+/* Reads the values kinds names from ap, in order, as C's va_arg does, into out. */
+void bc_va_read(const char *k, va_list ap, unsigned char *out) {
+    for (; *k; k++) {
+        switch (*k) {
+        READ('i', int) READ('l', long long) READ('d', double) READ('p', void *)
+        READ('F', struct floats) READ('P', struct pair) READ('B', struct big)
+        READ('L', long double)
+        }
+    }
+}
+"#;
+
+/// `Args::va_start` makes the `va_list` the host's `va_start` would: C's `va_arg`, compiled
+/// by the host compiler at -O0 and -O2, reads from it exactly the unnamed arguments compiled
+/// C passed (integers, doubles, pointers, `long double`, and structs of every class, past
+/// every register file).
+#[test]
+fn a_va_list_of_the_unnamed_arguments_is_what_c_s_va_arg_reads() {
+    type Read = unsafe extern "C" fn(*const c_char, *mut c_void, *mut u8);
+    type Call = unsafe extern "C" fn(*const c_void, *mut u8, *mut u8) -> i32;
+    errors::capture();
+    for opt in Opt::ALL {
+        let lib = CLibrary::build(VA_LIST_C, opt).unwrap();
+        // SAFETY: the C above defines both with these types.
+        let read: Read = unsafe { std::mem::transmute(lib.symbol("bc_va_read").unwrap()) };
+        let call: Call = unsafe { std::mem::transmute(lib.symbol("bc_va_call").unwrap()) };
+        let cb = Callback::new("void (*)(const char *kinds, unsigned char *got, ...)", move |a| {
+            let mut ap = a.va_start().unwrap();
+            // SAFETY: the kinds name the unnamed arguments the caller passed.
+            unsafe { read(a.ptr(0), ap.as_ptr(), a.ptr(1)) };
+        })
+        .unwrap();
+        let (mut got, mut want) = ([0u8; 512], [0u8; 512]);
+        // SAFETY: the callback has the C caller's callback type; both buffers hold every value.
+        let n = unsafe { call(cb.code_ptr(), got.as_mut_ptr(), want.as_mut_ptr()) } as usize;
+        let thunk = cb.code_ptr() as usize;
+        assert_eq!(errors::for_thunk(thunk), [], "at {opt}");
+        assert!(n > 150, "{n} bytes of values at {opt}");
+        assert_eq!(got[..n], want[..n], "at {opt}");
+    }
+}
+
+/// A signature without `...` has no `va_list` of unnamed arguments: an error, not a pointer.
+#[test]
+fn a_va_list_of_a_signature_without_unnamed_arguments_is_an_error() {
+    let cb = Callback::new("int (*)(int)", |a| match a.va_start() {
+        Err(e) => i32::from(e.to_string().contains("without `...`")),
+        Ok(_) => 2,
+    })
+    .unwrap();
+    let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
+    assert_eq!(f(0), 1);
 }
