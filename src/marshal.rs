@@ -340,11 +340,7 @@ impl Frame<'_> {
             }
             (VaStart::HomeSpace, Loc::Stack(offset)) => stack + u64::from(offset),
             (VaStart::RegisterSaveArea, _) => {
-                // psABI §3.5.7: gp_offset and fp_offset index the save area: 8 bytes per
-                // integer register, then 16 per vector register.
-                let int_area = u32::from(int_regs) * 8;
-                let gp_offset = u32::from(state.int_regs_used) * 8;
-                let fp_offset = int_area + u32::from(state.float_regs_used) * 16;
+                let (gp_offset, fp_offset) = state.save_area_offsets();
                 bytes.extend(gp_offset.to_le_bytes());
                 bytes.extend(fp_offset.to_le_bytes());
                 bytes.extend((stack + u64::from(state.overflow)).to_le_bytes());
@@ -354,11 +350,10 @@ impl Frame<'_> {
                 at
             }
             (VaStart::Aapcs64, _) => {
-                // AAPCS64 B.4: the offsets are negative, from the top of each save area.
+                // (the save areas follow the 32-byte record, each ending at its top)
                 let gr_top = at + 32 + u64::from(int_regs) * 8;
                 let vr_top = gr_top + u64::from(float_regs) * 16;
-                let gr_offs = -(i32::from(int_regs - state.int_regs_used) * 8);
-                let vr_offs = -(i32::from(float_regs - state.float_regs_used) * 16);
+                let (gr_offs, vr_offs) = state.top_offsets();
                 bytes.extend((stack + u64::from(state.overflow)).to_le_bytes());
                 bytes.extend(gr_top.to_le_bytes());
                 bytes.extend(vr_top.to_le_bytes());

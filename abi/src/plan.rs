@@ -420,6 +420,22 @@ pub struct VaStartState {
 }
 
 impl VaStartState {
+    /// x86-64 SysV's `gp_offset` and `fp_offset`: byte offsets into the register save area, 8
+    /// per integer register, then 16 per vector register (psABI §3.5.7).
+    pub fn save_area_offsets(&self) -> (u32, u32) {
+        let (int_regs, _) = self.form.saved_registers();
+        let gp = u32::from(self.int_regs_used) * 8;
+        (gp, u32::from(int_regs) * 8 + u32::from(self.float_regs_used) * 16)
+    }
+
+    /// AAPCS64's `__gr_offs` and `__vr_offs`: negative byte offsets from the top of each save
+    /// area, 0 once its registers are taken (AAPCS64 B.4).
+    pub fn top_offsets(&self) -> (i32, i32) {
+        let (int_regs, float_regs) = self.form.saved_registers();
+        let left = |regs: u8, used: u8| i32::from(regs.saturating_sub(used));
+        (-8 * left(int_regs, self.int_regs_used), -16 * left(float_regs, self.float_regs_used))
+    }
+
     /// The state at the start of the unnamed arguments of `plan`'s calls, or why there is none
     /// (a signature without `...`).
     pub fn of(plan: &CallPlan) -> Result<VaStartState, AbiError> {
@@ -526,6 +542,31 @@ fn reg_text(reg: Option<crate::Reg>) -> String {
 }
 
 /// The text form `backcall plan` prints and the snapshots hold.
+/// What `va_start` records, as `backcall plan` prints it: `__va_list_tag { gp_offset 8,
+/// fp_offset 48, overflow_arg_area stack+0 }`, or `char * stack+4`.
+impl fmt::Display for VaStartState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let overflow = Loc::Stack(self.overflow);
+        match self.form {
+            VaStart::Stack | VaStart::HomeSpace => match self.first {
+                Loc::Int(i) => {
+                    write!(f, "char * {} (the home space)", Loc::Stack(u32::from(i) * 8))
+                }
+                first => write!(f, "char * {first}"),
+            },
+            VaStart::RegisterSaveArea => {
+                let (gp, fp) = self.save_area_offsets();
+                write!(f, "__va_list_tag {{ gp_offset {gp}, fp_offset {fp}, ")?;
+                write!(f, "overflow_arg_area {overflow} }}")
+            }
+            VaStart::Aapcs64 => {
+                let (gr, vr) = self.top_offsets();
+                write!(f, "__va_list {{ __stack {overflow}, __gr_offs {gr}, __vr_offs {vr} }}")
+            }
+        }
+    }
+}
+
 impl fmt::Display for CallPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {}", self.abi, self.signature)?;
@@ -544,6 +585,12 @@ impl fmt::Display for CallPlan {
                 f,
                 "  ...   unnamed arguments: read one by one by the handler, as `va_arg` does"
             )?;
+        }
+        if self.signature.variadic {
+            match VaStartState::of(self) {
+                Ok(state) => writeln!(f, "  va_list {state}")?,
+                Err(e) => writeln!(f, "  va_list none: {e}")?,
+            }
         }
         write!(f, "  ret   {} (size {}): ", self.signature.ret, self.ret_layout.size)?;
         match &self.ret {
