@@ -326,19 +326,19 @@ impl Frame<'_> {
         let state = VaStartState::of(self.plan)?;
         let abi = self.plan.abi;
         let (int_regs, float_regs) = state.form.saved_registers();
-        let word = u64::from(self.word());
-        let int_reg = |i: u8| self.mem.read_word(self.arg_loc_addr(Loc::Int(i)), self.word());
         let stack = self.stack_args();
         let mut bytes = Vec::new();
-        let value = match (state.form, state.first) {
-            (VaStart::Stack, Loc::Stack(offset)) => stack + u64::from(offset),
-            (VaStart::HomeSpace, Loc::Int(first)) => {
-                for i in first..int_regs {
-                    self.mem.write_word(stack + u64::from(i) * word, self.word(), int_reg(i));
+        let value = match (state.form, state.pointer_offset()) {
+            (VaStart::Stack | VaStart::HomeSpace, Some(offset)) => {
+                if let (VaStart::HomeSpace, Loc::Int(first)) = (state.form, state.first) {
+                    for i in first..int_regs {
+                        let home = stack + u64::from(i) * u64::from(self.word());
+                        let reg = self.mem.read_word(self.arg_loc_addr(Loc::Int(i)), self.word());
+                        self.mem.write_word(home, self.word(), reg);
+                    }
                 }
-                stack + u64::from(first) * word
+                stack + u64::from(offset)
             }
-            (VaStart::HomeSpace, Loc::Stack(offset)) => stack + u64::from(offset),
             (VaStart::RegisterSaveArea, _) => {
                 let (gp_offset, fp_offset) = state.save_area_offsets();
                 bytes.extend(gp_offset.to_le_bytes());
@@ -362,7 +362,8 @@ impl Frame<'_> {
                 self.save_registers(&mut bytes, int_regs, float_regs);
                 at
             }
-            (form, first) => {
+            (form, _) => {
+                let first = state.first;
                 let what = format!("a {form:?} `va_list` whose first unnamed word is in {first}");
                 return Err(backcall_abi::AbiError::invalid(abi, &what));
             }

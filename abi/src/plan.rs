@@ -61,6 +61,16 @@ pub struct ArgPlan {
     pub pass: ArgPass,
 }
 
+impl ArgPass {
+    /// Where the argument's first piece, or its pointer, arrives.
+    pub fn first_loc(&self) -> Loc {
+        match self {
+            ArgPass::Direct(pieces) => pieces[0].loc,
+            ArgPass::Indirect { pointer } => *pointer,
+        }
+    }
+}
+
 /// Extension the callee applies to a sub-word integer result before returning it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Extend {
@@ -436,6 +446,17 @@ impl VaStartState {
         (-8 * left(int_regs, self.int_regs_used), -16 * left(float_regs, self.float_regs_used))
     }
 
+    /// Where a pointer form's `char *` points, as an offset from the first stack argument:
+    /// the first unnamed stack slot, or on Win64 the home slot of the first unnamed register
+    /// argument (8 bytes each); `None` for the record forms.
+    pub fn pointer_offset(&self) -> Option<u32> {
+        match (self.form, self.first) {
+            (VaStart::Stack | VaStart::HomeSpace, Loc::Stack(offset)) => Some(offset),
+            (VaStart::HomeSpace, Loc::Int(i)) => Some(u32::from(i) * 8),
+            _ => None,
+        }
+    }
+
     /// The state at the start of the unnamed arguments of `plan`'s calls, or why there is none
     /// (a signature without `...`).
     pub fn of(plan: &CallPlan) -> Result<VaStartState, AbiError> {
@@ -447,13 +468,7 @@ impl VaStartState {
         // Where each of n unnamed values of type `ty` would go.
         let locs = |ty: &Type, n: usize| -> Result<Vec<Loc>, AbiError> {
             let call = plan_call(abi, sig, &vec![ty.clone(); n])?;
-            let unnamed = call.args[sig.args.len()..].iter();
-            Ok(unnamed
-                .map(|a| match &a.pass {
-                    ArgPass::Direct(pieces) => pieces[0].loc,
-                    ArgPass::Indirect { pointer } => *pointer,
-                })
-                .collect())
+            Ok(call.args[sig.args.len()..].iter().map(|a| a.pass.first_loc()).collect())
         };
         let form = spec.va_start();
         let (int_regs, float_regs) = form.saved_registers();
@@ -541,19 +556,20 @@ fn reg_text(reg: Option<crate::Reg>) -> String {
     reg.map_or_else(|| "<no such register>".to_string(), |r| r.name().to_string())
 }
 
-/// The text form `backcall plan` prints and the snapshots hold.
 /// What `va_start` records, as `backcall plan` prints it: `__va_list_tag { gp_offset 8,
 /// fp_offset 48, overflow_arg_area stack+0 }`, or `char * stack+4`.
 impl fmt::Display for VaStartState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let overflow = Loc::Stack(self.overflow);
         match self.form {
-            VaStart::Stack | VaStart::HomeSpace => match self.first {
-                Loc::Int(i) => {
-                    write!(f, "char * {} (the home space)", Loc::Stack(u32::from(i) * 8))
+            VaStart::Stack | VaStart::HomeSpace => {
+                let at = self.pointer_offset().map_or(self.first, Loc::Stack);
+                write!(f, "char * {at}")?;
+                if matches!(self.first, Loc::Int(_)) {
+                    f.write_str(" (the home space)")?;
                 }
-                first => write!(f, "char * {first}"),
-            },
+                Ok(())
+            }
             VaStart::RegisterSaveArea => {
                 let (gp, fp) = self.save_area_offsets();
                 write!(f, "__va_list_tag {{ gp_offset {gp}, fp_offset {fp}, ")?;
@@ -567,6 +583,7 @@ impl fmt::Display for VaStartState {
     }
 }
 
+/// The text form `backcall plan` prints and the snapshots hold.
 impl fmt::Display for CallPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {}", self.abi, self.signature)?;

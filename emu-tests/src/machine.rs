@@ -552,10 +552,7 @@ impl Machine {
         let dispatch_sig =
             Signature::new(Type::scalar(Scalar::UInt), vec![Type::scalar(Scalar::Pointer)]);
         let dispatch_plan = abi.plan(&dispatch_sig)?;
-        let dispatch_arg = match &dispatch_plan.args[0].pass {
-            ArgPass::Direct(pieces) => pieces[0].loc,
-            ArgPass::Indirect { pointer } => *pointer,
-        };
+        let dispatch_arg = dispatch_plan.args[0].pass.first_loc();
         let spec = abi.spec();
         let core = Rc::new(Core {
             abi,

@@ -188,6 +188,12 @@ mod dynamic {
     }
 }
 
+/// A fresh temporary directory named `prefix...`, removed on drop.
+fn temporary_dir(prefix: &str) -> Result<tempfile::TempDir, RunError> {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir();
+    dir.map_err(|e| RunError(format!("temporary directory: {e}")))
+}
+
 /// A hand-written C file compiled by [`host_compiler`] into a shared library and loaded: for
 /// suites whose outside check is C of their own (C's `va_arg` reading a `va_list`). No C
 /// library is linked outside Windows: such C uses compiler headers only (`<stdarg.h>`).
@@ -200,10 +206,7 @@ impl CLibrary {
     /// Compiles `source` at `opt` and loads it.
     pub fn build(source: &str, opt: Opt) -> Result<CLibrary, RunError> {
         let compiler = host_compiler()?;
-        let dir = tempfile::Builder::new()
-            .prefix("backcall-c-")
-            .tempdir()
-            .map_err(|e| RunError(format!("temporary directory: {e}")))?;
+        let dir = temporary_dir("backcall-c-")?;
         let c_file = dir.path().join("suite.c");
         let lib_path = dir.path().join(format!("suite{}.{LIBRARY_SUFFIX}", opt.flag()));
         std::fs::write(&c_file, source)
@@ -250,10 +253,7 @@ impl Oracle {
         if prepared.is_empty() {
             return Ok(report);
         }
-        let dir = tempfile::Builder::new()
-            .prefix("backcall-oracle-")
-            .tempdir()
-            .map_err(|e| RunError(format!("temporary directory: {e}")))?;
+        let dir = temporary_dir("backcall-oracle-")?;
         let started = Instant::now();
         let lib = self.compile(dir.path(), opt, &mut prepared, &mut report)?;
         report.compile_time = started.elapsed();
