@@ -122,6 +122,19 @@ pub fn extract(req: &HeaderOptions, header: &Path) -> Result<Extracted, String> 
     }
     let mut ast: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("clang's AST of `{}` is not JSON: {e}", header.display()))?;
+    if out.stdout.windows(PACK_ATTR.len()).any(|w| w == PACK_ATTR.as_bytes()) {
+        let mut text = Command::new(&clang);
+        text.args(
+            cmd.get_args().map(|a| if a == "-ast-dump=json" { "-ast-dump".as_ref() } else { a }),
+        );
+        let dump = text.output().map_err(|e| format!("`{clang}` does not run ({e})"))?;
+        let values = pack_values(&String::from_utf8_lossy(&dump.stdout));
+        let mut values = values.into_iter();
+        let matched = annotate_packs(&mut ast, &mut values) && values.next().is_none();
+        if !matched {
+            strip_pack_values(&mut ast);
+        }
+    }
     Locations::default().fill(&mut ast);
     let mut walk = Walk::new(header);
     if let Some(decls) = ast["inner"].as_array() {
@@ -333,7 +346,8 @@ impl Walk {
         let mut members = Vec::new();
         let mut bitfield = None;
         let own = packing(node);
-        let mut layout = own.err().map(str::to_string);
+        let pack = pragma_pack(node);
+        let mut layout = own.err().or(pack.err()).map(str::to_string);
         for (k, inner) in node["inner"].as_array().into_iter().flatten().enumerate() {
             let line = self.locate(inner);
             match inner["kind"].as_str() {
@@ -393,7 +407,10 @@ impl Walk {
         }
         let attribute = own.ok().and_then(|p| p.attribute()).map(|a| format!(" {a}"));
         let attribute = attribute.unwrap_or_default();
-        let body = format!("{kind}{attribute} {tag} {{ {} }};", members.join(" "));
+        let mut body = format!("{kind}{attribute} {tag} {{ {} }};", members.join(" "));
+        if let Ok(Some(n)) = pack {
+            body = format!("_Pragma(\"pack(push, {n})\") {body} _Pragma(\"pack(pop)\")");
+        }
         if let Err(e) = self.decls.declare(&body) {
             self.declare(&tag, &format!("{kind} {tag};"));
             self.refused.push((tag.clone(), format!("`{kind} {tag}`: {e}")));
@@ -553,6 +570,54 @@ fn layout_attribute(node: &Value) -> Option<&'static str> {
     })
 }
 
+/// The node kind clang gives the `#pragma pack` in effect at a record's definition.
+const PACK_ATTR: &str = "MaxFieldAlignmentAttr";
+
+/// The value of every `#pragma pack` attribute in clang's text AST dump, in bytes, in the
+/// order the dump shows them: the JSON dump leaves the value out (`MaxFieldAlignmentAttr 0x…
+/// <<invalid sloc>> Implicit 16` is in bits).
+fn pack_values(dump: &str) -> Vec<Option<u32>> {
+    let values = dump.lines().filter(|l| l.contains(PACK_ATTR));
+    let bits = values.map(|l| l.split_whitespace().last().and_then(|v| v.parse::<u32>().ok()));
+    bits.map(|b| b.filter(|b| b % 8 == 0).map(|b| b / 8)).collect()
+}
+
+/// Gives each `#pragma pack` attribute node of the JSON AST its value (as `"bytes"`), from
+/// `values` in document order (both dumps walk the AST alike); false if `values` runs short.
+fn annotate_packs(node: &mut Value, values: &mut impl Iterator<Item = Option<u32>>) -> bool {
+    if node["kind"].as_str() == Some(PACK_ATTR) {
+        let Some(value) = values.next() else { return false };
+        if let (Some(map), Some(bytes)) = (node.as_object_mut(), value) {
+            map.insert("bytes".into(), bytes.into());
+        }
+    }
+    let inner = node.get_mut("inner").and_then(Value::as_array_mut);
+    inner.into_iter().flatten().all(|child| annotate_packs(child, values))
+}
+
+/// Drops the values [`annotate_packs`] gave, when the two dumps did not match: no record then
+/// gets a `#pragma pack` value that might be another's.
+fn strip_pack_values(node: &mut Value) {
+    if let Some(map) = node.as_object_mut() {
+        map.remove("bytes");
+    }
+    for child in node.get_mut("inner").and_then(Value::as_array_mut).into_iter().flatten() {
+        strip_pack_values(child);
+    }
+}
+
+/// The `#pragma pack` a record's body was defined under, in bytes (`None`: none).
+fn pragma_pack(node: &Value) -> Result<Option<u32>, &'static str> {
+    let attrs = node["inner"].as_array().into_iter().flatten();
+    match attrs.into_iter().find(|a| a["kind"].as_str() == Some(PACK_ATTR)) {
+        None => Ok(None),
+        Some(attr) => match attr["bytes"].as_u64().and_then(|b| u32::try_from(b).ok()) {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err("`#pragma pack` of a value clang's dump does not show"),
+        },
+    }
+}
+
 /// The layout attributes of a record or member, spelled the way a signature takes them
 /// (`__attribute__((packed, aligned(16)))`), or in words the one backcall cannot take.
 fn packing(node: &Value) -> Result<Packing, &'static str> {
@@ -567,7 +632,6 @@ fn packing(node: &Value) -> Result<Packing, &'static str> {
                 let n: u32 = value.ok_or("a bare `__attribute__((aligned))` (no value)")?;
                 packing.align = Some(packing.align.map_or(n, |m| m.max(n)));
             }
-            Some("MaxFieldAlignmentAttr") => return Err("`#pragma pack`"),
             Some("MSStructAttr") => return Err("`__attribute__((ms_struct))`"),
             Some("TransparentUnionAttr") => return Err("`__attribute__((transparent_union))`"),
             _ => {}

@@ -29,7 +29,11 @@
 //!   its keyword or its closing brace) and on a member (after its declarator); `_Alignas(N)` and
 //!   `alignas(N)` on a member. Each ABI lays them out by its compilers' rules
 //!   ([`backcall_abi::RecordRules`]). They are refused on parameters, results and typedefs, as
-//!   are `#pragma pack`, `vector_size`, `mode`, `ms_struct` and `transparent_union`.
+//!   are `vector_size`, `mode`, `ms_struct` and `transparent_union`.
+//! * `#pragma pack` (up to the end of its line) or `_Pragma("pack(...)")`, in the forms
+//!   `pack(N)`, `pack(push, N)`, `pack(push)`, `pack(pop)` and `pack()`, anywhere outside a
+//!   struct or union body: a body defined while `pack(N)` is in effect places no member on a
+//!   boundary above `N` ([`Aggregate::pack`]). The pack state starts empty in each input.
 //! * Bit-fields (`unsigned ready : 1;`, unnamed `int : 3;` and `int : 0;`) of any integer type,
 //!   enums and `_Bool` included; a member's `packed` may follow the width. Each ABI places them
 //!   by its record rules (System V's or Microsoft's storage units).
@@ -52,7 +56,7 @@ use backcall_abi::{
     MAX_SIGNATURE_NODES,
 };
 
-use lexer::{Tok, Token};
+use lexer::{Pragma, Tok, Token};
 use specifiers::{Kw, Specifiers};
 
 /// The deepest nesting of parentheses, brackets and braces the parser follows.
@@ -266,6 +270,7 @@ impl Declarations {
     /// ```
     pub fn declare(&mut self, src: &str) -> Result<(), ParseError> {
         let mut p = Parser::with(src, self.clone());
+        p.pack_at(src.len())?;
         while p.peek().tok != Tok::Eof {
             p.declaration()?;
         }
@@ -282,6 +287,8 @@ impl Declarations {
 
 struct Parser<'a> {
     toks: Vec<Token<'a>>,
+    /// the `#pragma`s and `_Pragma`s, in order
+    pragmas: Vec<Pragma<'a>>,
     pos: usize,
     nesting: usize,
     decls: Declarations,
@@ -296,7 +303,8 @@ impl<'a> Parser<'a> {
     }
 
     fn with(src: &'a str, decls: Declarations) -> Parser<'a> {
-        Parser { toks: lexer::tokenize(src), pos: 0, nesting: 0, decls, defining: Vec::new() }
+        let (toks, pragmas) = lexer::tokenize(src);
+        Parser { toks, pragmas, pos: 0, nesting: 0, decls, defining: Vec::new() }
     }
 
     fn peek(&self) -> Token<'a> {
@@ -364,6 +372,7 @@ impl<'a> Parser<'a> {
 // The whole input, typedefs, and the final conversion to a `Signature`.
 impl Parser<'_> {
     fn signature(&mut self) -> PResult<Signature> {
+        self.pack_at(usize::MAX)?;
         loop {
             if self.is_word("typedef") {
                 self.bump();
@@ -1043,14 +1052,18 @@ impl Parser<'_> {
             self.check_definable(kind, name, *tag_offset)?;
             self.defining.push(name.clone());
         }
+        let open = self.offset();
+        let pack = self.pack_at(open)?;
         let members = self.nested(|p| p.struct_body(kind));
         if tag.is_some() {
             self.defining.pop();
         }
         let members = members?;
+        self.same_pack_at_close(pack)?;
         self.record_attributes(&mut packing)?;
         let (name, tag_offset) = tag.unzip();
-        let obj = aggregate(kind, name.clone(), members, packing, offset)?;
+        let layout = RecordLayout { packing, pack };
+        let obj = aggregate(kind, name.clone(), members, layout, offset)?;
         match (name, tag_offset) {
             (Some(name), Some(at)) => Ok((Ty::Obj(self.define_tag(name, obj, at)?), Form::Tagged)),
             _ => Ok((Ty::Obj(obj), Form::AnonymousBody)),
@@ -1207,6 +1220,78 @@ impl Parser<'_> {
     }
 }
 
+// `#pragma pack`, the one pragma that changes a layout.
+impl Parser<'_> {
+    /// The `#pragma pack(N)` in effect at byte `offset`, after every pragma before it; `Err`
+    /// for the first of them that is no `#pragma pack` backcall reads.
+    fn pack_at(&self, offset: usize) -> PResult<Option<u32>> {
+        let (mut current, mut stack) = (None, Vec::new());
+        for pragma in self.pragmas.iter().take_while(|p| p.offset < offset) {
+            match pack_pragma(pragma)? {
+                PackPragma::Set(n) => current = n,
+                PackPragma::Push(n) => {
+                    stack.push(current);
+                    current = n.or(current);
+                }
+                PackPragma::Pop => {
+                    let Some(top) = stack.pop() else {
+                        let found = "`pack(pop)` with nothing pushed";
+                        return Err(error_at(pragma.offset, "a `pack(push)` before it", found));
+                    };
+                    current = top;
+                }
+            }
+        }
+        Ok(current)
+    }
+
+    /// Refuses a body whose `}` (the token before the current one) is under another
+    /// `#pragma pack` than its `{` (`pack`): compilers differ on when a record reads it (GCC
+    /// at the `}`, clang at the `{`). Pragmas inside that restore it (around a member's own
+    /// definition) are fine.
+    fn same_pack_at_close(&self, pack: Option<u32>) -> PResult<()> {
+        let close = self.toks.get(self.pos.saturating_sub(1)).map_or(0, |t| t.offset);
+        if self.pack_at(close)? == pack {
+            return Ok(());
+        }
+        let expected = "the `#pragma pack` the body began under, at its `}`";
+        Err(error_at(close, expected, "another one"))
+    }
+}
+
+/// What one `#pragma pack` does.
+enum PackPragma {
+    /// `pack(N)`, or `pack()` back to none
+    Set(Option<u32>),
+    /// `pack(push)`, or `pack(push, N)` then `pack(N)`
+    Push(Option<u32>),
+    /// `pack(pop)`
+    Pop,
+}
+
+/// Reads a pragma as `#pragma pack` (in its forms GCC, clang and MSVC all share).
+fn pack_pragma(pragma: &Pragma) -> PResult<PackPragma> {
+    const FORMS: &str = "`#pragma pack` as `pack(N)`, `pack(push, N)`, `pack(push)`, `pack(pop)` \
+         or `pack()`, N being 1, 2, 4, 8 or 16";
+    let found = || format!("`{}`", pragma.text);
+    let fail = || error_at(pragma.offset, FORMS, found());
+    let args = pragma.text.strip_prefix("pack").map(str::trim_start);
+    let args = args.and_then(|a| a.strip_prefix('(')?.strip_suffix(')')).ok_or_else(fail)?;
+    let args: Vec<&str> = args.split(',').map(str::trim).collect();
+    let value = |text: &str| match text.parse::<u32>() {
+        Ok(n @ (1 | 2 | 4 | 8 | 16)) => Ok(n),
+        _ => Err(fail()),
+    };
+    Ok(match args.as_slice() {
+        [""] => PackPragma::Set(None),
+        ["push"] => PackPragma::Push(None),
+        ["pop"] => PackPragma::Pop,
+        ["push", n] => PackPragma::Push(Some(value(n)?)),
+        [n] => PackPragma::Set(Some(value(n)?)),
+        _ => return Err(fail()),
+    })
+}
+
 /// A member as parsed: its name, its type, its layout attributes and a bit-field's width.
 struct Member {
     name: String,
@@ -1235,13 +1320,20 @@ fn add_member(
     Ok(())
 }
 
+/// A record's own layout attributes and the `#pragma pack` its body is under.
+struct RecordLayout {
+    packing: Packing,
+    pack: Option<u32>,
+}
+
 fn aggregate(
     kind: AggregateKind,
     tag: Option<String>,
     members: Vec<Member>,
-    packing: Packing,
+    layout: RecordLayout,
     offset: usize,
 ) -> PResult<Obj> {
+    let RecordLayout { packing, pack } = layout;
     let depth = 1 + members.iter().map(|m| m.obj.depth).max().unwrap_or(0);
     let nodes = members.iter().fold(1usize, |n, m| n.saturating_add(m.obj.nodes));
     check_measures(depth, nodes, offset)?;
@@ -1249,7 +1341,7 @@ fn aggregate(
         .into_iter()
         .map(|m| Field { name: m.name, ty: m.obj.ty, packing: m.packing, bits: m.bits })
         .collect();
-    let ty = Type::Aggregate(Arc::new(Aggregate { kind, tag, fields, packing }));
+    let ty = Type::Aggregate(Arc::new(Aggregate { kind, tag, fields, packing, pack }));
     Ok(Obj { ty, depth, nodes })
 }
 

@@ -299,7 +299,8 @@ fn small(ty: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
     ty.prop_filter("type too large", |t| nodes(t) <= MAX_NODES).boxed()
 }
 
-/// A struct or union of 1 to [`MAX_FIELDS`] members drawn from `member` (some as arrays).
+/// A struct or union of 1 to [`MAX_FIELDS`] members drawn from `member` (some as arrays), now
+/// and then under a `#pragma pack(N)`.
 fn aggregate(member: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
     let kind = prop_oneof![3 => Just(AggregateKind::Struct), 1 => Just(AggregateKind::Union)];
     let tag = proptest::option::weighted(0.25, any_identifier());
@@ -309,14 +310,15 @@ fn aggregate(member: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
     // mostly few members, so that deep nesting stays small enough to reach
     let fields = prop_oneof![3 => vec(field.clone(), 1..=4), 1 => vec(field, 1..=MAX_FIELDS)];
     let fields = fields.prop_filter("a named member", |f| f.iter().any(|f| !f.name.is_empty()));
-    (kind, tag, fields, any_packing(32, 10))
-        .prop_map(|(kind, tag, mut fields, packing)| {
+    let pack = prop_oneof![11 => Just(None), 1 => select(vec![1, 2, 4, 8, 16]).prop_map(Some)];
+    (kind, tag, fields, any_packing(32, 10), pack)
+        .prop_map(|(kind, tag, mut fields, packing, pack)| {
             if kind == AggregateKind::Union {
                 // `: 0` in a union is refused (it ends no storage unit there)
                 fields.retain(|f| f.bits != Some(0));
             }
             let fields = unique_names(fields);
-            Type::Aggregate(Arc::new(Aggregate { kind, tag, fields, packing }))
+            Type::Aggregate(Arc::new(Aggregate { kind, tag, fields, packing, pack }))
         })
         .boxed()
 }
@@ -419,14 +421,15 @@ impl TagFixer {
     /// Fixes the members first, so that a body is final before its tag is compared.
     fn aggregate(&mut self, a: &Aggregate) -> Arc<Aggregate> {
         let fields = a.fields.iter().map(|f| Field { ty: self.ty(&f.ty), ..f.clone() }).collect();
-        let mut fixed = Aggregate { kind: a.kind, tag: None, fields, packing: a.packing };
+        let mut fixed = Aggregate { tag: None, fields, ..a.clone() };
         let Some(mut tag) = a.tag.clone() else { return Arc::new(fixed) };
         loop {
             match self.bodies.get(&tag) {
                 Some(first)
                     if first.kind == fixed.kind
                         && first.fields == fixed.fields
-                        && first.packing == fixed.packing =>
+                        && first.packing == fixed.packing
+                        && first.pack == fixed.pack =>
                 {
                     return first.clone();
                 }

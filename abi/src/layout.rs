@@ -4,8 +4,9 @@
 //! layout follows the C rules every covered ABI shares: a member is placed at the next offset
 //! that is a multiple of its alignment, the aggregate's alignment is its largest member's, and
 //! its size is rounded up to that alignment. The layout attributes: `packed` makes a member's
-//! alignment 1, `aligned(N)` raises a member's or a record's alignment to at least `N`; how the
-//! two combine is the ABI's ([`RecordRules`]).
+//! alignment 1, `aligned(N)` raises a member's or a record's alignment to at least `N`, and a
+//! record defined under `#pragma pack(N)` ([`Aggregate::pack`]) aligns no member above `N`; how
+//! they combine is the ABI's ([`RecordRules`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -348,7 +349,8 @@ impl Layouts<'_> {
                     return Err(AbiError::unsupported(abi, &what));
                 }
                 let named = !f.name.is_empty() || self.spec.unnamed_bit_fields_align();
-                let placed = cursor.bit_field(rules, &layout, width, packed, named);
+                let how = BitFieldRules { rules, packed, named, pack: agg.pack };
+                let placed = cursor.bit_field(how, &layout, width);
                 align = align.max(placed.record_align);
                 (placed.bit / 8, Some(BitRange { shift: placed.bit % 8, width, packed }))
             } else {
@@ -358,7 +360,7 @@ impl Layouts<'_> {
                     false => attribute,
                 };
                 required_align = required_align.max(required);
-                let member_align = if packed { 1 } else { layout.align }.max(required);
+                let member_align = member_align(rules, packed, agg.pack, layout.align, required);
                 align = align.max(member_align);
                 (cursor.member(member_align, layout.size), None)
             };
@@ -419,17 +421,10 @@ impl BitCursor {
     }
 
     /// Places a bit-field of the declared type `ty` by the record rules.
-    fn bit_field(
-        &mut self,
-        rules: RecordRules,
-        ty: &Layout,
-        width: u32,
-        packed: bool,
-        named: bool,
-    ) -> PlacedBits {
-        match rules {
-            RecordRules::Gcc => self.gcc_bit_field(ty, width, packed, named),
-            RecordRules::Msvc => self.msvc_bit_field(ty, width, packed),
+    fn bit_field(&mut self, how: BitFieldRules, ty: &Layout, width: u32) -> PlacedBits {
+        match how.rules {
+            RecordRules::Gcc => self.gcc_bit_field(how, ty, width),
+            RecordRules::Msvc => self.msvc_bit_field(how, ty, width),
         }
     }
 
@@ -438,21 +433,25 @@ impl BitCursor {
     /// unless it would then cross a boundary of its type's alignment further than the type's
     /// size reaches; `packed` packs the bits with no such boundary. `: 0` moves to the next
     /// boundary of its type. Unnamed bit-fields align the record only where the ABI says so
-    /// (`named` is then true for them too).
-    fn gcc_bit_field(&mut self, ty: &Layout, width: u32, packed: bool, named: bool) -> PlacedBits {
+    /// (`named` is then true for them too). Under `#pragma pack(N)` no bit-field moves to
+    /// avoid a crossing, and the alignment it gives its record is at most `N` (clang's
+    /// `ItaniumRecordLayoutBuilder::LayoutBitField`, GCC's `place_field`).
+    fn gcc_bit_field(&mut self, how: BitFieldRules, ty: &Layout, width: u32) -> PlacedBits {
         let unit_bits = u64::from(ty.size) * 8;
         let align_bits = u64::from(ty.align) * 8;
+        let record_align = how.gcc_record_align(ty, width);
         if self.kind == AggregateKind::Union {
             self.bit = self.bit.max(u64::from(width));
-            return PlacedBits { bit: 0, record_align: gcc_record_align(ty, width, packed, named) };
+            return PlacedBits { bit: 0, record_align };
         }
         let crosses = self.bit % align_bits + u64::from(width) > unit_bits;
-        if width == 0 || (!packed && crosses) {
+        let may_pad = !how.packed && how.pack.is_none();
+        if width == 0 || (may_pad && crosses) {
             self.bit = self.bit.next_multiple_of(align_bits);
         }
         let bit = u32::try_from(self.bit).unwrap_or(u32::MAX);
         self.bit += u64::from(width);
-        PlacedBits { bit, record_align: gcc_record_align(ty, width, packed, named) }
+        PlacedBits { bit, record_align }
     }
 
     /// Microsoft's rule (as clang's MS record layout and GCC's `-mms-bitfields` implement it):
@@ -460,8 +459,8 @@ impl BitCursor {
     /// bit-fields after it share that unit while their type has the same size and the bits
     /// fit. `: 0` ends an open unit (and aligns the record) and is ignored otherwise. Named or
     /// not, a bit-field aligns the record.
-    fn msvc_bit_field(&mut self, ty: &Layout, width: u32, packed: bool) -> PlacedBits {
-        let align = if packed { 1 } else { ty.align };
+    fn msvc_bit_field(&mut self, how: BitFieldRules, ty: &Layout, width: u32) -> PlacedBits {
+        let align = member_align(how.rules, how.packed, how.pack, ty.align, 1);
         let unit_bits = ty.size * 8;
         if self.kind == AggregateKind::Union {
             // A union's `: 0` counts only after a bit-field, as in a struct.
@@ -494,13 +493,53 @@ impl BitCursor {
     }
 }
 
-/// The alignment a System V bit-field gives its record: its type's unless packed or unnamed;
-/// where unnamed bit-fields align the record (AAPCS64), `: 0` does so even when packed.
-fn gcc_record_align(ty: &Layout, width: u32, packed: bool, named: bool) -> u32 {
-    match (named, packed) {
-        (true, false) => ty.align,
-        (true, true) if width == 0 => ty.align,
-        _ => 1,
+/// How a bit-field is placed: the record rules, and what packs it.
+#[derive(Clone, Copy)]
+struct BitFieldRules {
+    rules: RecordRules,
+    /// `packed` (its own or its record's)
+    packed: bool,
+    /// whether it aligns its record (named, or unnamed where the ABI says so)
+    named: bool,
+    /// its record's `#pragma pack(N)`
+    pack: Option<u32>,
+}
+
+impl BitFieldRules {
+    /// The alignment a System V bit-field gives its record: its type's (at most the
+    /// `#pragma pack`) unless packed or unnamed; where unnamed bit-fields align the record
+    /// (AAPCS64), `: 0` does so even when packed, and is not capped by `#pragma pack`. Under
+    /// `#pragma pack`, a packed bit-field counts as unpacked (GCC and clang agree: clang's
+    /// `LayoutBitField` takes the unpacked alignment there).
+    fn gcc_record_align(&self, ty: &Layout, width: u32) -> u32 {
+        match (self.named, self.packed) {
+            (true, _) if width == 0 => ty.align,
+            (true, packed) if !packed || self.pack.is_some() => {
+                ty.align.min(self.pack.unwrap_or(u32::MAX))
+            }
+            _ => 1,
+        }
+    }
+}
+
+/// The alignment of a member whose type is `type_align`-aligned and which `required` (its
+/// `aligned(N)`; under MSVC's rules also what its type requires) must have. `packed` makes it
+/// 1, `#pragma pack(N)` at most `N`. GCC's rules cap a member's own `aligned(N)` by the
+/// `#pragma pack` too (clang's `ItaniumRecordLayoutBuilder::LayoutField`: "The maximum field
+/// alignment overrides the aligned attribute"); MSVC's keep what is required
+/// (`MicrosoftRecordLayoutBuilder::getAdjustedElementInfo`).
+fn member_align(
+    rules: RecordRules,
+    packed: bool,
+    pack: Option<u32>,
+    type_align: u32,
+    required: u32,
+) -> u32 {
+    let cap = pack.unwrap_or(u32::MAX);
+    let packed_align = if packed { 1 } else { type_align.min(cap) };
+    match rules {
+        RecordRules::Gcc => if packed { 1 } else { type_align }.max(required).min(cap),
+        RecordRules::Msvc => packed_align.max(required),
     }
 }
 

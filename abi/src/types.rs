@@ -270,6 +270,9 @@ pub struct Aggregate {
     pub fields: Vec<Field>,
     /// The struct's or union's `packed` and `aligned(N)` attributes.
     pub packing: Packing,
+    /// The `#pragma pack(N)` in effect where the body was defined: no member is placed on a
+    /// boundary above `N` bytes (`None`: no `#pragma pack`).
+    pub pack: Option<u32>,
 }
 
 impl Aggregate {
@@ -285,7 +288,7 @@ impl Aggregate {
     /// assert_eq!(Type::Aggregate(point.into()).to_string(), "struct point { int x; int y; }");
     /// ```
     pub fn new(kind: AggregateKind, tag: Option<String>, fields: Vec<Field>) -> Aggregate {
-        Aggregate { kind, tag, fields, packing: Packing::NONE }
+        Aggregate { kind, tag, fields, packing: Packing::NONE, pack: None }
     }
 }
 
@@ -345,7 +348,7 @@ impl Type {
             .enumerate()
             .map(|(i, ty)| Field::new(format!("f{i}"), ty))
             .collect();
-        Type::Aggregate(Arc::new(Aggregate { kind, tag: None, fields, packing: Packing::NONE }))
+        Type::Aggregate(Arc::new(Aggregate::new(kind, None, fields)))
     }
 }
 
@@ -450,12 +453,22 @@ impl Type {
 /// Arrays only occur as named members and are printed by [`Field`]'s printer.
 impl fmt::Display for Type {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        write!(f, "{}", InPack(self, None))
+    }
+}
+
+/// A type printed where `#pragma pack` is `.1` (`None`: none): a struct or union defined
+/// under another one is wrapped in `_Pragma("pack(push, N)")` ... `_Pragma("pack(pop)")`.
+struct InPack<'a>(&'a Type, Option<u32>);
+
+impl fmt::Display for InPack<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             Type::Void => f.write_str("void"),
             Type::Scalar(s) => f.write_str(s.c_name()),
             Type::Complex(s) => write!(f, "{} _Complex", s.c_name()),
-            Type::Aggregate(a) => write!(f, "{a}"),
-            Type::Array(elem, n) => write!(f, "{elem}[{n}]"),
+            Type::Aggregate(a) => a.fmt_in(f, self.1),
+            Type::Array(elem, n) => write!(f, "{}[{n}]", InPack(elem, self.1)),
             Type::VaList => f.write_str("va_list"),
         }
     }
@@ -463,6 +476,19 @@ impl fmt::Display for Type {
 
 impl fmt::Display for Aggregate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_in(f, None)
+    }
+}
+
+impl Aggregate {
+    /// Prints the definition where `outer` is the `#pragma pack` in effect.
+    fn fmt_in(&self, f: &mut fmt::Formatter<'_>, outer: Option<u32>) -> fmt::Result {
+        let pragma = self.pack != outer;
+        match (pragma, self.pack) {
+            (false, _) => {}
+            (true, Some(n)) => write!(f, "_Pragma(\"pack(push, {n})\") ")?,
+            (true, None) => f.write_str("_Pragma(\"pack(push)\") _Pragma(\"pack()\") ")?,
+        }
         f.write_str(match self.kind {
             AggregateKind::Struct => "struct ",
             AggregateKind::Union => "union ",
@@ -475,14 +501,26 @@ impl fmt::Display for Aggregate {
         }
         f.write_str("{ ")?;
         for field in &self.fields {
-            write!(f, "{field} ")?;
+            field.fmt_in(f, self.pack)?;
+            f.write_str(" ")?;
         }
-        f.write_str("}")
+        f.write_str("}")?;
+        if pragma {
+            f.write_str(" _Pragma(\"pack(pop)\")")?;
+        }
+        Ok(())
     }
 }
 
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_in(f, None)
+    }
+}
+
+impl Field {
+    /// Prints the member of a record defined under `#pragma pack` `pack`.
+    fn fmt_in(&self, f: &mut fmt::Formatter<'_>, pack: Option<u32>) -> fmt::Result {
         // Peel array dimensions: `int a[2][3]` is Array(Array(int, 3), 2).
         let mut dims = Vec::new();
         let mut ty = &self.ty;
@@ -490,11 +528,12 @@ impl fmt::Display for Field {
             dims.push(*n);
             ty = elem;
         }
+        let other = InPack(ty, pack);
         match (ty, self.bits) {
-            (other, Some(width)) if self.name.is_empty() => write!(f, "{other} : {width}")?,
-            (other, Some(width)) => write!(f, "{other} {} : {width}", self.name)?,
+            (_, Some(width)) if self.name.is_empty() => write!(f, "{other} : {width}")?,
+            (_, Some(width)) => write!(f, "{other} {} : {width}", self.name)?,
             (Type::Scalar(Scalar::Pointer), None) => write!(f, "void *{}", self.name)?,
-            (other, None) => write!(f, "{other} {}", self.name)?,
+            (_, None) => write!(f, "{other} {}", self.name)?,
         }
         for n in dims {
             write!(f, "[{n}]")?;

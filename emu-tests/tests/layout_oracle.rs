@@ -23,9 +23,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use backcall_abi::arbitrary::any_aggregate_type;
-use backcall_abi::{
-    Abi, AbiErrorKind, Aggregate, AggregateKind, Field, Layout, Packing, Scalar, Type,
-};
+use backcall_abi::{Abi, AbiErrorKind, Aggregate, AggregateKind, Field, Layout, Scalar, Type};
 use backcall_oracle::cgen;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngSeed, TestRunner};
@@ -97,12 +95,9 @@ fn arr(elem: Type, n: u32) -> Type {
 /// Types whose layouts are known to differ between ABIs (ARCHITECTURE.md §3, §7), checked on every run.
 fn fixed_types() -> Vec<Type> {
     use Scalar::*;
-    let point = Type::Aggregate(Arc::new(Aggregate {
-        kind: AggregateKind::Struct,
-        tag: Some("point".into()),
-        fields: vec![Field::new("x", sc(Float)), Field::new("y", sc(Float))],
-        packing: Packing::NONE,
-    }));
+    let fields = vec![Field::new("x", sc(Float)), Field::new("y", sc(Float))];
+    let point = Aggregate::new(AggregateKind::Struct, Some("point".into()), fields);
+    let point = Type::Aggregate(Arc::new(point));
     vec![
         // i386 SysV aligns double and 8-byte integers to 4 inside structs; MSVC to 8.
         st([sc(Char), sc(Double)]),
@@ -157,6 +152,21 @@ fn fixed_types() -> Vec<Type> {
         parsed("struct __attribute__((packed)) { char c; struct { int a; } __attribute__((aligned(2))) s; }"),
         parsed("struct __attribute__((packed)) { char c; int i __attribute__((aligned(1))); }"),
         parsed("struct __attribute__((packed)) { char c; struct { char c; int i __attribute__((aligned(2))); } n; }"),
+        // `#pragma pack(N)`: no member above N; GCC's rules cap a member's `aligned(N)` too,
+        // MSVC's keep what it requires; no bit-field moves to avoid a crossing
+        parsed(r#"_Pragma("pack(push, 2)") struct { char c; int i; double d; long long l; }"#),
+        parsed(r#"_Pragma("pack(1)") struct { char c; long long l; short s; }"#),
+        parsed(r#"_Pragma("pack(4)") union { char c[5]; double d; }"#),
+        parsed(r#"_Pragma("pack(16)") struct { char c; double d; }"#),
+        parsed(r#"_Pragma("pack(2)") struct { char c; int i __attribute__((aligned(8))); }"#),
+        parsed(r#"_Pragma("pack(2)") struct { char c; struct { char d; } __attribute__((aligned(8))) in; }"#),
+        parsed(r#"_Pragma("pack(4)") struct __attribute__((aligned(16))) { char c; double d; }"#),
+        parsed(r#"_Pragma("pack(4)") struct __attribute__((packed)) { char c; double d; }"#),
+        parsed(r#"_Pragma("pack(2)") struct { char c; int a : 20; int b : 20; short s : 3; }"#),
+        parsed(r#"_Pragma("pack(2)") struct { char c : 7; int x : 30; char d; }"#),
+        parsed(r#"_Pragma("pack(2)") struct { char c; int : 0; char d; long long e : 3; }"#),
+        parsed(r#"_Pragma("pack(1)") struct { char c; _Pragma("pack(push)") _Pragma("pack()") struct { char d; int i; } in _Pragma("pack(pop)"); short s; }"#),
+        parsed(r#"struct { char c; _Pragma("pack(push, 2)") struct { char d; double x; } in _Pragma("pack(pop)"); }"#),
         // `long double`: x87's on i386 and x86-64 SysV, binary128 on AArch64 Linux, `double`
         // on Windows and Apple arm64; a complex: a struct of two
         st([sc(Char), sc(LongDouble)]),

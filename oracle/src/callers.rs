@@ -149,7 +149,11 @@ fn write_caller(abi: Abi, p: &Prepared, out: &mut String) {
         types.push((format!("bc_a{i}"), ty, layout));
     }
     for (name, ty, layout) in &types {
-        let _ = writeln!(out, "  typedef {};", printer.declaration(ty, name));
+        let declaration = printer.declaration(ty, name);
+        for line in printer.take_definitions().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        let _ = writeln!(out, "  typedef {declaration};");
         for fact in cgen::layout_facts(name, layout) {
             let _ = writeln!(out, "  {}", fact.static_assert());
         }
@@ -226,7 +230,7 @@ fn untagged(ty: &Type) -> Type {
                 .iter()
                 .map(|f| backcall_abi::Field { ty: untagged(&f.ty), ..f.clone() })
                 .collect(),
-            packing: agg.packing,
+            ..(**agg).clone()
         })),
         Type::Array(elem, n) => Type::Array(Box::new(untagged(elem)), *n),
         other => other.clone(),
@@ -238,12 +242,15 @@ fn untagged(ty: &Type) -> Type {
 fn write_target(abi: Abi, p: &Prepared, conv: Convention, out: &mut String) {
     let n = p.index;
     let sig = &p.case.signature;
-    let mut printer = cgen::TypePrinter::new();
     let t = |what: &str| format!("bc_t{n}_{what}");
-    let _ = writeln!(out, "typedef {};", printer.declaration(&untagged(&sig.ret), &t("r")));
-    for (i, ty) in sig.args.iter().enumerate() {
-        let _ =
-            writeln!(out, "typedef {};", printer.declaration(&untagged(ty), &t(&format!("a{i}"))));
+    // (file scope: the out-of-line records of each case get tags of their own)
+    let mut printer = cgen::TypePrinter::with_prefix(&t(""));
+    let types = std::iter::once((&sig.ret, t("r")));
+    let types = types.chain(sig.args.iter().enumerate().map(|(i, ty)| (ty, t(&format!("a{i}")))));
+    for (ty, name) in types {
+        let declaration = printer.declaration(&untagged(ty), &name);
+        out.push_str(&printer.take_definitions());
+        let _ = writeln!(out, "typedef {declaration};");
     }
     let total: u32 = p.args.iter().map(|l| l.size).sum();
     let _ = writeln!(out, "void *{};", env_name(n));

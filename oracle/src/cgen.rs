@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use backcall_abi::{Abi, AggregateKind, Layout, Shape, Type, VaList};
+use backcall_abi::{Abi, Aggregate, AggregateKind, Layout, Shape, Type, VaList};
 
 /// Typedefs for the `<stdint.h>`/`<stddef.h>` names that [`Type`] prints, without headers.
 ///
@@ -52,19 +52,46 @@ pub fn va_list_typedef(abi: Abi) -> &'static str {
 /// Prints types as C declarations, defining each struct/union tag once per printer.
 ///
 /// Use one printer per C scope: tags defined inside a block are local to it.
+///
+/// A record defined under another `#pragma pack` than the one around it
+/// ([`backcall_abi::Aggregate::pack`]) is defined out of line, between `#pragma pack(push, N)`
+/// and `#pragma pack(pop)`, since compilers take no pragma inside a declaration: the
+/// declaration refers to it by its tag (an anonymous one gets a tag from the printer's prefix),
+/// and [`TypePrinter::take_definitions`] gives the definitions, which must come first in the
+/// same scope.
 #[derive(Debug, Default)]
 pub struct TypePrinter {
     defined_tags: HashSet<String>,
+    /// the start of the tags given to anonymous records defined out of line
+    prefix: String,
+    /// the records defined out of line, not yet taken
+    definitions: String,
 }
 
 impl TypePrinter {
     /// A printer for a scope where no tag is defined yet.
     pub fn new() -> TypePrinter {
-        TypePrinter::default()
+        TypePrinter::with_prefix("bc_")
+    }
+
+    /// A printer whose out-of-line records are tagged `<prefix>pack<k>`: distinct prefixes
+    /// keep printers sharing one scope from clashing.
+    pub fn with_prefix(prefix: &str) -> TypePrinter {
+        TypePrinter { prefix: prefix.to_string(), ..TypePrinter::default() }
+    }
+
+    /// The records defined out of line since the last call, whole lines, in the order C needs.
+    pub fn take_definitions(&mut self) -> String {
+        std::mem::take(&mut self.definitions)
     }
 
     /// `ty` declared as `name`: `int x`, `void *p`, `struct { char f0; } s[2][3]`.
     pub fn declaration(&mut self, ty: &Type, name: &str) -> String {
+        self.declaration_in(ty, name, None)
+    }
+
+    /// `ty` declared as `name` where `#pragma pack` is `pack`.
+    fn declaration_in(&mut self, ty: &Type, name: &str, pack: Option<u32>) -> String {
         // `int a[2][3]` is Array(Array(int, 3), 2): the outer dimension is printed first.
         let mut dims = String::new();
         let mut base = ty;
@@ -72,7 +99,7 @@ impl TypePrinter {
             let _ = write!(dims, "[{n}]");
             base = elem;
         }
-        let spec = self.specifier(base);
+        let spec = self.specifier(base, pack);
         // `void *` is printed glued to the name, as `types.rs` does.
         let sep = if name.is_empty() || spec.ends_with('*') { "" } else { " " };
         format!("{spec}{sep}{name}{dims}")
@@ -83,51 +110,80 @@ impl TypePrinter {
         self.declaration(ty, "")
     }
 
-    /// The type specifier of a non-array type.
-    fn specifier(&mut self, ty: &Type) -> String {
+    /// The type specifier of a non-array type, where `#pragma pack` is `pack`.
+    fn specifier(&mut self, ty: &Type, pack: Option<u32>) -> String {
         match ty {
-            Type::Aggregate(agg) => {
-                let keyword = match agg.kind {
-                    AggregateKind::Struct => "struct",
-                    AggregateKind::Union => "union",
-                };
-                let mut out = keyword.to_string();
-                if let Some(attribute) = agg.packing.attribute() {
-                    out.push(' ');
-                    out.push_str(&attribute);
-                }
-                if let Some(tag) = &agg.tag {
-                    out.push(' ');
-                    out.push_str(tag);
-                    if !self.defined_tags.insert(tag.clone()) {
-                        return out;
-                    }
-                }
-                out.push_str(" { ");
-                for field in &agg.fields {
-                    out.push_str(&self.declaration(&field.ty, &field.name));
-                    if let Some(width) = field.bits {
-                        out.push_str(&format!(" : {width}"));
-                    }
-                    if let Some(attribute) = field.packing.attribute() {
-                        out.push(' ');
-                        out.push_str(&attribute);
-                    }
-                    out.push_str("; ");
-                }
-                out.push('}');
-                out
-            }
+            Type::Aggregate(agg) if agg.pack != pack => self.out_of_line(agg),
+            Type::Aggregate(agg) => self.record(agg, agg.tag.clone()),
             Type::VaList => "bc_va_list".to_string(),
             // Scalars, `void`, `_Complex`: `types.rs` prints these as C already.
             other => other.to_string(),
         }
     }
+
+    /// `struct tag { ... }`, or `struct tag` once the tag is defined.
+    fn record(&mut self, agg: &Aggregate, tag: Option<String>) -> String {
+        let mut out = keyword(agg).to_string();
+        if let Some(attribute) = agg.packing.attribute() {
+            out.push(' ');
+            out.push_str(&attribute);
+        }
+        if let Some(tag) = tag {
+            out.push(' ');
+            out.push_str(&tag);
+            if !self.defined_tags.insert(tag) {
+                return out;
+            }
+        }
+        out.push_str(" { ");
+        for field in &agg.fields {
+            out.push_str(&self.declaration_in(&field.ty, &field.name, agg.pack));
+            if let Some(width) = field.bits {
+                out.push_str(&format!(" : {width}"));
+            }
+            if let Some(attribute) = field.packing.attribute() {
+                out.push(' ');
+                out.push_str(&attribute);
+            }
+            out.push_str("; ");
+        }
+        out.push('}');
+        out
+    }
+
+    /// Defines `agg` out of line under its own `#pragma pack`; answers `struct tag`.
+    fn out_of_line(&mut self, agg: &Aggregate) -> String {
+        let tag = match &agg.tag {
+            Some(tag) => tag.clone(),
+            None => format!("{}pack{}", self.prefix, self.defined_tags.len()),
+        };
+        let reference = format!("{} {tag}", keyword(agg));
+        if self.defined_tags.contains(&tag) {
+            return reference;
+        }
+        // (members defined under yet another pack go out of line first, before this one)
+        let body = self.record(agg, Some(tag));
+        let definition = match agg.pack {
+            Some(n) => format!("#pragma pack(push, {n})\n{body};\n#pragma pack(pop)\n"),
+            None => format!("{body};\n"),
+        };
+        self.definitions.push_str(&definition);
+        reference
+    }
 }
 
-/// `typedef <ty> name;`, printed in a fresh scope.
+fn keyword(agg: &Aggregate) -> &'static str {
+    match agg.kind {
+        AggregateKind::Struct => "struct",
+        AggregateKind::Union => "union",
+    }
+}
+
+/// `typedef <ty> name;`, printed in a fresh scope, after the records it defines out of line.
 pub fn typedef(ty: &Type, name: &str) -> String {
-    format!("typedef {};", TypePrinter::new().declaration(ty, name))
+    let mut printer = TypePrinter::new();
+    let declaration = printer.declaration(ty, name);
+    format!("{}typedef {declaration};", printer.take_definitions())
 }
 
 /// One member designator of a layout, as `__builtin_offsetof` accepts it.
@@ -317,16 +373,39 @@ mod tests {
 
     #[test]
     fn a_tag_is_defined_once_per_printer() {
-        let point = Type::Aggregate(Arc::new(Aggregate {
-            kind: AggregateKind::Struct,
-            tag: Some("point".into()),
-            fields: vec![Field::new("x", s(Scalar::Int))],
-            packing: backcall_abi::Packing::NONE,
-        }));
+        let fields = vec![Field::new("x", s(Scalar::Int))];
+        let point = Aggregate::new(AggregateKind::Struct, Some("point".into()), fields);
+        let point = Type::Aggregate(Arc::new(point));
         let pair = Type::anon_struct([point.clone(), point]);
         assert_eq!(
             typedef(&pair, "P"),
             "typedef struct { struct point { int x; } f0; struct point f1; } P;"
+        );
+    }
+
+    #[test]
+    fn records_under_another_pragma_pack_are_defined_out_of_line_first() {
+        let record = |pack, fields| {
+            let agg = Aggregate { pack, ..Aggregate::new(AggregateKind::Struct, None, fields) };
+            Type::Aggregate(Arc::new(agg))
+        };
+        let plain = record(None, vec![Field::new("d", s(Scalar::Double))]);
+        let packed =
+            record(Some(2), vec![Field::new("c", s(Scalar::Char)), Field::new("p", plain)]);
+        let outer = Type::anon_struct([packed.clone(), packed]);
+        // The unpacked record inside the packed one goes first, then the packed one between
+        // its pragmas; an anonymous record used twice is two types, as printed inline.
+        assert_eq!(
+            typedef(&outer, "T"),
+            "struct bc_pack1 { double d; };\n\
+             #pragma pack(push, 2)\n\
+             struct bc_pack0 { char c; struct bc_pack1 p; };\n\
+             #pragma pack(pop)\n\
+             struct bc_pack3 { double d; };\n\
+             #pragma pack(push, 2)\n\
+             struct bc_pack2 { char c; struct bc_pack3 p; };\n\
+             #pragma pack(pop)\n\
+             typedef struct { struct bc_pack0 f0; struct bc_pack2 f1; } T;"
         );
     }
 

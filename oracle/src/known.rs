@@ -137,8 +137,9 @@ pub const KNOWN: &[KnownIssue] = &[
     KnownIssue {
         upstream: "no upstream issue: GCC keeps its own record layout on Windows",
         summary: "mingw-w64 GCC lays out a packed struct or union by GCC's rules: `packed` \
-                  lowers a member whose type is `aligned(N)`, where MSVC (and clang for \
-                  Windows) keep the alignment the member's type requires",
+                  or `#pragma pack(N)` lowers a member whose type is `aligned(N)` (and \
+                  `#pragma pack` a member's own `aligned(N)`), where MSVC (and clang for \
+                  Windows) keep the alignment the member requires",
         family: Family::Gcc,
         majors: 0..=u32::MAX,
         abis: &[Abi::I386Win32, Abi::X86_64Win64],
@@ -436,14 +437,18 @@ fn carries_aligned(ty: &Type) -> bool {
 }
 
 /// The compiler rejected the caller's layout assertions, and some packed record of the
-/// signature has a member whose type carries an `aligned(N)`: where the two record layout
-/// families part ways.
+/// signature (`packed` or `#pragma pack`) has a member whose type carries an `aligned(N)`, or
+/// one under `#pragma pack` has a member with its own: where the two record layout families
+/// part ways.
 fn packed_over_aligned_layout(_: Abi, failure: &Failure) -> bool {
     fn packed_over_aligned(ty: &Type) -> bool {
         match ty {
             Type::Array(elem, _) => packed_over_aligned(elem),
             Type::Aggregate(agg) => agg.fields.iter().any(|f| {
-                ((agg.packing.packed || f.packing.packed) && carries_aligned(&f.ty))
+                let pragma = agg.pack.is_some();
+                let packed = agg.packing.packed || f.packing.packed || pragma;
+                (packed && carries_aligned(&f.ty))
+                    || (pragma && f.packing.align.is_some())
                     || packed_over_aligned(&f.ty)
             }),
             _ => false,

@@ -35,6 +35,7 @@ fn agg(kind: AggregateKind, tag: Option<&str>, fields: Vec<Field>) -> Type {
         tag: tag.map(str::to_string),
         fields,
         packing: Default::default(),
+        pack: None,
     }))
 }
 
@@ -654,4 +655,57 @@ fn layout_attributes_where_they_mean_nothing_or_too_much_are_errors() {
     fails("void (*)(int __attribute__((aligned(8))) a)", 28, "only on a struct or union");
     fails("typedef int __attribute__((aligned(8))) wide; void (*)(wide)", 27, "only on a struct");
     fails("void (*)(struct __attribute__((stdcall)) { int a; })", 16, "a layout attribute");
+}
+
+/// The `#pragma pack` of the argument `src`'s record and of its first member's record.
+fn packs(src: &str) -> (Option<u32>, Option<u32>) {
+    let Type::Aggregate(a) = arg(src) else { panic!("{src}") };
+    let inner = match &a.fields[0].ty {
+        Type::Aggregate(inner) => inner.pack,
+        _ => None,
+    };
+    (a.pack, inner)
+}
+
+#[test]
+fn pragma_pack_holds_for_the_bodies_defined_under_it() {
+    let pack2 = r#"_Pragma("pack(push, 2)") struct { char c; int i; } _Pragma("pack(pop)")"#;
+    assert_eq!(packs(pack2).0, Some(2));
+    // Pushed, set, popped, reset; `#pragma` lines end at the line's end.
+    let sig = parse(
+        "#pragma pack(4)\nstruct a { char c; double d; };\n#pragma pack(push, 1)\n\
+         struct b { char c; double d; };\n#pragma pack(pop)\nstruct c { char c; double d; };\n\
+         #pragma pack()\nvoid (*)(struct a, struct b, struct c, struct { char c; double d; })",
+    );
+    let each: Vec<Option<u32>> = sig
+        .args
+        .iter()
+        .map(|a| match a {
+            Type::Aggregate(a) => a.pack,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(each, [Some(4), Some(1), Some(4), None]);
+    assert_eq!(Abi::X86_64Sysv.layout(&sig.args[1]).map(|l| l.size), Ok(9));
+    // A member's record keeps the pack it was defined under, which the printer spells out.
+    let nested = r#"struct { struct { char c; int i; } in; } _Pragma("pack(1)")"#;
+    assert_eq!(packs(nested), (None, None));
+    let nested = r#"_Pragma("pack(1)") struct { _Pragma("pack(push)") _Pragma("pack()") struct { char c; int i; } in _Pragma("pack(pop)"); }"#;
+    assert_eq!(packs(nested), (Some(1), None));
+    round_trips(&parse(&format!("void (*)({nested}, {pack2})")));
+    round_trips(&sig);
+}
+
+#[test]
+fn a_pragma_backcall_cannot_read_is_an_error_at_its_offset() {
+    let forms = "`pack(N)`, `pack(push, N)`";
+    fails(r#"_Pragma("pack(3)") void (*)(int)"#, 0, forms);
+    fails(r#"void (*)(int) _Pragma("pack(push, 32)")"#, 14, forms);
+    fails("#pragma once\nvoid (*)(int)", 0, forms);
+    fails(r#"void (*)(int _Pragma("pack(pop)"))"#, 13, "a `pack(push)` before it");
+    // The body must end under the pack it began under.
+    let src = r#"void (*)(struct { char c; _Pragma("pack(1)") int i; })"#;
+    fails(src, src.len() - 2, "the `#pragma pack` the body began under");
+    // A `_Pragma` that is no string literal is a word, not a pragma.
+    fails(r#"_Pragma(pack) void (*)(int)"#, 0, "a type");
 }

@@ -52,11 +52,11 @@ typedef struct widget_aligned {
 } __attribute__((aligned(32))) widget_aligned;
 typedef widget_aligned (*widget_aligned_fn)(int n, widget_aligned a, struct widget_wire w);
 
-/* #pragma pack caps member alignment: not expressible yet. */
+/* #pragma pack caps member alignment, in nested records and bit-fields too. */
 #pragma pack(push, 2)
-typedef struct widget_pragma { char c; int i; } widget_pragma;
+typedef struct widget_pragma { char c; int i; struct { char d; double x; } in; unsigned f : 3; } widget_pragma;
 #pragma pack(pop)
-typedef void (*widget_pragma_fn)(widget_pragma p);
+typedef void (*widget_pragma_fn)(widget_pragma p, const char *name);
 
 /* Function-pointer parameters, one unnamed, one returning a function pointer. */
 int widget_each(void *list, int (*visit)(void *item, void *user), void *user);
@@ -71,5 +71,16 @@ typedef widget_mode (*widget_anon_fn)(widget_anon_t by_value, widget_mode mode);
 /* A flexible array member: a record a callback takes by pointer. */
 typedef struct widget_blob { size_t len; unsigned char data[]; } widget_blob;
 typedef int (*widget_blob_fn)(const widget_blob *blob, void *user);
+
+/* `#pragma pack(1)` then back to none; a record that holds one defined under another. */
+#pragma pack(1)
+struct widget_wire1 { char tag; long long value; short crc; };
+#pragma pack()
+struct widget_frame { char kind; struct widget_wire1 wire; double at; };
+typedef struct widget_wire1 (*widget_frame_fn)(struct widget_frame frame, struct widget_wire1 w);
+
+/* A transparent union passes as its first member: not expressible. */
+typedef union { int *ip; long *lp; } __attribute__((transparent_union)) widget_either;
+typedef void (*widget_either_fn)(widget_either either);
 
 #endif
