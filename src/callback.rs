@@ -417,12 +417,15 @@ pub(crate) fn store_handler<H: Handler>(handler: H) -> HandlerBox {
     let fits = std::mem::size_of::<H>() <= std::mem::size_of::<*mut ()>()
         && std::mem::align_of::<H>() <= std::mem::align_of::<*mut ()>();
     if fits {
-        let vt: &'static HandlerVt = &HandlerVt {
-            call: H::call,
-            drop: drop_inline::<H>,
-            typed: H::TYPED,
-            local: H::LOCAL,
-            serial: H::SERIAL,
+        let vt: &'static HandlerVt = &const {
+            HandlerVt {
+                call: H::call,
+                drop: drop_inline::<H>,
+                typed: H::TYPED,
+                local: H::LOCAL,
+                serial: H::SERIAL,
+                trivial_drop: !std::mem::needs_drop::<H>(),
+            }
         };
         let mut data: *mut () = std::ptr::null_mut();
         // SAFETY: `H` fits the word (size and alignment checked); the word was initialised.
@@ -435,6 +438,7 @@ pub(crate) fn store_handler<H: Handler>(handler: H) -> HandlerBox {
             typed: H::TYPED,
             local: H::LOCAL,
             serial: H::SERIAL,
+            trivial_drop: false,
         };
         HandlerBox { vt, data: Box::into_raw(Box::new(handler)).cast(), inline: false }
     }

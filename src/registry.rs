@@ -162,6 +162,9 @@ pub(crate) struct HandlerVt {
     pub local: bool,
     /// for a serialized callback: the lock of its group, from its handler data
     pub serial: Option<unsafe fn(*const ()) -> *const SerialLock>,
+    /// `drop` does nothing (a handler stored in place without drop glue): freeing its slot
+    /// then skips the contained drop
+    pub trivial_drop: bool,
 }
 
 /// The state of a free slot: no tag, and a vtable whose typed entry refuses, so that a typed
@@ -172,6 +175,7 @@ static FREE: HandlerVt = HandlerVt {
     typed: crate::typed::REFUSING_ENTRY,
     local: false,
     serial: None,
+    trivial_drop: true,
 };
 
 /// # Safety
@@ -788,6 +792,11 @@ impl Registry {
         pool.releases += 1;
         pool.queue(class).push_back((id, seq));
         drop(pool);
+        if info.is_none() && handler.vt.trivial_drop {
+            // Nothing to drop, on any thread: no handler code runs, nothing to contain.
+            std::mem::forget(handler);
+            return;
+        }
         let orphan = Orphan { handler, info, thunk: self.thunk(id) };
         if orphan.handler.vt.local && owner != me.key() {
             // A handler that is not `Send` is dropped by its owner thread (at its next create,

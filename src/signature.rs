@@ -270,7 +270,7 @@ impl Declarations {
     /// ```
     pub fn declare(&mut self, src: &str) -> Result<(), ParseError> {
         let mut p = Parser::with(src, self.clone());
-        p.pack_at(src.len())?;
+        p.read_pragmas()?;
         while p.peek().tok != Tok::Eof {
             p.declaration()?;
         }
@@ -289,6 +289,9 @@ struct Parser<'a> {
     toks: Vec<Token<'a>>,
     /// the `#pragma`s and `_Pragma`s, in order
     pragmas: Vec<Pragma<'a>>,
+    /// where each pragma starts and the `#pragma pack` in effect after it
+    /// ([`Parser::read_pragmas`])
+    packs: Vec<(usize, Option<u32>)>,
     pos: usize,
     nesting: usize,
     decls: Declarations,
@@ -304,7 +307,8 @@ impl<'a> Parser<'a> {
 
     fn with(src: &'a str, decls: Declarations) -> Parser<'a> {
         let (toks, pragmas) = lexer::tokenize(src);
-        Parser { toks, pragmas, pos: 0, nesting: 0, decls, defining: Vec::new() }
+        let packs = Vec::new();
+        Parser { toks, pragmas, packs, pos: 0, nesting: 0, decls, defining: Vec::new() }
     }
 
     fn peek(&self) -> Token<'a> {
@@ -372,7 +376,7 @@ impl<'a> Parser<'a> {
 // The whole input, typedefs, and the final conversion to a `Signature`.
 impl Parser<'_> {
     fn signature(&mut self) -> PResult<Signature> {
-        self.pack_at(usize::MAX)?;
+        self.read_pragmas()?;
         loop {
             if self.is_word("typedef") {
                 self.bump();
@@ -1053,7 +1057,7 @@ impl Parser<'_> {
             self.defining.push(name.clone());
         }
         let open = self.offset();
-        let pack = self.pack_at(open)?;
+        let pack = self.pack_at(open);
         let members = self.nested(|p| p.struct_body(kind));
         if tag.is_some() {
             self.defining.pop();
@@ -1222,11 +1226,11 @@ impl Parser<'_> {
 
 // `#pragma pack`, the one pragma that changes a layout.
 impl Parser<'_> {
-    /// The `#pragma pack(N)` in effect at byte `offset`, after every pragma before it; `Err`
-    /// for the first of them that is no `#pragma pack` backcall reads.
-    fn pack_at(&self, offset: usize) -> PResult<Option<u32>> {
+    /// Reads every pragma as a `#pragma pack`, in order, once: `Err` for the first that is
+    /// none backcall reads.
+    fn read_pragmas(&mut self) -> PResult<()> {
         let (mut current, mut stack) = (None, Vec::new());
-        for pragma in self.pragmas.iter().take_while(|p| p.offset < offset) {
+        for pragma in &self.pragmas {
             match pack_pragma(pragma)? {
                 PackPragma::Set(n) => current = n,
                 PackPragma::Push(n) => {
@@ -1241,8 +1245,15 @@ impl Parser<'_> {
                     current = top;
                 }
             }
+            self.packs.push((pragma.offset, current));
         }
-        Ok(current)
+        Ok(())
+    }
+
+    /// The `#pragma pack(N)` in effect at byte `offset` (after [`Parser::read_pragmas`]).
+    fn pack_at(&self, offset: usize) -> Option<u32> {
+        let before = self.packs.partition_point(|&(at, _)| at < offset);
+        before.checked_sub(1).and_then(|i| self.packs.get(i)).and_then(|&(_, pack)| pack)
     }
 
     /// Refuses a body whose `}` (the token before the current one) is under another
@@ -1251,7 +1262,7 @@ impl Parser<'_> {
     /// definition) are fine.
     fn same_pack_at_close(&self, pack: Option<u32>) -> PResult<()> {
         let close = self.toks.get(self.pos.saturating_sub(1)).map_or(0, |t| t.offset);
-        if self.pack_at(close)? == pack {
+        if self.pack_at(close) == pack {
             return Ok(());
         }
         let expected = "the `#pragma pack` the body began under, at its `}`";

@@ -15,6 +15,7 @@
 use std::any::TypeId;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::rc::Rc;
 
@@ -206,8 +207,10 @@ fn typed_arg<T: CType>(args: &Args, i: usize) -> T {
 /// The prototype of the `extern "C" fn` type `F`, planned once per thread and type (shared by
 /// reference: no atomic reference count per callback).
 fn prototype_of<F: 'static>(signature: impl FnOnce() -> Signature) -> Result<Rc<Prototype>, Error> {
+    type ById = BuildHasherDefault<TypeIdHasher>;
     thread_local! {
-        static PROTOTYPES: RefCell<HashMap<TypeId, Rc<Prototype>>> = RefCell::new(HashMap::new());
+        static PROTOTYPES: RefCell<HashMap<TypeId, Rc<Prototype>, ById>> =
+            RefCell::new(HashMap::default());
     }
     let key = TypeId::of::<F>();
     // (`try_with`: during the thread's teardown the map may be gone; plan afresh then)
@@ -217,6 +220,28 @@ fn prototype_of<F: 'static>(signature: impl FnOnce() -> Signature) -> Result<Rc<
     let proto = Rc::new(Prototype::from_signature(&signature())?);
     let _ = PROTOTYPES.try_with(|c| c.borrow_mut().insert(key, proto.clone()));
     Ok(proto)
+}
+
+/// Hashes a [`TypeId`], which is a hash already: SipHash was a tenth of creating a typed
+/// callback and releasing it.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // (a multiplicative mix, so that any part of the id spreads over the table's bits)
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// A typed closure `F` of the `extern "C" fn` type `Sig`, as a slot's handler: the typed
