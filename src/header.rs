@@ -200,6 +200,8 @@ struct Walk {
     display: std::collections::HashMap<String, String>,
     /// the tags given to anonymous records and enums, by clang's node id
     anonymous_ids: std::collections::HashMap<String, String>,
+    /// the text of each file a record's body was looked at in
+    sources: std::collections::HashMap<String, String>,
 }
 
 impl Walk {
@@ -218,6 +220,7 @@ impl Walk {
             candidates: Vec::new(),
             display: std::collections::HashMap::new(),
             anonymous_ids: std::collections::HashMap::new(),
+            sources: std::collections::HashMap::new(),
         }
     }
 
@@ -331,6 +334,30 @@ impl Walk {
         }
     }
 
+    /// Whether the source of a record's body (in the current file, when clang gives its
+    /// byte range there) holds a `#pragma` or `_Pragma`.
+    fn pragma_inside(&mut self, node: &Value) -> bool {
+        let range = &node["range"];
+        let (Some(begin), Some(end)) =
+            (range["begin"]["offset"].as_u64(), range["end"]["offset"].as_u64())
+        else {
+            return false; // (written by a macro: no byte range in the file)
+        };
+        let file = self.file.clone();
+        let text = self
+            .sources
+            .entry(file.clone())
+            .or_insert_with(|| std::fs::read_to_string(&file).unwrap_or_default());
+        let body = usize::try_from(begin).ok().zip(usize::try_from(end).ok());
+        let body = body.and_then(|(b, e)| text.get(b..e)).unwrap_or("");
+        body.contains("_Pragma")
+            || body.lines().any(|l| {
+                l.trim_start()
+                    .strip_prefix('#')
+                    .is_some_and(|d| d.trim_start().starts_with("pragma"))
+            })
+    }
+
     /// Declares a record (and the records and enums inside it first); answers its tag.
     fn record(&mut self, node: &Value, line: u64) -> Option<String> {
         let kind = node["tagUsed"].as_str().unwrap_or("struct").to_string();
@@ -348,6 +375,10 @@ impl Walk {
         let own = packing(node);
         let pack = pragma_pack(node);
         let mut layout = own.err().or(pack.err()).map(str::to_string);
+        if self.pragma_inside(node) {
+            // (clang reads the `#pragma pack` at the `{`, GCC at the `}`)
+            layout.get_or_insert("a `#pragma` inside its body".to_string());
+        }
         for (k, inner) in node["inner"].as_array().into_iter().flatten().enumerate() {
             let line = self.locate(inner);
             match inner["kind"].as_str() {
@@ -577,7 +608,12 @@ const PACK_ATTR: &str = "MaxFieldAlignmentAttr";
 /// order the dump shows them: the JSON dump leaves the value out (`MaxFieldAlignmentAttr 0x…
 /// <<invalid sloc>> Implicit 16` is in bits).
 fn pack_values(dump: &str) -> Vec<Option<u32>> {
-    let values = dump.lines().filter(|l| l.contains(PACK_ATTR));
+    // (a node's line: tree drawing, then its kind and address; a name may hold the word too)
+    let node = |l: &&str| {
+        let kind = l.trim_start_matches(['|', '`', '-', ' ']);
+        kind.strip_prefix(PACK_ATTR).is_some_and(|rest| rest.starts_with(" 0x"))
+    };
+    let values = dump.lines().filter(node);
     let bits = values.map(|l| l.split_whitespace().last().and_then(|v| v.parse::<u32>().ok()));
     bits.map(|b| b.filter(|b| b % 8 == 0).map(|b| b / 8)).collect()
 }
@@ -728,6 +764,15 @@ fn named(ty: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pack_values_come_from_attribute_nodes_only() {
+        let dump = "|-RecordDecl 0x1 <p.h:2:1, col:27> col:8 struct s definition\n\
+                    | |-MaxFieldAlignmentAttr 0x2 <<invalid sloc>> Implicit 16\n\
+                    |-RecordDecl 0x3 <line:5:1> col:8 struct MaxFieldAlignmentAttr_s definition\n\
+                    | `-MaxFieldAlignmentAttr 0x4 <<invalid sloc>> Implicit 8\n";
+        assert_eq!(pack_values(dump), [Some(2), Some(1)]);
+    }
 
     #[test]
     fn names_go_where_c_puts_them() {

@@ -31,9 +31,11 @@
 //!   ([`backcall_abi::RecordRules`]). They are refused on parameters, results and typedefs, as
 //!   are `vector_size`, `mode`, `ms_struct` and `transparent_union`.
 //! * `#pragma pack` (up to the end of its line) or `_Pragma("pack(...)")`, in the forms
-//!   `pack(N)`, `pack(push, N)`, `pack(push)`, `pack(pop)` and `pack()`, anywhere outside a
-//!   struct or union body: a body defined while `pack(N)` is in effect places no member on a
-//!   boundary above `N` ([`Aggregate::pack`]). The pack state starts empty in each input.
+//!   `pack(N)`, `pack(push, N)`, `pack(push)`, `pack(pop)` and `pack()`, between declarations,
+//!   parameters and members (not between a struct's keyword and its `{`, nor between its `}`
+//!   and its attributes): a body defined while `pack(N)` is in effect places no member on a
+//!   boundary above `N` ([`Aggregate::pack`]), and must end under the pack it began under
+//!   (GCC reads it at the `}`, clang at the `{`). The pack state starts empty in each input.
 //! * Bit-fields (`unsigned ready : 1;`, unnamed `int : 3;` and `int : 0;`) of any integer type,
 //!   enums and `_Bool` included; a member's `packed` may follow the width. Each ABI places them
 //!   by its record rules (System V's or Microsoft's storage units).
@@ -1057,14 +1059,20 @@ impl Parser<'_> {
             self.defining.push(name.clone());
         }
         let open = self.offset();
+        self.no_pragma_between(offset, open, "its `{`")?;
         let pack = self.pack_at(open);
         let members = self.nested(|p| p.struct_body(kind));
         if tag.is_some() {
             self.defining.pop();
         }
         let members = members?;
-        self.same_pack_at_close(pack)?;
+        let close = self.same_pack_at_close(pack)?;
+        let attributes = self.pos;
         self.record_attributes(&mut packing)?;
+        if self.pos != attributes {
+            let last = self.toks.get(self.pos - 1).map_or(close, |t| t.offset);
+            self.no_pragma_between(close, last, "its attributes")?;
+        }
         let (name, tag_offset) = tag.unzip();
         let layout = RecordLayout { packing, pack };
         let obj = aggregate(kind, name.clone(), members, layout, offset)?;
@@ -1260,13 +1268,27 @@ impl Parser<'_> {
     /// `#pragma pack` than its `{` (`pack`): compilers differ on when a record reads it (GCC
     /// at the `}`, clang at the `{`). Pragmas inside that restore it (around a member's own
     /// definition) are fine.
-    fn same_pack_at_close(&self, pack: Option<u32>) -> PResult<()> {
+    fn same_pack_at_close(&self, pack: Option<u32>) -> PResult<usize> {
         let close = self.toks.get(self.pos.saturating_sub(1)).map_or(0, |t| t.offset);
         if self.pack_at(close) == pack {
-            return Ok(());
+            return Ok(close);
         }
         let expected = "the `#pragma pack` the body began under, at its `}`";
         Err(error_at(close, expected, "another one"))
+    }
+}
+
+impl Parser<'_> {
+    /// Refuses a pragma between the bytes `from` and `to` of a struct or union specifier
+    /// (compilers take none there).
+    fn no_pragma_between(&self, from: usize, to: usize, before: &str) -> PResult<()> {
+        match self.packs.iter().find(|&&(at, _)| at > from && at < to) {
+            Some(&(at, _)) => {
+                let expected = format!("no pragma between a struct or union and {before}");
+                Err(error_at(at, expected, "a pragma"))
+            }
+            None => Ok(()),
+        }
     }
 }
 

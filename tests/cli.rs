@@ -48,7 +48,7 @@ fn plan_header_plans_every_callback_type_and_reports_the_rest() {
     assert!(text.contains("ret   long (size 4)"), "{text}");
     assert!(text.contains("struct widget_flags { unsigned int visible : 1;"), "{text}");
     assert!(
-        text.contains("23 callback types, 22 planned on every ABI asked, 1 unsupported"),
+        text.contains("24 callback types, 22 planned on every ABI asked, 2 unsupported"),
         "{text}"
     );
     let out = backcall(&["plan", "--header", header, "--only", "widget_move_fn"]);

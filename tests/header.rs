@@ -64,6 +64,7 @@ fn every_kind_of_callback_type_is_found_and_named_by_where_it_is() {
             "widget.h:widget_blob_fn",
             "widget.h:widget_frame_fn",
             "widget.h:widget_either_fn",
+            "widget.h:widget_torn_fn",
         ]
     );
     assert_eq!(named(&found, "widget.h:widget_event_fn").location, "widget/events.h:2");
@@ -112,6 +113,7 @@ fn what_backcall_cannot_express_is_reported_with_the_reason() {
     let found = found(&fixture("widget.h"), &[]);
     let why = |name: &str| named(&found, name).signature.clone().err().unwrap_or_default();
     assert!(why("widget.h:widget_either_fn").contains("transparent_union"), "{found:?}");
+    assert!(why("widget.h:widget_torn_fn").contains("a `#pragma` inside its body"), "{found:?}");
     assert_eq!(found.supported(), 22);
     // `va_list` stays each ABI's own type.
     let log = named(&found, "widget.h:widget_log_fn").signature.clone().unwrap();

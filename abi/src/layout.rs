@@ -326,6 +326,10 @@ impl Layouts<'_> {
             // gives them size 0 but ABIs disagree on passing.
             return Err(AbiError::unsupported(abi, "an empty struct or union"));
         }
+        if let Some(n) = agg.pack.filter(|n| !matches!(n, 1 | 2 | 4 | 8 | 16)) {
+            let what = format!("a `#pragma pack({n})` (compilers take 1, 2, 4, 8 or 16)");
+            return Err(AbiError::unsupported(abi, &what));
+        }
         let rules = self.spec.record_rules();
         let msvc = rules == RecordRules::Msvc;
         let mut fields = Vec::with_capacity(agg.fields.len());
@@ -652,6 +656,28 @@ mod tests {
         assert_eq!(size_align(Abi::X86_64Sysv, &ty), (5, 1));
         assert_eq!(size_align(Abi::Aarch64Apple, &ty), (5, 1));
         assert_eq!(size_align(Abi::Aarch64Aapcs64, &ty), (8, 4));
+    }
+
+    #[test]
+    fn pragma_pack_caps_members_by_each_family_s_rules() {
+        // #pragma pack(2) struct { char c; int i __attribute__((aligned(8))); }: GCC's rules
+        // cap the member's own alignment too (6, 2); Microsoft's keep what it requires (16, 8).
+        let aligned = Field {
+            packing: crate::types::Packing { packed: false, align: Some(8) },
+            ..Field::new("i", Type::Scalar(Scalar::Int))
+        };
+        let fields = vec![Field::new("c", Type::Scalar(Scalar::Char)), aligned];
+        let agg =
+            Aggregate { pack: Some(2), ..Aggregate::new(AggregateKind::Struct, None, fields) };
+        let ty = Type::Aggregate(Arc::new(agg.clone()));
+        assert_eq!(size_align(Abi::X86_64Sysv, &ty), (6, 2));
+        assert_eq!(size_align(Abi::X86_64Win64, &ty), (16, 8));
+        // A pack no compiler takes is an error, not a division by zero.
+        for n in [0, 3, 32] {
+            let bad = Type::Aggregate(Arc::new(Aggregate { pack: Some(n), ..agg.clone() }));
+            let err = layout_of(Abi::I386Sysv, &bad).unwrap_err();
+            assert!(err.to_string().contains("1, 2, 4, 8 or 16"), "{err}");
+        }
     }
 
     #[test]

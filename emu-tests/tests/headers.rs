@@ -88,6 +88,7 @@ fn what_backcall_cannot_express_is_unsupported_with_the_reason_on_every_abi_and_
     };
     // Not expressible: one line per ABI and level, with the reason.
     assert_eq!(unsupported("widget.h:widget_either_fn"), 12);
+    assert_eq!(unsupported("widget.h:widget_torn_fn"), 12);
     // The rest pass on the context route: `long`, `wchar_t`, structs, unions, bit-fields,
     // anonymous records by value, records under `#pragma pack`, and a variadic callback
     // called with the default unnamed arguments (which no typed stub takes).

@@ -53,12 +53,13 @@ pub fn va_list_typedef(abi: Abi) -> &'static str {
 ///
 /// Use one printer per C scope: tags defined inside a block are local to it.
 ///
-/// A record defined under another `#pragma pack` than the one around it
-/// ([`backcall_abi::Aggregate::pack`]) is defined out of line, between `#pragma pack(push, N)`
-/// and `#pragma pack(pop)`, since compilers take no pragma inside a declaration: the
-/// declaration refers to it by its tag (an anonymous one gets a tag from the printer's prefix),
-/// and [`TypePrinter::take_definitions`] gives the definitions, which must come first in the
-/// same scope.
+/// A tagged record, and one defined under another `#pragma pack` than the one around it
+/// ([`backcall_abi::Aggregate::pack`]), is defined out of line (the latter between
+/// `#pragma pack(push, N)` and `#pragma pack(pop)`, since compilers take no pragma inside a
+/// declaration), after the records it holds: the declaration refers to it by its tag (an
+/// anonymous one gets a tag from the printer's prefix), and [`TypePrinter::take_definitions`]
+/// gives the definitions, which must come first in the same scope. (Tagged records go out of
+/// line too, so that every tag is defined before any out-of-line record uses it.)
 #[derive(Debug, Default)]
 pub struct TypePrinter {
     defined_tags: HashSet<String>,
@@ -113,7 +114,7 @@ impl TypePrinter {
     /// The type specifier of a non-array type, where `#pragma pack` is `pack`.
     fn specifier(&mut self, ty: &Type, pack: Option<u32>) -> String {
         match ty {
-            Type::Aggregate(agg) if agg.pack != pack => self.out_of_line(agg),
+            Type::Aggregate(agg) if agg.pack != pack || agg.tag.is_some() => self.out_of_line(agg),
             Type::Aggregate(agg) => self.record(agg, agg.tag.clone()),
             Type::VaList => "bc_va_list".to_string(),
             // Scalars, `void`, `_Complex`: `types.rs` prints these as C already.
@@ -379,7 +380,7 @@ mod tests {
         let pair = Type::anon_struct([point.clone(), point]);
         assert_eq!(
             typedef(&pair, "P"),
-            "typedef struct { struct point { int x; } f0; struct point f1; } P;"
+            "struct point { int x; };\ntypedef struct { struct point f0; struct point f1; } P;"
         );
     }
 
@@ -392,7 +393,7 @@ mod tests {
         let plain = record(None, vec![Field::new("d", s(Scalar::Double))]);
         let packed =
             record(Some(2), vec![Field::new("c", s(Scalar::Char)), Field::new("p", plain)]);
-        let outer = Type::anon_struct([packed.clone(), packed]);
+        let outer = Type::anon_struct([packed.clone(), packed.clone()]);
         // The unpacked record inside the packed one goes first, then the packed one between
         // its pragmas; an anonymous record used twice is two types, as printed inline.
         assert_eq!(
@@ -406,6 +407,25 @@ mod tests {
              struct bc_pack2 { char c; struct bc_pack3 p; };\n\
              #pragma pack(pop)\n\
              typedef struct { struct bc_pack0 f0; struct bc_pack2 f1; } T;"
+        );
+        // A tag defined beside an out-of-line record that uses it is defined before it.
+        let tagged = |name: &str| Aggregate::new(AggregateKind::Struct, Some(name.into()), vec![]);
+        let a = Aggregate { fields: vec![Field::new("x", s(Scalar::Int))], ..tagged("a") };
+        let a = Type::Aggregate(Arc::new(a));
+        let uses_a =
+            record(Some(1), vec![Field::new("c", s(Scalar::Char)), Field::new("y", a.clone())]);
+        let o = Aggregate {
+            fields: vec![Field::new("f0", a), Field::new("f1", uses_a)],
+            ..tagged("o")
+        };
+        assert_eq!(
+            typedef(&Type::Aggregate(Arc::new(o)), "O"),
+            "struct a { int x; };\n\
+             #pragma pack(push, 1)\n\
+             struct bc_pack2 { char c; struct a y; };\n\
+             #pragma pack(pop)\n\
+             struct o { struct a f0; struct bc_pack2 f1; };\n\
+             typedef struct o O;"
         );
     }
 

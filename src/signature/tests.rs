@@ -706,6 +706,10 @@ fn a_pragma_backcall_cannot_read_is_an_error_at_its_offset() {
     // The body must end under the pack it began under.
     let src = r#"void (*)(struct { char c; _Pragma("pack(1)") int i; })"#;
     fails(src, src.len() - 2, "the `#pragma pack` the body began under");
+    // None between a struct's keyword and its `{`, or its `}` and its attributes.
+    fails(r#"void (*)(struct s _Pragma("pack(1)") { int i; })"#, 18, "and its `{`");
+    let src = r#"void (*)(struct { int i; } _Pragma("pack(1)") __attribute__((aligned(8))))"#;
+    fails(src, 27, "and its attributes");
     // A `_Pragma` that is no string literal is a word, not a pragma.
     fails(r#"_Pragma(pack) void (*)(int)"#, 0, "a type");
 }

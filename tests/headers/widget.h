@@ -83,4 +83,11 @@ typedef struct widget_wire1 (*widget_frame_fn)(struct widget_frame frame, struct
 typedef union { int *ip; long *lp; } __attribute__((transparent_union)) widget_either;
 typedef void (*widget_either_fn)(widget_either either);
 
+/* A #pragma inside a body: GCC reads the pack at the `}`, clang at the `{`. Refused. */
+struct widget_torn { char c; int i;
+#pragma pack(1)
+};
+#pragma pack()
+typedef void (*widget_torn_fn)(struct widget_torn torn);
+
 #endif
