@@ -122,17 +122,18 @@ pub fn extract(req: &HeaderOptions, header: &Path) -> Result<Extracted, String> 
     }
     let mut ast: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("clang's AST of `{}` is not JSON: {e}", header.display()))?;
-    if out.stdout.windows(PACK_ATTR.len()).any(|w| w == PACK_ATTR.as_bytes()) {
+    let packs = count_packs(&ast);
+    if packs > 0 {
         let mut text = Command::new(&clang);
         text.args(
             cmd.get_args().map(|a| if a == "-ast-dump=json" { "-ast-dump".as_ref() } else { a }),
         );
         let dump = text.output().map_err(|e| format!("`{clang}` does not run ({e})"))?;
         let values = pack_values(&String::from_utf8_lossy(&dump.stdout));
-        let mut values = values.into_iter();
-        let matched = annotate_packs(&mut ast, &mut values) && values.next().is_none();
-        if !matched {
-            strip_pack_values(&mut ast);
+        // (when the dumps disagree, no record gets a value that might be another's: each is
+        // then refused with the reason)
+        if values.len() == packs {
+            annotate_packs(&mut ast, &mut values.into_iter());
         }
     }
     Locations::default().fill(&mut ast);
@@ -618,27 +619,23 @@ fn pack_values(dump: &str) -> Vec<Option<u32>> {
     bits.map(|b| b.filter(|b| b % 8 == 0).map(|b| b / 8)).collect()
 }
 
+/// How many `#pragma pack` attribute nodes the JSON AST holds.
+fn count_packs(node: &Value) -> usize {
+    let own = usize::from(node["kind"].as_str() == Some(PACK_ATTR));
+    let inner = node["inner"].as_array().into_iter().flatten();
+    own + inner.map(count_packs).sum::<usize>()
+}
+
 /// Gives each `#pragma pack` attribute node of the JSON AST its value (as `"bytes"`), from
-/// `values` in document order (both dumps walk the AST alike); false if `values` runs short.
-fn annotate_packs(node: &mut Value, values: &mut impl Iterator<Item = Option<u32>>) -> bool {
+/// `values` in document order (both dumps walk the AST alike).
+fn annotate_packs(node: &mut Value, values: &mut impl Iterator<Item = Option<u32>>) {
     if node["kind"].as_str() == Some(PACK_ATTR) {
-        let Some(value) = values.next() else { return false };
-        if let (Some(map), Some(bytes)) = (node.as_object_mut(), value) {
+        if let (Some(map), Some(Some(bytes))) = (node.as_object_mut(), values.next()) {
             map.insert("bytes".into(), bytes.into());
         }
     }
-    let inner = node.get_mut("inner").and_then(Value::as_array_mut);
-    inner.into_iter().flatten().all(|child| annotate_packs(child, values))
-}
-
-/// Drops the values [`annotate_packs`] gave, when the two dumps did not match: no record then
-/// gets a `#pragma pack` value that might be another's.
-fn strip_pack_values(node: &mut Value) {
-    if let Some(map) = node.as_object_mut() {
-        map.remove("bytes");
-    }
     for child in node.get_mut("inner").and_then(Value::as_array_mut).into_iter().flatten() {
-        strip_pack_values(child);
+        annotate_packs(child, values);
     }
 }
 

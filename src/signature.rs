@@ -119,7 +119,7 @@ impl ParseError {
 /// assert_eq!(err.to_string(), "at byte 13: expected a parameter type other than `void`, found `void`");
 /// ```
 pub fn parse_signature(src: &str) -> Result<Signature, ParseError> {
-    Parser::new(src).signature()
+    Parser::new(src)?.signature()
 }
 
 type PResult<T> = Result<T, ParseError>;
@@ -271,8 +271,7 @@ impl Declarations {
     /// assert!(decls.declare("typedef nonsense;").is_err());
     /// ```
     pub fn declare(&mut self, src: &str) -> Result<(), ParseError> {
-        let mut p = Parser::with(src, self.clone());
-        p.read_pragmas()?;
+        let mut p = Parser::with(src, self.clone())?;
         while p.peek().tok != Tok::Eof {
             p.declaration()?;
         }
@@ -283,16 +282,13 @@ impl Declarations {
     /// Parses a signature (a function pointer type, or a typedef name of one) with these
     /// declarations in scope, as [`parse_signature`] does.
     pub fn signature(&self, src: &str) -> Result<Signature, ParseError> {
-        Parser::with(src, self.clone()).signature()
+        Parser::with(src, self.clone())?.signature()
     }
 }
 
 struct Parser<'a> {
     toks: Vec<Token<'a>>,
-    /// the `#pragma`s and `_Pragma`s, in order
-    pragmas: Vec<Pragma<'a>>,
-    /// where each pragma starts and the `#pragma pack` in effect after it
-    /// ([`Parser::read_pragmas`])
+    /// where each `#pragma` or `_Pragma` starts and the `#pragma pack` in effect after it
     packs: Vec<(usize, Option<u32>)>,
     pos: usize,
     nesting: usize,
@@ -303,14 +299,15 @@ struct Parser<'a> {
 
 // Token access. The token list always ends in `Eof`, and `pos` never moves past it.
 impl<'a> Parser<'a> {
-    fn new(src: &'a str) -> Parser<'a> {
+    fn new(src: &'a str) -> PResult<Parser<'a>> {
         Parser::with(src, Declarations::default())
     }
 
-    fn with(src: &'a str, decls: Declarations) -> Parser<'a> {
+    /// A parser over `src`; `Err` for the first pragma that is no `#pragma pack` backcall reads.
+    fn with(src: &'a str, decls: Declarations) -> PResult<Parser<'a>> {
         let (toks, pragmas) = lexer::tokenize(src);
-        let packs = Vec::new();
-        Parser { toks, pragmas, packs, pos: 0, nesting: 0, decls, defining: Vec::new() }
+        let packs = pack_states(&pragmas)?;
+        Ok(Parser { toks, packs, pos: 0, nesting: 0, decls, defining: Vec::new() })
     }
 
     fn peek(&self) -> Token<'a> {
@@ -378,7 +375,6 @@ impl<'a> Parser<'a> {
 // The whole input, typedefs, and the final conversion to a `Signature`.
 impl Parser<'_> {
     fn signature(&mut self) -> PResult<Signature> {
-        self.read_pragmas()?;
         loop {
             if self.is_word("typedef") {
                 self.bump();
@@ -1234,31 +1230,7 @@ impl Parser<'_> {
 
 // `#pragma pack`, the one pragma that changes a layout.
 impl Parser<'_> {
-    /// Reads every pragma as a `#pragma pack`, in order, once: `Err` for the first that is
-    /// none backcall reads.
-    fn read_pragmas(&mut self) -> PResult<()> {
-        let (mut current, mut stack) = (None, Vec::new());
-        for pragma in &self.pragmas {
-            match pack_pragma(pragma)? {
-                PackPragma::Set(n) => current = n,
-                PackPragma::Push(n) => {
-                    stack.push(current);
-                    current = n.or(current);
-                }
-                PackPragma::Pop => {
-                    let Some(top) = stack.pop() else {
-                        let found = "`pack(pop)` with nothing pushed";
-                        return Err(error_at(pragma.offset, "a `pack(push)` before it", found));
-                    };
-                    current = top;
-                }
-            }
-            self.packs.push((pragma.offset, current));
-        }
-        Ok(())
-    }
-
-    /// The `#pragma pack(N)` in effect at byte `offset` (after [`Parser::read_pragmas`]).
+    /// The `#pragma pack(N)` in effect at byte `offset`.
     fn pack_at(&self, offset: usize) -> Option<u32> {
         let before = self.packs.partition_point(|&(at, _)| at < offset);
         before.checked_sub(1).and_then(|i| self.packs.get(i)).and_then(|&(_, pack)| pack)
@@ -1276,9 +1248,7 @@ impl Parser<'_> {
         let expected = "the `#pragma pack` the body began under, at its `}`";
         Err(error_at(close, expected, "another one"))
     }
-}
 
-impl Parser<'_> {
     /// Refuses a pragma between the bytes `from` and `to` of a struct or union specifier
     /// (compilers take none there).
     fn no_pragma_between(&self, from: usize, to: usize, before: &str) -> PResult<()> {
@@ -1290,6 +1260,30 @@ impl Parser<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// Where each pragma starts and the `#pragma pack` in effect after it, reading each as a
+/// `#pragma pack`: `Err` for the first that is none backcall reads.
+fn pack_states(pragmas: &[Pragma]) -> PResult<Vec<(usize, Option<u32>)>> {
+    let (mut current, mut stack, mut states) = (None, Vec::new(), Vec::new());
+    for pragma in pragmas {
+        match pack_pragma(pragma)? {
+            PackPragma::Set(n) => current = n,
+            PackPragma::Push(n) => {
+                stack.push(current);
+                current = n.or(current);
+            }
+            PackPragma::Pop => {
+                let Some(top) = stack.pop() else {
+                    let found = "`pack(pop)` with nothing pushed";
+                    return Err(error_at(pragma.offset, "a `pack(push)` before it", found));
+                };
+                current = top;
+            }
+        }
+        states.push((pragma.offset, current));
+    }
+    Ok(states)
 }
 
 /// What one `#pragma pack` does.
@@ -1312,7 +1306,7 @@ fn pack_pragma(pragma: &Pragma) -> PResult<PackPragma> {
     let args = args.and_then(|a| a.strip_prefix('(')?.strip_suffix(')')).ok_or_else(fail)?;
     let args: Vec<&str> = args.split(',').map(str::trim).collect();
     let value = |text: &str| match text.parse::<u32>() {
-        Ok(n @ (1 | 2 | 4 | 8 | 16)) => Ok(n),
+        Ok(n) if backcall_abi::PRAGMA_PACK_VALUES.contains(&n) => Ok(n),
         _ => Err(fail()),
     };
     Ok(match args.as_slice() {

@@ -21,7 +21,10 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::types::{Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type};
+use crate::types::{
+    Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type,
+    PRAGMA_PACK_VALUES,
+};
 
 /// Aggregates nest at most this deep in the generated signatures.
 pub const MAX_LEVELS: u32 = 4;
@@ -310,7 +313,8 @@ fn aggregate(member: BoxedStrategy<Type>) -> BoxedStrategy<Type> {
     // mostly few members, so that deep nesting stays small enough to reach
     let fields = prop_oneof![3 => vec(field.clone(), 1..=4), 1 => vec(field, 1..=MAX_FIELDS)];
     let fields = fields.prop_filter("a named member", |f| f.iter().any(|f| !f.name.is_empty()));
-    let pack = prop_oneof![11 => Just(None), 1 => select(vec![1, 2, 4, 8, 16]).prop_map(Some)];
+    let pack =
+        prop_oneof![11 => Just(None), 1 => select(PRAGMA_PACK_VALUES.to_vec()).prop_map(Some)];
     (kind, tag, fields, any_packing(32, 10), pack)
         .prop_map(|(kind, tag, mut fields, packing, pack)| {
             if kind == AggregateKind::Union {

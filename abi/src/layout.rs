@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::abi::{Abi, AbiSpec};
-use crate::types::{Aggregate, AggregateKind, Scalar, Type};
+use crate::types::{Aggregate, AggregateKind, Scalar, Type, PRAGMA_PACK_VALUES};
 use crate::AbiError;
 
 /// The layout of a type on one ABI.
@@ -326,7 +326,7 @@ impl Layouts<'_> {
             // gives them size 0 but ABIs disagree on passing.
             return Err(AbiError::unsupported(abi, "an empty struct or union"));
         }
-        if let Some(n) = agg.pack.filter(|n| !matches!(n, 1 | 2 | 4 | 8 | 16)) {
+        if let Some(n) = agg.pack.filter(|n| !PRAGMA_PACK_VALUES.contains(n)) {
             let what = format!("a `#pragma pack({n})` (compilers take 1, 2, 4, 8 or 16)");
             return Err(AbiError::unsupported(abi, &what));
         }
@@ -540,10 +540,9 @@ fn member_align(
     required: u32,
 ) -> u32 {
     let cap = pack.unwrap_or(u32::MAX);
-    let packed_align = if packed { 1 } else { type_align.min(cap) };
     match rules {
         RecordRules::Gcc => if packed { 1 } else { type_align }.max(required).min(cap),
-        RecordRules::Msvc => packed_align.max(required),
+        RecordRules::Msvc => if packed { 1 } else { type_align.min(cap) }.max(required),
     }
 }
 

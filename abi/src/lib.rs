@@ -49,7 +49,7 @@ pub use plan::{
 pub use reg::{Reg, RegClass};
 pub use types::{
     Aggregate, AggregateKind, Convention, Field, Packing, Scalar, Signature, Type,
-    MAX_SIGNATURE_NODES,
+    MAX_SIGNATURE_NODES, PRAGMA_PACK_VALUES,
 };
 
 /// Why a signature or type has no plan on an ABI.

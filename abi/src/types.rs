@@ -216,6 +216,9 @@ impl Packing {
     }
 }
 
+/// The values `#pragma pack(N)` takes in every compiler covered (GCC, clang, MSVC).
+pub const PRAGMA_PACK_VALUES: [u32; 5] = [1, 2, 4, 8, 16];
+
 /// One member of a struct or union.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Field {

@@ -115,15 +115,15 @@ impl TypePrinter {
     fn specifier(&mut self, ty: &Type, pack: Option<u32>) -> String {
         match ty {
             Type::Aggregate(agg) if agg.pack != pack || agg.tag.is_some() => self.out_of_line(agg),
-            Type::Aggregate(agg) => self.record(agg, agg.tag.clone()),
+            Type::Aggregate(agg) => self.record(agg, None),
             Type::VaList => "bc_va_list".to_string(),
             // Scalars, `void`, `_Complex`: `types.rs` prints these as C already.
             other => other.to_string(),
         }
     }
 
-    /// `struct tag { ... }`, or `struct tag` once the tag is defined.
-    fn record(&mut self, agg: &Aggregate, tag: Option<String>) -> String {
+    /// `struct tag { ... }`, or `struct { ... }`.
+    fn record(&mut self, agg: &Aggregate, tag: Option<&str>) -> String {
         let mut out = keyword(agg).to_string();
         if let Some(attribute) = agg.packing.attribute() {
             out.push(' ');
@@ -131,10 +131,7 @@ impl TypePrinter {
         }
         if let Some(tag) = tag {
             out.push(' ');
-            out.push_str(&tag);
-            if !self.defined_tags.insert(tag) {
-                return out;
-            }
+            out.push_str(tag);
         }
         out.push_str(" { ");
         for field in &agg.fields {
@@ -152,18 +149,19 @@ impl TypePrinter {
         out
     }
 
-    /// Defines `agg` out of line under its own `#pragma pack`; answers `struct tag`.
+    /// Defines `agg` out of line under its own `#pragma pack` (once per tag); answers
+    /// `struct tag`.
     fn out_of_line(&mut self, agg: &Aggregate) -> String {
         let tag = match &agg.tag {
             Some(tag) => tag.clone(),
             None => format!("{}pack{}", self.prefix, self.defined_tags.len()),
         };
         let reference = format!("{} {tag}", keyword(agg));
-        if self.defined_tags.contains(&tag) {
+        if !self.defined_tags.insert(tag.clone()) {
             return reference;
         }
         // (members defined under yet another pack go out of line first, before this one)
-        let body = self.record(agg, Some(tag));
+        let body = self.record(agg, Some(&tag));
         let definition = match agg.pack {
             Some(n) => format!("#pragma pack(push, {n})\n{body};\n#pragma pack(pop)\n"),
             None => format!("{body};\n"),
