@@ -4,9 +4,11 @@
 //! slot lookup → announce the call (a hazard on the owner thread, else the slot's in-flight
 //! counter; see `registry.rs`) → stale check → thread policy → push the context on this
 //! thread's LIFO chain → run the handler (panics stopped here) → result written by the plan →
-//! pop → end the call → return code.
+//! pop → end the call → return code. The owner thread's call of a live callback runs inline;
+//! every other outcome leaves for a cold function.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 
 use backcall_abi::context::{RESULT_FLOAT_SLOTS, RESULT_INT_SLOTS};
 use backcall_abi::{Loc, ReturnCode};
@@ -75,49 +77,98 @@ pub(crate) trait CallSite {
 /// One call through `slot`: announce it (a hazard on the owner thread, else the slot's
 /// in-flight counter; see `registry.rs`), check that the callback is live and the thread may
 /// call it, run it, end the announcement (freeing a callback released meanwhile).
+///
+/// The owner thread's call of a live callback is the path inlined into every typed entry and
+/// the dispatcher; every other case leaves it for a cold function in tail position, so that
+/// the inlined path keeps nothing across a call but what the handler itself needs.
 #[inline(always)]
 pub(crate) fn call<C: CallSite>(slot: &'static Slot, site: C) -> C::Out {
-    let me = thread_state();
+    let Some(me) = current_thread_state() else { return first_call(slot, site) };
     let depth = me.depth.get();
-    me.depth.set(depth + 1);
-    let out = if (depth as usize) < HAZARDS && slot.owner() == me.key() {
-        owner_call(slot, me, depth as usize, site)
-    } else {
-        counted_call(slot, me, site)
-    };
-    me.depth.set(depth);
-    out
-}
-
-/// A call on the owner thread of a single-threaded callback: announced in this thread's
-/// hazards, no atomic read-modify-write.
-#[inline(always)]
-fn owner_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, depth: usize, site: C) -> C::Out {
-    let hazard = &me.hazards[depth];
-    hazard.store(slot.addr(), std::sync::atomic::Ordering::Relaxed);
+    if depth as usize >= HAZARDS || slot.owner() != me.key() {
+        return counted_call_at(slot, me, depth, site);
+    }
+    let hazard = &me.hazards[depth as usize];
+    hazard.store(slot.addr(), Ordering::Relaxed);
     me.light_fence();
     let state = slot.state();
     // Re-checked after reading the state: if the slot was freed and reused by another owner
     // since the first check, this call must not touch its handler (hazard.rs).
-    let mine = slot.owner() == me.key();
-    let out = if !Slot::is_live(state) {
-        Ok(site.stale(slot))
-    } else if mine {
-        // SAFETY: announced by the hazard, and the callback is this thread's own.
-        Ok(site.run(slot, unsafe { slot.live(state) }, me))
-    } else {
-        Err(site)
-    };
-    hazard.store(0, std::sync::atomic::Ordering::Release);
+    if !Slot::is_live(state) || slot.owner() != me.key() {
+        return withdrawn_call(slot, me, depth, site);
+    }
+    me.depth.set(depth + 1);
+    // SAFETY: announced by the hazard, and the callback is this thread's own: the owner,
+    // read after the state, is this thread's key (a slot is reused by its new owner only).
+    let out = site.run(slot, unsafe { slot.live(state) }, me);
+    me.depth.set(depth);
+    hazard.store(0, Ordering::Release);
+    me.light_fence();
+    if slot.released() {
+        return free_after(slot, out);
+    }
+    out
+}
+
+/// This thread's state, if it has called or made a callback before.
+#[inline(always)]
+fn current_thread_state() -> Option<&'static ThreadState> {
+    // SAFETY: a non-null pointer is a registered, never freed state.
+    unsafe { crate::hazard::current_state().as_ref() }
+}
+
+/// This thread's first call: registers its state, then calls.
+#[cold]
+#[inline(never)]
+fn first_call<C: CallSite>(slot: &'static Slot, site: C) -> C::Out {
+    let me = thread_state();
+    counted_call_at(slot, me, me.depth.get(), site)
+}
+
+/// An owner-thread call that announced itself by a hazard and found the callback released,
+/// or reused by another thread: the hazard is withdrawn (freeing what a release left to this
+/// call), then the counted call decides (stale, or refused).
+#[cold]
+#[inline(never)]
+fn withdrawn_call<C: CallSite>(
+    slot: &'static Slot,
+    me: &ThreadState,
+    depth: u32,
+    site: C,
+) -> C::Out {
+    me.hazards[depth as usize].store(0, Ordering::Release);
     me.light_fence();
     if slot.released() {
         registry().try_free(slot);
     }
-    // Not this thread's callback after all: the ordinary counted call decides (wrong thread).
-    out.unwrap_or_else(|site| counted_call(slot, me, site))
+    counted_call_at(slot, me, depth, site)
+}
+
+/// The end of a call through a callback released while it ran: frees it, passes `out` on.
+#[cold]
+#[inline(never)]
+fn free_after<T>(slot: &'static Slot, out: T) -> T {
+    registry().try_free(slot);
+    out
+}
+
+/// A counted call at `depth` (the depth is kept for the calls it makes, and for
+/// `return_from_context`).
+#[inline(never)]
+fn counted_call_at<C: CallSite>(
+    slot: &'static Slot,
+    me: &ThreadState,
+    depth: u32,
+    site: C,
+) -> C::Out {
+    me.depth.set(depth + 1);
+    let out = counted_call(slot, me, site);
+    me.depth.set(depth);
+    out
 }
 
 /// Any other call: counted in the slot's in-flight counter.
+#[inline(always)]
 fn counted_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, site: C) -> C::Out {
     slot.enter_counted();
     let state = slot.state_counted();
@@ -344,6 +395,63 @@ mod tests {
         assert_eq!(f(41), 42);
         releaser.join().unwrap();
         assert!(dropped.load(Ordering::SeqCst), "the ending call freed the released callback");
+    }
+
+    /// Another thread calls callbacks while their owner releases them, thousands of times
+    /// (its calls announce themselves by a hazard, find the callback not theirs and withdraw
+    /// it, or find it released): a single-threaded handler never runs there (refused: -1, or
+    /// stale: 0), a serialized one runs or is stale, and every handler is dropped once.
+    #[test]
+    fn foreign_calls_race_owner_releases() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        static RAN_ELSEWHERE: AtomicBool = AtomicBool::new(false);
+        struct Counted(std::thread::ThreadId);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        const N: usize = 2000;
+        let proto = Prototype::new("int (*)(int)").unwrap();
+        let (tx, rx) = mpsc::channel::<(usize, bool)>();
+        let caller = std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            for (thunk, serialized) in rx {
+                // SAFETY: a thunk of `int (*)(int)`, live or released (a stale call is defined).
+                let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(thunk) };
+                for _ in 0..3 {
+                    answers.push((f(1), serialized));
+                }
+            }
+            answers
+        });
+        for i in 0..N {
+            let serialized = i % 2 == 1;
+            let policy =
+                if serialized { ThreadPolicy::Serialized } else { ThreadPolicy::SingleThreaded };
+            let c = Counted(std::thread::current().id());
+            let cb = proto
+                .callback(policy, move |a| {
+                    if !serialized && std::thread::current().id() != c.0 {
+                        RAN_ELSEWHERE.store(true, Ordering::SeqCst);
+                    }
+                    a.i32(0) + 1
+                })
+                .unwrap();
+            tx.send((cb.code_ptr() as usize, serialized)).unwrap();
+            if i % 3 == 0 {
+                std::thread::yield_now();
+            }
+            drop(cb);
+        }
+        drop(tx);
+        let answers = caller.join().unwrap();
+        assert!(!RAN_ELSEWHERE.load(Ordering::SeqCst), "a single-threaded handler ran elsewhere");
+        for (answer, serialized) in answers {
+            let allowed: &[i32] = if serialized { &[2, 0] } else { &[-1, 0] };
+            assert!(allowed.contains(&answer), "answer {answer} (serialized: {serialized})");
+        }
+        assert_eq!(DROPS.load(Ordering::SeqCst), N, "every handler dropped once");
     }
 
     /// Calls on the owner thread race releases on another thread, thousands of times: every

@@ -235,6 +235,12 @@ pub(crate) fn in_callback() -> bool {
     unsafe { current::get().as_ref() }.is_some_and(|st| st.depth.get() > 0)
 }
 
+/// This thread's state pointer: null before its first use registers it.
+#[inline(always)]
+pub(crate) fn current_state() -> *const ThreadState {
+    current::get()
+}
+
 /// This thread's state (registered on first use).
 #[inline(always)]
 pub(crate) fn thread_state() -> &'static ThreadState {
@@ -329,12 +335,12 @@ impl ThreadState {
     /// state: a compiler fence when releases run [`heavy_barrier`], else a full fence.
     #[inline(always)]
     pub(crate) fn light_fence(&self) {
-        // `asymmetric()` was decided before this thread registered.
-        if self.asymmetric.get() {
-            compiler_fence(Ordering::SeqCst);
-        } else {
+        // `asymmetric()` was decided before this thread registered. (Written so that the
+        // asymmetric case falls through: no taken branch on the calls' hot path.)
+        if !self.asymmetric.get() {
             fence(Ordering::SeqCst);
         }
+        compiler_fence(Ordering::SeqCst);
     }
 }
 
