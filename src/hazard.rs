@@ -171,10 +171,17 @@ impl Drop for StateGuard {
 
 impl ThreadState {
     /// Drops the handlers other threads freed for this thread (see [`hand_to_owner`]).
+    #[inline]
     pub fn drop_orphans(&self) {
-        if !self.any_orphans.load(Ordering::Relaxed) {
-            return;
+        // (checked inline: every create and release asks, almost always for nothing)
+        if self.any_orphans.load(Ordering::Relaxed) {
+            self.drop_orphans_now();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_orphans_now(&self) {
         self.any_orphans.store(false, Ordering::Relaxed);
         let orphans = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|p| p.into_inner()));
         for orphan in orphans {

@@ -816,12 +816,19 @@ impl Registry {
     }
 
     /// Frees what [`Registry::defer_free`] put aside (called on create and release).
+    #[inline]
     fn free_deferred(&'static self) {
-        // A plain load first: the swap is a locked instruction, and nothing is deferred
-        // almost always.
-        if !self.any_deferred.load(Ordering::Relaxed)
-            || !self.any_deferred.swap(false, Ordering::Acquire)
-        {
+        // A plain load first, inline: the swap is a locked instruction, and nothing is
+        // deferred almost always.
+        if self.any_deferred.load(Ordering::Relaxed) {
+            self.free_deferred_now();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free_deferred_now(&'static self) {
+        if !self.any_deferred.swap(false, Ordering::Acquire) {
             return;
         }
         let slots = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
