@@ -101,12 +101,12 @@ pub(crate) fn call<C: CallSite>(slot: &'static Slot, site: C) -> C::Out {
     // SAFETY: announced by the hazard, and the callback is this thread's own: the owner,
     // read after the state, is this thread's key (a slot is reused by its new owner only).
     let out = site.run(slot, unsafe { slot.live(state) }, me);
-    me.depth.set(depth);
     hazard.store(0, Ordering::Release);
     me.light_fence();
     if slot.released() {
-        return free_after(slot, out);
+        return free_after(slot, me, depth, out);
     }
+    me.depth.set(depth);
     out
 }
 
@@ -139,16 +139,22 @@ fn withdrawn_call<C: CallSite>(
     me.hazards[depth as usize].store(0, Ordering::Release);
     me.light_fence();
     if slot.released() {
+        // (inside the call, as on every path: a panicking drop stays quiet)
+        me.depth.set(depth + 1);
         registry().try_free(slot);
+        me.depth.set(depth);
     }
     counted_call_at(slot, me, depth, site)
 }
 
-/// The end of a call through a callback released while it ran: frees it, passes `out` on.
+/// The end of a call through a callback released while it ran: frees it (still inside the
+/// call, so that a panic in the handler's drop stays as quiet as the handler's own), then
+/// leaves the call's depth and passes `out` on.
 #[cold]
 #[inline(never)]
-fn free_after<T>(slot: &'static Slot, out: T) -> T {
+fn free_after<T>(slot: &'static Slot, me: &ThreadState, depth: u32, out: T) -> T {
     registry().try_free(slot);
+    me.depth.set(depth);
     out
 }
 
@@ -397,6 +403,33 @@ mod tests {
         assert!(dropped.load(Ordering::SeqCst), "the ending call freed the released callback");
     }
 
+    /// A handler releases its own callback, then calls it again: the nested call is stale
+    /// (it withdraws its hazard; the outer call's hazard keeps the handler), and the outer
+    /// call's end frees it.
+    #[test]
+    fn a_call_after_releasing_itself_is_stale_and_the_outer_call_frees() {
+        thread_local! {
+            static SELF: std::cell::RefCell<Option<Callback>> = const { std::cell::RefCell::new(None) };
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let seen = dropped.clone();
+        let cb = Callback::new("int (*)(int)", move |args| {
+            let _ = &flag;
+            SELF.with(|s| drop(s.borrow_mut().take()));
+            // SAFETY: this callback's own thunk, now released (a stale call is defined).
+            let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(args.thunk()) };
+            assert_eq!(f(5), 0, "a call through the released callback is stale");
+            assert!(!seen.load(Ordering::SeqCst), "freed while its own call runs");
+            args.i32(0) + 1
+        })
+        .unwrap();
+        let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
+        SELF.with(|s| *s.borrow_mut() = Some(cb));
+        assert_eq!(f(1), 2);
+        assert!(dropped.load(Ordering::SeqCst), "the outer call's end freed it");
+    }
+
     /// Another thread calls callbacks while their owner releases them, thousands of times
     /// (its calls announce themselves by a hazard, find the callback not theirs and withdraw
     /// it, or find it released): a single-threaded handler never runs there (refused: -1, or
@@ -412,8 +445,13 @@ mod tests {
             }
         }
         const N: usize = 2000;
+        // The caller stays less than this many callbacks behind: a freed slot is reused only
+        // after DEFAULT_QUARANTINE releases, so an old thunk never reaches a later callback
+        // (of the other policy) and every answer is its own callback's.
+        const LAG: usize = crate::registry::DEFAULT_QUARANTINE as usize / 4;
         let proto = Prototype::new("int (*)(int)").unwrap();
         let (tx, rx) = mpsc::channel::<(usize, bool)>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
         let caller = std::thread::spawn(move || {
             let mut answers = Vec::new();
             for (thunk, serialized) in rx {
@@ -422,10 +460,14 @@ mod tests {
                 for _ in 0..3 {
                     answers.push((f(1), serialized));
                 }
+                let _ = done_tx.send(());
             }
             answers
         });
         for i in 0..N {
+            if i >= LAG {
+                done_rx.recv().unwrap();
+            }
             let serialized = i % 2 == 1;
             let policy =
                 if serialized { ThreadPolicy::Serialized } else { ThreadPolicy::SingleThreaded };
