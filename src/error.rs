@@ -92,6 +92,14 @@ pub enum CallbackError {
         /// what was wrong
         message: String,
     },
+    /// dropping a released callback's handler (its captures) panicked; the panic was stopped
+    /// there (what it had not freed yet may be leaked). No call's result is affected.
+    DropPanicked {
+        /// the thunk's address
+        thunk: usize,
+        /// the panic message
+        message: String,
+    },
 }
 
 impl CallbackError {
@@ -101,7 +109,8 @@ impl CallbackError {
             CallbackError::Stale { thunk }
             | CallbackError::WrongThread { thunk }
             | CallbackError::Panicked { thunk, .. }
-            | CallbackError::BadResult { thunk, .. } => *thunk,
+            | CallbackError::BadResult { thunk, .. }
+            | CallbackError::DropPanicked { thunk, .. } => *thunk,
         }
     }
 }
@@ -121,6 +130,9 @@ impl fmt::Display for CallbackError {
             }
             CallbackError::BadResult { thunk, message } => {
                 write!(f, "callback {thunk:#x}: {message}; returned zero")
+            }
+            CallbackError::DropPanicked { thunk, message } => {
+                write!(f, "dropping released callback {thunk:#x}'s handler panicked ({message})")
             }
         }
     }
@@ -172,13 +184,13 @@ pub(crate) fn report(e: CallbackError) {
     }
 }
 
-/// Runs `f` (user code: a handler's destructor), reporting a panic instead of unwinding (with
-/// the thunk `thunk` answers, asked only then).
-pub(crate) fn contain(thunk: impl FnOnce() -> usize, what: &str, f: impl FnOnce()) {
-    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        let message = format!("{what}: {}", panic_message(&*payload));
+/// Runs `drop` (user code: a released handler's destructor), reporting a panic instead of
+/// unwinding (with the thunk `thunk` answers, asked only then).
+pub(crate) fn contain_drop(thunk: impl FnOnce() -> usize, drop: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(drop)) {
+        let message = panic_message(&*payload);
         std::mem::forget(payload);
-        report(CallbackError::Panicked { thunk: thunk(), message });
+        report(CallbackError::DropPanicked { thunk: thunk(), message });
     }
 }
 
@@ -225,6 +237,7 @@ mod tests {
             (CallbackError::WrongThread { thunk }, "foreign thread"),
             (CallbackError::Panicked { thunk, message: message.into() }, "panicked"),
             (CallbackError::BadResult { thunk, message: message.into() }, "returned zero"),
+            (CallbackError::DropPanicked { thunk, message: message.into() }, "dropping released"),
         ]
     }
 

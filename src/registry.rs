@@ -600,9 +600,8 @@ impl Orphan {
     /// or into C.
     pub fn drop_here(self) {
         let Orphan { handler, info, thunk } = self;
-        crate::error::contain(
+        crate::error::contain_drop(
             || thunk,
-            "while dropping the released handler",
             move || {
                 drop(info);
                 drop(handler);

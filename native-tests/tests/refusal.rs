@@ -41,6 +41,7 @@ fn a_contained_panic_prints_one_line_and_no_backtrace() {
     assert!(stderr.contains("panicked (no negatives here)"), "{stderr}");
     assert!(stderr.contains("the context route's capture dropped"), "{stderr}");
     assert!(stderr.contains("the typed route's capture dropped"), "{stderr}");
+    assert_eq!(stderr.matches("dropping released callback").count(), 2, "{stderr}");
     assert!(!stderr.contains("backtrace"), "{stderr}");
     assert!(!stderr.contains("thread 'main'"), "{stderr}");
 }
