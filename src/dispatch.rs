@@ -408,24 +408,14 @@ mod tests {
     /// call's end frees it.
     #[test]
     fn a_call_after_releasing_itself_is_stale_and_the_outer_call_frees() {
-        thread_local! {
-            static SELF: std::cell::RefCell<Option<Callback>> = const { std::cell::RefCell::new(None) };
-        }
-        let dropped = Arc::new(AtomicBool::new(false));
-        let flag = DropFlag(dropped.clone());
-        let seen = dropped.clone();
-        let cb = Callback::new("int (*)(int)", move |args| {
-            let _ = &flag;
-            SELF.with(|s| drop(s.borrow_mut().take()));
+        let (f, dropped) = held_callback(|args, dropped| {
+            release_held();
             // SAFETY: this callback's own thunk, now released (a stale call is defined).
             let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(args.thunk()) };
             assert_eq!(f(5), 0, "a call through the released callback is stale");
-            assert!(!seen.load(Ordering::SeqCst), "freed while its own call runs");
+            assert!(!dropped.load(Ordering::SeqCst), "freed while its own call runs");
             args.i32(0) + 1
-        })
-        .unwrap();
-        let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
-        SELF.with(|s| *s.borrow_mut() = Some(cb));
+        });
         assert_eq!(f(1), 2);
         assert!(dropped.load(Ordering::SeqCst), "the outer call's end freed it");
     }
@@ -547,29 +537,49 @@ mod tests {
     /// frees only when the outermost call ends.
     #[test]
     fn deep_nesting_past_the_hazards_releases_after_the_outermost_call() {
-        thread_local! {
-            static SELF: std::cell::RefCell<Option<Callback>> = const { std::cell::RefCell::new(None) };
-        }
+        let (f, dropped) = held_callback(|args, dropped| {
+            let d = args.i32(0);
+            if d == 0 {
+                release_held();
+                return 0;
+            }
+            // SAFETY: this callback's own thunk (`int (*)(int)`).
+            let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(args.thunk()) };
+            let r = f(d - 1) + 1;
+            assert!(!dropped.load(Ordering::SeqCst), "freed while calls are in flight");
+            r
+        });
+        let depth = super::HAZARDS as i32 * 2;
+        assert_eq!(f(depth), depth);
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+
+    thread_local! {
+        static HELD: std::cell::RefCell<Option<Callback>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// An `int (*)(int)` callback held by this thread (its handler may release it with
+    /// [`release_held`]), and the flag its captures set when they are dropped (also handed to
+    /// the handler).
+    fn held_callback(
+        handler: impl Fn(&crate::Args, &AtomicBool) -> i32 + Send + Sync + 'static,
+    ) -> (extern "C" fn(i32) -> i32, Arc<AtomicBool>) {
         let dropped = Arc::new(AtomicBool::new(false));
         let flag = DropFlag(dropped.clone());
         let seen = dropped.clone();
         let cb = Callback::new("int (*)(int)", move |args| {
             let _ = &flag;
-            let d = args.i32(0);
-            if d == 0 {
-                SELF.with(|s| drop(s.borrow_mut().take()));
-                return 0;
-            }
-            let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(args.thunk()) };
-            let r = f(d - 1) + 1;
-            assert!(!seen.load(Ordering::SeqCst), "freed while calls are in flight");
-            r
+            handler(args, &seen)
         })
         .unwrap();
+        // SAFETY: the signature above.
         let f: extern "C" fn(i32) -> i32 = unsafe { cb.as_fn() };
-        SELF.with(|s| *s.borrow_mut() = Some(cb));
-        let depth = super::HAZARDS as i32 * 2;
-        assert_eq!(f(depth), depth);
-        assert!(dropped.load(Ordering::SeqCst));
+        HELD.with(|s| *s.borrow_mut() = Some(cb));
+        (f, dropped)
+    }
+
+    /// Releases the callback [`held_callback`] made on this thread.
+    fn release_held() {
+        HELD.with(|s| drop(s.borrow_mut().take()));
     }
 }
