@@ -8,14 +8,14 @@
 //! every other outcome leaves for a cold function.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use backcall_abi::context::{RESULT_FLOAT_SLOTS, RESULT_INT_SLOTS};
 use backcall_abi::{Loc, ReturnCode};
 
 use crate::context::{CallbackContext, FLOAT_SLOT_U64S};
 use crate::error::{report, CallbackError, Error};
-use crate::hazard::{thread_state, ThreadState, SERIALIZED};
+use crate::hazard::{current_state, thread_state, ThreadState, SERIALIZED};
 use crate::native::Native;
 use crate::registry::{registry, Live, SerialLock, Slot, HAZARDS};
 use crate::Args;
@@ -83,7 +83,7 @@ pub(crate) trait CallSite {
 /// the inlined path keeps nothing across a call but what the handler itself needs.
 #[inline(always)]
 pub(crate) fn call<C: CallSite>(slot: &'static Slot, site: C) -> C::Out {
-    let Some(me) = current_thread_state() else { return first_call(slot, site) };
+    let Some(me) = current_state() else { return first_call(slot, site) };
     let depth = me.depth.get();
     if depth as usize >= HAZARDS || slot.owner() != me.key() {
         return counted_call_at(slot, me, depth, site);
@@ -101,20 +101,20 @@ pub(crate) fn call<C: CallSite>(slot: &'static Slot, site: C) -> C::Out {
     // SAFETY: announced by the hazard, and the callback is this thread's own: the owner,
     // read after the state, is this thread's key (a slot is reused by its new owner only).
     let out = site.run(slot, unsafe { slot.live(state) }, me);
-    hazard.store(0, Ordering::Release);
-    me.light_fence();
-    if slot.released() {
+    if withdraw(hazard, me, slot) {
         return free_after(slot, me, depth, out);
     }
     me.depth.set(depth);
     out
 }
 
-/// This thread's state, if it has called or made a callback before.
+/// Ends a hazard-path announcement; answers whether the callback was released meanwhile (the
+/// call that withdraws the hazard is then the one to free it).
 #[inline(always)]
-fn current_thread_state() -> Option<&'static ThreadState> {
-    // SAFETY: a non-null pointer is a registered, never freed state.
-    unsafe { crate::hazard::current_state().as_ref() }
+fn withdraw(hazard: &AtomicUsize, me: &ThreadState, slot: &Slot) -> bool {
+    hazard.store(0, Ordering::Release);
+    me.light_fence();
+    slot.released()
 }
 
 /// This thread's first call: registers its state, then calls.
@@ -136,13 +136,10 @@ fn withdrawn_call<C: CallSite>(
     depth: u32,
     site: C,
 ) -> C::Out {
-    me.hazards[depth as usize].store(0, Ordering::Release);
-    me.light_fence();
-    if slot.released() {
-        // (inside the call, as on every path: a panicking drop stays quiet)
-        me.depth.set(depth + 1);
+    // (still inside the call, as on every path: a panicking drop stays quiet)
+    me.depth.set(depth + 1);
+    if withdraw(&me.hazards[depth as usize], me, slot) {
         registry().try_free(slot);
-        me.depth.set(depth);
     }
     counted_call_at(slot, me, depth, site)
 }
@@ -158,7 +155,8 @@ fn free_after<T>(slot: &'static Slot, me: &ThreadState, depth: u32, out: T) -> T
     out
 }
 
-/// A counted call at `depth` (the depth is kept for the calls it makes, and for
+/// A call counted in the slot's in-flight counter (any call but the owner thread's own, and
+/// calls nested deeper than the hazards), at `depth` (kept for the calls it makes, and for
 /// `return_from_context`).
 #[inline(never)]
 fn counted_call_at<C: CallSite>(
@@ -168,14 +166,6 @@ fn counted_call_at<C: CallSite>(
     site: C,
 ) -> C::Out {
     me.depth.set(depth + 1);
-    let out = counted_call(slot, me, site);
-    me.depth.set(depth);
-    out
-}
-
-/// Any other call: counted in the slot's in-flight counter.
-#[inline(always)]
-fn counted_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, site: C) -> C::Out {
     slot.enter_counted();
     let state = slot.state_counted();
     let out = if !Slot::is_live(state) {
@@ -193,6 +183,7 @@ fn counted_call<C: CallSite>(slot: &'static Slot, me: &ThreadState, site: C) -> 
         }
     };
     slot.exit_counted();
+    me.depth.set(depth);
     out
 }
 
@@ -334,11 +325,9 @@ pub unsafe fn return_from_context(ctx: *mut CallbackContext, code: ReturnCode) -
     }
     let depth = me.depth.get() - 1;
     let hazard = me.hazards.get(depth as usize);
-    match hazard.filter(|h| h.load(std::sync::atomic::Ordering::Relaxed) == slot.addr()) {
+    match hazard.filter(|h| h.load(Ordering::Relaxed) == slot.addr()) {
         Some(h) => {
-            h.store(0, std::sync::atomic::Ordering::Release);
-            me.light_fence();
-            if slot.released() {
+            if withdraw(h, me, slot) {
                 registry().defer_free(slot);
             }
         }
@@ -420,10 +409,10 @@ mod tests {
         assert!(dropped.load(Ordering::SeqCst), "the outer call's end freed it");
     }
 
-    /// Another thread calls callbacks while their owner releases them, thousands of times
-    /// (its calls announce themselves by a hazard, find the callback not theirs and withdraw
-    /// it, or find it released): a single-threaded handler never runs there (refused: -1, or
-    /// stale: 0), a serialized one runs or is stale, and every handler is dropped once.
+    /// Another thread calls callbacks while their owner releases them, thousands of times (its
+    /// calls are counted, racing the releases' frees): a single-threaded handler never runs
+    /// there (refused: -1, or stale: 0), a serialized one runs or is stale, and every handler is
+    /// dropped once.
     #[test]
     fn foreign_calls_race_owner_releases() {
         static DROPS: AtomicUsize = AtomicUsize::new(0);

@@ -162,7 +162,7 @@ struct StateGuard;
 impl Drop for StateGuard {
     fn drop(&mut self) {
         // SAFETY: states are never freed.
-        if let Some(state) = unsafe { current::get().as_ref() } {
+        if let Some(state) = current_state() {
             state.drop_orphans();
             state.retiring.store(true, Ordering::Release);
         }
@@ -238,25 +238,20 @@ fn current_tid() -> i32 {
 
 /// Whether this thread is inside a callback call (without registering the thread).
 pub(crate) fn in_callback() -> bool {
-    // SAFETY: a non-null pointer is a registered, never freed state.
-    unsafe { current::get().as_ref() }.is_some_and(|st| st.depth.get() > 0)
+    current_state().is_some_and(|st| st.depth.get() > 0)
 }
 
-/// This thread's state pointer: null before its first use registers it.
+/// This thread's state, if it has called or made a callback before (without registering).
 #[inline(always)]
-pub(crate) fn current_state() -> *const ThreadState {
-    current::get()
+pub(crate) fn current_state() -> Option<&'static ThreadState> {
+    // SAFETY: a non-null pointer is a registered, never freed state.
+    unsafe { current::get().as_ref() }
 }
 
 /// This thread's state (registered on first use).
 #[inline(always)]
 pub(crate) fn thread_state() -> &'static ThreadState {
-    let state = current::get();
-    // SAFETY: a non-null pointer is a registered, never freed state.
-    match unsafe { state.as_ref() } {
-        Some(state) => state,
-        None => register(),
-    }
+    current_state().unwrap_or_else(register)
 }
 
 #[cold]
