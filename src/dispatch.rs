@@ -424,10 +424,11 @@ mod tests {
             }
         }
         const N: usize = 2000;
-        // The caller stays less than this many callbacks behind: a freed slot is reused only
-        // after DEFAULT_QUARANTINE releases, so an old thunk never reaches a later callback
-        // (of the other policy) and every answer is its own callback's.
-        const LAG: usize = crate::registry::DEFAULT_QUARANTINE as usize / 4;
+        // Every answer must be its own callback's.
+        let _no_reuse = NoReuse::hold();
+        // The caller stays at most this many callbacks behind, so its calls race the releases
+        // rather than all coming long after them.
+        const LAG: usize = 64;
         let proto = Prototype::new("int (*)(int)").unwrap();
         let (tx, rx) = mpsc::channel::<(usize, bool)>();
         let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -487,6 +488,8 @@ mod tests {
             }
         }
         const N: usize = 2000;
+        // A stale call's zero must not be another callback's answer.
+        let _no_reuse = NoReuse::hold();
         let proto = Prototype::new("int (*)(int)").unwrap();
         let (tx, rx) = mpsc::channel::<Callback>();
         let start = Arc::new(Barrier::new(2));
@@ -541,6 +544,33 @@ mod tests {
         let depth = super::HAZARDS as i32 * 2;
         assert_eq!(f(depth), depth);
         assert!(dropped.load(Ordering::SeqCst));
+    }
+
+    /// While held, no released slot is reused before the pool fills, so a stale thunk keeps
+    /// answering zero. The race tests need that: other tests in this process release
+    /// callbacks too, so no bound on a test's own lag can keep its stale thunks within the
+    /// count-based quarantine. The default comes back when the last holder is done.
+    struct NoReuse;
+
+    static NO_REUSE_HOLDERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+    impl NoReuse {
+        fn hold() -> NoReuse {
+            let mut holders = NO_REUSE_HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+            *holders += 1;
+            crate::set_reuse_quarantine(u64::MAX);
+            NoReuse
+        }
+    }
+
+    impl Drop for NoReuse {
+        fn drop(&mut self) {
+            let mut holders = NO_REUSE_HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+            *holders -= 1;
+            if *holders == 0 {
+                crate::set_reuse_quarantine(crate::registry::DEFAULT_QUARANTINE);
+            }
+        }
     }
 
     thread_local! {
