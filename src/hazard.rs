@@ -161,7 +161,6 @@ struct StateGuard;
 
 impl Drop for StateGuard {
     fn drop(&mut self) {
-        // SAFETY: states are never freed.
         if let Some(state) = current_state() {
             state.drop_orphans();
             state.retiring.store(true, Ordering::Release);
