@@ -322,7 +322,7 @@ fn dynamic_handler<R: Into<Value>>(
     policy: &ThreadPolicy,
     handler: impl Fn(&Args) -> R + Send + Sync + 'static,
 ) -> HandlerBox {
-    handler_box(policy, move |args: &Args| args.write_result(&handler(args).into()))
+    handler_box(policy, move |args: &Args| args.write_owned(handler(args).into()))
 }
 
 /// Stores a handler that writes its own result, for a callback of `policy`.
@@ -514,6 +514,15 @@ impl Args<'_> {
     /// Argument `i` as a signed 64-bit integer (floats are truncated).
     #[inline]
     pub fn i64(&self, i: usize) -> i64 {
+        match self.native.fast_i64(i) {
+            Some(x) => x,
+            None => self.i64_slow(i),
+        }
+    }
+
+    /// [`Args::i64`] by the generic route: the scalar's bits, then its conversion.
+    #[inline(never)]
+    pub(crate) fn i64_slow(&self, i: usize) -> i64 {
         match self.scalar(i) {
             (Scalar::Float, bits) => f32::from_bits(bits as u32) as i64,
             (Scalar::Double, bits) => f64::from_bits(bits) as i64,
@@ -592,6 +601,15 @@ impl Args<'_> {
     /// ```
     #[inline]
     pub fn f64(&self, i: usize) -> f64 {
+        match self.native.fast_f64(i) {
+            Some(x) => x,
+            None => self.f64_slow(i),
+        }
+    }
+
+    /// [`Args::f64`] by the generic route.
+    #[inline(never)]
+    pub(crate) fn f64_slow(&self, i: usize) -> f64 {
         match self.scalar(i) {
             (Scalar::Float, bits) => f64::from(f32::from_bits(bits as u32)),
             (Scalar::Double, bits) => f64::from_bits(bits),
@@ -825,6 +843,26 @@ impl Args<'_> {
         }
     }
 
+    /// [`Args::write_result`] of a value the handler gave up: a scalar is stored from
+    /// registers, and only another value goes through memory (out of line), so that the
+    /// dynamic route's hot path keeps no `Value` on its stack.
+    #[inline(always)]
+    pub(crate) fn write_owned(&self, value: Value) -> ReturnCode {
+        if self.native.info.ret.kind == RetKind::Void {
+            return self.native.finish();
+        }
+        match self.fast_result_bits(&value).and_then(|bits| self.native.store_bits(bits)) {
+            Some(code) => code,
+            None => self.write_result_cold(value),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_result_cold(&self, value: Value) -> ReturnCode {
+        self.write_result(&value)
+    }
+
     #[cold]
     #[inline(never)]
     fn bad_result(&self, message: String) -> ReturnCode {
@@ -857,26 +895,28 @@ impl Args<'_> {
     /// else through the generic frame.
     #[inline(always)]
     pub(crate) fn write_value(&self, value: &Value) -> Result<ReturnCode, String> {
-        let bits = match (self.native.info.ret.kind, value) {
-            (RetKind::Void, _) => return Ok(self.native.finish()),
+        if self.native.info.ret.kind == RetKind::Void {
+            return Ok(self.native.finish());
+        }
+        match self.fast_result_bits(value).and_then(|bits| self.native.store_bits(bits)) {
+            Some(code) => Ok(code),
+            None => self.native.frame().write_value(value),
+        }
+    }
+
+    /// The bits a fast scalar result stores for `value`, when the value fits the result kind
+    /// without the generic frame's checks (`None`: the frame encodes it, or rejects it).
+    #[inline(always)]
+    fn fast_result_bits(&self, value: &Value) -> Option<u64> {
+        Some(match (self.native.info.ret.kind, value) {
             (RetKind::Int, Value::Int(x)) => *x as u64,
             (RetKind::Int, Value::UInt(x)) => *x,
             (RetKind::Bool, Value::Int(x)) => u64::from(*x != 0),
             (RetKind::Bool, Value::UInt(x)) => u64::from(*x != 0),
-            (RetKind::Float, v) => match as_f64(v) {
-                Some(f) => u64::from((f as f32).to_bits()),
-                None => return self.native.frame().write_value(value),
-            },
-            (RetKind::Double, v) => match as_f64(v) {
-                Some(f) => f.to_bits(),
-                None => return self.native.frame().write_value(value),
-            },
-            _ => return self.native.frame().write_value(value),
-        };
-        match self.native.store_bits(bits) {
-            Some(code) => Ok(code),
-            None => self.native.frame().write_value(value),
-        }
+            (RetKind::Float, v) => u64::from((as_f64(v)? as f32).to_bits()),
+            (RetKind::Double, v) => as_f64(v)?.to_bits(),
+            _ => return None,
+        })
     }
 
     /// Argument `i`'s bits, extended to 64 bits, for a typed callback, whose argument `i` has

@@ -75,6 +75,14 @@ impl ThreadState {
     pub fn holds(&self, slot: usize) -> bool {
         self.hazards.iter().any(|h| h.load(Ordering::Acquire) == slot)
     }
+
+    /// [`ThreadState::holds`] for the thread's own state, read by that thread: only the
+    /// hazards below its depth can be set (a call announces at its depth and withdraws before
+    /// the depth drops back), so a release outside any callback scans none.
+    pub fn holds_own(&self, slot: usize) -> bool {
+        let depth = (self.depth.get() as usize).min(HAZARDS);
+        self.hazards[..depth].iter().any(|h| h.load(Ordering::Relaxed) == slot)
+    }
 }
 
 /// Every state ever allocated (in use or free for reuse).

@@ -104,7 +104,7 @@ impl Prototype {
         handler: impl Fn(&Args) -> R + 'static,
     ) -> Result<LocalCallback, Error> {
         let handler =
-            store_handler(Local(move |args: &Args| args.write_result(&handler(args).into())));
+            store_handler(Local(move |args: &Args| args.write_owned(handler(args).into())));
         let inner = self.install(&ThreadPolicy::SingleThreaded, handler)?;
         Ok(LocalCallback { inner, _owner_thread: PhantomData })
     }
@@ -165,7 +165,7 @@ impl<'scope> Scope<'scope, '_> {
     ) -> Result<ScopedCallback<'scope>, Error> {
         let proto = Prototype::cached(signature)?;
         let handler: Box<dyn Fn(&Args) -> ReturnCode + 'scope> =
-            Box::new(move |args: &Args| args.write_result(&handler(args).into()));
+            Box::new(move |args: &Args| args.write_owned(handler(args).into()));
         // SAFETY: the handler is dropped before the scope ends (`finish` waits until it is),
         // so nothing it borrows is used after its borrow ends; `Local` keeps it on this
         // thread.

@@ -60,7 +60,8 @@ pub(crate) struct ArgLoc {
     pub kind: LoadKind,
 }
 
-/// How a fast argument is loaded and extended to 64 bits.
+/// How a fast argument is loaded and extended to 64 bits, and what its bits mean: one jump
+/// on it both loads an argument and converts it for an accessor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LoadKind {
     /// not a fast argument
@@ -71,19 +72,27 @@ pub(crate) enum LoadKind {
     U16,
     I32,
     U32,
-    B64,
+    I64,
+    U64,
+    /// a `float`'s 4 bytes
+    F32,
+    /// a `double`'s 8 bytes
+    F64,
 }
 
 impl LoadKind {
-    fn of(size: u8, signed: bool) -> LoadKind {
-        match (size, signed) {
-            (1, true) => LoadKind::I8,
-            (1, false) => LoadKind::U8,
-            (2, true) => LoadKind::I16,
-            (2, false) => LoadKind::U16,
-            (4, true) => LoadKind::I32,
-            (4, false) => LoadKind::U32,
-            (8, _) => LoadKind::B64,
+    fn of(scalar: Scalar, size: u8, signed: bool) -> LoadKind {
+        match (scalar, size, signed) {
+            (Scalar::Float, 4, _) => LoadKind::F32,
+            (Scalar::Double, 8, _) => LoadKind::F64,
+            (_, 1, true) => LoadKind::I8,
+            (_, 1, false) => LoadKind::U8,
+            (_, 2, true) => LoadKind::I16,
+            (_, 2, false) => LoadKind::U16,
+            (_, 4, true) => LoadKind::I32,
+            (_, 4, false) => LoadKind::U32,
+            (_, 8, true) => LoadKind::I64,
+            (_, 8, false) => LoadKind::U64,
             _ => LoadKind::Slow,
         }
     }
@@ -236,7 +245,7 @@ fn arg_loc(plan: &CallPlan, i: usize) -> ArgLoc {
         return ArgLoc::default();
     }
     let signed = !s.is_float() && backcall_abi::is_signed(plan.abi, s);
-    ArgLoc { scalar: s, offset, stack, size, signed, kind: LoadKind::of(size, signed) }
+    ArgLoc { scalar: s, offset, stack, size, signed, kind: LoadKind::of(s, size, signed) }
 }
 
 fn ret_loc(plan: &CallPlan) -> RetLoc {
@@ -339,13 +348,10 @@ impl<'a> Native<'a> {
     /// The address of fast argument `a`'s bytes.
     #[inline(always)]
     pub fn arg_addr(&self, a: &ArgLoc) -> usize {
-        let base = if a.stack {
-            // SAFETY: the context is live for the call (thunkEntry's frame).
-            unsafe { (*self.ctx).stack_args }
-        } else {
-            self.ctx as usize
-        };
-        base + a.offset as usize
+        // Both bases read, one picked by index: no branch on the hot path of every argument.
+        // SAFETY: the context is live for the call (thunkEntry's frame, which sets stack_args).
+        let bases = [self.ctx as usize, unsafe { (*self.ctx).stack_args }];
+        bases[usize::from(a.stack)] + a.offset as usize
     }
 
     /// Argument `i`'s bits, extended to 64 bits from its size, if it is a fast scalar.
@@ -364,8 +370,51 @@ impl<'a> Native<'a> {
                 LoadKind::I16 => (at as *const i16).read_unaligned() as u64,
                 LoadKind::U16 => u64::from((at as *const u16).read_unaligned()),
                 LoadKind::I32 => (at as *const i32).read_unaligned() as u64,
-                LoadKind::U32 => u64::from((at as *const u32).read_unaligned()),
-                LoadKind::B64 => (at as *const u64).read_unaligned(),
+                LoadKind::U32 | LoadKind::F32 => u64::from((at as *const u32).read_unaligned()),
+                LoadKind::I64 | LoadKind::U64 | LoadKind::F64 => {
+                    (at as *const u64).read_unaligned()
+                }
+            })
+        }
+    }
+
+    /// Argument `i` as a signed 64-bit integer (a float truncated), if it is a fast scalar:
+    /// loaded and converted in one jump on its kind.
+    #[inline(always)]
+    pub fn fast_i64(&self, i: usize) -> Option<i64> {
+        let a = self.info.arg(i);
+        let at = self.arg_addr(a);
+        // SAFETY: as in `fast_bits`.
+        unsafe {
+            Some(match a.kind {
+                LoadKind::Slow => return None,
+                LoadKind::I8 => i64::from(*(at as *const i8)),
+                LoadKind::U8 => i64::from(*(at as *const u8)),
+                LoadKind::I16 => i64::from((at as *const i16).read_unaligned()),
+                LoadKind::U16 => i64::from((at as *const u16).read_unaligned()),
+                LoadKind::I32 => i64::from((at as *const i32).read_unaligned()),
+                LoadKind::U32 => i64::from((at as *const u32).read_unaligned()),
+                LoadKind::I64 | LoadKind::U64 => (at as *const i64).read_unaligned(),
+                LoadKind::F32 => (at as *const f32).read_unaligned() as i64,
+                LoadKind::F64 => (at as *const f64).read_unaligned() as i64,
+            })
+        }
+    }
+
+    /// Argument `i` as a `double` (an integer converted by its signedness), if it is a fast
+    /// scalar.
+    #[inline(always)]
+    pub fn fast_f64(&self, i: usize) -> Option<f64> {
+        let a = self.info.arg(i);
+        let at = self.arg_addr(a);
+        // SAFETY: as in `fast_bits`.
+        unsafe {
+            Some(match a.kind {
+                LoadKind::Slow => return None,
+                LoadKind::F32 => f64::from((at as *const f32).read_unaligned()),
+                LoadKind::F64 => (at as *const f64).read_unaligned(),
+                LoadKind::U64 => (at as *const u64).read_unaligned() as f64,
+                _ => self.fast_bits(i)? as i64 as f64,
             })
         }
     }
@@ -455,6 +504,11 @@ mod tests {
                     fast_args += 1;
                     let generic = n.frame().scalar_bits(i).map(|(_, b)| b);
                     assert_eq!(Some(bits), generic, "{}: argument {i}", entry.text);
+                    // The one-jump accessors convert as the generic route does.
+                    let args = crate::Args { native: n, thunk: 0 };
+                    assert_eq!(args.i64(i), args.i64_slow(i), "{}: i64 {i}", entry.text);
+                    let (f, g) = (args.f64(i), args.f64_slow(i));
+                    assert_eq!(f.to_bits(), g.to_bits(), "{}: f64 {i}", entry.text);
                 }
             }
             for bits in [0x8182_8384_8586_8788u64, 1, u64::MAX, 0x7f, 0x3ff0_0000_0000_0000] {

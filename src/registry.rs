@@ -761,7 +761,7 @@ impl Registry {
             // Only this thread takes the hazard path for this callback, and its own hazards
             // are in program order. (Another thread's hazard on this slot belongs to a call
             // that will find it is not the owner and never touch the handler.)
-            if me.holds(slot.addr()) {
+            if me.holds_own(slot.addr()) {
                 return;
             }
         } else {
