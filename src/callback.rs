@@ -621,6 +621,15 @@ impl Args<'_> {
     /// Argument `i` as `f32`.
     #[inline]
     pub fn f32(&self, i: usize) -> f32 {
+        match self.native.fast_f32(i) {
+            Some(x) => x,
+            None => self.f32_slow(i),
+        }
+    }
+
+    /// [`Args::f32`] by the generic route.
+    #[inline(never)]
+    pub(crate) fn f32_slow(&self, i: usize) -> f32 {
         match self.scalar(i) {
             (Scalar::Float, bits) => f32::from_bits(bits as u32),
             _ => self.f64(i) as f32,

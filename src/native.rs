@@ -401,6 +401,16 @@ impl<'a> Native<'a> {
         }
     }
 
+    /// Argument `i`'s bits as a `float`, if it is a fast `float` (anything else converts
+    /// through `double`).
+    #[inline(always)]
+    pub fn fast_f32(&self, i: usize) -> Option<f32> {
+        let a = self.info.arg(i);
+        // SAFETY: as in `fast_bits`.
+        (a.kind == LoadKind::F32)
+            .then(|| unsafe { (self.arg_addr(a) as *const f32).read_unaligned() })
+    }
+
     /// Argument `i` as a `double` (an integer converted by its signedness), if it is a fast
     /// scalar.
     #[inline(always)]
@@ -509,6 +519,8 @@ mod tests {
                     assert_eq!(args.i64(i), args.i64_slow(i), "{}: i64 {i}", entry.text);
                     let (f, g) = (args.f64(i), args.f64_slow(i));
                     assert_eq!(f.to_bits(), g.to_bits(), "{}: f64 {i}", entry.text);
+                    let (f, g) = (args.f32(i), args.f32_slow(i));
+                    assert_eq!(f.to_bits(), g.to_bits(), "{}: f32 {i}", entry.text);
                 }
             }
             for bits in [0x8182_8384_8586_8788u64, 1, u64::MAX, 0x7f, 0x3ff0_0000_0000_0000] {
