@@ -358,33 +358,25 @@ impl<'a> Native<'a> {
     #[inline(always)]
     pub fn fast_bits(&self, i: usize) -> Option<u64> {
         let a = self.info.arg(i);
-        let at = self.arg_addr(a);
-        // SAFETY: the plan placed argument `i`'s bytes (`kind` says how many) at this address
-        // of the live call; unaligned reads because stack slots need not be aligned to the
-        // value's size on every ABI.
+        // SAFETY: as in `fast_i64`.
         unsafe {
             Some(match a.kind {
-                LoadKind::Slow => return None,
-                LoadKind::I8 => *(at as *const i8) as u64,
-                LoadKind::U8 => u64::from(*(at as *const u8)),
-                LoadKind::I16 => (at as *const i16).read_unaligned() as u64,
-                LoadKind::U16 => u64::from((at as *const u16).read_unaligned()),
-                LoadKind::I32 => (at as *const i32).read_unaligned() as u64,
-                LoadKind::U32 | LoadKind::F32 => u64::from((at as *const u32).read_unaligned()),
-                LoadKind::I64 | LoadKind::U64 | LoadKind::F64 => {
-                    (at as *const u64).read_unaligned()
-                }
+                LoadKind::F32 => u64::from((self.arg_addr(a) as *const u32).read_unaligned()),
+                LoadKind::F64 => (self.arg_addr(a) as *const u64).read_unaligned(),
+                _ => self.fast_i64(i)? as u64,
             })
         }
     }
 
     /// Argument `i` as a signed 64-bit integer (a float truncated), if it is a fast scalar:
-    /// loaded and converted in one jump on its kind.
+    /// loaded and converted in one jump on its kind (the dynamic accessors' hot path).
     #[inline(always)]
     pub fn fast_i64(&self, i: usize) -> Option<i64> {
         let a = self.info.arg(i);
         let at = self.arg_addr(a);
-        // SAFETY: as in `fast_bits`.
+        // SAFETY: the plan placed argument `i`'s bytes (`kind` says how many) at this address
+        // of the live call; unaligned reads because stack slots need not be aligned to the
+        // value's size on every ABI.
         unsafe {
             Some(match a.kind {
                 LoadKind::Slow => return None,
@@ -406,7 +398,7 @@ impl<'a> Native<'a> {
     #[inline(always)]
     pub fn fast_f32(&self, i: usize) -> Option<f32> {
         let a = self.info.arg(i);
-        // SAFETY: as in `fast_bits`.
+        // SAFETY: as in `fast_i64`.
         (a.kind == LoadKind::F32)
             .then(|| unsafe { (self.arg_addr(a) as *const f32).read_unaligned() })
     }
@@ -417,14 +409,14 @@ impl<'a> Native<'a> {
     pub fn fast_f64(&self, i: usize) -> Option<f64> {
         let a = self.info.arg(i);
         let at = self.arg_addr(a);
-        // SAFETY: as in `fast_bits`.
+        // SAFETY: as in `fast_i64`.
         unsafe {
             Some(match a.kind {
                 LoadKind::Slow => return None,
                 LoadKind::F32 => f64::from((at as *const f32).read_unaligned()),
                 LoadKind::F64 => (at as *const f64).read_unaligned(),
                 LoadKind::U64 => (at as *const u64).read_unaligned() as f64,
-                _ => self.fast_bits(i)? as i64 as f64,
+                _ => self.fast_i64(i)? as f64,
             })
         }
     }
