@@ -523,7 +523,7 @@ impl Args<'_> {
     /// [`Args::i64`] by the generic route: the scalar's bits, then its conversion.
     #[inline(never)]
     pub(crate) fn i64_slow(&self, i: usize) -> i64 {
-        match self.scalar(i) {
+        match self.scalar_slow(i) {
             (Scalar::Float, bits) => f32::from_bits(bits as u32) as i64,
             (Scalar::Double, bits) => f64::from_bits(bits) as i64,
             (_, bits) => bits as i64,
@@ -610,7 +610,7 @@ impl Args<'_> {
     /// [`Args::f64`] by the generic route.
     #[inline(never)]
     pub(crate) fn f64_slow(&self, i: usize) -> f64 {
-        match self.scalar(i) {
+        match self.scalar_slow(i) {
             (Scalar::Float, bits) => f64::from(f32::from_bits(bits as u32)),
             (Scalar::Double, bits) => f64::from_bits(bits),
             (s, bits) if self.signed(s) => bits as i64 as f64,
@@ -630,7 +630,7 @@ impl Args<'_> {
     /// [`Args::f32`] by the generic route.
     #[inline(never)]
     pub(crate) fn f32_slow(&self, i: usize) -> f32 {
-        match self.scalar(i) {
+        match self.scalar_slow(i) {
             (Scalar::Float, bits) => f32::from_bits(bits as u32),
             _ => self.f64(i) as f32,
         }
@@ -857,9 +857,6 @@ impl Args<'_> {
     /// dynamic route's hot path keeps no `Value` on its stack.
     #[inline(always)]
     pub(crate) fn write_owned(&self, value: Value) -> ReturnCode {
-        if self.native.info.ret.kind == RetKind::Void {
-            return self.native.finish();
-        }
         match self.fast_result_bits(&value).and_then(|bits| self.native.store_bits(bits)) {
             Some(code) => code,
             None => self.write_result_cold(value),
@@ -904,20 +901,20 @@ impl Args<'_> {
     /// else through the generic frame.
     #[inline(always)]
     pub(crate) fn write_value(&self, value: &Value) -> Result<ReturnCode, String> {
-        if self.native.info.ret.kind == RetKind::Void {
-            return Ok(self.native.finish());
-        }
         match self.fast_result_bits(value).and_then(|bits| self.native.store_bits(bits)) {
             Some(code) => Ok(code),
             None => self.native.frame().write_value(value),
         }
     }
 
-    /// The bits a fast scalar result stores for `value`, when the value fits the result kind
-    /// without the generic frame's checks (`None`: the frame encodes it, or rejects it).
+    /// The bits a fast scalar result stores for `value` (nothing for `void`), when the value
+    /// fits the result kind without the generic frame's checks (`None`: the frame encodes it,
+    /// or rejects it).
     #[inline(always)]
     fn fast_result_bits(&self, value: &Value) -> Option<u64> {
         Some(match (self.native.info.ret.kind, value) {
+            // (any value: a `void` result stores nothing; `store_bits` only finishes)
+            (RetKind::Void, _) => 0,
             (RetKind::Int, Value::Int(x)) => *x as u64,
             (RetKind::Int, Value::UInt(x)) => *x,
             (RetKind::Bool, Value::Int(x)) => u64::from(*x != 0),
